@@ -1,0 +1,185 @@
+//! `e2b`: the command line for the Monitron → Advanced Event Mesh → S/4HANA integration.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use e2b::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
+use e2b::firehose::{DecodeOptions, ObjectError};
+use e2b::monitron::ForwardingRules;
+use e2b::scan::{Report, ScanConfig, Scanner};
+
+#[derive(Parser)]
+#[command(name = "e2b", version, about = "Amazon Monitron alerts → SAP Advanced Event Mesh → SAP S/4HANA")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode Firehose objects and print the events the forwarder would publish.
+    ///
+    /// Each forwarded record's payload goes to stdout, one JSON value per line, in input order;
+    /// problems and the summary go to stderr. Exit status 0 when every object was read to its
+    /// end (broken records inside it are reported and skipped), 1 when one could not be.
+    Scan(ScanArgs),
+}
+
+#[derive(clap::Args)]
+struct ScanArgs {
+    /// Firehose objects: files (gzip or not), `-` for standard input.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+
+    /// Payload format.
+    #[arg(long, value_enum, default_value_t = Format::Cloudevents)]
+    format: Format,
+
+    /// Print each event's mesh topic before its payload, separated by a tab.
+    #[arg(long)]
+    topics: bool,
+
+    /// Mesh topic template (placeholders: see `--help`).
+    #[arg(long, value_name = "TEMPLATE", default_value = topic::DEFAULT_TOPIC_TEMPLATE,
+          long_help = topic_template_help())]
+    topic_template: String,
+
+    /// Also forward v2 measurements whose model classification changed to or from WARNING/ALARM.
+    #[arg(long)]
+    model_transitions: bool,
+
+    /// Also forward sensor and gateway connect/disconnect events.
+    #[arg(long)]
+    connectivity: bool,
+
+    /// Records larger than this many bytes are reported as malformed and skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = e2b::firehose::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: usize,
+
+    /// Print only the summary, not each problem.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// CloudEvents 1.0, structured JSON.
+    Cloudevents,
+    /// The SAP sample's envelope, for the SAP action-management processor.
+    #[value(name = "sap-e2b")]
+    SapE2b,
+}
+
+fn topic_template_help() -> String {
+    let mut help = String::from(
+        "Mesh topic template: levels separated by `/`, each literal text and {placeholders}. \
+         Names are made safe for Solace (a `/` in a name becomes `_`, an empty level `_`, \
+         at most 250 bytes). Placeholders:\n",
+    );
+    for (name, meaning) in topic::PLACEHOLDERS {
+        help.push_str(&format!("  {{{name}}}: {meaning}\n"));
+    }
+    help
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Scan(args) => scan(args),
+    }
+}
+
+fn scan(args: ScanArgs) -> ExitCode {
+    let topics = match TopicTemplate::parse(&args.topic_template) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("e2b scan: --topic-template: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = ScanConfig {
+        rules: ForwardingRules {
+            model_transitions: args.model_transitions,
+            connectivity: args.connectivity,
+        },
+        events: EventBuilder {
+            format: match args.format {
+                Format::Cloudevents => PayloadFormat::CloudEvents,
+                Format::SapE2b => PayloadFormat::SapE2b,
+            },
+            topics,
+        },
+        decode: DecodeOptions {
+            max_record_bytes: args.max_record_bytes,
+            ..DecodeOptions::default()
+        },
+    };
+    let mut scanner = Scanner::new(config);
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut failed = false;
+
+    for path in &args.paths {
+        let origin = Origin::Local { path: path.clone() };
+        let print = |report: Report| -> io::Result<()> {
+            match report {
+                Report::Event(event) => {
+                    if args.topics {
+                        out.write_all(event.topic.as_bytes())?;
+                        out.write_all(b"\t")?;
+                    }
+                    out.write_all(event.payload.as_bytes())?;
+                    out.write_all(b"\n")
+                }
+                Report::Problem(problem) => {
+                    if !args.quiet {
+                        eprintln!("{problem}");
+                    }
+                    Ok(())
+                }
+            }
+        };
+        let result = if path == "-" {
+            scanner.scan(&origin, io::stdin(), print)
+        } else {
+            match File::open(path) {
+                Ok(file) => scanner.scan(&origin, file, print),
+                Err(e) => {
+                    eprintln!("e2b scan: cannot open {path}: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+        };
+        match result {
+            Ok(_) => {}
+            Err(ObjectError::Stopped(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return ExitCode::SUCCESS;
+            }
+            Err(ObjectError::Stopped(e)) => {
+                eprintln!("e2b scan: cannot write the events: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("e2b scan: {}: {e}", origin.label());
+                failed = true;
+            }
+        }
+    }
+    if let Err(e) = out.flush()
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("e2b scan: cannot write the events: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("e2b scan: {}", scanner.summary());
+    if failed {
+        eprintln!("e2b scan: not every object could be read to its end (see above)");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

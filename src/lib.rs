@@ -1,0 +1,16 @@
+//! Amazon Monitron → SAP Advanced Event Mesh → SAP S/4HANA.
+//!
+//! The library holds the logic; the binaries in `src/bin/` only wire it up.
+//!
+//! The forwarder's path, as modules:
+//! - [`firehose`]: the bytes of a Firehose object (gzip or not) → one JSON value at a time, with
+//!   broken records reported and skipped;
+//! - [`monitron`]: a JSON value → a Monitron v1/v2 record, and whether it is forwarded;
+//! - [`event`]: a forwarded record → the payload (CloudEvents or the SAP sample envelope) and its
+//!   mesh topic;
+//! - [`scan`]: the three together over one or more objects, with de-duplication and a summary.
+
+pub mod event;
+pub mod firehose;
+pub mod monitron;
+pub mod scan;

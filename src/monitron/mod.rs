@@ -1,0 +1,244 @@
+//! Amazon Monitron export records (v1 and v2) and which of them are forwarded.
+//!
+//! Recognition and the default forwarding rule follow the event contract
+//! (`docs/forwarded-event.md`, sections 1 and 2).
+
+mod lenient;
+mod record;
+
+pub use lenient::{Obj, Text};
+pub use record::{
+    AssetState, Device, ModelChange, ModelOutput, Models, MonitronFormat, Payload, Record, Value,
+};
+
+/// Asset states that mean "look at this machine".
+pub const ALERT_STATES: [&str; 3] = ["WARNING", "ALARM", "NEEDS_MAINTENANCE"];
+
+/// Model outputs that mean an alert (models know no `NEEDS_MAINTENANCE`).
+const MODEL_ALERT_OUTPUTS: [&str; 2] = ["WARNING", "ALARM"];
+
+/// Whether a state is an alert state. Monitron writes states in upper case; other cases are
+/// accepted too.
+pub fn is_alert_state(state: &str) -> bool {
+    ALERT_STATES.iter().any(|a| a.eq_ignore_ascii_case(state))
+}
+
+fn is_model_alert(output: &str) -> bool {
+    MODEL_ALERT_OUTPUTS.iter().any(|a| a.eq_ignore_ascii_case(output))
+}
+
+/// Which records are forwarded besides asset state changes that touch an alert state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwardingRules {
+    /// v2 measurements whose persistent model classification changed to or from WARNING/ALARM.
+    pub model_transitions: bool,
+    /// v2 sensor and gateway connect/disconnect events.
+    pub connectivity: bool,
+}
+
+/// The export schema a record follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    V1,
+    V2,
+}
+
+impl Schema {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schema::V1 => "1",
+            Schema::V2 => "2",
+        }
+    }
+}
+
+/// A sensor or a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Sensor,
+    Gateway,
+}
+
+/// What changed, for a record that is forwarded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<'r> {
+    /// The asset's state changed, to or from an alert state.
+    AssetState {
+        new: &'r str,
+        previous: Option<&'r str>,
+    },
+    /// One or more models' persistent classification changed, to or from WARNING/ALARM.
+    Model { changes: &'r [ModelChange<'r>] },
+    /// A sensor or gateway connected or disconnected.
+    Connectivity { device: DeviceKind, connected: bool },
+}
+
+impl Change<'_> {
+    /// Whether the change raises an alert (as opposed to a recovery or a connectivity change).
+    pub fn is_alert(&self) -> bool {
+        match self {
+            Change::AssetState { new, .. } => is_alert_state(new),
+            Change::Model { changes } => changes
+                .iter()
+                .any(|c| c.new.as_str().is_some_and(is_model_alert)),
+            Change::Connectivity { .. } => false,
+        }
+    }
+}
+
+/// A recognised Monitron record that is not forwarded, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotForwarded {
+    /// A state transition or v1 measurement with no change that touches an alert state.
+    NoAlertChange,
+    /// A v2 measurement (model transitions are off, or no model output changed).
+    Measurement,
+    /// A connectivity event (connectivity forwarding is off).
+    Connectivity,
+    /// A v2 event type this version does not know.
+    UnknownEventType(String),
+}
+
+/// What to do with one JSON value of an object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict<'r> {
+    Forward {
+        schema: Schema,
+        event_id: &'r str,
+        change: Change<'r>,
+    },
+    Skip {
+        schema: Schema,
+        event_id: &'r str,
+        reason: NotForwarded,
+    },
+    /// Valid JSON but not Monitron (a Firehose error wrapper, a stray value).
+    Unrecognised,
+    /// Monitron, but unusable; the reason says what is missing.
+    Malformed { schema: Schema, reason: String },
+}
+
+/// Recognises and classifies one JSON value.
+pub fn classify<'r>(value: &'r Value<'r>, rules: &ForwardingRules) -> Verdict<'r> {
+    let Value::Object(record) = value else {
+        return Verdict::Unrecognised;
+    };
+    let Some(schema) = schema_of(record) else {
+        return Verdict::Unrecognised;
+    };
+    let event_id = match &record.event_id {
+        Text::Str(s) if !s.is_empty() => s.as_ref(),
+        Text::Number(n) => n.as_str(),
+        Text::Missing => return malformed(schema, "no eventId"),
+        Text::Null => return malformed(schema, "eventId is null"),
+        Text::Str(_) => return malformed(schema, "eventId is empty"),
+        Text::Bool(_) | Text::Nested => {
+            return malformed(schema, "eventId is neither a string nor a number");
+        }
+    };
+    let outcome = match schema {
+        Schema::V1 => asset_state_change(record.asset_state.get()),
+        Schema::V2 => {
+            let payload = record.event_payload.get();
+            let event_type = record.event_type.as_json_string().unwrap_or_default();
+            classify_v2(event_type, payload, rules)
+        }
+    };
+    match outcome {
+        Ok(change) => Verdict::Forward {
+            schema,
+            event_id,
+            change,
+        },
+        Err(Outcome::Skip(reason)) => Verdict::Skip {
+            schema,
+            event_id,
+            reason,
+        },
+        Err(Outcome::Malformed(reason)) => Verdict::Malformed {
+            schema,
+            reason: format!("eventId {event_id}: {reason}"),
+        },
+    }
+}
+
+/// v2: a string `eventType` and an object `eventPayload`; v1: otherwise an object `assetState`.
+pub fn schema_of(record: &Record<'_>) -> Option<Schema> {
+    if matches!(record.event_type, Text::Str(_)) && matches!(record.event_payload, Obj::Present(_)) {
+        Some(Schema::V2)
+    } else if matches!(record.asset_state, Obj::Present(_)) {
+        Some(Schema::V1)
+    } else {
+        None
+    }
+}
+
+fn malformed(schema: Schema, reason: &str) -> Verdict<'static> {
+    Verdict::Malformed {
+        schema,
+        reason: reason.to_string(),
+    }
+}
+
+enum Outcome {
+    Skip(NotForwarded),
+    Malformed(&'static str),
+}
+
+fn classify_v2<'r>(
+    event_type: &str,
+    payload: Option<&'r Payload<'r>>,
+    rules: &ForwardingRules,
+) -> Result<Change<'r>, Outcome> {
+    let connectivity = |device, connected| {
+        if rules.connectivity {
+            Ok(Change::Connectivity { device, connected })
+        } else {
+            Err(Outcome::Skip(NotForwarded::Connectivity))
+        }
+    };
+    match event_type {
+        "assetStateTransition" => asset_state_change(payload.and_then(|p| p.asset_state.get())),
+        "measurement" => {
+            let changes = payload
+                .and_then(|p| p.models.get())
+                .map(|m| m.changed.as_slice())
+                .unwrap_or_default();
+            let touches_alert = changes.iter().any(|c| {
+                c.new.as_str().is_some_and(is_model_alert)
+                    || c.previous.as_str().is_some_and(is_model_alert)
+            });
+            if rules.model_transitions && touches_alert {
+                Ok(Change::Model { changes })
+            } else {
+                Err(Outcome::Skip(NotForwarded::Measurement))
+            }
+        }
+        "sensorConnected" => connectivity(DeviceKind::Sensor, true),
+        "sensorDisconnected" => connectivity(DeviceKind::Sensor, false),
+        "gatewayConnected" => connectivity(DeviceKind::Gateway, true),
+        "gatewayDisconnected" => connectivity(DeviceKind::Gateway, false),
+        other => Err(Outcome::Skip(NotForwarded::UnknownEventType(other.to_string()))),
+    }
+}
+
+/// The contract's rule: forwarded iff the state changed and either side is an alert state.
+fn asset_state_change<'r>(state: Option<&'r AssetState<'r>>) -> Result<Change<'r>, Outcome> {
+    let Some(state) = state else {
+        return Err(Outcome::Malformed("no assetState object"));
+    };
+    let Some(new) = state.new_state.as_str() else {
+        return Err(Outcome::Malformed("no assetState.newState"));
+    };
+    let previous = state.previous_state.as_str();
+    let changed = previous.is_none_or(|p| !p.eq_ignore_ascii_case(new));
+    let touches_alert = is_alert_state(new) || previous.is_some_and(is_alert_state);
+    if changed && touches_alert {
+        Ok(Change::AssetState { new, previous })
+    } else {
+        Err(Outcome::Skip(NotForwarded::NoAlertChange))
+    }
+}
+
+#[cfg(test)]
+mod tests;

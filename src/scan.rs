@@ -11,7 +11,9 @@ use std::io::Read;
 
 use crate::event::{EventBuilder, Forwarded, ForwardedEvent, Origin, source_of};
 use crate::firehose::{DecodeOptions, ObjectEnd, ObjectError, Piece, decode_object};
-use crate::monitron::{ForwardingRules, MonitronFormat, NotForwarded, Verdict, classify};
+use crate::monitron::{
+    ForwardingRules, MonitronFormat, NotForwarded, Value, Verdict, classify, payload_for,
+};
 
 /// What a scan does with records.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +171,7 @@ impl Scanner {
         label: &str,
         offset: u64,
         bytes: &[u8],
-        value: &crate::monitron::Value<'_>,
+        value: &Value<'_>,
         out: &mut impl FnMut(Report) -> Result<(), E>,
     ) -> Result<(), E> {
         let problem = |severity, reason| {
@@ -180,7 +182,18 @@ impl Scanner {
                 reason,
             })
         };
-        let verdict = classify(value, &self.config.rules);
+        let Value::Object(record) = value else {
+            self.summary.unrecognised += 1;
+            return Ok(());
+        };
+        let payload = match payload_for(record, &self.config.rules) {
+            Ok(payload) => payload,
+            Err(reason) => {
+                self.summary.malformed += 1;
+                return out(problem(Severity::Malformed, reason));
+            }
+        };
+        let verdict = classify(record, payload.as_ref(), &self.config.rules);
         let (schema, event_id, change) = match verdict {
             Verdict::Unrecognised => {
                 self.summary.unrecognised += 1;
@@ -209,9 +222,6 @@ impl Scanner {
                 change,
             } => (schema, event_id, change),
         };
-        let crate::monitron::Value::Object(record) = value else {
-            return Ok(());
-        };
         let source = source_of(record, schema);
         let key = format!("{source}\0{event_id}");
         if self.forwarded.contains(&key) {
@@ -222,6 +232,7 @@ impl Scanner {
         let raw = String::from_utf8_lossy(bytes);
         let forwarded = Forwarded {
             record,
+            payload: payload.as_ref(),
             raw: &raw,
             schema,
             event_id,

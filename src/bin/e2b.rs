@@ -12,7 +12,11 @@ use e2b::monitron::ForwardingRules;
 use e2b::scan::{Report, ScanConfig, Scanner};
 
 #[derive(Parser)]
-#[command(name = "e2b", version, about = "Amazon Monitron alerts → SAP Advanced Event Mesh → SAP S/4HANA")]
+#[command(
+    name = "e2b",
+    version,
+    about = "Amazon Monitron alerts → SAP Advanced Event Mesh → SAP S/4HANA"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

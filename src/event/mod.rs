@@ -11,7 +11,7 @@ pub mod topic;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::monitron::{Change, DeviceKind, ModelChange, Record, Schema};
+use crate::monitron::{Change, DeviceKind, ModelChange, Payload, Record, Schema};
 
 pub use names::Names;
 pub use time::to_rfc3339_utc;
@@ -85,11 +85,14 @@ pub struct EventBuilder {
 /// The CloudEvents `source` of a record: `monitron/<accountId or unknown>/<project>`, the project
 /// name percent-encoded so that the source is a valid URI reference.
 pub fn source_of(record: &Record<'_>, schema: Schema) -> String {
-    let names = Names::of(record, schema);
+    let (account, project) = match schema {
+        Schema::V1 => (None, record.project_display_name.as_str()),
+        Schema::V2 => (record.account_id.as_str(), record.project_name.as_str()),
+    };
     format!(
         "monitron/{}/{}",
-        uri_segment(names.account_id.unwrap_or("unknown")),
-        uri_segment(names.project.unwrap_or("unknown"))
+        uri_segment(account.unwrap_or("unknown")),
+        uri_segment(project.unwrap_or("unknown"))
     )
 }
 
@@ -123,6 +126,8 @@ pub fn type_of(change: &Change<'_>) -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarded<'r> {
     pub record: &'r Record<'r>,
+    /// The parsed `eventPayload` (v2).
+    pub payload: Option<&'r Payload<'r>>,
     /// The record's exact JSON text, forwarded unchanged.
     pub raw: &'r str,
     pub schema: Schema,
@@ -140,12 +145,13 @@ impl EventBuilder {
     ) -> Result<ForwardedEvent, serde_json::Error> {
         let Forwarded {
             record,
+            payload,
             raw,
             schema,
             event_id,
             change,
         } = forwarded;
-        let names = Names::of(record, schema);
+        let names = Names::of(record, payload, schema);
         // The record unchanged as a JSON value; whitespace between tokens is dropped so that a
         // pretty-printed record still makes a one-line payload.
         let compact = compact_json(raw);

@@ -2,7 +2,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::monitron::{Change, DeviceKind, Record, Schema};
+use crate::monitron::{Change, DeviceKind, Payload, Record, Schema};
 
 /// What a record says about where it comes from: v1's `*DisplayName` fields and v2's
 /// `projectName` + `eventPayload.{siteName,assetName,positionName}` under one set of names.
@@ -28,7 +28,8 @@ pub struct Names<'r> {
 }
 
 impl<'r> Names<'r> {
-    pub fn of(record: &'r Record<'r>, schema: Schema) -> Self {
+    /// The names of a record; `payload` is its parsed `eventPayload` (v2).
+    pub fn of(record: &'r Record<'r>, payload: Option<&'r Payload<'r>>, schema: Schema) -> Self {
         match schema {
             Schema::V1 => Names {
                 project: record.project_display_name.as_str(),
@@ -40,8 +41,7 @@ impl<'r> Names<'r> {
                 ..Names::default()
             },
             Schema::V2 => {
-                let payload = record.event_payload.get();
-                let field = |pick: fn(&'r crate::monitron::Payload<'r>) -> Option<&'r str>| {
+                let field = |pick: fn(&'r Payload<'r>) -> Option<&'r str>| {
                     payload.and_then(pick)
                 };
                 Names {
@@ -70,7 +70,10 @@ impl<'r> Names<'r> {
     /// of the parts the record has; `None` when it has none.
     pub fn subject(&self) -> Option<String> {
         let parts: Vec<&str> = if self.gateway_name.is_some() && self.asset.is_none() {
-            [self.site, self.gateway_name].into_iter().flatten().collect()
+            [self.site, self.gateway_name]
+                .into_iter()
+                .flatten()
+                .collect()
         } else {
             [self.site, self.asset, self.position]
                 .into_iter()

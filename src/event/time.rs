@@ -51,7 +51,13 @@ mod tests {
 
     #[test]
     fn other_text_is_not_a_time() {
-        for input in ["", "yesterday", "2023-02-30 10:00:00.000", "2023-10-29", "1698597487476"] {
+        for input in [
+            "",
+            "yesterday",
+            "2023-02-30 10:00:00.000",
+            "2023-10-29",
+            "1698597487476",
+        ] {
             assert_eq!(to_rfc3339_utc(input), None, "{input}");
         }
     }

@@ -27,7 +27,10 @@ pub const DEFAULT_TOPIC_TEMPLATE: &str =
 pub const PLACEHOLDERS: [(&str, &str); 15] = [
     ("category", "asset, model, sensor or gateway"),
     ("kind", "alert, recovered, connected or disconnected"),
-    ("state", "the new state (asset: newState; model: the new output; connectivity: CONNECTED/DISCONNECTED)"),
+    (
+        "state",
+        "the new state (asset: newState; model: the new output; connectivity: CONNECTED/DISCONNECTED)",
+    ),
     ("previousState", "the previous state, where there is one"),
     ("project", "the Monitron project name"),
     ("site", "the site name"),
@@ -143,7 +146,10 @@ impl TopicTemplate {
             }
             // Shorten the longest value; validation (fixed text + one byte per placeholder fits)
             // guarantees this ends.
-            let Some(longest) = values.iter_mut().filter(|v| v.len() > 1).max_by_key(|v| v.len())
+            let Some(longest) = values
+                .iter_mut()
+                .filter(|v| v.len() > 1)
+                .max_by_key(|v| v.len())
             else {
                 return truncate(&topic, MAX_TOPIC_BYTES).to_string();
             };

@@ -121,7 +121,9 @@ where
             Some(ObjectError::Stopped(e)) => Err(ObjectError::Stopped(e)),
             Some(ObjectError::Read { after, source, .. }) => {
                 // The record the stream was cut inside is reported as truncated.
-                splitter.finish::<P, E>(&mut f).map_err(ObjectError::Stopped)?;
+                splitter
+                    .finish::<P, E>(&mut f)
+                    .map_err(ObjectError::Stopped)?;
                 Err(ObjectError::Read {
                     after,
                     gzip,
@@ -129,7 +131,9 @@ where
                 })
             }
             None => {
-                splitter.finish::<P, E>(&mut f).map_err(ObjectError::Stopped)?;
+                splitter
+                    .finish::<P, E>(&mut f)
+                    .map_err(ObjectError::Stopped)?;
                 Ok(ObjectEnd {
                     bytes: splitter.stream_offset(),
                     gzip,
@@ -222,3 +226,6 @@ impl<R: Read> Read for Decoded<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

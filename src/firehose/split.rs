@@ -57,7 +57,11 @@ impl std::fmt::Display for Broken {
 #[derive(Debug)]
 pub enum Piece<'a, V> {
     /// A complete value: its offset in the stream, its exact bytes, and the parsed model.
-    Record { offset: u64, bytes: &'a [u8], value: V },
+    Record {
+        offset: u64,
+        bytes: &'a [u8],
+        value: V,
+    },
     /// A value that could not be decoded, where it started, and why.
     Broken { offset: u64, reason: Broken },
 }
@@ -99,6 +103,12 @@ impl Splitter {
             retry_at: 0,
             at_start: true,
         }
+    }
+
+    /// Bytes held right now (the unconsumed tail): bounded by about the record limit plus one
+    /// chunk, whatever the stream holds.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buf.len() - self.pos
     }
 
     /// Bytes of the stream seen so far.
@@ -254,10 +264,15 @@ impl Splitter {
                 self.mode = Mode::SkipValue(skipper);
             }
         }
-        let reason = Broken::TooLarge { limit: self.max_record };
+        let reason = Broken::TooLarge {
+            limit: self.max_record,
+        };
         f(Piece::Broken { offset, reason })
     }
 }
+
+/// A syntax error this close to the end of an incomplete window may be a token cut short.
+const NEAR_END: usize = 8;
 
 /// What parsing the value at the start of a window came to.
 enum Step {
@@ -284,6 +299,10 @@ fn parse_one<P: Parse, E>(
         Some(Err(e)) if e.classify() == Category::Eof => return Ok(Step::NeedMore),
         Some(Err(e)) => {
             let at = error_offset(window, e.line(), e.column());
+            if !window_complete && at + NEAR_END >= window.len() {
+                // `1.` or `1e` at the end of the window is only a number cut short.
+                return Ok(Step::NeedMore);
+            }
             // A string with bytes that are not UTF-8 stops the parser near them.
             let upto = (at + 4).min(window.len());
             let reason = match std::str::from_utf8(&window[..upto]) {

@@ -102,18 +102,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 }
 
 /// An object field: the object parsed into `T`, or what stood there instead.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum Obj<T> {
+    #[default]
     Missing,
     Present(T),
     /// `null`, a scalar or an array where an object was expected.
     NotAnObject,
-}
-
-impl<T> Default for Obj<T> {
-    fn default() -> Self {
-        Obj::Missing
-    }
 }
 
 impl<T> Obj<T> {
@@ -176,14 +171,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
 mod tests {
     use super::*;
 
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(serde::Deserialize, Debug, PartialEq)]
     struct Probe<'a> {
         #[serde(default, borrow)]
         a: Text<'a>,
         #[serde(default)]
         o: Obj<Inner>,
     }
-    #[derive(Deserialize, Debug, PartialEq)]
+    #[derive(serde::Deserialize, Debug, PartialEq)]
     struct Inner {
         #[serde(default)]
         x: Option<u8>,
@@ -214,9 +209,16 @@ mod tests {
     #[test]
     fn obj_takes_every_json_type_without_failing() {
         assert_eq!(probe(r#"{}"#).o, Obj::Missing);
-        assert_eq!(probe(r#"{"o":{"x":1,"y":2}}"#).o, Obj::Present(Inner { x: Some(1) }));
+        assert_eq!(
+            probe(r#"{"o":{"x":1,"y":2}}"#).o,
+            Obj::Present(Inner { x: Some(1) })
+        );
         for other in ["null", "1", "\"s\"", "[1,{}]", "false"] {
-            assert_eq!(probe(&format!(r#"{{"o":{other}}}"#)).o, Obj::NotAnObject, "{other}");
+            assert_eq!(
+                probe(&format!(r#"{{"o":{other}}}"#)).o,
+                Obj::NotAnObject,
+                "{other}"
+            );
         }
     }
 }

@@ -24,7 +24,9 @@ pub fn is_alert_state(state: &str) -> bool {
 }
 
 fn is_model_alert(output: &str) -> bool {
-    MODEL_ALERT_OUTPUTS.iter().any(|a| a.eq_ignore_ascii_case(output))
+    MODEL_ALERT_OUTPUTS
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(output))
 }
 
 /// Which records are forwarded besides asset state changes that touch an alert state.
@@ -118,11 +120,38 @@ pub enum Verdict<'r> {
     Malformed { schema: Schema, reason: String },
 }
 
-/// Recognises and classifies one JSON value.
-pub fn classify<'r>(value: &'r Value<'r>, rules: &ForwardingRules) -> Verdict<'r> {
-    let Value::Object(record) = value else {
-        return Verdict::Unrecognised;
+/// Reads the parts of `eventPayload` the rules need: `None` for v1 records and for v2 records
+/// whose verdict does not depend on it (a measurement when model transitions are off, ...).
+/// Parsing only what is needed is what keeps the forwarder fast on measurement-heavy objects.
+pub fn payload_for<'a>(
+    record: &Record<'a>,
+    rules: &ForwardingRules,
+) -> Result<Option<Payload<'a>>, String> {
+    if schema_of(record) != Some(Schema::V2) {
+        return Ok(None);
+    }
+    let needed = match record.event_type.as_json_string().unwrap_or_default() {
+        "assetStateTransition" => true,
+        "measurement" => rules.model_transitions,
+        "sensorConnected" | "sensorDisconnected" | "gatewayConnected" | "gatewayDisconnected" => {
+            rules.connectivity
+        }
+        _ => false,
     };
+    if !needed {
+        return Ok(None);
+    }
+    record
+        .payload()
+        .map_err(|e| format!("eventPayload cannot be read: {e}"))
+}
+
+/// Classifies one record, given its payload as [`payload_for`] read it.
+pub fn classify<'r>(
+    record: &'r Record<'r>,
+    payload: Option<&'r Payload<'r>>,
+    rules: &ForwardingRules,
+) -> Verdict<'r> {
     let Some(schema) = schema_of(record) else {
         return Verdict::Unrecognised;
     };
@@ -139,7 +168,6 @@ pub fn classify<'r>(value: &'r Value<'r>, rules: &ForwardingRules) -> Verdict<'r
     let outcome = match schema {
         Schema::V1 => asset_state_change(record.asset_state.get()),
         Schema::V2 => {
-            let payload = record.event_payload.get();
             let event_type = record.event_type.as_json_string().unwrap_or_default();
             classify_v2(event_type, payload, rules)
         }
@@ -164,7 +192,7 @@ pub fn classify<'r>(value: &'r Value<'r>, rules: &ForwardingRules) -> Verdict<'r
 
 /// v2: a string `eventType` and an object `eventPayload`; v1: otherwise an object `assetState`.
 pub fn schema_of(record: &Record<'_>) -> Option<Schema> {
-    if matches!(record.event_type, Text::Str(_)) && matches!(record.event_payload, Obj::Present(_)) {
+    if matches!(record.event_type, Text::Str(_)) && record.has_payload_object() {
         Some(Schema::V2)
     } else if matches!(record.asset_state, Obj::Present(_)) {
         Some(Schema::V1)
@@ -218,7 +246,9 @@ fn classify_v2<'r>(
         "sensorDisconnected" => connectivity(DeviceKind::Sensor, false),
         "gatewayConnected" => connectivity(DeviceKind::Gateway, true),
         "gatewayDisconnected" => connectivity(DeviceKind::Gateway, false),
-        other => Err(Outcome::Skip(NotForwarded::UnknownEventType(other.to_string()))),
+        other => Err(Outcome::Skip(NotForwarded::UnknownEventType(
+            other.to_string(),
+        ))),
     }
 }
 
@@ -227,10 +257,12 @@ fn asset_state_change<'r>(state: Option<&'r AssetState<'r>>) -> Result<Change<'r
     let Some(state) = state else {
         return Err(Outcome::Malformed("no assetState object"));
     };
-    let Some(new) = state.new_state.as_str() else {
-        return Err(Outcome::Malformed("no assetState.newState"));
+    // States are strings; anything else in their place is as good as missing.
+    let as_state = |t: &'r Text<'r>| t.as_json_string().filter(|s| !s.is_empty());
+    let Some(new) = as_state(&state.new_state) else {
+        return Err(Outcome::Malformed("no assetState.newState string"));
     };
-    let previous = state.previous_state.as_str();
+    let previous = as_state(&state.previous_state);
     let changed = previous.is_none_or(|p| !p.eq_ignore_ascii_case(new));
     let touches_alert = is_alert_state(new) || previous.is_some_and(is_alert_state);
     if changed && touches_alert {

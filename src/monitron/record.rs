@@ -34,8 +34,10 @@ pub struct Record<'a> {
     // v2
     #[serde(rename = "eventType", borrow)]
     pub event_type: Text<'a>,
+    /// Kept as text and parsed only when the rules need it (see [`Record::payload`]): most
+    /// records are measurements whose payload the forwarder never looks at.
     #[serde(rename = "eventPayload", borrow)]
-    pub event_payload: Obj<Payload<'a>>,
+    pub event_payload: Option<&'a RawValue>,
     #[serde(rename = "accountId", borrow)]
     pub account_id: Text<'a>,
     #[serde(rename = "projectName", borrow)]
@@ -58,6 +60,22 @@ pub struct Record<'a> {
     pub sensor: Obj<Device<'a>>,
     #[serde(borrow)]
     pub gateway: Obj<Device<'a>>,
+}
+
+impl<'a> Record<'a> {
+    /// Whether `eventPayload` is a JSON object.
+    pub fn has_payload_object(&self) -> bool {
+        self.event_payload.is_some_and(|raw| raw.get().starts_with('{'))
+    }
+
+    /// Parses `eventPayload` when it is an object. The text is valid JSON already, so the only
+    /// error is a key given twice.
+    pub fn payload(&self) -> Result<Option<Payload<'a>>, serde_json::Error> {
+        match self.event_payload {
+            Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get()).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// v2 `eventPayload`, all event types together.
@@ -149,9 +167,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Models<'a> {
                     let (Text::Str(model), Obj::Present(output)) = (model, output) else {
                         continue;
                     };
-                    let (Some(new), Some(previous)) =
-                        (output.persistent.as_str(), output.previous_persistent.as_str())
-                    else {
+                    let (Some(new), Some(previous)) = (
+                        output.persistent.as_str(),
+                        output.previous_persistent.as_str(),
+                    ) else {
                         continue;
                     };
                     if new != previous {

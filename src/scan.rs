@@ -209,9 +209,8 @@ impl Scanner {
                     && self.unknown_types.insert(t.clone())
                 {
                     self.summary.warnings += 1;
-                    let reason = format!(
-                        "unknown v2 eventType `{t}`: not forwarded (said once per type)"
-                    );
+                    let reason =
+                        format!("unknown v2 eventType `{t}`: not forwarded (said once per type)");
                     return out(problem(Severity::Warning, reason));
                 }
                 return Ok(());

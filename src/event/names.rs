@@ -41,9 +41,7 @@ impl<'r> Names<'r> {
                 ..Names::default()
             },
             Schema::V2 => {
-                let field = |pick: fn(&'r Payload<'r>) -> Option<&'r str>| {
-                    payload.and_then(pick)
-                };
+                let field = |pick: fn(&'r Payload<'r>) -> Option<&'r str>| payload.and_then(pick);
                 Names {
                     project: record.project_name.as_str(),
                     site: field(|p| p.site_name.as_str()),

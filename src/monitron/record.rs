@@ -65,7 +65,8 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// Whether `eventPayload` is a JSON object.
     pub fn has_payload_object(&self) -> bool {
-        self.event_payload.is_some_and(|raw| raw.get().starts_with('{'))
+        self.event_payload
+            .is_some_and(|raw| raw.get().starts_with('{'))
     }
 
     /// Parses `eventPayload` when it is an object. The text is valid JSON already, so the only

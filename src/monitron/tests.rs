@@ -286,7 +286,10 @@ fn a_transition_without_a_new_state_is_malformed() {
             r#"{{"eventId":"x","eventType":"assetStateTransition","eventPayload":{payload}}}"#
         );
         assert!(
-            matches!(read(&json, &ALL_ON).verdict(&ALL_ON), Verdict::Malformed { .. }),
+            matches!(
+                read(&json, &ALL_ON).verdict(&ALL_ON),
+                Verdict::Malformed { .. }
+            ),
             "{json}"
         );
     }

@@ -228,3 +228,32 @@ fn an_error_from_the_caller_stops_the_scan() {
     assert_eq!(calls, 1);
     assert_eq!(scanner.summary().objects_failed, 1);
 }
+
+#[test]
+fn deep_nesting_is_neither_a_crash_nor_a_reason_to_lose_the_neighbours() {
+    let mut scanner = Scanner::new(ScanConfig::default());
+    let depth = 400_000;
+    let deep_field = format!(
+        "{{\"eventId\":\"deep\",\"x\":{}{}}}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let deep_top = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let deep_payload = ALARM.replacen(
+        "\"siteName\"",
+        &format!(
+            "\"deep\":{}1{},\"siteName\"",
+            "{\"a\":".repeat(1000),
+            "}".repeat(1000)
+        ),
+        1,
+    );
+    let body = [deep_field.as_str(), &deep_top, &deep_payload, CLOSURE].join("\n");
+    let reports = scan_all(&mut scanner, &[("deep", body)]);
+    // A deeply nested unknown field does not spoil a good record; the others are valid JSON but
+    // not Monitron. Nothing recurses on the stack, so no depth is too deep.
+    assert_eq!(ids(&reports), vec!["e-200", "e-201"]);
+    let s = scanner.summary();
+    assert_eq!(s.records, 4);
+    assert_eq!((s.unrecognised, s.malformed), (2, 0), "{reports:?}");
+}

@@ -14,3 +14,6 @@ pub mod event;
 pub mod firehose;
 pub mod monitron;
 pub mod scan;
+
+#[cfg(test)]
+mod test_samples;

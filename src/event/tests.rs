@@ -1,22 +1,8 @@
 use serde_json::{Value as Json, json};
 
 use super::*;
-use crate::monitron::{ForwardingRules, Value, Verdict, classify, payload_for};
-
-const ALARM: &str =
-    include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
-const CLOSURE: &str =
-    include_str!("../../events/records/illustrative-v2-asset-state-transition-user-closure.json");
-const GATEWAY_DOWN: &str =
-    include_str!("../../events/records/illustrative-v2-gateway-disconnected.json");
-const MEASUREMENT: &str = include_str!("../../events/records/monitron-v2-measurement.json");
-const V1_SAP: &str = include_str!("../../events/records/monitron-v1-sap-sample.json");
-const SAP_ENVELOPE: &str = include_str!("../../events/records/illustrative-sap-mesh-envelope.json");
-
-const ALL_ON: ForwardingRules = ForwardingRules {
-    model_transitions: true,
-    connectivity: true,
-};
+use crate::monitron::{Value, Verdict, classify, payload_for};
+use crate::test_samples::*;
 
 fn s3() -> Origin {
     Origin::S3 {

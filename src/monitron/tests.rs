@@ -1,21 +1,5 @@
 use super::*;
-
-const MEASUREMENT: &str = include_str!("../../events/records/monitron-v2-measurement.json");
-const ALARM: &str =
-    include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
-const CLOSURE: &str =
-    include_str!("../../events/records/illustrative-v2-asset-state-transition-user-closure.json");
-const SENSOR_DOWN: &str =
-    include_str!("../../events/records/illustrative-v2-sensor-disconnected.json");
-const GATEWAY_DOWN: &str =
-    include_str!("../../events/records/illustrative-v2-gateway-disconnected.json");
-const V1_SAP: &str = include_str!("../../events/records/monitron-v1-sap-sample.json");
-const V1_PRECURSOR: &str = include_str!("../../events/records/monitron-v1-precursor-sample.json");
-
-const ALL_ON: ForwardingRules = ForwardingRules {
-    model_transitions: true,
-    connectivity: true,
-};
+use crate::test_samples::*;
 
 /// A record read as the scanner reads it: the value, then the payload the rules need.
 struct Read<'a> {

@@ -1,12 +1,6 @@
 use super::*;
 use crate::event::PayloadFormat;
-
-const ALARM: &str =
-    include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
-const CLOSURE: &str =
-    include_str!("../../events/records/illustrative-v2-asset-state-transition-user-closure.json");
-const MEASUREMENT: &str = include_str!("../../events/records/monitron-v2-measurement.json");
-const V1_SAP: &str = include_str!("../../events/records/monitron-v1-sap-sample.json");
+use crate::test_samples::*;
 
 fn local(path: &str) -> Origin {
     Origin::Local { path: path.into() }

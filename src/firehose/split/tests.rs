@@ -15,10 +15,11 @@ enum Out {
     Broken(u64, Broken),
 }
 
-fn split_in_chunks(input: &[u8], chunk: usize, max: usize) -> Vec<Out> {
-    let mut out = Vec::new();
-    let mut splitter = Splitter::new(max);
-    let mut collect = |piece: Piece<'_, serde_json::Value>| -> Result<(), ()> {
+/// A handler that records each piece.
+fn collector(
+    out: &mut Vec<Out>,
+) -> impl FnMut(Piece<'_, serde_json::Value>) -> Result<(), ()> + '_ {
+    |piece| {
         out.push(match piece {
             Piece::Record { offset, bytes, .. } => {
                 Out::Record(offset, String::from_utf8_lossy(bytes).into_owned())
@@ -26,7 +27,13 @@ fn split_in_chunks(input: &[u8], chunk: usize, max: usize) -> Vec<Out> {
             Piece::Broken { offset, reason } => Out::Broken(offset, reason),
         });
         Ok(())
-    };
+    }
+}
+
+fn split_in_chunks(input: &[u8], chunk: usize, max: usize) -> Vec<Out> {
+    let mut out = Vec::new();
+    let mut splitter = Splitter::new(max);
+    let mut collect = collector(&mut out);
     for part in input.chunks(chunk.max(1)) {
         assert!(splitter.push::<AnyJson, ()>(part, &mut collect).is_ok());
     }
@@ -36,6 +43,7 @@ fn split_in_chunks(input: &[u8], chunk: usize, max: usize) -> Vec<Out> {
         input.len() as u64,
         "every byte accounted for"
     );
+    drop(collect);
     out
 }
 
@@ -207,15 +215,7 @@ fn an_oversized_record_is_never_held_in_memory() {
     const CHUNK: usize = 64 * 1024;
     let mut splitter = Splitter::new(LIMIT);
     let mut pieces = Vec::new();
-    let mut collect = |piece: Piece<'_, serde_json::Value>| -> Result<(), ()> {
-        pieces.push(match piece {
-            Piece::Record { offset, bytes, .. } => {
-                Out::Record(offset, String::from_utf8_lossy(bytes).into())
-            }
-            Piece::Broken { offset, reason } => Out::Broken(offset, reason),
-        });
-        Ok(())
-    };
+    let mut collect = collector(&mut pieces);
     // A 20 MiB single-line record, then a small one.
     let filler = vec![b'x'; CHUNK];
     assert!(
@@ -234,6 +234,7 @@ fn an_oversized_record_is_never_held_in_memory() {
             .is_ok()
     );
     assert!(splitter.finish::<AnyJson, ()>(&mut collect).is_ok());
+    drop(collect);
     assert!(peak <= LIMIT + CHUNK + 8, "held {peak} bytes");
     let small_at = 8 + 20 * 1024 * 1024 + 3;
     assert_eq!(

@@ -12,8 +12,11 @@
 
 pub mod event;
 pub mod firehose;
+pub mod mesh;
 pub mod monitron;
 pub mod scan;
+pub mod secrets;
+pub mod trigger;
 
 #[cfg(test)]
 mod test_samples;

@@ -223,6 +223,7 @@ impl Scanner {
         };
         let source = source_of(record, schema);
         let key = format!("{source}\0{event_id}");
+        let event_id: &str = &event_id;
         if self.forwarded.contains(&key) {
             self.summary.duplicates += 1;
             return Ok(());

@@ -21,7 +21,7 @@ pub struct Names<'r> {
     pub asset_position_url: Option<&'r str>,
     /// v2 `assetTransitionType`.
     pub transition: Option<&'r str>,
-    /// v2 `closureCode`, when it is an object.
+    /// v2 `closureCode`, when present (not `null`), as written.
     pub closure_code: Option<&'r RawValue>,
     /// v2 `eventType`.
     pub event_type: Option<&'r str>,
@@ -55,9 +55,7 @@ impl<'r> Names<'r> {
                     asset_position_id: field(|p| p.asset_position_id.as_str()),
                     asset_position_url: field(|p| p.asset_position_url.as_str()),
                     transition: field(|p| p.asset_transition_type.as_str()),
-                    closure_code: payload
-                        .and_then(|p| p.closure_code)
-                        .filter(|raw| raw.get().starts_with('{')),
+                    closure_code: payload.and_then(|p| p.closure_code),
                     event_type: record.event_type.as_str(),
                 }
             }

@@ -39,7 +39,7 @@ fn build_with(raw: &str, format: PayloadFormat, origin: &Origin) -> ForwardedEve
         payload: payload.as_ref(),
         raw,
         schema,
-        event_id,
+        event_id: &event_id,
         change: &change,
     };
     match builder.build(forwarded, source_of(record, schema), origin) {

@@ -116,7 +116,22 @@ where
             }
         }
         // `chunks_rx` is gone: a reader still running stops at its next send.
-        let gzip = reading.join().unwrap_or(false);
+        let gzip = match reading.join() {
+            Ok(gzip) => gzip,
+            Err(_) => {
+                // The channel closed early because the reader died: that is no end of object.
+                failure = failure.or_else(|| {
+                    Some(ObjectError::Read {
+                        after: splitter.stream_offset(),
+                        gzip: false,
+                        source: io::Error::other(
+                            "the thread reading the object stopped unexpectedly",
+                        ),
+                    })
+                });
+                false
+            }
+        };
         match failure {
             Some(ObjectError::Stopped(e)) => Err(ObjectError::Stopped(e)),
             Some(ObjectError::Read { after, source, .. }) => {

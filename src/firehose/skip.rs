@@ -2,7 +2,20 @@
 //!
 //! Only the structure is followed (strings, escapes, nesting depth); the bytes are dropped as they
 //! pass. This is used once a record is known to be larger than the limit: the value was valid so
-//! far (the parser had only run out of bytes), so its end is where its nesting closes.
+//! far (the parser had only run out of bytes), so its end is where its nesting closes. A raw
+//! control character inside a string (a line break, say) cannot be JSON: the value is broken
+//! after all, and the caller goes back to looking for the next record boundary.
+
+/// What feeding bytes found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skipped {
+    /// The value ends just before this index.
+    Ended(usize),
+    /// The value is not JSON: a raw control character inside a string, at this index.
+    Broken(usize),
+    /// All the bytes belong to the value.
+    NeedMore,
+}
 
 /// Follows the nesting of one JSON value whose first byte has already been fed.
 #[derive(Debug, Clone, Default)]
@@ -16,11 +29,13 @@ pub(crate) struct ValueSkipper {
 }
 
 impl ValueSkipper {
-    /// Feeds `bytes`; returns the index just past the value's end when it ends inside them.
-    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
+    /// Feeds the next bytes of the value.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Skipped {
         let mut i = 0;
         if !self.started {
-            let first = *bytes.first()?;
+            let Some(&first) = bytes.first() else {
+                return Skipped::NeedMore;
+            };
             self.started = true;
             match first {
                 b'{' | b'[' => self.depth = 1,
@@ -33,7 +48,7 @@ impl ValueSkipper {
             if self.scalar {
                 match bytes[i] {
                     b' ' | b'\t' | b'\n' | b'\r' | b'{' | b'[' | b'"' | b']' | b'}' | b',' => {
-                        return Some(i);
+                        return Skipped::Ended(i);
                     }
                     _ => {}
                 }
@@ -41,37 +56,36 @@ impl ValueSkipper {
                 continue;
             }
             if self.in_string {
-                // Jump to the next quote or backslash.
-                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                    None if self.escaped => {
-                        self.escaped = false;
-                        i += 1;
-                        continue;
+                if self.escaped {
+                    // The escaped character, whatever it is.
+                    self.escaped = false;
+                    if bytes[i] < 0x20 {
+                        return Skipped::Broken(i);
                     }
-                    None => return None,
-                    Some(0) if self.escaped => {
-                        self.escaped = false;
-                        i += 1;
-                        continue;
-                    }
-                    Some(at) => {
-                        if self.escaped {
-                            // The escaped character was before `at`.
-                            self.escaped = false;
-                        }
-                        i += at;
-                        if bytes[i] == b'\\' {
-                            self.escaped = true;
-                        } else {
-                            self.in_string = false;
-                            if self.depth == 0 {
-                                return Some(i + 1);
-                            }
-                        }
-                        i += 1;
-                        continue;
-                    }
+                    i += 1;
+                    continue;
                 }
+                // Jump to the next quote, backslash or control character.
+                let rest = &bytes[i..];
+                let stop = rest
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+                let Some(at) = stop else {
+                    return Skipped::NeedMore;
+                };
+                i += at;
+                match bytes[i] {
+                    b'\\' => self.escaped = true,
+                    b'"' => {
+                        self.in_string = false;
+                        if self.depth == 0 {
+                            return Skipped::Ended(i + 1);
+                        }
+                    }
+                    _ => return Skipped::Broken(i),
+                }
+                i += 1;
+                continue;
             }
             match bytes[i] {
                 b'"' => self.in_string = true,
@@ -79,33 +93,35 @@ impl ValueSkipper {
                 b'}' | b']' => {
                     self.depth = self.depth.saturating_sub(1);
                     if self.depth == 0 {
-                        return Some(i + 1);
+                        return Skipped::Ended(i + 1);
                     }
                 }
                 _ => {}
             }
             i += 1;
         }
-        None
+        Skipped::NeedMore
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ValueSkipper;
+    use super::{Skipped, ValueSkipper};
 
-    fn end_in_one_go(s: &str) -> Option<usize> {
+    fn end_in_one_go(s: &str) -> Skipped {
         ValueSkipper::default().feed(s.as_bytes())
     }
 
-    fn end_byte_by_byte(s: &str) -> Option<usize> {
+    fn end_byte_by_byte(s: &str) -> Skipped {
         let mut sk = ValueSkipper::default();
         for (i, b) in s.as_bytes().iter().enumerate() {
-            if let Some(end) = sk.feed(std::slice::from_ref(b)) {
-                return Some(i + end);
+            match sk.feed(std::slice::from_ref(b)) {
+                Skipped::NeedMore => {}
+                Skipped::Ended(end) => return Skipped::Ended(i + end),
+                Skipped::Broken(at) => return Skipped::Broken(i + at),
             }
         }
-        None
+        Skipped::NeedMore
     }
 
     #[test]
@@ -117,14 +133,27 @@ mod tests {
             ("[[[]]]]", 6),
         ];
         for (text, end) in cases {
-            assert_eq!(end_in_one_go(text), Some(end), "{text}");
-            assert_eq!(end_byte_by_byte(text), Some(end), "{text} byte by byte");
+            assert_eq!(end_in_one_go(text), Skipped::Ended(end), "{text}");
+            assert_eq!(
+                end_byte_by_byte(text),
+                Skipped::Ended(end),
+                "{text} byte by byte"
+            );
         }
     }
 
     #[test]
     fn an_unclosed_value_never_ends() {
-        assert_eq!(end_in_one_go(r#"{"a":[1,2"#), None);
-        assert_eq!(end_byte_by_byte(r#"{"a":"\"}"#), None);
+        assert_eq!(end_in_one_go(r#"{"a":[1,2"#), Skipped::NeedMore);
+        assert_eq!(end_byte_by_byte(r#"{"a":"\"}"#), Skipped::NeedMore);
+    }
+
+    #[test]
+    fn a_line_break_inside_a_string_means_the_value_is_broken() {
+        let text = "{\"a\":\"never closed\n{\"b\":1}";
+        assert_eq!(end_in_one_go(text), Skipped::Broken(18));
+        assert_eq!(end_byte_by_byte(text), Skipped::Broken(18));
+        // Line breaks between tokens are fine.
+        assert_eq!(end_in_one_go("{\n\"a\":\n1\n}"), Skipped::Ended(10));
     }
 }

@@ -8,15 +8,20 @@
 //! - whitespace between values is ignored; values may follow each other with no delimiter;
 //! - a value longer than the limit is reported as [`Broken::TooLarge`] and the rest of it is
 //!   skipped by following its nesting, without holding it;
-//! - a value that is not valid JSON or not valid UTF-8, or that the stream ends inside, is reported
-//!   with its byte offset, and decoding resumes at the line after the line the value started on.
+//! - a complete value that is not UTF-8, or that the model refuses (a key given twice), is
+//!   reported and skipped whole;
+//! - a value that is not valid JSON, or that the stream ends inside, is reported with its byte
+//!   offset, and decoding resumes at the next record boundary after the value's first byte: the
+//!   start of the next line, or a `{` right after a `}` (how Firehose concatenates records when
+//!   it adds no delimiter), whichever comes first.
 //!
 //! Memory: the unconsumed tail of the stream (at most about one record plus one chunk).
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::error::Category;
 
-use super::skip::ValueSkipper;
+use super::skip::{Skipped, ValueSkipper};
 
 /// The typed model a record is parsed into. `Value<'a>` may borrow from the record's bytes.
 ///
@@ -35,6 +40,8 @@ pub enum Broken {
     Truncated,
     /// Bytes that are not UTF-8, at this offset.
     InvalidUtf8 { at: u64 },
+    /// Valid JSON that the model refuses (a key given twice): the parser's message.
+    Refused { message: String },
     /// The record is longer than the limit (in bytes).
     TooLarge { limit: usize },
 }
@@ -45,6 +52,7 @@ impl std::fmt::Display for Broken {
             Broken::Syntax { message, at } => write!(f, "not valid JSON at byte {at}: {message}"),
             Broken::Truncated => write!(f, "the object ends inside this record (truncated)"),
             Broken::InvalidUtf8 { at } => write!(f, "invalid UTF-8 at byte {at}"),
+            Broken::Refused { message } => write!(f, "not a usable record: {message}"),
             Broken::TooLarge { limit } => write!(
                 f,
                 "record larger than the limit of {limit} bytes; skipped without reading it"
@@ -69,8 +77,10 @@ pub enum Piece<'a, V> {
 #[derive(Debug)]
 enum Mode {
     Normal,
-    /// Dropping bytes up to and including the next newline.
-    SkipLine,
+    /// Dropping bytes up to the next record boundary; `prev` is the last byte dropped.
+    Resync {
+        prev: u8,
+    },
     /// Dropping the rest of an oversized value.
     SkipValue(ValueSkipper),
 }
@@ -98,7 +108,8 @@ impl Splitter {
             buf: Vec::new(),
             pos: 0,
             base: 0,
-            max_record: max_record.max(1),
+            // Bounded so that `max_record + 1` and doubling never overflow.
+            max_record: max_record.clamp(1, usize::MAX / 4),
             mode: Mode::Normal,
             retry_at: 0,
             at_start: true,
@@ -123,30 +134,42 @@ impl Splitter {
         mut chunk: &[u8],
         f: &mut impl for<'a> FnMut(Piece<'a, P::Value<'a>>) -> Result<(), E>,
     ) -> Result<(), E> {
-        match &mut self.mode {
-            Mode::Normal => {}
-            Mode::SkipLine => match memchr::memchr(b'\n', chunk) {
-                Some(i) => {
-                    self.mode = Mode::Normal;
-                    self.base += (i + 1) as u64;
-                    chunk = &chunk[i + 1..];
-                }
-                None => {
-                    self.base += chunk.len() as u64;
-                    return Ok(());
-                }
-            },
-            Mode::SkipValue(skipper) => match skipper.feed(chunk) {
-                Some(end) => {
-                    self.mode = Mode::Normal;
-                    self.base += end as u64;
-                    chunk = &chunk[end..];
-                }
-                None => {
-                    self.base += chunk.len() as u64;
-                    return Ok(());
-                }
-            },
+        loop {
+            match &mut self.mode {
+                Mode::Normal => break,
+                Mode::Resync { prev } => match find_boundary(chunk, *prev) {
+                    Some(i) => {
+                        self.mode = Mode::Normal;
+                        self.base += i as u64;
+                        chunk = &chunk[i..];
+                    }
+                    None => {
+                        if let Some(&last) = chunk.last() {
+                            *prev = last;
+                        }
+                        self.base += chunk.len() as u64;
+                        return Ok(());
+                    }
+                },
+                Mode::SkipValue(skipper) => match skipper.feed(chunk) {
+                    Skipped::Ended(end) => {
+                        self.mode = Mode::Normal;
+                        self.base += end as u64;
+                        chunk = &chunk[end..];
+                    }
+                    Skipped::Broken(at) => {
+                        // Look for the next boundary from the offending byte on.
+                        let prev = if at > 0 { chunk[at - 1] } else { 0 };
+                        self.mode = Mode::Resync { prev };
+                        self.base += at as u64;
+                        chunk = &chunk[at..];
+                    }
+                    Skipped::NeedMore => {
+                        self.base += chunk.len() as u64;
+                        return Ok(());
+                    }
+                },
+            }
         }
         if chunk.is_empty() {
             return Ok(());
@@ -231,7 +254,7 @@ impl Splitter {
         }
     }
 
-    /// Reports a broken record and resumes after the end of the line it started on.
+    /// Reports a broken record and resumes at the next record boundary after its first byte.
     fn broken<P: Parse, E>(
         &mut self,
         offset: u64,
@@ -239,14 +262,24 @@ impl Splitter {
         f: &mut impl for<'a> FnMut(Piece<'a, P::Value<'a>>) -> Result<(), E>,
     ) -> Result<(), E> {
         self.retry_at = 0;
-        match memchr::memchr(b'\n', &self.buf[self.pos..]) {
-            Some(i) => self.pos += i + 1,
+        let from = self.pos + 1;
+        self.resync_from(from);
+        f(Piece::Broken { offset, reason })
+    }
+
+    /// Moves `pos` to the first record boundary at or after `from` (a buffer index), or drops
+    /// the buffer and looks further in the next chunks.
+    fn resync_from(&mut self, from: usize) {
+        let from = from.min(self.buf.len());
+        let prev = if from > 0 { self.buf[from - 1] } else { 0 };
+        match find_boundary(&self.buf[from..], prev) {
+            Some(i) => self.pos = from + i,
             None => {
+                let prev = self.buf.last().copied().unwrap_or(prev);
                 self.pos = self.buf.len();
-                self.mode = Mode::SkipLine;
+                self.mode = Mode::Resync { prev };
             }
         }
-        f(Piece::Broken { offset, reason })
     }
 
     /// Reports an oversized record and drops the rest of it as it arrives.
@@ -258,8 +291,12 @@ impl Splitter {
         self.retry_at = 0;
         let mut skipper = ValueSkipper::default();
         match skipper.feed(&self.buf[self.pos..]) {
-            Some(end) => self.pos += end,
-            None => {
+            Skipped::Ended(end) => self.pos += end,
+            Skipped::Broken(at) => {
+                let from = self.pos + at;
+                self.resync_from(from);
+            }
+            Skipped::NeedMore => {
                 self.pos = self.buf.len();
                 self.mode = Mode::SkipValue(skipper);
             }
@@ -271,12 +308,30 @@ impl Splitter {
     }
 }
 
+/// The index at which the next record may start: just after a line break, or at a `{` that
+/// follows a `}` (`prev` is the byte before `bytes`).
+fn find_boundary(bytes: &[u8], prev: u8) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr2(b'\n', b'{', &bytes[from..]) {
+        let at = from + i;
+        if bytes[at] == b'\n' {
+            return Some(at + 1);
+        }
+        let before = if at > 0 { bytes[at - 1] } else { prev };
+        if before == b'}' {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 /// A syntax error this close to the end of an incomplete window may be a token cut short.
 const NEAR_END: usize = 8;
 
 /// What parsing the value at the start of a window came to.
 enum Step {
-    /// A record (or an oversized record that was wholly buffered) was handed out; it ended here.
+    /// A record, or a report on a complete value, was handed out; the value ended here.
     Consumed(usize),
     /// The window ends inside the value.
     NeedMore,
@@ -297,25 +352,23 @@ fn parse_one<P: Parse, E>(
         None => return Ok(Step::NeedMore),
         Some(Ok(value)) => value,
         Some(Err(e)) if e.classify() == Category::Eof => return Ok(Step::NeedMore),
-        Some(Err(e)) => {
-            let at = error_offset(window, e.line(), e.column());
-            if !window_complete && at + NEAR_END >= window.len() {
-                // `1.` or `1e` at the end of the window is only a number cut short.
-                return Ok(Step::NeedMore);
-            }
-            // A string with bytes that are not UTF-8 stops the parser near them.
-            let upto = (at + 4).min(window.len());
-            let reason = match std::str::from_utf8(&window[..upto]) {
-                Err(bad) if bad.error_len().is_some() => Broken::InvalidUtf8 {
-                    at: offset + bad.valid_up_to() as u64,
-                },
-                _ => Broken::Syntax {
-                    message: strip_position(&e.to_string()),
-                    at: offset + at as u64,
-                },
-            };
-            return Ok(Step::Broken(reason));
+        Some(Err(e)) if e.classify() == Category::Data => {
+            // Valid JSON so far, refused by the model: find the value's end without the model
+            // and skip it whole.
+            let message = strip_position(&e.to_string());
+            return Ok(match syntax_only(window, offset, window_complete) {
+                Ok(end) if end > max_record => Step::NeedMore,
+                Ok(end) => {
+                    f(Piece::Broken {
+                        offset,
+                        reason: Broken::Refused { message },
+                    })?;
+                    Step::Consumed(end)
+                }
+                Err(step) => step,
+            });
         }
+        Some(Err(e)) => return Ok(syntax_error(window, offset, window_complete, &e)),
     };
     let end = values.byte_offset();
     if end == window.len() && !window_complete && !self_delimited(window[end - 1]) {
@@ -330,8 +383,13 @@ fn parse_one<P: Parse, E>(
     }
     let bytes = &window[..end];
     if let Err(e) = std::str::from_utf8(bytes) {
+        drop(value);
         let at = offset + e.valid_up_to() as u64;
-        return Ok(Step::Broken(Broken::InvalidUtf8 { at }));
+        f(Piece::Broken {
+            offset,
+            reason: Broken::InvalidUtf8 { at },
+        })?;
+        return Ok(Step::Consumed(end));
     }
     f(Piece::Record {
         offset,
@@ -339,6 +397,44 @@ fn parse_one<P: Parse, E>(
         value,
     })?;
     Ok(Step::Consumed(end))
+}
+
+/// The end of the JSON value at the start of `window`, checking syntax only.
+fn syntax_only(window: &[u8], offset: u64, window_complete: bool) -> Result<usize, Step> {
+    let mut values = serde_json::Deserializer::from_slice(window).into_iter::<IgnoredAny>();
+    match values.next() {
+        None => Err(Step::NeedMore),
+        Some(Ok(_)) => {
+            let end = values.byte_offset();
+            if end == window.len() && !window_complete && !self_delimited(window[end - 1]) {
+                return Err(Step::NeedMore);
+            }
+            Ok(end)
+        }
+        Some(Err(e)) if e.classify() == Category::Eof => Err(Step::NeedMore),
+        Some(Err(e)) => Err(syntax_error(window, offset, window_complete, &e)),
+    }
+}
+
+/// A syntax error: broken, unless it may be a token cut by the end of an incomplete window.
+fn syntax_error(window: &[u8], offset: u64, window_complete: bool, e: &serde_json::Error) -> Step {
+    let at = error_offset(window, e.line(), e.column());
+    if !window_complete && at + NEAR_END >= window.len() {
+        // `1.` or `1e` at the end of the window is only a number cut short.
+        return Step::NeedMore;
+    }
+    // A string with bytes that are not UTF-8 stops the parser near them.
+    let upto = (at + 4).min(window.len());
+    let reason = match std::str::from_utf8(&window[..upto]) {
+        Err(bad) if bad.error_len().is_some() => Broken::InvalidUtf8 {
+            at: offset + bad.valid_up_to() as u64,
+        },
+        _ => Broken::Syntax {
+            message: strip_position(&e.to_string()),
+            at: offset + at as u64,
+        },
+    };
+    Step::Broken(reason)
 }
 
 fn is_json_space(b: u8) -> bool {

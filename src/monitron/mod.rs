@@ -6,6 +6,8 @@
 mod lenient;
 mod record;
 
+use std::borrow::Cow;
+
 pub use lenient::{Obj, Text};
 pub use record::{
     AssetState, Device, ModelChange, ModelOutput, Models, MonitronFormat, Payload, Record, Value,
@@ -106,12 +108,12 @@ pub enum NotForwarded {
 pub enum Verdict<'r> {
     Forward {
         schema: Schema,
-        event_id: &'r str,
+        event_id: Cow<'r, str>,
         change: Change<'r>,
     },
     Skip {
         schema: Schema,
-        event_id: &'r str,
+        event_id: Cow<'r, str>,
         reason: NotForwarded,
     },
     /// Valid JSON but not Monitron (a Firehose error wrapper, a stray value).
@@ -155,15 +157,9 @@ pub fn classify<'r>(
     let Some(schema) = schema_of(record) else {
         return Verdict::Unrecognised;
     };
-    let event_id = match &record.event_id {
-        Text::Str(s) if !s.is_empty() => s.as_ref(),
-        Text::Number(n) => n.as_str(),
-        Text::Missing => return malformed(schema, "no eventId"),
-        Text::Null => return malformed(schema, "eventId is null"),
-        Text::Str(_) => return malformed(schema, "eventId is empty"),
-        Text::Bool(_) | Text::Nested => {
-            return malformed(schema, "eventId is neither a string nor a number");
-        }
+    let event_id = match event_id_of(record) {
+        Ok(id) => id,
+        Err(reason) => return malformed(schema, reason),
     };
     let outcome = match schema {
         Schema::V1 => asset_state_change(record.asset_state.get()),
@@ -199,6 +195,30 @@ pub fn schema_of(record: &Record<'_>) -> Option<Schema> {
     } else {
         None
     }
+}
+
+/// The eventId as text: a string's value, or a number exactly as written.
+pub fn event_id_of<'r>(record: &Record<'r>) -> Result<Cow<'r, str>, &'static str> {
+    let Some(raw) = record.event_id else {
+        return Err("no eventId (missing or null)");
+    };
+    let text: &'r str = raw.get();
+    let id = match text.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<&'r str>(text) {
+            Ok(plain) => Cow::Borrowed(plain),
+            // Escapes in the string: unescape into a new one.
+            Err(_) => Cow::Owned(
+                serde_json::from_str::<String>(text)
+                    .map_err(|_| "eventId is not a valid string")?,
+            ),
+        },
+        Some(b'-' | b'0'..=b'9') => Cow::Borrowed(text),
+        _ => return Err("eventId is neither a string nor a number"),
+    };
+    if id.is_empty() {
+        return Err("eventId is empty");
+    }
+    Ok(id)
 }
 
 fn malformed(schema: Schema, reason: &str) -> Verdict<'static> {

@@ -26,8 +26,9 @@ pub enum Value<'a> {
 pub struct Record<'a> {
     #[serde(borrow)]
     pub timestamp: Text<'a>,
+    /// Kept as written: a number's exact text is its identity (no float rounding).
     #[serde(rename = "eventId", borrow)]
-    pub event_id: Text<'a>,
+    pub event_id: Option<&'a RawValue>,
     #[serde(borrow)]
     pub version: Text<'a>,
 
@@ -168,13 +169,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Models<'a> {
                     let (Text::Str(model), Obj::Present(output)) = (model, output) else {
                         continue;
                     };
-                    let (Some(new), Some(previous)) = (
-                        output.persistent.as_str(),
-                        output.previous_persistent.as_str(),
-                    ) else {
+                    let Some(new) = output.persistent.as_str() else {
                         continue;
                     };
-                    if new != previous {
+                    // No previous output (a first classification) counts as a change.
+                    let previous = output.previous_persistent.as_str();
+                    if previous.is_none_or(|p| !p.eq_ignore_ascii_case(new)) {
                         changed.push(ModelChange {
                             model,
                             new: output.persistent,

@@ -84,7 +84,7 @@ fn alert_and_recovery_are_told_apart() {
     else {
         panic!("the alarm sample is forwarded");
     };
-    assert_eq!((schema, event_id), (Schema::V2, "e-200"));
+    assert_eq!((schema, event_id.as_ref()), (Schema::V2, "e-200"));
     assert_eq!(
         change,
         Change::AssetState {
@@ -115,7 +115,7 @@ fn v1_records_use_their_top_level_asset_state() {
         record.verdict(&ForwardingRules::default()),
         Verdict::Forward {
             schema: Schema::V1,
-            event_id: "409623",
+            event_id: "409623".into(),
             change: Change::AssetState {
                 new: "NEEDS_MAINTENANCE",
                 previous: Some("WORKING")
@@ -127,7 +127,7 @@ fn v1_records_use_their_top_level_asset_state() {
         record.verdict(&ForwardingRules::default()),
         Verdict::Skip {
             schema: Schema::V1,
-            event_id: "409623",
+            event_id: "409623".into(),
             reason: NotForwarded::NoAlertChange
         }
     );
@@ -206,7 +206,7 @@ fn unknown_v2_event_types_are_recognised_but_not_forwarded() {
         record.verdict(&ALL_ON),
         Verdict::Skip {
             schema: Schema::V2,
-            event_id: "e-123",
+            event_id: "e-123".into(),
             reason: NotForwarded::UnknownEventType("batteryLow".into())
         }
     );
@@ -238,7 +238,7 @@ fn valid_json_that_is_not_monitron_is_unrecognised() {
 fn monitron_records_without_a_usable_identity_are_malformed() {
     for (id, reason) in [
         (None, "no eventId"),
-        (Some("null"), "eventId is null"),
+        (Some("null"), "no eventId (missing or null)"),
         (Some("\"\""), "eventId is empty"),
         (Some("true"), "neither a string nor a number"),
         (Some("{\"a\":1}"), "neither a string nor a number"),
@@ -292,11 +292,48 @@ fn drift_is_tolerated() {
         record.verdict(&ALL_ON),
         Verdict::Forward {
             schema: Schema::V2,
-            event_id: "12",
+            event_id: "12".into(),
             change: Change::AssetState {
                 new: "ALARM",
                 previous: Some("HEALTHY")
             },
         }
     );
+}
+
+#[test]
+fn numeric_event_ids_keep_their_exact_text() {
+    for (id, text) in [
+        ("409623", "409623"),
+        ("1e3", "1e3"),
+        ("123456789012345678901", "123456789012345678901"),
+        ("-7.50", "-7.50"),
+        (r#""a\"b""#, "a\"b"),
+        (r#""caf\u00e9""#, "café"),
+    ] {
+        let json = format!(r#"{{"eventId":{id},"assetState":{{"newState":"ALARM"}}}}"#);
+        let read = read(&json, &ALL_ON);
+        let Verdict::Forward { event_id, .. } = read.verdict(&ALL_ON) else {
+            panic!("{json}");
+        };
+        assert_eq!(event_id, text, "{json}");
+    }
+}
+
+#[test]
+fn a_first_model_classification_counts_as_a_change_whatever_its_case() {
+    let first_alarm = MEASUREMENT.replacen(
+        r#""previousPersistentClassificationOutput":"HEALTHY","persistentClassificationOutput":"HEALTHY","pointwiseClassificationOutput":"HEALTHY""#,
+        r#""persistentClassificationOutput":"ALARM","pointwiseClassificationOutput":"ALARM""#,
+        1,
+    );
+    assert_ne!(first_alarm, MEASUREMENT);
+    assert!(is_forwarded(&first_alarm, &ALL_ON));
+    let only_case = MEASUREMENT.replacen(
+        r#""previousPersistentClassificationOutput":"HEALTHY","persistentClassificationOutput":"HEALTHY""#,
+        r#""previousPersistentClassificationOutput":"alarm","persistentClassificationOutput":"ALARM""#,
+        1,
+    );
+    assert_ne!(only_case, MEASUREMENT);
+    assert!(!is_forwarded(&only_case, &ALL_ON));
 }

@@ -87,21 +87,23 @@ fn a_truncated_gzip_yields_every_record_before_the_cut_then_an_error() {
     let cut = &compressed[..compressed.len() * 2 / 3];
     let (out, end) = decode(cut, 4096);
     assert!(out.len() > 1000, "records before the cut: {}", out.len());
-    // Every record but the one cut in half is whole and in order.
-    let (whole, last) = out.split_at(out.len() - 1);
-    for (i, piece) in whole.iter().enumerate() {
-        assert!(
-            matches!(piece, Out::Record(_, text) if *text == format!("{{\"n\":{i}}}")),
-            "{piece:?}"
-        );
+    // Every record before the cut is whole and in order; the one the cut falls in, if any, is
+    // reported as truncated at its own offset.
+    let mut expected_offset = 0u64;
+    for (i, piece) in out.iter().enumerate() {
+        let text = format!("{{\"n\":{i}}}");
+        match piece {
+            Out::Record(offset, got) => {
+                assert_eq!((*offset, got), (expected_offset, &text));
+                expected_offset += text.len() as u64 + 1;
+            }
+            Out::Broken(offset, Broken::Truncated) => {
+                assert_eq!(i, out.len() - 1, "only the last piece can be cut");
+                assert_eq!(*offset, expected_offset);
+            }
+            other => panic!("{other:?}"),
+        }
     }
-    assert!(
-        matches!(
-            last,
-            [Out::Broken(_, Broken::Truncated)] | [Out::Record(..)]
-        ),
-        "{last:?}"
-    );
     match end {
         Err(ObjectError::Read {
             gzip: true,
@@ -219,4 +221,28 @@ fn an_empty_object_is_read_to_its_end() {
             gzip: false
         })
     ));
+}
+
+/// A source that panics, as a bug in an adapter might.
+struct Panicking;
+
+impl Read for Panicking {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        panic!("adapter bug");
+    }
+}
+
+#[test]
+fn a_reader_that_dies_is_a_failed_object_not_a_clean_end() {
+    let (out, end) = decode(Panicking, 64);
+    assert!(out.is_empty());
+    match end {
+        Err(ObjectError::Read { source, .. }) => {
+            assert!(
+                source.to_string().contains("stopped unexpectedly"),
+                "{source}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -337,3 +337,126 @@ proptest! {
         }
     }
 }
+
+/// A model that refuses keys given twice, as the Monitron model does.
+struct Strict;
+
+#[derive(serde::Deserialize, Debug)]
+#[allow(dead_code)]
+struct StrictRecord {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+impl Parse for Strict {
+    type Value<'a> = crate::monitron::Value<'a>;
+}
+
+fn split_strict(input: &[u8], chunk: usize, max: usize) -> Vec<Out> {
+    let mut out = Vec::new();
+    let mut splitter = Splitter::new(max);
+    let mut collect = |piece: Piece<'_, crate::monitron::Value<'_>>| -> Result<(), ()> {
+        out.push(match piece {
+            Piece::Record { offset, bytes, .. } => {
+                Out::Record(offset, String::from_utf8_lossy(bytes).into_owned())
+            }
+            Piece::Broken { offset, reason } => Out::Broken(offset, reason),
+        });
+        Ok(())
+    };
+    for part in input.chunks(chunk.max(1)) {
+        assert!(splitter.push::<Strict, ()>(part, &mut collect).is_ok());
+    }
+    assert!(splitter.finish::<Strict, ()>(&mut collect).is_ok());
+    out
+}
+
+#[test]
+fn a_broken_record_in_a_concatenated_object_loses_nothing_after_it() {
+    let input = br#"{"eventId":"a","x":tru}{"eventId":"b"}{"eventId":"c"}"#;
+    let out = split(input, 1024);
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(is_syntax(&out[0], 0));
+    assert_eq!(
+        out[1..],
+        [rec(23, r#"{"eventId":"b"}"#), rec(38, r#"{"eventId":"c"}"#)]
+    );
+}
+
+#[test]
+fn a_key_given_twice_is_skipped_whole_even_with_no_delimiter() {
+    let input = br#"{"eventId":"a","eventId":"b","n":{"x":[1]}}{"eventId":"c"}"#;
+    for chunk in [1, 5, input.len()] {
+        let out = split_strict(input, chunk, 1024);
+        assert_eq!(
+            out,
+            vec![
+                Out::Broken(
+                    0,
+                    Broken::Refused {
+                        message: "duplicate field `eventId`".into()
+                    }
+                ),
+                rec(43, r#"{"eventId":"c"}"#),
+            ],
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
+fn invalid_utf8_in_a_complete_record_skips_only_that_record() {
+    let input = b"{\"a\":1,\"z\":\"\xff\"}{\"b\":2}";
+    let out = split_strict(input, 3, 1024);
+    assert_eq!(
+        out,
+        vec![
+            Out::Broken(0, Broken::InvalidUtf8 { at: 12 }),
+            rec(15, r#"{"b":2}"#)
+        ]
+    );
+}
+
+#[test]
+fn an_absurd_record_limit_does_not_overflow() {
+    let out = split_in_chunks(br#"{"a":1} {"b":2}"#, 3, usize::MAX);
+    assert_eq!(out, vec![rec(0, r#"{"a":1}"#), rec(8, r#"{"b":2}"#)]);
+}
+
+#[test]
+fn an_oversized_record_that_is_also_broken_does_not_swallow_the_object() {
+    let mut input = b"{\"blob\":\"".to_vec();
+    input.extend(std::iter::repeat_n(b'A', 5000));
+    input.extend_from_slice(b"\n{\"after\":1}\n{\"and\":2}");
+    let out = split_in_chunks(&input, 64, 1024);
+    assert_eq!(
+        out,
+        vec![
+            Out::Broken(0, Broken::TooLarge { limit: 1024 }),
+            rec(5010, r#"{"after":1}"#),
+            rec(5022, r#"{"and":2}"#),
+        ]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The Monitron model refuses some valid JSON (a key given twice); the framing stays the
+    /// same whatever the chunks.
+    #[test]
+    fn monitron_streams_split_the_same_whatever_the_chunks(
+        parts in proptest::collection::vec(prop_oneof![
+            fragment(),
+            Just(br#"{"eventId":"x","eventId":"y","assetState":{}}"#.to_vec()),
+            Just(br#"{"eventType":"assetStateTransition","eventPayload":{"a":1},"eventId":"e"}"#.to_vec()),
+            Just(b"}{".to_vec()),
+        ], 0..30),
+        chunk in 1usize..64,
+        max in prop_oneof![Just(16usize), Just(80), Just(4096)],
+    ) {
+        let input: Vec<u8> = parts.concat();
+        let whole = split_strict(&input, input.len().max(1), max);
+        prop_assert_eq!(split_strict(&input, chunk, max), whole);
+    }
+}

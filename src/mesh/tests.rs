@@ -1,0 +1,62 @@
+use std::time::Duration;
+
+use super::*;
+
+fn config(destination: Destination) -> MeshConfig {
+    MeshConfig {
+        base_url: Url::parse("https://mr-connection-abc.messaging.solace.cloud:9443")
+            .unwrap_or_else(|e| panic!("{e}")),
+        destination,
+        message_ttl_ms: None,
+        request_timeout: Duration::from_secs(5),
+        max_attempts: 5,
+        backoff_base: Duration::from_millis(100),
+        backoff_cap: Duration::from_secs(2),
+    }
+}
+
+#[test]
+fn topic_levels_are_percent_encoded_and_slashes_kept() {
+    let url = url_for(
+        &config(Destination::Topics),
+        "monitron/asset/alert/ALARM/Plant A/Werk Süd/Pump #7/Motor?DE",
+    );
+    assert_eq!(
+        url.map(|u| u.to_string()),
+        Ok("https://mr-connection-abc.messaging.solace.cloud:9443/TOPIC/monitron/asset/alert/ALARM/Plant%20A/Werk%20S%C3%BCd/Pump%20%237/Motor%3FDE".to_string())
+    );
+}
+
+#[test]
+fn a_queue_destination_posts_to_the_queue() {
+    let url = url_for(
+        &config(Destination::Queue("Q/rdp1/input".into())),
+        "ignored/topic",
+    );
+    assert_eq!(
+        url.map(|u| u.path().to_string()),
+        Ok("/QUEUE/Q/rdp1/input".to_string())
+    );
+}
+
+#[test]
+fn the_sap_sample_url_is_used_as_it_is() {
+    let fixed =
+        Url::parse("https://mr-connection-abc.messaging.solace.cloud:9443/monitron/messages")
+            .unwrap_or_else(|e| panic!("{e}"));
+    let url = url_for(
+        &config(Destination::FixedUrl(fixed.clone())),
+        "monitron/asset/alert",
+    );
+    assert_eq!(url, Ok(fixed));
+}
+
+#[test]
+fn a_base_url_with_a_trailing_slash_makes_no_empty_level() {
+    let mut c = config(Destination::Topics);
+    c.base_url = Url::parse("http://127.0.0.1:9000/").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        url_for(&c, "a/b").map(|u| u.to_string()),
+        Ok("http://127.0.0.1:9000/TOPIC/a/b".to_string())
+    );
+}

@@ -1,0 +1,173 @@
+//! Broker credentials from AWS Secrets Manager, cached for the life of a warm Lambda.
+//!
+//! The secret's JSON has `username` and `password`, the SAP sample's layout, so existing secrets
+//! keep working. The cache serves the credentials for a TTL; after a 401 from the broker the
+//! caller asks for a refresh (the secret may have been rotated) and the secret is read again.
+//! Nothing secret is ever written to a log or an error: `Credentials` prints its password as
+//! `***`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+/// Username and password for the broker's Basic authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// Why credentials could not be had. Messages name the secret, never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretError {
+    /// A later attempt may work (throttling, network, service error).
+    Transient(String),
+    /// No attempt will work until someone fixes it (missing secret, access denied, bad JSON).
+    Permanent(String),
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretError::Transient(m) => write!(f, "{m} (temporary; retried)"),
+            SecretError::Permanent(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+/// Where secret strings come from: Secrets Manager in production.
+pub trait SecretStore: Send + Sync {
+    /// The `SecretString` of a secret (name or ARN).
+    fn secret_string(&self, id: &str) -> impl Future<Output = Result<String, SecretError>> + Send;
+}
+
+impl SecretStore for aws_sdk_secretsmanager::Client {
+    async fn secret_string(&self, id: &str) -> Result<String, SecretError> {
+        use aws_sdk_secretsmanager::error::SdkError;
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+        match self.get_secret_value().secret_id(id).send().await {
+            Ok(output) => output.secret_string.ok_or_else(|| {
+                SecretError::Permanent(format!(
+                    "secret {id} has no SecretString (binary secrets are not supported)"
+                ))
+            }),
+            Err(SdkError::ServiceError(e)) => {
+                let message = format!("cannot read secret {id}: {}", e.err());
+                match e.err() {
+                    GetSecretValueError::ResourceNotFoundException(_)
+                    | GetSecretValueError::InvalidParameterException(_)
+                    | GetSecretValueError::InvalidRequestException(_)
+                    | GetSecretValueError::DecryptionFailure(_) => {
+                        Err(SecretError::Permanent(message))
+                    }
+                    other if other.meta().code() == Some("AccessDeniedException") => {
+                        Err(SecretError::Permanent(message))
+                    }
+                    _ => Err(SecretError::Transient(message)),
+                }
+            }
+            Err(e) => Err(SecretError::Transient(format!(
+                "cannot read secret {id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))),
+        }
+    }
+}
+
+/// Parses the secret's JSON: `{"username": ..., "password": ...}`.
+pub fn parse_credentials(id: &str, json: &str) -> Result<Credentials, SecretError> {
+    #[derive(serde::Deserialize)]
+    struct Layout {
+        username: Option<String>,
+        password: Option<String>,
+    }
+    let layout: Layout = serde_json::from_str(json).map_err(|e| {
+        // serde's message can quote the input; say only where it failed.
+        SecretError::Permanent(format!(
+            "secret {id} is not a JSON object with `username` and `password` (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    match (layout.username, layout.password) {
+        (Some(username), Some(password)) if !username.is_empty() => {
+            Ok(Credentials { username, password })
+        }
+        _ => Err(SecretError::Permanent(format!(
+            "secret {id} needs non-empty `username` and `password` fields"
+        ))),
+    }
+}
+
+/// Credentials read from a secret and kept for `ttl`.
+pub struct CachedCredentials<S> {
+    store: S,
+    secret_id: String,
+    ttl: Duration,
+    cached: Mutex<Option<(Instant, Arc<Credentials>)>>,
+}
+
+impl<S: SecretStore> CachedCredentials<S> {
+    pub fn new(store: S, secret_id: impl Into<String>, ttl: Duration) -> Self {
+        CachedCredentials {
+            store,
+            secret_id: secret_id.into(),
+            ttl,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub fn secret_id(&self) -> &str {
+        &self.secret_id
+    }
+
+    /// The cached credentials, read again when older than the TTL.
+    pub async fn get(&self) -> Result<Arc<Credentials>, SecretError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, credentials)) = cached.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(credentials.clone());
+        }
+        self.fetch(&mut cached).await
+    }
+
+    /// Reads the secret again unless `stale` is no longer what the cache holds (another task
+    /// refreshed it meanwhile): one refresh per rotation, however many publishes saw the 401.
+    pub async fn refresh(&self, stale: &Arc<Credentials>) -> Result<Arc<Credentials>, SecretError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((_, current)) = cached.as_ref()
+            && !Arc::ptr_eq(current, stale)
+        {
+            return Ok(current.clone());
+        }
+        self.fetch(&mut cached).await
+    }
+
+    async fn fetch(
+        &self,
+        cached: &mut Option<(Instant, Arc<Credentials>)>,
+    ) -> Result<Arc<Credentials>, SecretError> {
+        let json = self.store.secret_string(&self.secret_id).await?;
+        let credentials = Arc::new(parse_credentials(&self.secret_id, &json)?);
+        *cached = Some((Instant::now(), credentials.clone()));
+        Ok(credentials)
+    }
+}
+
+#[cfg(test)]
+mod tests;

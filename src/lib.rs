@@ -10,10 +10,13 @@
 //!   mesh topic;
 //! - [`scan`]: the three together over one or more objects, with de-duplication and a summary.
 
+pub mod config;
 pub mod event;
 pub mod firehose;
+pub mod forwarder;
 pub mod mesh;
 pub mod monitron;
+pub mod s3;
 pub mod scan;
 pub mod secrets;
 pub mod trigger;

@@ -1,1 +1,61 @@
-fn main() {}
+//! The forwarder Lambda: S3 object notifications → events on SAP Advanced Event Mesh.
+//!
+//! Only wiring: configuration from the environment (checked before the first event), the AWS
+//! clients, the credential cache and the publisher live as long as the warm Lambda.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+use e2b::config::ForwarderConfig;
+use e2b::forwarder::{Forwarder, ForwarderSettings};
+use e2b::mesh::Publisher;
+use e2b::secrets::CachedCredentials;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = ForwarderConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&aws)
+            .force_path_style(config.s3_force_path_style)
+            .build(),
+    );
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let credentials = Arc::new(CachedCredentials::new(secrets, config.secret_id.clone(), config.secret_ttl));
+    let publisher = Arc::new(Publisher::new(config.mesh.clone(), credentials)?);
+    let margin = config.deadline_margin;
+    let forwarder = Arc::new(Forwarder::new(
+        s3,
+        publisher,
+        ForwarderSettings {
+            scan: config.scan,
+            filter: config.filter,
+            concurrency: config.concurrency,
+        },
+    ));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let forwarder = forwarder.clone();
+        async move {
+            let deadline = deadline_of(event.context.deadline, margin);
+            forwarder.handle(&event.payload, deadline).await
+        }
+    }))
+    .await
+}
+
+/// The invocation's deadline (ms since the epoch) as an `Instant`, less the margin kept to
+/// report what was not delivered.
+fn deadline_of(deadline_ms: u64, margin: Duration) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(margin)
+}

@@ -1,0 +1,271 @@
+//! The forwarder's configuration: environment variables, read and checked once at start-up.
+//!
+//! Every problem is reported at once, each by the variable's name; nothing is discovered at the
+//! first event. The table in the README ("Forwarder configuration") lists every variable.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::event::{EventBuilder, PayloadFormat, TopicTemplate};
+use crate::firehose::DecodeOptions;
+use crate::mesh::{Destination, MeshConfig};
+use crate::monitron::ForwardingRules;
+use crate::scan::ScanConfig;
+
+/// Which object keys are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// Keys must start with this (empty: any).
+    pub prefix: String,
+    /// Keys must end with this (empty: any).
+    pub suffix: String,
+    /// Keys starting with any of these are skipped (e.g. Firehose's `error/`).
+    pub exclude_prefixes: Vec<String>,
+}
+
+impl KeyFilter {
+    /// `None` when the key is read; otherwise why it is skipped.
+    pub fn skip_reason(&self, key: &str) -> Option<String> {
+        if !key.starts_with(&self.prefix) {
+            return Some(format!("the key does not start with OBJECT_KEY_PREFIX `{}`", self.prefix));
+        }
+        if !key.ends_with(&self.suffix) {
+            return Some(format!("the key does not end with OBJECT_KEY_SUFFIX `{}`", self.suffix));
+        }
+        self.exclude_prefixes
+            .iter()
+            .find(|p| key.starts_with(p.as_str()))
+            .map(|p| format!("the key starts with `{p}` (OBJECT_KEY_EXCLUDE_PREFIXES)"))
+    }
+}
+
+/// Everything the forwarder Lambda needs to know.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    pub mesh: MeshConfig,
+    /// Secret (name or ARN) with the broker's `username` and `password`.
+    pub secret_id: String,
+    pub secret_ttl: Duration,
+    pub scan: ScanConfig,
+    pub filter: KeyFilter,
+    /// Publishes in flight at once.
+    pub concurrency: usize,
+    /// Time kept free before the Lambda deadline to report what was not delivered.
+    pub deadline_margin: Duration,
+    /// Path-style S3 addressing (S3-compatible stores, emulators).
+    pub s3_force_path_style: bool,
+    /// Things worth saying at start-up that do not stop it.
+    pub warnings: Vec<String>,
+}
+
+/// Settings that are wrong or missing, each naming its variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the forwarder's configuration is not usable: {}", self.0.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Default publishes in flight.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+impl ForwarderConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let mut warnings = Vec::new();
+
+        let broker = env.broker();
+        let secret_id = match (env.text("AEM_CREDENTIALS_SECRET"), env.text("SAP_AEM_CREDENTIALS")) {
+            (Some(id), None) | (None, Some(id)) => id,
+            (Some(_), Some(_)) => {
+                env.problem("set AEM_CREDENTIALS_SECRET or its alias SAP_AEM_CREDENTIALS, not both");
+                String::new()
+            }
+            (None, None) => {
+                env.problem("AEM_CREDENTIALS_SECRET is missing: the name or ARN of the Secrets Manager secret with the broker's username and password (SAP_AEM_CREDENTIALS is accepted too)");
+                String::new()
+            }
+        };
+        let topics = match env.text("AEM_TOPIC_TEMPLATE") {
+            None => TopicTemplate::default(),
+            Some(t) => TopicTemplate::parse(&t).unwrap_or_else(|e| {
+                env.problem(&format!("AEM_TOPIC_TEMPLATE: {e}"));
+                TopicTemplate::default()
+            }),
+        };
+        let format = match env.text("PAYLOAD_FORMAT") {
+            None => PayloadFormat::CloudEvents,
+            Some(name) => PayloadFormat::from_name(&name).unwrap_or_else(|| {
+                env.problem(&format!("PAYLOAD_FORMAT `{name}` is neither `cloudevents` nor `sap-e2b`"));
+                PayloadFormat::CloudEvents
+            }),
+        };
+        let rules = ForwardingRules {
+            model_transitions: env.flag("FORWARD_MODEL_TRANSITIONS"),
+            connectivity: env.flag("FORWARD_CONNECTIVITY"),
+        };
+        let concurrency = env.number("PUBLISH_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 1024) as usize;
+        let timeout_ms = env.number("PUBLISH_TIMEOUT_MS", 5_000, 100, 900_000);
+        let max_attempts = env.number("PUBLISH_MAX_ATTEMPTS", 6, 1, 100) as u32;
+        let ttl_ms = env.text("AEM_MESSAGE_TTL_MS").map(|_| env.number("AEM_MESSAGE_TTL_MS", 0, 1, u64::MAX));
+        let secret_ttl = env.number("SECRET_CACHE_TTL_SECONDS", 300, 0, 86_400);
+        let max_record = env.number("MAX_RECORD_BYTES", crate::firehose::DEFAULT_MAX_RECORD_BYTES as u64, 1024, 1 << 30);
+        let margin_ms = env.number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000);
+        let filter = KeyFilter {
+            prefix: env.text("OBJECT_KEY_PREFIX").unwrap_or_default(),
+            suffix: env.text("OBJECT_KEY_SUFFIX").unwrap_or_default(),
+            exclude_prefixes: env
+                .text("OBJECT_KEY_EXCLUDE_PREFIXES")
+                .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default(),
+        };
+        let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE");
+
+        let Some((base_url, destination)) = broker.filter(|_| env.problems.is_empty()) else {
+            return Err(ConfigError(env.problems));
+        };
+        if base_url.scheme() == "http" {
+            warnings.push(format!(
+                "the broker URL {base_url} is plain http: credentials and events travel unencrypted; use https outside tests"
+            ));
+        }
+        if matches!(destination, Destination::FixedUrl(_)) && env.text("AEM_TOPIC_TEMPLATE").is_some() {
+            warnings.push("SAP_AEM_REST_URL names the topic in its path; AEM_TOPIC_TEMPLATE is not used".into());
+        }
+        Ok(ForwarderConfig {
+            mesh: MeshConfig {
+                base_url,
+                destination,
+                message_ttl_ms: ttl_ms,
+                request_timeout: Duration::from_millis(timeout_ms),
+                max_attempts,
+                backoff_base: Duration::from_millis(100),
+                backoff_cap: Duration::from_secs(5),
+            },
+            secret_id,
+            secret_ttl: Duration::from_secs(secret_ttl),
+            scan: ScanConfig {
+                rules,
+                events: EventBuilder { format, topics },
+                decode: DecodeOptions {
+                    max_record_bytes: max_record as usize,
+                    ..DecodeOptions::default()
+                },
+            },
+            filter,
+            concurrency,
+            deadline_margin: Duration::from_millis(margin_ms),
+            s3_force_path_style,
+            warnings,
+        })
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn problem(&mut self, text: &str) {
+        self.problems.push(text.to_string());
+    }
+
+    /// A set, non-blank variable, trimmed.
+    fn text(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        match self.text(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false" | "0" | "no" | "off") => false,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some(other) => {
+                self.problem(&format!("{name} `{other}` is not true or false"));
+                false
+            }
+        }
+    }
+
+    fn number(&mut self, name: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(text) = self.text(name) else {
+            return default;
+        };
+        match text.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.problem(&format!("{name} `{text}` is not a whole number from {min} to {max}"));
+                default
+            }
+        }
+    }
+
+    /// The broker's base URL and where messages go; `None` after recording the problem.
+    fn broker(&mut self) -> Option<(Url, Destination)> {
+        let queue = self.text("AEM_QUEUE");
+        match (self.text("AEM_REST_URL"), self.text("SAP_AEM_REST_URL")) {
+            (Some(_), Some(_)) => {
+                self.problem("set AEM_REST_URL or the SAP sample's SAP_AEM_REST_URL, not both");
+                None
+            }
+            (None, None) => {
+                self.problem("AEM_REST_URL is missing: the broker's REST messaging URL, e.g. https://mr-connection-xxxx.messaging.solace.cloud:9443 (SAP_AEM_REST_URL is accepted too)");
+                None
+            }
+            (Some(url), None) => {
+                let base = self.url("AEM_REST_URL", &url)?;
+                if base.path() != "/" && !base.path().is_empty() {
+                    self.problem(&format!(
+                        "AEM_REST_URL `{url}` has a path; give the broker's base URL (the topic comes from AEM_TOPIC_TEMPLATE, or use SAP_AEM_REST_URL for a fixed topic)"
+                    ));
+                    return None;
+                }
+                Some((base, queue.map_or(Destination::Topics, Destination::Queue)))
+            }
+            (None, Some(url)) => {
+                let full = self.url("SAP_AEM_REST_URL", &url)?;
+                if queue.is_some() {
+                    self.problem("AEM_QUEUE cannot be used with SAP_AEM_REST_URL, whose path is the topic");
+                    return None;
+                }
+                let mut base = full.clone();
+                base.set_path("/");
+                Some((base, Destination::FixedUrl(full)))
+            }
+        }
+    }
+
+    fn url(&mut self, name: &str, text: &str) -> Option<Url> {
+        match Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {
+                if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+                    self.problem(&format!("{name} must not carry a query or credentials (credentials come from the secret)"));
+                    return None;
+                }
+                Some(url)
+            }
+            _ => {
+                self.problem(&format!("{name} `{text}` is not an http(s) URL"));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! Reading Firehose objects from S3 as byte streams.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::io::AsyncRead;
+
+use crate::trigger::ObjectRef;
+
+/// An object's bytes as they arrive.
+pub type ObjectBody = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Why an object could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetError {
+    /// The object (or that version) no longer exists: a retry cannot help; logged and skipped.
+    NotFound(String),
+    /// Access denied: the role or the bucket policy must change; the invocation fails.
+    Denied(String),
+    /// Anything a retry may fix (throttling, network, 5xx); the invocation fails.
+    Transient(String),
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::NotFound(m) => write!(f, "{m} (no longer exists; skipped)"),
+            GetError::Denied(m) => write!(f, "{m} (access denied: check the function's role)"),
+            GetError::Transient(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for GetError {}
+
+/// Where objects come from: S3 in production.
+pub trait ObjectStore: Send + Sync {
+    /// Opens an object (the notified version, when the notification named one) as a stream.
+    fn open(&self, object: &ObjectRef) -> impl Future<Output = Result<ObjectBody, GetError>> + Send;
+}
+
+impl ObjectStore for aws_sdk_s3::Client {
+    async fn open(&self, object: &ObjectRef) -> Result<ObjectBody, GetError> {
+        use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+        let request = self
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .set_version_id(object.version_id.clone());
+        match request.send().await {
+            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
+            Err(SdkError::ServiceError(e)) => {
+                let status = e.raw().status().as_u16();
+                let code = e.err().code().unwrap_or("").to_string();
+                let message = format!(
+                    "cannot read {}: {} {}",
+                    object.label(),
+                    status,
+                    if code.is_empty() { "error" } else { &code }
+                );
+                Err(match (status, code.as_str()) {
+                    (404, _) | (_, "NoSuchKey" | "NoSuchVersion" | "NoSuchBucket") => {
+                        GetError::NotFound(message)
+                    }
+                    (403, _) | (_, "AccessDenied") => GetError::Denied(message),
+                    _ => GetError::Transient(message),
+                })
+            }
+            Err(e) => Err(GetError::Transient(format!(
+                "cannot read {}: {}",
+                object.label(),
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))),
+        }
+    }
+}

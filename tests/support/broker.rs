@@ -1,0 +1,297 @@
+//! A Solace-REST-faithful test broker (REST messaging mode), on 127.0.0.1.
+//!
+//! It enforces what a Solace broker enforces for a REST publisher: `POST` only (405), a
+//! `/TOPIC/...` or `/QUEUE/...` target (a bare path is a topic, as on Solace), Basic
+//! authentication against the current credentials (401), a valid `Solace-Delivery-Mode` (400),
+//! and answers 200 with an empty body once a message is "stored". HTTP/1.1 with keep-alive, one
+//! task per connection. Faults on demand: scripted answers per message id (any status and
+//! reason phrase), a delay before answering, or a dropped connection.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the broker does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Store the message and answer 200.
+    Accept,
+    /// Answer this status and reason phrase without storing.
+    Status(u16, &'static str),
+    /// Wait, then do the next thing.
+    Delay(Duration, Box<Reply>),
+    /// Close the connection without answering.
+    Drop,
+}
+
+/// A message the broker stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// `TOPIC` or `QUEUE`.
+    pub kind: String,
+    /// The topic or queue, percent-decoded.
+    pub destination: String,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Stored {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    username: String,
+    password: String,
+    stored: Vec<Stored>,
+    /// Requests seen per `Solace-Message-ID`, whatever their outcome.
+    attempts: HashMap<String, u32>,
+    /// Scripted replies per message id, used in order; then `default`.
+    script: HashMap<String, VecDeque<Reply>>,
+    default: Option<Reply>,
+    requests: u64,
+    in_flight: u64,
+    max_in_flight: u64,
+}
+
+/// The running broker; dropped, it stops accepting.
+pub struct TestBroker {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestBroker {
+    /// Starts a broker that accepts `username`/`password`.
+    pub async fn start(username: &str, password: &str) -> TestBroker {
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(l) => l,
+            Err(e) => panic!("test broker cannot listen: {e}"),
+        };
+        let url = format!("http://{}", listener.local_addr().map_or_else(|e| panic!("{e}"), |a| a.to_string()));
+        let state = Arc::new(Mutex::new(State {
+            username: username.into(),
+            password: password.into(),
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, state).await;
+                });
+            }
+        });
+        TestBroker { url, state, task }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut guard = match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Changes the accepted credentials (a rotated secret).
+    pub fn set_credentials(&self, username: &str, password: &str) {
+        self.with(|s| {
+            s.username = username.into();
+            s.password = password.into();
+        });
+    }
+
+    /// Scripts the replies to the message with this id, in order.
+    pub fn script(&self, message_id: &str, replies: Vec<Reply>) {
+        self.with(|s| {
+            s.script.insert(message_id.to_string(), replies.into());
+        });
+    }
+
+    /// What every request without a script gets (default: accept).
+    pub fn set_default(&self, reply: Reply) {
+        self.with(|s| s.default = Some(reply));
+    }
+
+    pub fn stored(&self) -> Vec<Stored> {
+        self.with(|s| s.stored.clone())
+    }
+
+    /// Message ids stored, in order of storing.
+    pub fn stored_ids(&self) -> Vec<String> {
+        self.with(|s| {
+            s.stored
+                .iter()
+                .map(|m| m.header("Solace-Message-ID").unwrap_or("").to_string())
+                .collect()
+        })
+    }
+
+    pub fn attempts(&self, message_id: &str) -> u32 {
+        self.with(|s| s.attempts.get(message_id).copied().unwrap_or(0))
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.with(|s| s.requests)
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> u64 {
+        self.with(|s| s.max_in_flight)
+    }
+}
+
+async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let mut headers = HashMap::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+            }
+        }
+        let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).await?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+
+        let mut reply = decide(&state, &method, &target, &headers);
+        {
+            let mut s = lock(&state);
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        }
+        while let Reply::Delay(pause, next) = reply {
+            tokio::time::sleep(pause).await;
+            reply = *next;
+        }
+        lock(&state).in_flight -= 1;
+        let (status, reason) = match reply {
+            Reply::Drop => return Ok(()),
+            Reply::Accept => {
+                // Spooled, then acknowledged: a client that gave up meanwhile still got it stored,
+                // as with a real broker.
+                store(&state, &target, headers, body);
+                (200, "OK")
+            }
+            Reply::Status(status, reason) => (status, reason),
+            Reply::Delay(..) => (500, "Internal Server Error"),
+        };
+        let response = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n");
+        write.write_all(response.as_bytes()).await?;
+    }
+}
+
+fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn decide(state: &Arc<Mutex<State>>, method: &str, target: &str, headers: &HashMap<String, String>) -> Reply {
+    let mut s = lock(state);
+    s.requests += 1;
+    if method != "POST" {
+        return Reply::Status(405, "Method Not Allowed");
+    }
+    let expected = format!("Basic {}", base64(format!("{}:{}", s.username, s.password).as_bytes()));
+    if headers.get("authorization") != Some(&expected) {
+        return Reply::Status(401, "Unauthorized");
+    }
+    match headers.get("solace-delivery-mode").map(String::as_str) {
+        None | Some("direct" | "non-persistent" | "persistent") => {}
+        Some(_) => return Reply::Status(400, "Invalid Delivery Mode"),
+    }
+    if destination(target).is_none() {
+        return Reply::Status(400, "Bad Request");
+    }
+    let id = headers.get("solace-message-id").cloned().unwrap_or_default();
+    *s.attempts.entry(id.clone()).or_default() += 1;
+    let scripted = s.script.get_mut(&id).and_then(VecDeque::pop_front);
+    scripted.or_else(|| s.default.clone()).unwrap_or(Reply::Accept)
+}
+
+fn store(state: &Arc<Mutex<State>>, target: &str, headers: HashMap<String, String>, body: String) {
+    if let Some((kind, destination)) = destination(target) {
+        lock(state).stored.push(Stored { kind, destination, headers, body });
+    }
+}
+
+/// `(TOPIC|QUEUE, decoded name)` of a request target; a bare path is a topic.
+fn destination(target: &str) -> Option<(String, String)> {
+    let path = target.split('?').next().unwrap_or("");
+    let path = path.strip_prefix('/')?;
+    let (kind, name) = match path.split_once('/') {
+        Some(("TOPIC", rest)) => ("TOPIC", rest),
+        Some(("QUEUE", rest)) => ("QUEUE", rest),
+        _ => ("TOPIC", path),
+    };
+    if name.is_empty() {
+        return None;
+    }
+    let decoded = percent_decode(name)?;
+    Some((kind.to_string(), decoded))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

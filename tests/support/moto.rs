@@ -1,0 +1,97 @@
+//! moto server (S3 and Secrets Manager over real HTTP) for the integration tests.
+//!
+//! `scripts/test.sh` starts one and exports `E2B_MOTO_ENDPOINT`; without it, the first test that
+//! needs moto starts `moto_server` (from `$E2B_MOTO_SERVER`, `PATH` or `.venv/bin`) on a free
+//! port, watched so that it stops with the test process.
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+/// The moto endpoint, e.g. `http://127.0.0.1:5000`.
+pub fn endpoint() -> &'static str {
+    ENDPOINT.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("E2B_MOTO_ENDPOINT") {
+            return endpoint;
+        }
+        let server = find_moto_server().unwrap_or_else(|| {
+            panic!(
+                "moto_server not found: run the tests with `bash scripts/test.sh` (it installs moto \
+                 into .venv), or set E2B_MOTO_ENDPOINT to a running moto server"
+            )
+        });
+        let port = free_port();
+        let parent = std::process::id();
+        let script = format!(
+            "'{server}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m"
+        );
+        if let Err(e) = Command::new("sh").arg("-c").arg(script).spawn() {
+            panic!("cannot start moto_server: {e}");
+        }
+        wait_for(port);
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+fn find_moto_server() -> Option<String> {
+    if let Ok(path) = std::env::var("E2B_MOTO_SERVER") {
+        return Some(path);
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server");
+    if std::path::Path::new(venv).exists() {
+        return Some(venv.to_string());
+    }
+    let paths = std::env::var("PATH").unwrap_or_default();
+    paths
+        .split(':')
+        .map(|dir| format!("{dir}/moto_server"))
+        .find(|candidate| std::path::Path::new(candidate).exists())
+}
+
+fn free_port() -> u16 {
+    match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => panic!("no free port: {e}"),
+    }
+}
+
+fn wait_for(port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server did not start on port {port} within 60 s");
+}
+
+/// AWS configuration pointing at moto, with dummy credentials.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
+}
+
+pub async fn s3() -> aws_sdk_s3::Client {
+    let config = aws_config().await;
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+}
+
+pub async fn secrets() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&aws_config().await)
+}
+
+/// A bucket and a secret name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}

@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# The project's test command (README, "Quick start"): formatting, lints, every test, then one
-# closing line with the totals over all test binaries.
+# The project's test command (README, "Quick start"): the test peers it needs, formatting, lints,
+# every test, then one closing line with the totals over all test binaries.
+#
+# Test peers, installed once into .venv (PyPI): moto server (S3 and Secrets Manager over real
+# HTTP for the real AWS SDK) and cargo-lambda (the Lambda runtime emulator: `cargo lambda watch`
+# and `invoke`). The tests start and stop them themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! .venv/bin/python -c 'import moto, flask, werkzeug' 2>/dev/null || [ ! -x .venv/bin/cargo-lambda ]; then
+  echo "== installing test peers into .venv (moto server, cargo-lambda)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==5.2.*"
+  # cargo-lambda's wheel carries its binary; Zig is only needed for cross-compiling.
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*"
+fi
+export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+export E2B_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 log=$(mktemp)

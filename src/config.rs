@@ -29,10 +29,16 @@ impl KeyFilter {
     /// `None` when the key is read; otherwise why it is skipped.
     pub fn skip_reason(&self, key: &str) -> Option<String> {
         if !key.starts_with(&self.prefix) {
-            return Some(format!("the key does not start with OBJECT_KEY_PREFIX `{}`", self.prefix));
+            return Some(format!(
+                "the key does not start with OBJECT_KEY_PREFIX `{}`",
+                self.prefix
+            ));
         }
         if !key.ends_with(&self.suffix) {
-            return Some(format!("the key does not end with OBJECT_KEY_SUFFIX `{}`", self.suffix));
+            return Some(format!(
+                "the key does not end with OBJECT_KEY_SUFFIX `{}`",
+                self.suffix
+            ));
         }
         self.exclude_prefixes
             .iter()
@@ -66,7 +72,11 @@ pub struct ConfigError(pub Vec<String>);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the forwarder's configuration is not usable: {}", self.0.join("; "))
+        write!(
+            f,
+            "the forwarder's configuration is not usable: {}",
+            self.0.join("; ")
+        )
     }
 }
 
@@ -90,10 +100,15 @@ impl ForwarderConfig {
         let mut warnings = Vec::new();
 
         let broker = env.broker();
-        let secret_id = match (env.text("AEM_CREDENTIALS_SECRET"), env.text("SAP_AEM_CREDENTIALS")) {
+        let secret_id = match (
+            env.text("AEM_CREDENTIALS_SECRET"),
+            env.text("SAP_AEM_CREDENTIALS"),
+        ) {
             (Some(id), None) | (None, Some(id)) => id,
             (Some(_), Some(_)) => {
-                env.problem("set AEM_CREDENTIALS_SECRET or its alias SAP_AEM_CREDENTIALS, not both");
+                env.problem(
+                    "set AEM_CREDENTIALS_SECRET or its alias SAP_AEM_CREDENTIALS, not both",
+                );
                 String::new()
             }
             (None, None) => {
@@ -111,7 +126,9 @@ impl ForwarderConfig {
         let format = match env.text("PAYLOAD_FORMAT") {
             None => PayloadFormat::CloudEvents,
             Some(name) => PayloadFormat::from_name(&name).unwrap_or_else(|| {
-                env.problem(&format!("PAYLOAD_FORMAT `{name}` is neither `cloudevents` nor `sap-e2b`"));
+                env.problem(&format!(
+                    "PAYLOAD_FORMAT `{name}` is neither `cloudevents` nor `sap-e2b`"
+                ));
                 PayloadFormat::CloudEvents
             }),
         };
@@ -119,19 +136,33 @@ impl ForwarderConfig {
             model_transitions: env.flag("FORWARD_MODEL_TRANSITIONS"),
             connectivity: env.flag("FORWARD_CONNECTIVITY"),
         };
-        let concurrency = env.number("PUBLISH_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 1024) as usize;
+        let concurrency =
+            env.number("PUBLISH_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 1024) as usize;
         let timeout_ms = env.number("PUBLISH_TIMEOUT_MS", 5_000, 100, 900_000);
         let max_attempts = env.number("PUBLISH_MAX_ATTEMPTS", 6, 1, 100) as u32;
-        let ttl_ms = env.text("AEM_MESSAGE_TTL_MS").map(|_| env.number("AEM_MESSAGE_TTL_MS", 0, 1, u64::MAX));
+        let ttl_ms = env
+            .text("AEM_MESSAGE_TTL_MS")
+            .map(|_| env.number("AEM_MESSAGE_TTL_MS", 0, 1, u64::MAX));
         let secret_ttl = env.number("SECRET_CACHE_TTL_SECONDS", 300, 0, 86_400);
-        let max_record = env.number("MAX_RECORD_BYTES", crate::firehose::DEFAULT_MAX_RECORD_BYTES as u64, 1024, 1 << 30);
+        let max_record = env.number(
+            "MAX_RECORD_BYTES",
+            crate::firehose::DEFAULT_MAX_RECORD_BYTES as u64,
+            1024,
+            1 << 30,
+        );
         let margin_ms = env.number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000);
         let filter = KeyFilter {
             prefix: env.text("OBJECT_KEY_PREFIX").unwrap_or_default(),
             suffix: env.text("OBJECT_KEY_SUFFIX").unwrap_or_default(),
             exclude_prefixes: env
                 .text("OBJECT_KEY_EXCLUDE_PREFIXES")
-                .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect())
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE");
@@ -144,8 +175,13 @@ impl ForwarderConfig {
                 "the broker URL {base_url} is plain http: credentials and events travel unencrypted; use https outside tests"
             ));
         }
-        if matches!(destination, Destination::FixedUrl(_)) && env.text("AEM_TOPIC_TEMPLATE").is_some() {
-            warnings.push("SAP_AEM_REST_URL names the topic in its path; AEM_TOPIC_TEMPLATE is not used".into());
+        if matches!(destination, Destination::FixedUrl(_))
+            && env.text("AEM_TOPIC_TEMPLATE").is_some()
+        {
+            warnings.push(
+                "SAP_AEM_REST_URL names the topic in its path; AEM_TOPIC_TEMPLATE is not used"
+                    .into(),
+            );
         }
         Ok(ForwarderConfig {
             mesh: MeshConfig {
@@ -188,7 +224,9 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 
     /// A set, non-blank variable, trimmed.
     fn text(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+        (self.lookup)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     fn flag(&mut self, name: &str) -> bool {
@@ -209,7 +247,9 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         match text.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => n,
             _ => {
-                self.problem(&format!("{name} `{text}` is not a whole number from {min} to {max}"));
+                self.problem(&format!(
+                    "{name} `{text}` is not a whole number from {min} to {max}"
+                ));
                 default
             }
         }
@@ -240,7 +280,9 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             (None, Some(url)) => {
                 let full = self.url("SAP_AEM_REST_URL", &url)?;
                 if queue.is_some() {
-                    self.problem("AEM_QUEUE cannot be used with SAP_AEM_REST_URL, whose path is the topic");
+                    self.problem(
+                        "AEM_QUEUE cannot be used with SAP_AEM_REST_URL, whose path is the topic",
+                    );
                     return None;
                 }
                 let mut base = full.clone();

@@ -83,7 +83,12 @@ impl std::fmt::Display for ObjectFailure {
                 .take(IDS_NAMED)
                 .map(|(id, why)| format!("{id} ({why})"))
                 .collect();
-            write!(f, " {} event(s) not delivered: {}", self.undelivered.len(), named.join(", "))?;
+            write!(
+                f,
+                " {} event(s) not delivered: {}",
+                self.undelivered.len(),
+                named.join(", ")
+            )?;
             if self.undelivered.len() > IDS_NAMED {
                 write!(f, " and {} more", self.undelivered.len() - IDS_NAMED)?;
             }
@@ -253,7 +258,8 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         let bridge = SyncIoBridge::new(body);
         let decoding = tokio::task::spawn_blocking(move || {
             let result = decoder.scan(&origin, bridge, |report| {
-                tx.blocking_send(report).map_err(|_| "the publisher stopped")
+                tx.blocking_send(report)
+                    .map_err(|_| "the publisher stopped")
             });
             (decoder, result.map(|_| ()).map_err(|e| e.to_string()))
         });
@@ -262,13 +268,18 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         let mut publishing: JoinSet<(String, Result<(), PublishError>)> = JoinSet::new();
         let mut delivered = 0u64;
         let mut undelivered = Vec::new();
-        let mut settle = |done: Result<(String, Result<(), PublishError>), tokio::task::JoinError>| match done {
+        let mut settle = |done: Result<
+            (String, Result<(), PublishError>),
+            tokio::task::JoinError,
+        >| match done {
             Ok((_, Ok(()))) => delivered += 1,
             Ok((id, Err(e))) => {
                 tracing::error!(object = %label, event_id = %id, error = %e, "event not delivered");
                 undelivered.push((id, e.to_string()));
             }
-            Err(e) => undelivered.push(("(unknown)".into(), format!("publishing task failed: {e}"))),
+            Err(e) => {
+                undelivered.push(("(unknown)".into(), format!("publishing task failed: {e}")))
+            }
         };
         while let Some(report) = rx.recv().await {
             match report {
@@ -285,8 +296,12 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     });
                 }
                 Report::Problem(problem) => match problem.severity {
-                    Severity::Malformed => tracing::warn!(object = %problem.object, offset = problem.offset, reason = %problem.reason, "malformed record skipped"),
-                    Severity::Warning => tracing::warn!(object = %problem.object, offset = problem.offset, reason = %problem.reason, "record warning"),
+                    Severity::Malformed => {
+                        tracing::warn!(object = %problem.object, offset = problem.offset, reason = %problem.reason, "malformed record skipped")
+                    }
+                    Severity::Warning => {
+                        tracing::warn!(object = %problem.object, offset = problem.offset, reason = %problem.reason, "record warning")
+                    }
                 },
             }
             while let Some(done) = publishing.try_join_next() {

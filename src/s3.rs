@@ -37,7 +37,8 @@ impl std::error::Error for GetError {}
 /// Where objects come from: S3 in production.
 pub trait ObjectStore: Send + Sync {
     /// Opens an object (the notified version, when the notification named one) as a stream.
-    fn open(&self, object: &ObjectRef) -> impl Future<Output = Result<ObjectBody, GetError>> + Send;
+    fn open(&self, object: &ObjectRef)
+    -> impl Future<Output = Result<ObjectBody, GetError>> + Send;
 }
 
 impl ObjectStore for aws_sdk_s3::Client {

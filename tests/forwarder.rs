@@ -20,7 +20,8 @@ const USER: &str = "solace-cloud-client";
 const PASSWORD: &str = "first-s3cret-value";
 const NDJSON_GZ: &[u8] = include_bytes!("../events/objects/monitron-v2-ndjson.json.gz");
 const CONCATENATED: &[u8] = include_bytes!("../events/objects/monitron-v2-concatenated.json");
-const ALARM: &str = include_str!("../events/records/illustrative-v2-asset-state-transition-alarm.json");
+const ALARM: &str =
+    include_str!("../events/records/illustrative-v2-asset-state-transition-alarm.json");
 
 type S3Forwarder = Forwarder<aws_sdk_s3::Client, aws_sdk_secretsmanager::Client>;
 
@@ -40,13 +41,31 @@ impl Fixture {
         let bucket = moto::unique("monitron-export");
         let secret = moto::unique("aem-credentials");
         if let Err(e) = s3.create_bucket().bucket(&bucket).send().await {
-            panic!("create bucket: {}", aws_sdk_s3::error::DisplayErrorContext(&e));
+            panic!(
+                "create bucket: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            );
         }
         let value = json!({"username": USER, "password": PASSWORD}).to_string();
-        if let Err(e) = secrets.create_secret().name(&secret).secret_string(value).send().await {
-            panic!("create secret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e));
+        if let Err(e) = secrets
+            .create_secret()
+            .name(&secret)
+            .secret_string(value)
+            .send()
+            .await
+        {
+            panic!(
+                "create secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            );
         }
-        Fixture { broker, bucket, secret, s3, secrets }
+        Fixture {
+            broker,
+            bucket,
+            secret,
+            s3,
+            secrets,
+        }
     }
 
     async fn put(&self, key: &str, body: &[u8]) {
@@ -76,12 +95,20 @@ impl Fixture {
     }
 
     fn forwarder_with(&self, mesh: MeshConfig, concurrency: usize) -> S3Forwarder {
-        let credentials = Arc::new(CachedCredentials::new(self.secrets.clone(), self.secret.clone(), Duration::from_secs(300)));
+        let credentials = Arc::new(CachedCredentials::new(
+            self.secrets.clone(),
+            self.secret.clone(),
+            Duration::from_secs(300),
+        ));
         let publisher = Publisher::new(mesh, credentials).unwrap_or_else(|e| panic!("{e}"));
         Forwarder::new(
             self.s3.clone(),
             Arc::new(publisher),
-            ForwarderSettings { scan: ScanConfig::default(), filter: KeyFilter::default(), concurrency },
+            ForwarderSettings {
+                scan: ScanConfig::default(),
+                filter: KeyFilter::default(),
+                concurrency,
+            },
         )
     }
 
@@ -112,7 +139,9 @@ fn form_urlencode(key: &str) -> String {
             part.bytes()
                 .map(|b| match b {
                     b' ' => "+".to_string(),
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                        (b as char).to_string()
+                    }
                     _ => format!("%{b:02X}"),
                 })
                 .collect::<String>()
@@ -143,54 +172,103 @@ async fn an_object_becomes_one_persistent_message_per_alert_change() {
     let summary = result.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary["delivered"], 3);
     assert_eq!(summary["duplicates"], 1);
-    assert_eq!(sorted(f.broker.stored_ids()), ids(&["e-199", "e-200", "e-201"]));
+    assert_eq!(
+        sorted(f.broker.stored_ids()),
+        ids(&["e-199", "e-200", "e-201"])
+    );
     let stored = f.broker.stored();
-    let alarm = stored.iter().find(|m| m.header("Solace-Message-ID") == Some("e-200")).unwrap_or_else(|| panic!("e-200 not stored"));
+    let alarm = stored
+        .iter()
+        .find(|m| m.header("Solace-Message-ID") == Some("e-200"))
+        .unwrap_or_else(|| panic!("e-200 not stored"));
     assert_eq!(alarm.kind, "TOPIC");
-    assert_eq!(alarm.destination, "monitron/asset/alert/ALARM/Plant A/Site 1/Pump 7/Motor DE");
+    assert_eq!(
+        alarm.destination,
+        "monitron/asset/alert/ALARM/Plant A/Site 1/Pump 7/Motor DE"
+    );
     assert_eq!(alarm.header("Content-Type"), Some("application/json"));
     assert_eq!(alarm.header("Solace-Delivery-Mode"), Some("persistent"));
     assert_eq!(alarm.header("Solace-DMQ-Eligible"), Some("true"));
-    assert_eq!(alarm.header("Solace-Correlation-ID"), Some(format!("s3://{}/{key}", f.bucket).as_str()));
+    assert_eq!(
+        alarm.header("Solace-Correlation-ID"),
+        Some(format!("s3://{}/{key}", f.bucket).as_str())
+    );
     let payload: Value = serde_json::from_str(&alarm.body).unwrap_or(Value::Null);
     assert_eq!(payload["id"], "e-200");
-    assert_eq!(payload["data"]["object"], json!({"bucket": f.bucket, "key": key}));
+    assert_eq!(
+        payload["data"]["object"],
+        json!({"bucket": f.bucket, "key": key})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_until_the_broker_takes_the_message() {
     let f = Fixture::new().await;
     f.put("a.json", CONCATENATED).await;
-    f.broker.script("e-200", vec![Reply::Status(503, "Spool Over Quota"), Reply::Status(503, "Spool Over Quota")]);
-    f.broker.script("e-201", vec![Reply::Drop, Reply::Status(429, "Too Many Requests")]);
+    f.broker.script(
+        "e-200",
+        vec![
+            Reply::Status(503, "Spool Over Quota"),
+            Reply::Status(503, "Spool Over Quota"),
+        ],
+    );
+    f.broker.script(
+        "e-201",
+        vec![Reply::Drop, Reply::Status(429, "Too Many Requests")],
+    );
     let result = f.forwarder().handle(&f.s3_event(&["a.json"]), soon()).await;
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(f.broker.attempts("e-200"), 3);
     assert_eq!(f.broker.attempts("e-201"), 3);
-    assert_eq!(sorted(f.broker.stored_ids()), ids(&["e-199", "e-200", "e-201"]), "each stored once");
+    assert_eq!(
+        sorted(f.broker.stored_ids()),
+        ids(&["e-199", "e-200", "e-201"]),
+        "each stored once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_does_not_answer_in_time_is_tried_again() {
     let f = Fixture::new().await;
     f.put("slow.json", CONCATENATED).await;
-    f.broker.script("e-199", vec![Reply::Delay(Duration::from_secs(3), Box::new(Reply::Status(503, "Late")))]);
-    let result = f.forwarder().handle(&f.s3_event(&["slow.json"]), soon()).await;
+    f.broker.script(
+        "e-199",
+        vec![Reply::Delay(
+            Duration::from_secs(3),
+            Box::new(Reply::Status(503, "Late")),
+        )],
+    );
+    let result = f
+        .forwarder()
+        .handle(&f.s3_event(&["slow.json"]), soon())
+        .await;
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(f.broker.attempts("e-199"), 2);
-    assert_eq!(sorted(f.broker.stored_ids()), ids(&["e-199", "e-200", "e-201"]));
+    assert_eq!(
+        sorted(f.broker.stored_ids()),
+        ids(&["e-199", "e-200", "e-201"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_event_fails_the_invocation_by_name_and_the_others_still_arrive() {
     let f = Fixture::new().await;
     f.put("b.json", CONCATENATED).await;
-    f.broker.script("e-200", vec![Reply::Status(400, "Queue Not Found")]);
+    f.broker
+        .script("e-200", vec![Reply::Status(400, "Queue Not Found")]);
     let result = f.forwarder().handle(&f.s3_event(&["b.json"]), soon()).await;
-    let Err(HandlerError::Forward(error)) = result else { panic!("{result:?}") };
+    let Err(HandlerError::Forward(error)) = result else {
+        panic!("{result:?}")
+    };
     let message = error.to_string();
-    assert!(message.contains(&format!("s3://{}/b.json", f.bucket)), "{message}");
-    assert!(message.contains("e-200 (refused by the broker: 400 Queue Not Found)"), "{message}");
+    assert!(
+        message.contains(&format!("s3://{}/b.json", f.bucket)),
+        "{message}"
+    );
+    assert!(
+        message.contains("e-200 (refused by the broker: 400 Queue Not Found)"),
+        "{message}"
+    );
     assert!(message.contains("2 delivered"), "{message}");
     assert_eq!(f.broker.attempts("e-200"), 1, "a 4xx is not retried");
     assert_eq!(sorted(f.broker.stored_ids()), ids(&["e-199", "e-201"]));
@@ -202,13 +280,25 @@ async fn a_rotated_secret_is_read_again_after_a_401() {
     f.put("c.json", CONCATENATED).await;
     let forwarder = f.forwarder();
     // Warm: the first invocation caches the first password.
-    assert!(forwarder.handle(&f.s3_event(&["c.json"]), soon()).await.is_ok());
+    assert!(
+        forwarder
+            .handle(&f.s3_event(&["c.json"]), soon())
+            .await
+            .is_ok()
+    );
     // The password is rotated in the secret and on the broker.
     let rotated = json!({"username": USER, "password": "second-s3cret-value"}).to_string();
-    let put = f.secrets.put_secret_value().secret_id(&f.secret).secret_string(rotated).send().await;
+    let put = f
+        .secrets
+        .put_secret_value()
+        .secret_id(&f.secret)
+        .secret_string(rotated)
+        .send()
+        .await;
     assert!(put.is_ok());
     f.broker.set_credentials(USER, "second-s3cret-value");
-    f.put("d.json", ALARM.replace("e-200", "e-300").as_bytes()).await;
+    f.put("d.json", ALARM.replace("e-200", "e-300").as_bytes())
+        .await;
     let result = forwarder.handle(&f.s3_event(&["d.json"]), soon()).await;
     assert!(result.is_ok(), "{result:?}");
     assert!(f.broker.stored_ids().contains(&"e-300".to_string()));
@@ -220,18 +310,33 @@ async fn wrong_credentials_fail_after_one_fresh_read_of_the_secret() {
     f.put("e.json", ALARM.as_bytes()).await;
     f.broker.set_credentials(USER, "a-password-nobody-has");
     let result = f.forwarder().handle(&f.s3_event(&["e.json"]), soon()).await;
-    let Err(error) = result else { panic!("delivered with wrong credentials") };
+    let Err(error) = result else {
+        panic!("delivered with wrong credentials")
+    };
     let message = error.to_string();
     assert!(message.contains("e-200 (401 Unauthorized"), "{message}");
-    assert!(!message.contains(PASSWORD), "the password leaked: {message}");
-    assert_eq!(f.broker.attempts("e-200"), 0, "401s are answered before a message id counts");
-    assert!(f.broker.requests() <= 2, "one try, one retry after reading the secret again");
+    assert!(
+        !message.contains(PASSWORD),
+        "the password leaked: {message}"
+    );
+    assert_eq!(
+        f.broker.attempts("e-200"),
+        0,
+        "401s are answered before a message id counts"
+    );
+    assert!(
+        f.broker.requests() <= 2,
+        "one try, one retry after reading the secret again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_deleted_before_it_is_read_is_skipped() {
     let f = Fixture::new().await;
-    let result = f.forwarder().handle(&f.s3_event(&["gone.json"]), soon()).await;
+    let result = f
+        .forwarder()
+        .handle(&f.s3_event(&["gone.json"]), soon())
+        .await;
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(f.broker.requests(), 0);
 }
@@ -252,10 +357,19 @@ async fn keys_with_special_characters_reach_s3_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_records_go_out_sixteen_at_a_time() {
     let f = Fixture::new().await;
-    let object: String = (0..500).map(|i| ALARM.trim().replace("e-200", &format!("bulk-{i:03}"))).collect::<Vec<_>>().join("\n");
+    let object: String = (0..500)
+        .map(|i| ALARM.trim().replace("e-200", &format!("bulk-{i:03}")))
+        .collect::<Vec<_>>()
+        .join("\n");
     f.put("bulk.json", object.as_bytes()).await;
-    f.broker.set_default(Reply::Delay(Duration::from_millis(20), Box::new(Reply::Accept)));
-    let result = f.forwarder().handle(&f.s3_event(&["bulk.json"]), soon()).await;
+    f.broker.set_default(Reply::Delay(
+        Duration::from_millis(20),
+        Box::new(Reply::Accept),
+    ));
+    let result = f
+        .forwarder()
+        .handle(&f.s3_event(&["bulk.json"]), soon())
+        .await;
     let summary = result.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary["delivered"], 500);
     let stored = f.broker.stored_ids();
@@ -277,18 +391,35 @@ async fn an_unreachable_broker_fails_the_invocation_before_the_deadline() {
     mesh.base_url = reqwest::Url::parse("http://127.0.0.1:9").unwrap_or_else(|e| panic!("{e}"));
     mesh.max_attempts = 100;
     let start = Instant::now();
-    let result = f.forwarder_with(mesh, 4).handle(&f.s3_event(&["f.json"]), Instant::now() + Duration::from_secs(2)).await;
-    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
-    let Err(error) = result else { panic!("delivered to nobody") };
-    assert!(error.to_string().contains("e-200 (not delivered after"), "{error}");
+    let result = f
+        .forwarder_with(mesh, 4)
+        .handle(
+            &f.s3_event(&["f.json"]),
+            Instant::now() + Duration::from_secs(2),
+        )
+        .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        start.elapsed()
+    );
+    let Err(error) = result else {
+        panic!("delivered to nobody")
+    };
+    assert!(
+        error.to_string().contains("e-200 (not delivered after"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_batches_report_only_the_failed_messages() {
     let f = Fixture::new().await;
     f.put("good.json", ALARM.as_bytes()).await;
-    f.put("bad.json", ALARM.replace("e-200", "e-400").as_bytes()).await;
-    f.broker.script("e-400", vec![Reply::Status(403, "Publish ACL Denied")]);
+    f.put("bad.json", ALARM.replace("e-200", "e-400").as_bytes())
+        .await;
+    f.broker
+        .script("e-400", vec![Reply::Status(403, "Publish ACL Denied")]);
     let body = |key: &str| f.s3_event(&[key]).to_string();
     let batch = json!({"Records": [
         {"messageId": "m-good", "eventSource": "aws:sqs", "body": body("good.json")},
@@ -297,7 +428,10 @@ async fn sqs_batches_report_only_the_failed_messages() {
     ]});
     let result = f.forwarder().handle(&batch, soon()).await;
     let response = result.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-junk"}]}));
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-junk"}]})
+    );
     assert_eq!(f.broker.stored_ids(), ids(&["e-200"]));
 }
 
@@ -311,39 +445,70 @@ async fn eventbridge_and_the_test_event_are_understood() {
     assert!(f.forwarder().handle(&event, soon()).await.is_ok());
     assert_eq!(f.broker.stored_ids(), ids(&["e-200"]));
     let test_event = json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": f.bucket});
-    assert_eq!(f.forwarder().handle(&test_event, soon()).await.ok(), Some(json!({"testEvent": "acknowledged"})));
+    assert_eq!(
+        f.forwarder().handle(&test_event, soon()).await.ok(),
+        Some(json!({"testEvent": "acknowledged"}))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_is_named_in_the_failure() {
     let f = Fixture::new().await;
     f.put("g.json", ALARM.as_bytes()).await;
-    let credentials = Arc::new(CachedCredentials::new(f.secrets.clone(), "no-such-secret", Duration::from_secs(300)));
-    let publisher = Publisher::new(f.mesh(), credentials).unwrap_or_else(|e| panic!("{e}"));
-    let forwarder = Forwarder::new(
-        f.s3.clone(),
-        Arc::new(publisher),
-        ForwarderSettings { scan: ScanConfig::default(), filter: KeyFilter::default(), concurrency: 4 },
-    );
-    let Err(error) = forwarder.handle(&f.s3_event(&["g.json"]), soon()).await else { panic!() };
-    assert!(error.to_string().contains("cannot read secret no-such-secret"), "{error}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_key_filter_skips_firehose_error_objects() {
-    let f = Fixture::new().await;
-    f.put("error/processing-failed/x.json", ALARM.as_bytes()).await;
-    let credentials = Arc::new(CachedCredentials::new(f.secrets.clone(), f.secret.clone(), Duration::from_secs(300)));
+    let credentials = Arc::new(CachedCredentials::new(
+        f.secrets.clone(),
+        "no-such-secret",
+        Duration::from_secs(300),
+    ));
     let publisher = Publisher::new(f.mesh(), credentials).unwrap_or_else(|e| panic!("{e}"));
     let forwarder = Forwarder::new(
         f.s3.clone(),
         Arc::new(publisher),
         ForwarderSettings {
             scan: ScanConfig::default(),
-            filter: KeyFilter { exclude_prefixes: vec!["error/".into()], ..KeyFilter::default() },
+            filter: KeyFilter::default(),
             concurrency: 4,
         },
     );
-    assert!(forwarder.handle(&f.s3_event(&["error/processing-failed/x.json"]), soon()).await.is_ok());
+    let Err(error) = forwarder.handle(&f.s3_event(&["g.json"]), soon()).await else {
+        panic!()
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("cannot read secret no-such-secret"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_filter_skips_firehose_error_objects() {
+    let f = Fixture::new().await;
+    f.put("error/processing-failed/x.json", ALARM.as_bytes())
+        .await;
+    let credentials = Arc::new(CachedCredentials::new(
+        f.secrets.clone(),
+        f.secret.clone(),
+        Duration::from_secs(300),
+    ));
+    let publisher = Publisher::new(f.mesh(), credentials).unwrap_or_else(|e| panic!("{e}"));
+    let forwarder = Forwarder::new(
+        f.s3.clone(),
+        Arc::new(publisher),
+        ForwarderSettings {
+            scan: ScanConfig::default(),
+            filter: KeyFilter {
+                exclude_prefixes: vec!["error/".into()],
+                ..KeyFilter::default()
+            },
+            concurrency: 4,
+        },
+    );
+    assert!(
+        forwarder
+            .handle(&f.s3_event(&["error/processing-failed/x.json"]), soon())
+            .await
+            .is_ok()
+    );
     assert_eq!(f.broker.requests(), 0);
 }

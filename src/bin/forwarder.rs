@@ -28,7 +28,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .build(),
     );
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let credentials = Arc::new(CachedCredentials::new(secrets, config.secret_id.clone(), config.secret_ttl));
+    let credentials = Arc::new(CachedCredentials::new(
+        secrets,
+        config.secret_id.clone(),
+        config.secret_ttl,
+    ));
     let publisher = Arc::new(Publisher::new(config.mesh.clone(), credentials)?);
     let margin = config.deadline_margin;
     let forwarder = Arc::new(Forwarder::new(
@@ -44,6 +48,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let forwarder = forwarder.clone();
         async move {
             let deadline = deadline_of(event.context.deadline, margin);
+            tracing::debug!(
+                deadline_ms = event.context.deadline,
+                budget_ms = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as u64,
+                "invocation"
+            );
             forwarder.handle(&event.payload, deadline).await
         }
     }))
@@ -51,11 +62,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 /// The invocation's deadline (ms since the epoch) as an `Instant`, less the margin kept to
-/// report what was not delivered.
+/// report what was not delivered. Local emulators (`cargo lambda watch`) send the function's
+/// timeout instead of a point in time; a value before 2001 is read that way.
 fn deadline_of(deadline_ms: u64, margin: Duration) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    const EPOCH_2001_MS: u64 = 978_307_200_000;
+    let left = if deadline_ms < EPOCH_2001_MS {
+        Duration::from_millis(deadline_ms)
+    } else {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    };
     Instant::now() + left.saturating_sub(margin)
 }

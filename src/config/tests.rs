@@ -3,18 +3,26 @@ use std::collections::HashMap;
 use super::*;
 
 fn read(pairs: &[(&str, &str)]) -> Result<ForwarderConfig, ConfigError> {
-    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     ForwarderConfig::from_lookup(|name| map.get(name).cloned())
 }
 
 const MINIMAL: [(&str, &str); 2] = [
-    ("AEM_REST_URL", "https://mr-connection-abc.messaging.solace.cloud:9443"),
+    (
+        "AEM_REST_URL",
+        "https://mr-connection-abc.messaging.solace.cloud:9443",
+    ),
     ("AEM_CREDENTIALS_SECRET", "aem-credentials"),
 ];
 
 #[test]
 fn two_settings_are_enough_and_the_rest_has_documented_defaults() {
-    let Ok(config) = read(&MINIMAL) else { panic!("minimal settings refused") };
+    let Ok(config) = read(&MINIMAL) else {
+        panic!("minimal settings refused")
+    };
     assert_eq!(config.mesh.destination, Destination::Topics);
     assert_eq!(config.secret_id, "aem-credentials");
     assert_eq!(config.concurrency, 16);
@@ -31,15 +39,26 @@ fn two_settings_are_enough_and_the_rest_has_documented_defaults() {
 #[test]
 fn the_sap_sample_variables_work_as_aliases() {
     let Ok(config) = read(&[
-        ("SAP_AEM_REST_URL", "https://mr-connection-abc.messaging.solace.cloud:9443/monitron/messages"),
-        ("SAP_AEM_CREDENTIALS", "arn:aws:secretsmanager:eu-central-1:111122223333:secret:sapaem-credentials"),
+        (
+            "SAP_AEM_REST_URL",
+            "https://mr-connection-abc.messaging.solace.cloud:9443/monitron/messages",
+        ),
+        (
+            "SAP_AEM_CREDENTIALS",
+            "arn:aws:secretsmanager:eu-central-1:111122223333:secret:sapaem-credentials",
+        ),
         ("PAYLOAD_FORMAT", "sap-e2b"),
     ]) else {
         panic!("the SAP sample's settings were refused")
     };
-    let Destination::FixedUrl(url) = &config.mesh.destination else { panic!() };
+    let Destination::FixedUrl(url) = &config.mesh.destination else {
+        panic!()
+    };
     assert_eq!(url.path(), "/monitron/messages");
-    assert_eq!(config.mesh.base_url.as_str(), "https://mr-connection-abc.messaging.solace.cloud:9443/");
+    assert_eq!(
+        config.mesh.base_url.as_str(),
+        "https://mr-connection-abc.messaging.solace.cloud:9443/"
+    );
     assert!(config.secret_id.ends_with(":secret:sapaem-credentials"));
     assert_eq!(config.scan.events.format, PayloadFormat::SapE2b);
 }
@@ -56,7 +75,14 @@ fn every_wrong_setting_is_named_at_once() {
         panic!("accepted")
     };
     let all = problems.join("\n");
-    for name in ["AEM_REST_URL", "AEM_CREDENTIALS_SECRET", "PAYLOAD_FORMAT", "PUBLISH_CONCURRENCY", "FORWARD_CONNECTIVITY", "AEM_TOPIC_TEMPLATE"] {
+    for name in [
+        "AEM_REST_URL",
+        "AEM_CREDENTIALS_SECRET",
+        "PAYLOAD_FORMAT",
+        "PUBLISH_CONCURRENCY",
+        "FORWARD_CONNECTIVITY",
+        "AEM_TOPIC_TEMPLATE",
+    ] {
         assert!(all.contains(name), "{name} not named in:\n{all}");
     }
 }
@@ -64,18 +90,36 @@ fn every_wrong_setting_is_named_at_once() {
 #[test]
 fn conflicting_or_unsafe_urls_are_refused() {
     for (pairs, expected) in [
-        (vec![("AEM_REST_URL", "https://h:9443"), ("SAP_AEM_REST_URL", "https://h:9443/t")], "not both"),
-        (vec![("AEM_REST_URL", "https://h:9443/monitron/messages")], "has a path"),
-        (vec![("AEM_REST_URL", "https://user:pw@h:9443")], "must not carry"),
+        (
+            vec![
+                ("AEM_REST_URL", "https://h:9443"),
+                ("SAP_AEM_REST_URL", "https://h:9443/t"),
+            ],
+            "not both",
+        ),
+        (
+            vec![("AEM_REST_URL", "https://h:9443/monitron/messages")],
+            "has a path",
+        ),
+        (
+            vec![("AEM_REST_URL", "https://user:pw@h:9443")],
+            "must not carry",
+        ),
         (vec![("AEM_REST_URL", "ftp://h")], "not an http(s) URL"),
-        (vec![("SAP_AEM_REST_URL", "https://h:9443/t"), ("AEM_QUEUE", "q")], "AEM_QUEUE cannot"),
+        (
+            vec![("SAP_AEM_REST_URL", "https://h:9443/t"), ("AEM_QUEUE", "q")],
+            "AEM_QUEUE cannot",
+        ),
     ] {
         let mut all = pairs.clone();
         all.push(("AEM_CREDENTIALS_SECRET", "s"));
         match read(&all) {
             Err(e) => {
                 assert!(e.to_string().contains(expected), "{e}");
-                assert!(!e.to_string().contains("pw@"), "a password in a URL is not repeated: {e}");
+                assert!(
+                    !e.to_string().contains("pw@"),
+                    "a password in a URL is not repeated: {e}"
+                );
             }
             Ok(_) => panic!("{pairs:?} accepted"),
         }
@@ -84,7 +128,10 @@ fn conflicting_or_unsafe_urls_are_refused() {
 
 #[test]
 fn plain_http_is_allowed_for_test_brokers_but_said_loudly() {
-    let Ok(config) = read(&[("AEM_REST_URL", "http://127.0.0.1:9000"), ("AEM_CREDENTIALS_SECRET", "s")]) else {
+    let Ok(config) = read(&[
+        ("AEM_REST_URL", "http://127.0.0.1:9000"),
+        ("AEM_CREDENTIALS_SECRET", "s"),
+    ]) else {
         panic!()
     };
     assert!(config.warnings.iter().any(|w| w.contains("plain http")));
@@ -104,14 +151,37 @@ fn switches_filters_and_numbers_are_read() {
         ("OBJECT_KEY_EXCLUDE_PREFIXES", "error/, tmp/"),
     ]);
     let Ok(config) = read(&pairs) else { panic!() };
-    assert_eq!(config.mesh.destination, Destination::Queue("Q/monitron".into()));
+    assert_eq!(
+        config.mesh.destination,
+        Destination::Queue("Q/monitron".into())
+    );
     assert!(config.scan.rules.model_transitions && config.scan.rules.connectivity);
     assert_eq!(config.concurrency, 32);
     assert_eq!(config.mesh.message_ttl_ms, Some(86_400_000));
-    assert_eq!(config.filter.exclude_prefixes, vec!["error/".to_string(), "tmp/".to_string()]);
+    assert_eq!(
+        config.filter.exclude_prefixes,
+        vec!["error/".to_string(), "tmp/".to_string()]
+    );
     assert_eq!(config.filter.skip_reason("project=A/x.gz"), None);
-    assert!(config.filter.skip_reason("project=A/x.json").is_some_and(|r| r.contains("OBJECT_KEY_SUFFIX")));
-    assert!(config.filter.skip_reason("error/x.gz").is_some_and(|r| r.contains("OBJECT_KEY_PREFIX")));
-    let only_exclude = KeyFilter { exclude_prefixes: vec!["error/".into()], ..KeyFilter::default() };
-    assert!(only_exclude.skip_reason("error/processing-failed/x").is_some_and(|r| r.contains("error/")));
+    assert!(
+        config
+            .filter
+            .skip_reason("project=A/x.json")
+            .is_some_and(|r| r.contains("OBJECT_KEY_SUFFIX"))
+    );
+    assert!(
+        config
+            .filter
+            .skip_reason("error/x.gz")
+            .is_some_and(|r| r.contains("OBJECT_KEY_PREFIX"))
+    );
+    let only_exclude = KeyFilter {
+        exclude_prefixes: vec!["error/".into()],
+        ..KeyFilter::default()
+    };
+    assert!(
+        only_exclude
+            .skip_reason("error/processing-failed/x")
+            .is_some_and(|r| r.contains("error/"))
+    );
 }

@@ -41,7 +41,9 @@ pub struct Stored {
 
 impl Stored {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -80,7 +82,12 @@ impl TestBroker {
             Ok(l) => l,
             Err(e) => panic!("test broker cannot listen: {e}"),
         };
-        let url = format!("http://{}", listener.local_addr().map_or_else(|e| panic!("{e}"), |a| a.to_string()));
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_or_else(|e| panic!("{e}"), |a| a.to_string())
+        );
         let state = Arc::new(Mutex::new(State {
             username: username.into(),
             password: password.into(),
@@ -163,7 +170,10 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<(
             return Ok(());
         }
         let mut parts = request_line.split_whitespace();
-        let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let (method, target) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
         let mut headers = HashMap::new();
         loop {
             let mut line = String::new();
@@ -178,7 +188,10 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<(
                 headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
             }
         }
-        let length: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let length: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).await?;
         let body = String::from_utf8_lossy(&body).into_owned();
@@ -217,13 +230,21 @@ fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
     }
 }
 
-fn decide(state: &Arc<Mutex<State>>, method: &str, target: &str, headers: &HashMap<String, String>) -> Reply {
+fn decide(
+    state: &Arc<Mutex<State>>,
+    method: &str,
+    target: &str,
+    headers: &HashMap<String, String>,
+) -> Reply {
     let mut s = lock(state);
     s.requests += 1;
     if method != "POST" {
         return Reply::Status(405, "Method Not Allowed");
     }
-    let expected = format!("Basic {}", base64(format!("{}:{}", s.username, s.password).as_bytes()));
+    let expected = format!(
+        "Basic {}",
+        base64(format!("{}:{}", s.username, s.password).as_bytes())
+    );
     if headers.get("authorization") != Some(&expected) {
         return Reply::Status(401, "Unauthorized");
     }
@@ -234,15 +255,25 @@ fn decide(state: &Arc<Mutex<State>>, method: &str, target: &str, headers: &HashM
     if destination(target).is_none() {
         return Reply::Status(400, "Bad Request");
     }
-    let id = headers.get("solace-message-id").cloned().unwrap_or_default();
+    let id = headers
+        .get("solace-message-id")
+        .cloned()
+        .unwrap_or_default();
     *s.attempts.entry(id.clone()).or_default() += 1;
     let scripted = s.script.get_mut(&id).and_then(VecDeque::pop_front);
-    scripted.or_else(|| s.default.clone()).unwrap_or(Reply::Accept)
+    scripted
+        .or_else(|| s.default.clone())
+        .unwrap_or(Reply::Accept)
 }
 
 fn store(state: &Arc<Mutex<State>>, target: &str, headers: HashMap<String, String>, body: String) {
     if let Some((kind, destination)) = destination(target) {
-        lock(state).stored.push(Stored { kind, destination, headers, body });
+        lock(state).stored.push(Stored {
+            kind,
+            destination,
+            headers,
+            body,
+        });
     }
 }
 
@@ -283,7 +314,11 @@ fn base64(input: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].iter().enumerate() {
             if i <= chunk.len() {

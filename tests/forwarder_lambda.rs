@@ -1,0 +1,198 @@
+//! The `forwarder` binary as Lambda runs it: under `cargo lambda watch` (the Lambda runtime API
+//! emulator), invoked with `cargo lambda invoke --data-file`, against moto and the test broker.
+
+mod support;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::broker::{Reply, TestBroker};
+use support::moto;
+
+const USER: &str = "solace-cloud-client";
+const PASSWORD: &str = "lambda-test-s3cret";
+
+fn cargo_lambda() -> String {
+    if let Ok(path) = std::env::var("E2B_CARGO_LAMBDA") {
+        return path;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/cargo-lambda");
+    if std::path::Path::new(venv).exists() {
+        return venv.to_string();
+    }
+    "cargo-lambda".to_string()
+}
+
+/// `cargo lambda watch`, stopped (with the function it started) when dropped.
+struct Watch {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // The watcher runs the function as a child: stop the whole process group.
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn watch(env: &[(&str, String)]) -> Watch {
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    let mut command = Command::new(cargo_lambda());
+    command
+        .args([
+            "lambda",
+            "watch",
+            "--bin",
+            "forwarder",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args([
+            "--invoke-port",
+            &port.to_string(),
+            "--quiet",
+            "--ignore-changes",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    for (key, value) in env {
+        command.arg("--env-var").arg(format!("{key}={value}"));
+    }
+    let child = command.spawn().unwrap_or_else(|e| {
+        panic!("cannot run cargo-lambda ({e}): run the tests with `bash scripts/test.sh`, which installs it")
+    });
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "cargo lambda watch did not listen within 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Watch { child, port }
+}
+
+fn invoke(watch: &Watch, event: &Value) -> (bool, String) {
+    let file = std::env::temp_dir().join(format!(
+        "e2b-invoke-{}-{}.json",
+        std::process::id(),
+        watch.port
+    ));
+    std::fs::write(&file, event.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let output = Command::new(cargo_lambda())
+        .args([
+            "lambda",
+            "invoke",
+            "forwarder",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &watch.port.to_string()])
+        .arg("--data-file")
+        .arg(&file)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&file);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_lambda_runs_under_cargo_lambda() {
+    let broker = TestBroker::start(USER, PASSWORD).await;
+    let s3 = moto::s3().await;
+    let secrets = moto::secrets().await;
+    let bucket = moto::unique("lambda-export");
+    let secret = moto::unique("lambda-aem");
+    assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
+    let credentials = json!({"username": USER, "password": PASSWORD}).to_string();
+    assert!(
+        secrets
+            .create_secret()
+            .name(&secret)
+            .secret_string(credentials)
+            .send()
+            .await
+            .is_ok()
+    );
+    let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz";
+    let object = include_bytes!("../events/objects/monitron-v2-ndjson.json.gz").to_vec();
+    assert!(
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(object.into())
+            .send()
+            .await
+            .is_ok()
+    );
+
+    // The S3 notification sample from events/, pointed at this test's bucket.
+    let mut event: Value =
+        serde_json::from_str(include_str!("../events/s3/s3-object-created.json"))
+            .unwrap_or(Value::Null);
+    event["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
+
+    let env = [
+        ("AEM_REST_URL", broker.url.clone()),
+        ("AEM_CREDENTIALS_SECRET", secret.clone()),
+        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("S3_FORCE_PATH_STYLE", "true".to_string()),
+        ("PUBLISH_TIMEOUT_MS", "1000".to_string()),
+    ];
+    let lambda = tokio::task::spawn_blocking(move || watch(&env))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let ok_event = event.clone();
+    let lambda = std::sync::Arc::new(lambda);
+    let first = lambda.clone();
+    let (ok, output) = tokio::task::spawn_blocking(move || invoke(&first, &ok_event))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok, "invocation failed: {output}");
+    assert!(output.contains("\"delivered\":3"), "{output}");
+    let mut stored = broker.stored_ids();
+    stored.sort();
+    assert_eq!(stored, vec!["e-199", "e-200", "e-201"]);
+
+    // A refused event fails the invocation, naming it, so that Lambda would retry.
+    broker.script("e-201", vec![Reply::Status(403, "Publish ACL Denied")]);
+    let second = lambda.clone();
+    let (ok, output) = tokio::task::spawn_blocking(move || invoke(&second, &event))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!ok, "the invocation should fail: {output}");
+    assert!(
+        output.contains("e-201") && output.contains("403 Publish ACL Denied"),
+        "{output}"
+    );
+    assert!(!output.contains(PASSWORD));
+}

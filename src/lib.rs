@@ -10,12 +10,14 @@
 //!   mesh topic;
 //! - [`scan`]: the three together over one or more objects, with de-duplication and a summary.
 
+pub mod cli;
 pub mod config;
 pub mod event;
 pub mod firehose;
 pub mod forwarder;
 pub mod mesh;
 pub mod monitron;
+pub mod replay;
 pub mod s3;
 pub mod scan;
 pub mod secrets;

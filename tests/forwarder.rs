@@ -125,29 +125,12 @@ impl Fixture {
                     "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
                     "eventTime": "2024-03-01T09:01:02.345Z", "eventName": "ObjectCreated:Put",
                     "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": self.bucket, "arn": format!("arn:aws:s3:::{}", self.bucket)},
-                           "object": {"key": form_urlencode(key), "size": 1}}
+                           "object": {"key": e2b::replay::form_urlencode(key), "size": 1}}
                 })
             })
             .collect();
         json!({ "Records": records })
     }
-}
-
-fn form_urlencode(key: &str) -> String {
-    key.split('/')
-        .map(|part| {
-            part.bytes()
-                .map(|b| match b {
-                    b' ' => "+".to_string(),
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 fn soon() -> Instant {

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the broker does with one request.
@@ -165,37 +165,15 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<(
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).await? == 0 {
+        let Some(super::http::Request {
+            method,
+            target,
+            headers,
+            body,
+        }) = super::http::read_request(&mut reader).await?
+        else {
             return Ok(());
-        }
-        let mut parts = request_line.split_whitespace();
-        let (method, target) = (
-            parts.next().unwrap_or("").to_string(),
-            parts.next().unwrap_or("").to_string(),
-        );
-        let mut headers = HashMap::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await? == 0 {
-                return Ok(());
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-            }
-        }
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).await?;
-        let body = String::from_utf8_lossy(&body).into_owned();
-
+        };
         let mut reply = decide(&state, &method, &target, &headers);
         {
             let mut s = lock(&state);

@@ -1,0 +1,306 @@
+//! `e2b replay s3://bucket/prefix`: stored objects through the forwarder again.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio_util::io::SyncIoBridge;
+
+use crate::config::ForwarderConfig;
+use crate::event::Origin;
+use crate::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
+use crate::mesh::Publisher;
+use crate::replay::{Invoker, Listed, S3Url, list_objects, notification_for, parse_time};
+use crate::s3::ObjectStore;
+use crate::scan::{Report, ScanConfig, Scanner};
+use crate::secrets::CachedCredentials;
+use crate::trigger::ObjectRef;
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Where the Firehose objects are: `s3://bucket/prefix`.
+    #[arg(value_name = "S3_PREFIX")]
+    location: String,
+
+    /// Only objects written at or after this time (RFC 3339, or a date: midnight UTC).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+
+    /// Only objects written before this time.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+
+    /// Decode and count, publish nothing.
+    #[arg(long, conflicts_with = "invoke")]
+    dry_run: bool,
+
+    /// Hand each object to this deployed forwarder function as an asynchronous invocation
+    /// instead of publishing from here.
+    #[arg(long, value_name = "FUNCTION")]
+    invoke: Option<String>,
+}
+
+/// How a replay went.
+#[derive(Default)]
+struct Tally {
+    objects: usize,
+    failed: usize,
+    events: u64,
+}
+
+pub fn run(args: ReplayArgs) -> ExitCode {
+    let Some(location) = S3Url::parse(&args.location) else {
+        eprintln!(
+            "e2b replay: `{}` is not an s3://bucket/prefix location",
+            args.location
+        );
+        return ExitCode::from(2);
+    };
+    let mut times = [None, None];
+    for (slot, (flag, value)) in times
+        .iter_mut()
+        .zip([("--since", &args.since), ("--until", &args.until)])
+    {
+        if let Some(text) = value {
+            match parse_time(text) {
+                Some(t) => *slot = Some(t),
+                None => {
+                    eprintln!(
+                        "e2b replay: {flag} `{text}` is neither RFC 3339 nor a YYYY-MM-DD date"
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let runtime = match super::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("e2b replay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(replay(&args, &location, times[0], times[1])) {
+        Ok(tally) if tally.failed == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(code) => code,
+    }
+}
+
+async fn replay(
+    args: &ReplayArgs,
+    location: &S3Url,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Tally, ExitCode> {
+    // Settings first: a publishing replay needs the forwarder's configuration.
+    let config = if args.dry_run || args.invoke.is_some() {
+        None
+    } else {
+        match ForwarderConfig::from_env() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("e2b replay: {e}");
+                return Err(ExitCode::from(2));
+            }
+        }
+    };
+    let aws = super::aws().await;
+    let s3 = super::s3_client(&aws).await;
+    let listed = list_objects(&s3, location, since, until)
+        .await
+        .map_err(|e| {
+            eprintln!("e2b replay: {e}");
+            ExitCode::FAILURE
+        })?;
+    eprintln!(
+        "e2b replay: {} object(s) under s3://{}/{}{}",
+        listed.len(),
+        location.bucket,
+        location.key,
+        window_text(since, until)
+    );
+    let mut progress = Progress::new(listed.len());
+    let mut tally = Tally::default();
+    if let Some(function) = &args.invoke {
+        let lambda = aws_sdk_lambda::Client::new(&aws);
+        for object in &listed {
+            let result = lambda
+                .queue_invocation(function, &notification_for(&location.bucket, object))
+                .await;
+            tally.record(&mut progress, &location.bucket, object, result.map(|()| 0));
+        }
+        progress.finish(&tally, "invocation(s) queued");
+    } else if let Some(config) = config {
+        for warning in &config.warnings {
+            eprintln!("e2b replay: warning: {warning}");
+        }
+        let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+        let credentials = Arc::new(CachedCredentials::new(
+            secrets,
+            config.secret_id.clone(),
+            config.secret_ttl,
+        ));
+        let publisher = Publisher::new(config.mesh.clone(), credentials).map_err(|e| {
+            eprintln!("e2b replay: cannot build the HTTP client: {e}");
+            ExitCode::FAILURE
+        })?;
+        let settings = ForwarderSettings {
+            scan: config.scan.clone(),
+            filter: config.filter.clone(),
+            concurrency: config.concurrency,
+        };
+        let forwarder = Forwarder::new(s3, Arc::new(publisher), settings);
+        let mut scanner = Some(Scanner::new(config.scan));
+        let deadline = Instant::now() + Duration::from_secs(24 * 3600);
+        for object in &listed {
+            let outcome = forwarder
+                .forward_object(&mut scanner, &object_ref(location, object), deadline)
+                .await;
+            let result = match outcome {
+                ObjectOutcome::Done { delivered } => Ok(delivered),
+                ObjectOutcome::Filtered(_) | ObjectOutcome::Missing(_) => Ok(0),
+                ObjectOutcome::Failed(failure) => Err(failure.to_string()),
+            };
+            tally.record(&mut progress, &location.bucket, object, result);
+        }
+        progress.finish(&tally, "event(s) delivered");
+    } else {
+        let mut scanner = Some(Scanner::new(ScanConfig::default()));
+        for object in &listed {
+            let result = count_events(&s3, &mut scanner, &object_ref(location, object)).await;
+            tally.record(&mut progress, &location.bucket, object, result);
+        }
+        progress.finish(&tally, "event(s) would be published (dry run)");
+    }
+    Ok(tally)
+}
+
+fn object_ref(location: &S3Url, object: &Listed) -> ObjectRef {
+    ObjectRef {
+        bucket: location.bucket.clone(),
+        key: object.key.clone(),
+        version_id: None,
+        size: Some(object.size),
+    }
+}
+
+/// Decodes an object and counts the events it would publish.
+async fn count_events(
+    s3: &aws_sdk_s3::Client,
+    scanner: &mut Option<Scanner>,
+    object: &ObjectRef,
+) -> Result<u64, String> {
+    let body = s3.open(object).await.map_err(|e| e.to_string())?;
+    let bridge = SyncIoBridge::new(body);
+    let mut decoder = scanner
+        .take()
+        .unwrap_or_else(|| Scanner::new(ScanConfig::default()));
+    let origin = Origin::S3 {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+    };
+    let (decoder, result) = tokio::task::spawn_blocking(move || {
+        let mut events = 0u64;
+        let result = decoder.scan(&origin, bridge, |report| {
+            if let Report::Event(_) = report {
+                events += 1;
+            }
+            Ok::<(), String>(())
+        });
+        (decoder, result.map(|_| events).map_err(|e| e.to_string()))
+    })
+    .await
+    .map_err(|e| format!("the decoding thread failed: {e}"))?;
+    *scanner = Some(decoder);
+    result
+}
+
+impl Tally {
+    fn record(
+        &mut self,
+        progress: &mut Progress,
+        bucket: &str,
+        object: &Listed,
+        result: Result<u64, String>,
+    ) {
+        self.objects += 1;
+        match result {
+            Ok(events) => {
+                self.events += events;
+                progress.step(self, &format!("s3://{bucket}/{}: {events}", object.key));
+            }
+            Err(e) => {
+                self.failed += 1;
+                progress.fail(&format!("s3://{bucket}/{}: {e}", object.key));
+            }
+        }
+    }
+}
+
+fn window_text(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> String {
+    match (since, until) {
+        (None, None) => String::new(),
+        (Some(s), None) => format!(" written since {}", s.to_rfc3339()),
+        (None, Some(u)) => format!(" written before {}", u.to_rfc3339()),
+        (Some(s), Some(u)) => format!(" written from {} to {}", s.to_rfc3339(), u.to_rfc3339()),
+    }
+}
+
+/// A progress line on a terminal; a line per object otherwise (logs, CI).
+struct Progress {
+    total: usize,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress {
+            total,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn bar(&self, done: usize) -> String {
+        let width = 30;
+        let filled = (done * width)
+            .checked_div(self.total)
+            .unwrap_or(width)
+            .min(width);
+        format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
+    }
+
+    fn step(&self, tally: &Tally, line: &str) {
+        if self.terminal {
+            eprint!(
+                "\r{} {}/{} objects, {} events, {} failed   ",
+                self.bar(tally.objects),
+                tally.objects,
+                self.total,
+                tally.events,
+                tally.failed
+            );
+        } else {
+            eprintln!("e2b replay: {line}");
+        }
+    }
+
+    fn fail(&self, line: &str) {
+        if self.terminal {
+            eprintln!();
+        }
+        eprintln!("e2b replay: failed: {line}");
+    }
+
+    fn finish(&self, tally: &Tally, what: &str) {
+        if self.terminal {
+            eprintln!();
+        }
+        eprintln!(
+            "e2b replay: {} object(s), {} {what}, {} object(s) failed",
+            tally.objects, tally.events, tally.failed
+        );
+    }
+}

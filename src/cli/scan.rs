@@ -1,0 +1,206 @@
+//! `e2b scan`: objects (files, stdin, S3) → the payloads the forwarder would publish.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+use tokio_util::io::SyncIoBridge;
+
+use crate::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
+use crate::firehose::{DecodeOptions, ObjectError};
+use crate::monitron::ForwardingRules;
+use crate::replay::S3Url;
+use crate::s3::ObjectStore;
+use crate::scan::{Report, ScanConfig, Scanner};
+use crate::trigger::ObjectRef;
+
+#[derive(clap::Args)]
+pub struct ScanArgs {
+    /// Firehose objects: files (gzip or not), `-` for standard input, or `s3://bucket/key`
+    /// (read with the usual AWS settings: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+
+    /// Payload format.
+    #[arg(long, value_enum, default_value_t = Format::Cloudevents)]
+    format: Format,
+
+    /// Print each event's mesh topic before its payload, separated by a tab.
+    #[arg(long)]
+    topics: bool,
+
+    /// Mesh topic template (placeholders: see `--help`).
+    #[arg(long, value_name = "TEMPLATE", default_value = topic::DEFAULT_TOPIC_TEMPLATE,
+          long_help = topic_template_help())]
+    topic_template: String,
+
+    /// Also forward v2 measurements whose model classification changed to or from WARNING/ALARM.
+    #[arg(long)]
+    model_transitions: bool,
+
+    /// Also forward sensor and gateway connect/disconnect events.
+    #[arg(long)]
+    connectivity: bool,
+
+    /// Records larger than this many bytes are reported as malformed and skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::firehose::DEFAULT_MAX_RECORD_BYTES)]
+    max_record_bytes: usize,
+
+    /// Print only the summary, not each problem.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// CloudEvents 1.0, structured JSON.
+    Cloudevents,
+    /// The SAP sample's envelope, for the SAP action-management processor.
+    #[value(name = "sap-e2b")]
+    SapE2b,
+}
+
+fn topic_template_help() -> String {
+    let mut help = String::from(
+        "Mesh topic template: levels separated by `/`, each literal text and {placeholders}. \
+         Names are made safe for Solace (a `/` in a name becomes `_`, an empty level `_`, \
+         at most 250 bytes). Placeholders:\n",
+    );
+    for (name, meaning) in topic::PLACEHOLDERS {
+        help.push_str(&format!("  {{{name}}}: {meaning}\n"));
+    }
+    help
+}
+
+pub fn run(args: ScanArgs) -> ExitCode {
+    let topics = match TopicTemplate::parse(&args.topic_template) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("e2b scan: --topic-template: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = ScanConfig {
+        rules: ForwardingRules {
+            model_transitions: args.model_transitions,
+            connectivity: args.connectivity,
+        },
+        events: EventBuilder {
+            format: match args.format {
+                Format::Cloudevents => PayloadFormat::CloudEvents,
+                Format::SapE2b => PayloadFormat::SapE2b,
+            },
+            topics,
+        },
+        decode: DecodeOptions {
+            max_record_bytes: args.max_record_bytes,
+            ..DecodeOptions::default()
+        },
+    };
+    let mut scanner = Scanner::new(config);
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut failed = false;
+    let mut runtime = None;
+    let mut s3 = None;
+
+    for path in &args.paths {
+        let origin = Origin::Local { path: path.clone() };
+        let print = |report: Report| -> io::Result<()> {
+            match report {
+                Report::Event(event) => {
+                    if args.topics {
+                        out.write_all(event.topic.as_bytes())?;
+                        out.write_all(b"\t")?;
+                    }
+                    out.write_all(event.payload.as_bytes())?;
+                    out.write_all(b"\n")
+                }
+                Report::Problem(problem) => {
+                    if !args.quiet {
+                        eprintln!("{problem}");
+                    }
+                    Ok(())
+                }
+            }
+        };
+        let result = if let Some(location) = S3Url::parse(path) {
+            let origin = Origin::S3 {
+                bucket: location.bucket.clone(),
+                key: location.key.clone(),
+            };
+            let runtime = match &runtime {
+                Some(r) => r,
+                None => match super::runtime() {
+                    Ok(r) => runtime.insert(r),
+                    Err(e) => {
+                        eprintln!("e2b scan: cannot start the async runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            let s3 = match &s3 {
+                Some(c) => c,
+                None => s3.insert(
+                    runtime.block_on(async { super::s3_client(&super::aws().await).await }),
+                ),
+            };
+            let object = ObjectRef {
+                bucket: location.bucket,
+                key: location.key,
+                version_id: None,
+                size: None,
+            };
+            match runtime.block_on(s3.open(&object)) {
+                Ok(body) => {
+                    let body = SyncIoBridge::new_with_handle(body, runtime.handle().clone());
+                    scanner.scan(&origin, body, print)
+                }
+                Err(e) => {
+                    eprintln!("e2b scan: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+        } else if path == "-" {
+            scanner.scan(&origin, io::stdin(), print)
+        } else {
+            match File::open(path) {
+                Ok(file) => scanner.scan(&origin, file, print),
+                Err(e) => {
+                    eprintln!("e2b scan: cannot open {path}: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+        };
+        match result {
+            Ok(_) => {}
+            Err(ObjectError::Stopped(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                return ExitCode::SUCCESS;
+            }
+            Err(ObjectError::Stopped(e)) => {
+                eprintln!("e2b scan: cannot write the events: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("e2b scan: {}: {e}", origin.label());
+                failed = true;
+            }
+        }
+    }
+    if let Err(e) = out.flush()
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("e2b scan: cannot write the events: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!("e2b scan: {}", scanner.summary());
+    if failed {
+        eprintln!("e2b scan: not every object could be read to its end (see above)");
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -76,3 +76,29 @@ impl ObjectStore for aws_sdk_s3::Client {
         }
     }
 }
+
+/// Objects in a local directory, `DIR/BUCKET/KEY`: for local runs and benchmarks.
+#[derive(Debug, Clone)]
+pub struct LocalDir {
+    pub root: std::path::PathBuf,
+}
+
+impl ObjectStore for LocalDir {
+    async fn open(&self, object: &ObjectRef) -> Result<ObjectBody, GetError> {
+        let path = self.root.join(&object.bucket).join(&object.key);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => Ok(Box::pin(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(GetError::NotFound(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(GetError::Denied(
+                format!("cannot read {}: {e}", path.display()),
+            )),
+            Err(e) => Err(GetError::Transient(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Forwarder speed, in one run: publishing throughput against the Solace REST test broker
+# (answering after 2 ms) through the real forwarder path, with a plain-reqwest baseline; and the
+# Lambda binary's cold start and idle RSS against a minimal Lambda Runtime API.
+#
+# Usage: bench/forwarder.sh [EVENTS] [LATENCY_MS] [CONCURRENCY]   (defaults: 10000 2 16)
+# Targets (issue 3): ratio to the bound concurrency/latency >= 0.5; cold start <= 50 ms;
+# idle RSS <= 24 MiB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin forwarder --example bench_forwarder
+echo "== publishing"
+target/release/examples/bench_forwarder publish "${1:-10000}" "${2:-2}" "${3:-16}"
+echo "== cold start (best of 5)"
+best=""
+for _ in 1 2 3 4 5; do
+  out=$(target/release/examples/bench_forwarder cold-start target/release/forwarder)
+  ms=$(echo "$out" | awk '/cold start/ {print $3}')
+  if [ -z "$best" ] || awk -v a="$ms" -v b="$best" 'BEGIN{exit !(a < b)}'; then best=$ms; best_out=$out; fi
+done
+echo "$best_out"

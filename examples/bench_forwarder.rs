@@ -1,0 +1,277 @@
+//! Forwarder benchmarks (run by `bench/forwarder.sh`).
+//!
+//! `bench_forwarder publish [EVENTS] [LATENCY_MS] [CONCURRENCY]`: one object of EVENTS alert
+//! transitions goes through the real forwarder path (local object store → decoder → publisher)
+//! to the Solace REST test broker answering after LATENCY_MS; then the same number of plain
+//! `reqwest` POSTs with the same concurrency, as a baseline. Prints events/s, the ratio to the
+//! bound `concurrency / latency`, and the ratio to the baseline.
+//!
+//! `bench_forwarder cold-start FORWARDER_BINARY`: runs the Lambda binary against a minimal Lambda
+//! Runtime API on 127.0.0.1, hands it one `s3:TestEvent`, and prints the time from process start
+//! to the response, and the idle RSS after it.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2b::config::KeyFilter;
+use e2b::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
+use e2b::mesh::{Destination, MeshConfig, Publisher};
+use e2b::s3::LocalDir;
+use e2b::scan::{ScanConfig, Scanner};
+use e2b::secrets::{CachedCredentials, SecretError, SecretStore};
+use e2b::trigger::ObjectRef;
+use support::broker::{Reply, TestBroker};
+
+const ALARM: &str =
+    include_str!("../events/records/illustrative-v2-asset-state-transition-alarm.json");
+
+struct FixedSecret;
+
+impl SecretStore for FixedSecret {
+    async fn secret_string(&self, _id: &str) -> Result<String, SecretError> {
+        Ok(r#"{"username":"bench","password":"bench-password"}"#.to_string())
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            std::process::exit(1);
+        }
+    };
+    let number =
+        |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("publish") => runtime.block_on(publish(
+            number(1, 10_000),
+            number(2, 2),
+            number(3, 16) as usize,
+        )),
+        Some("cold-start") => match args.get(1) {
+            Some(binary) => runtime.block_on(cold_start(binary)),
+            None => eprintln!("usage: bench_forwarder cold-start FORWARDER_BINARY"),
+        },
+        _ => eprintln!(
+            "usage: bench_forwarder publish [EVENTS] [LATENCY_MS] [CONCURRENCY] | cold-start BINARY"
+        ),
+    }
+}
+
+async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
+    let broker = TestBroker::start("bench", "bench-password").await;
+    broker.set_default(Reply::Delay(
+        Duration::from_millis(latency_ms),
+        Box::new(Reply::Accept),
+    ));
+    let dir = std::env::temp_dir().join(format!("e2b-bench-{}", std::process::id()));
+    let object_path = dir.join("bench-bucket").join("bench.json");
+    let body: Vec<String> = (0..events)
+        .map(|i| ALARM.trim().replace("e-200", &format!("bench-{i:06}")))
+        .collect();
+    if let Some(parent) = object_path.parent()
+        && let Err(e) = std::fs::create_dir_all(parent)
+            .and_then(|()| std::fs::write(&object_path, body.join("\n")))
+    {
+        eprintln!("cannot write the bench object: {e}");
+        return;
+    }
+    let mesh = MeshConfig {
+        base_url: reqwest::Url::parse(&broker.url).unwrap_or_else(|e| panic!("{e}")),
+        destination: Destination::Topics,
+        message_ttl_ms: None,
+        request_timeout: Duration::from_secs(5),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(10),
+        backoff_cap: Duration::from_millis(100),
+    };
+    let credentials = Arc::new(CachedCredentials::new(
+        FixedSecret,
+        "bench",
+        Duration::from_secs(300),
+    ));
+    let publisher = Arc::new(Publisher::new(mesh, credentials).unwrap_or_else(|e| panic!("{e}")));
+    let forwarder = Forwarder::new(
+        LocalDir { root: dir.clone() },
+        publisher,
+        ForwarderSettings {
+            scan: ScanConfig::default(),
+            filter: KeyFilter::default(),
+            concurrency,
+        },
+    );
+    let object = ObjectRef {
+        bucket: "bench-bucket".into(),
+        key: "bench.json".into(),
+        version_id: None,
+        size: None,
+    };
+    let mut scanner = Some(Scanner::new(ScanConfig::default()));
+    let start = Instant::now();
+    let outcome = forwarder
+        .forward_object(
+            &mut scanner,
+            &object,
+            Instant::now() + Duration::from_secs(600),
+        )
+        .await;
+    let elapsed = start.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    let delivered = match outcome {
+        ObjectOutcome::Done { delivered } => delivered,
+        other => {
+            eprintln!("bench failed: {other:?}");
+            return;
+        }
+    };
+    let rate = delivered as f64 / elapsed.as_secs_f64();
+    let bound = concurrency as f64 / (latency_ms as f64 / 1000.0);
+
+    // Baseline: the same POSTs straight from reqwest, same concurrency, no decoding.
+    let client = reqwest::Client::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for i in 0..events {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let request = client
+            .post(format!("{}/TOPIC/bench/baseline", broker.url))
+            .basic_auth("bench", Some("bench-password"))
+            .header("Solace-Message-ID", format!("baseline-{i}"))
+            .body(ALARM.to_string());
+        tasks.spawn(async move {
+            let ok = request.send().await.is_ok_and(|r| r.status().is_success());
+            drop(permit);
+            ok
+        });
+    }
+    let mut baseline_ok = 0u64;
+    while let Some(done) = tasks.join_next().await {
+        baseline_ok += u64::from(done.unwrap_or(false));
+    }
+    let baseline_rate = baseline_ok as f64 / start.elapsed().as_secs_f64();
+
+    println!(
+        "events:            {delivered} delivered in {:.3} s (broker latency {latency_ms} ms, concurrency {concurrency})",
+        elapsed.as_secs_f64()
+    );
+    println!("forwarder:         {rate:.0} events/s");
+    println!("bound:             {bound:.0} events/s (concurrency / latency)");
+    println!("ratio to bound:    {:.2} (target >= 0.5)", rate / bound);
+    println!(
+        "baseline:          {baseline_rate:.0} events/s (plain reqwest POSTs, {baseline_ok} ok)"
+    );
+    println!("ratio to baseline: {:.2}", rate / baseline_rate);
+}
+
+async fn cold_start(binary: &str) {
+    use tokio::io::{AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Instant>(4);
+    // A minimal Lambda Runtime API: one s3:TestEvent, then hold the next poll open.
+    tokio::spawn(async move {
+        let mut served = false;
+        while let Ok((stream, _)) = listener.accept().await {
+            let done = done_tx.clone();
+            let first = !served;
+            served = true;
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut reader = BufReader::new(read);
+                let mut handed_out = !first;
+                while let Ok(Some(request)) = support::http::read_request(&mut reader).await {
+                    if request.target.ends_with("/invocation/next") {
+                        if handed_out {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        handed_out = true;
+                        let body = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"b"}"#;
+                        let deadline = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() + 30_000);
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: cold-1\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:111122223333:function:forwarder\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if write.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    } else {
+                        if request.target.contains("/response") {
+                            let _ = done.send(Instant::now()).await;
+                        }
+                        let _ = write
+                            .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    let start = Instant::now();
+    let child = std::process::Command::new(binary)
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .env(
+            "AEM_REST_URL",
+            "https://mr-connection-bench.messaging.solace.cloud:9443",
+        )
+        .env("AEM_CREDENTIALS_SECRET", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "forwarder")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot start {binary}: {e}");
+            return;
+        }
+    };
+    let answered = tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await;
+    let Ok(Some(at)) = answered else {
+        eprintln!("the function did not answer within 30 s");
+        let _ = child.kill();
+        return;
+    };
+    let cold = at.duration_since(start);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "cold start:        {:.1} ms (process start → first response; target <= 50)",
+        cold.as_secs_f64() * 1000.0
+    );
+    println!(
+        "idle RSS:          {:.1} MiB (target <= 24)",
+        rss_kib as f64 / 1024.0
+    );
+}

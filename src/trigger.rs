@@ -1,6 +1,6 @@
 //! What invoked the forwarder → the S3 objects to read.
 //!
-//! Accepted shapes (see `docs/triggers.md`):
+//! Accepted shapes (see the README, "The forwarder Lambda"):
 //! - a direct S3 notification (`Records[].eventSource == "aws:s3"`), any number of records, keys
 //!   form-URL-encoded;
 //! - an SNS notification carrying an S3 notification (`Records[].EventSource == "aws:sns"`);

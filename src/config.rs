@@ -143,7 +143,7 @@ impl ForwarderConfig {
         let ttl_ms = env
             .text("AEM_MESSAGE_TTL_MS")
             .map(|_| env.number("AEM_MESSAGE_TTL_MS", 0, 1, u64::MAX));
-        let secret_ttl = env.number("SECRET_CACHE_TTL_SECONDS", 300, 0, 86_400);
+        let secret_ttl = env.number("SECRET_CACHE_TTL_SECONDS", 300, 1, 86_400);
         let max_record = env.number(
             "MAX_RECORD_BYTES",
             crate::firehose::DEFAULT_MAX_RECORD_BYTES as u64,
@@ -180,6 +180,13 @@ impl ForwarderConfig {
         {
             warnings.push(
                 "SAP_AEM_REST_URL names the topic in its path; AEM_TOPIC_TEMPLATE is not used"
+                    .into(),
+            );
+        }
+        if matches!(destination, Destination::Queue(_)) && env.text("AEM_TOPIC_TEMPLATE").is_some()
+        {
+            warnings.push(
+                "AEM_QUEUE is set: every event goes to that queue; AEM_TOPIC_TEMPLATE is not used"
                     .into(),
             );
         }
@@ -279,6 +286,10 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             }
             (None, Some(url)) => {
                 let full = self.url("SAP_AEM_REST_URL", &url)?;
+                if full.path().trim_matches('/').is_empty() {
+                    self.problem("SAP_AEM_REST_URL has no path: its path is the topic, e.g. https://mr-connection-xxxx.messaging.solace.cloud:9443/monitron/messages");
+                    return None;
+                }
                 if queue.is_some() {
                     self.problem(
                         "AEM_QUEUE cannot be used with SAP_AEM_REST_URL, whose path is the topic",
@@ -302,7 +313,13 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                 Some(url)
             }
             _ => {
-                self.problem(&format!("{name} `{text}` is not an http(s) URL"));
+                // The value is not repeated when it may hold a password (`user:pass@host`).
+                let shown = if text.contains('@') {
+                    "(value not shown)".to_string()
+                } else {
+                    format!("`{text}`")
+                };
+                self.problem(&format!("{name} {shown} is not an http(s) URL"));
                 None
             }
         }

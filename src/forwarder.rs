@@ -188,12 +188,19 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             }
             Trigger::Sqs(messages) => {
                 let mut failed_ids = Vec::new();
+                let mut failures = Vec::new();
                 for message in &messages {
                     let objects = match &message.objects {
                         Ok(objects) => objects,
                         Err(reason) => {
                             tracing::error!(message_id = %message.message_id, %reason, "SQS message is not an S3 notification; left for the queue's redrive policy");
                             failed_ids.push(message.message_id.clone());
+                            failures.push(ObjectFailure {
+                                object: format!("SQS message {}", message.message_id),
+                                read_error: Some(reason.clone()),
+                                undelivered: Vec::new(),
+                                delivered: 0,
+                            });
                             continue;
                         }
                     };
@@ -203,12 +210,19 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                             self.forward_object(&mut scanner, object, deadline).await
                         {
                             tracing::error!(message_id = %message.message_id, %failure, "object not fully forwarded; the message returns to the queue");
+                            failures.push(failure);
                             failed = true;
                         }
                     }
                     if failed {
                         failed_ids.push(message.message_id.clone());
                     }
+                }
+                let summary = scanner.as_ref().map(Scanner::summary).unwrap_or_default();
+                if !messages.is_empty() && failed_ids.len() == messages.len() {
+                    // Nothing went through: failing the invocation returns the whole batch even
+                    // where the trigger was set up without ReportBatchItemFailures.
+                    return Err(HandlerError::Forward(ForwardError { failures, summary }));
                 }
                 let failures: Vec<Value> = failed_ids
                     .iter()
@@ -231,6 +245,14 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         if let Some(reason) = self.settings.filter.skip_reason(&object.key) {
             tracing::info!(object = %label, %reason, "object skipped");
             return ObjectOutcome::Filtered(reason);
+        }
+        if Instant::now() >= deadline {
+            return ObjectOutcome::Failed(ObjectFailure {
+                object: label,
+                read_error: Some("not read: no time left before the invocation's deadline".into()),
+                undelivered: Vec::new(),
+                delivered: 0,
+            });
         }
         let body = match self.store.open(object).await {
             Ok(body) => body,
@@ -281,7 +303,17 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 undelivered.push(("(unknown)".into(), format!("publishing task failed: {e}")))
             }
         };
-        while let Some(report) = rx.recv().await {
+        let mut out_of_time = false;
+        loop {
+            let next = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx.recv());
+            let report = match next.await {
+                Ok(Some(report)) => report,
+                Ok(None) => break,
+                Err(_) => {
+                    out_of_time = true;
+                    break;
+                }
+            };
             match report {
                 Report::Event(event) => {
                     let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -308,6 +340,8 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 settle(done);
             }
         }
+        // Closing the channel stops a decoder that is still going (out of time).
+        drop(rx);
         while let Some(done) = publishing.join_next().await {
             settle(done);
         }
@@ -317,6 +351,11 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 result.err()
             }
             Err(e) => Some(format!("the decoding thread failed: {e}")),
+        };
+        let read_error = if out_of_time {
+            Some("stopped at the invocation's deadline before the end of the object".to_string())
+        } else {
+            read_error
         };
         if read_error.is_none() && undelivered.is_empty() {
             tracing::info!(object = %label, delivered, "object forwarded");

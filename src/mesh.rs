@@ -116,6 +116,8 @@ impl<S: SecretStore> Publisher<S> {
             .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(50))
             .tcp_nodelay(true)
+            // A redirect would turn the POST into a GET without the event: refuse it instead.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("e2b-forwarder/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let seed = std::time::SystemTime::now()
@@ -163,9 +165,15 @@ impl<S: SecretStore> Publisher<S> {
         let mut credentials: Option<Arc<Credentials>> = None;
         loop {
             attempts += 1;
+            if Instant::now() >= deadline {
+                return Err(PublishError::GaveUp {
+                    attempts: attempts - 1,
+                    last: "no time left before the deadline".into(),
+                });
+            }
             let outcome = match &credentials {
                 Some(c) => self.attempt(&url, event, correlation_id, c, deadline).await,
-                None => match self.credentials.get().await {
+                None => match self.credentials_until(deadline).await {
                     Ok(c) => {
                         let outcome = self
                             .attempt(&url, event, correlation_id, &c, deadline)
@@ -186,17 +194,23 @@ impl<S: SecretStore> Publisher<S> {
                     if refreshed {
                         return Err(PublishError::Unauthorized { reason });
                     }
-                    refreshed = true;
                     let Some(stale) = credentials.take() else {
                         return Err(PublishError::Unauthorized { reason });
                     };
                     match self.credentials.refresh(&stale).await {
-                        Ok(fresh) => credentials = Some(fresh),
+                        Ok(fresh) => {
+                            refreshed = true;
+                            credentials = Some(fresh);
+                            // A rotated secret: try again at once, not counted as a retry.
+                            attempts -= 1;
+                            continue;
+                        }
+                        // The refresh is still owed: a later attempt tries again.
+                        Err(SecretError::Transient(e)) => {
+                            format!("401 {reason}; reading the secret again failed: {e}")
+                        }
                         Err(e) => return Err(PublishError::Credentials(e)),
                     }
-                    // A rotated secret: try again at once, not counted as a retry of the broker.
-                    attempts -= 1;
-                    continue;
                 }
                 Attempt::Retry(last) => last,
             };
@@ -212,6 +226,18 @@ impl<S: SecretStore> Publisher<S> {
             }
             self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The credentials, or a transient error once the deadline has come.
+    async fn credentials_until(&self, deadline: Instant) -> Result<Arc<Credentials>, SecretError> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match tokio::time::timeout_at(deadline, self.credentials.get()).await {
+            Ok(result) => result,
+            Err(_) => Err(SecretError::Transient(format!(
+                "reading secret {} did not finish before the deadline",
+                self.credentials.secret_id()
+            ))),
         }
     }
 

@@ -113,12 +113,22 @@ pub fn parse_credentials(id: &str, json: &str) -> Result<Credentials, SecretErro
     }
 }
 
-/// Credentials read from a secret and kept for `ttl`.
+/// After a failed read, the same error is given for this long without asking again, so that a
+/// missing or throttled secret costs one read per second, not one per event.
+pub const FAILURE_COOLDOWN: Duration = Duration::from_secs(1);
+
+/// Credentials read from a secret and kept for `ttl`. Reads are serialised: one in flight.
 pub struct CachedCredentials<S> {
     store: S,
     secret_id: String,
     ttl: Duration,
-    cached: Mutex<Option<(Instant, Arc<Credentials>)>>,
+    cached: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    credentials: Option<(Instant, Arc<Credentials>)>,
+    failure: Option<(Instant, SecretError)>,
 }
 
 impl<S: SecretStore> CachedCredentials<S> {
@@ -127,7 +137,7 @@ impl<S: SecretStore> CachedCredentials<S> {
             store,
             secret_id: secret_id.into(),
             ttl,
-            cached: Mutex::new(None),
+            cached: Mutex::new(Cache::default()),
         }
     }
 
@@ -137,35 +147,49 @@ impl<S: SecretStore> CachedCredentials<S> {
 
     /// The cached credentials, read again when older than the TTL.
     pub async fn get(&self) -> Result<Arc<Credentials>, SecretError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((at, credentials)) = cached.as_ref()
+        let mut cache = self.cached.lock().await;
+        if let Some((at, credentials)) = cache.credentials.as_ref()
             && at.elapsed() < self.ttl
         {
             return Ok(credentials.clone());
         }
-        self.fetch(&mut cached).await
+        self.fetch(&mut cache).await
     }
 
     /// Reads the secret again unless `stale` is no longer what the cache holds (another task
     /// refreshed it meanwhile): one refresh per rotation, however many publishes saw the 401.
     pub async fn refresh(&self, stale: &Arc<Credentials>) -> Result<Arc<Credentials>, SecretError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((_, current)) = cached.as_ref()
+        let mut cache = self.cached.lock().await;
+        if let Some((_, current)) = cache.credentials.as_ref()
             && !Arc::ptr_eq(current, stale)
         {
             return Ok(current.clone());
         }
-        self.fetch(&mut cached).await
+        self.fetch(&mut cache).await
     }
 
-    async fn fetch(
-        &self,
-        cached: &mut Option<(Instant, Arc<Credentials>)>,
-    ) -> Result<Arc<Credentials>, SecretError> {
-        let json = self.store.secret_string(&self.secret_id).await?;
-        let credentials = Arc::new(parse_credentials(&self.secret_id, &json)?);
-        *cached = Some((Instant::now(), credentials.clone()));
-        Ok(credentials)
+    async fn fetch(&self, cache: &mut Cache) -> Result<Arc<Credentials>, SecretError> {
+        if let Some((at, error)) = cache.failure.as_ref()
+            && at.elapsed() < FAILURE_COOLDOWN
+        {
+            return Err(error.clone());
+        }
+        let read = async {
+            let json = self.store.secret_string(&self.secret_id).await?;
+            parse_credentials(&self.secret_id, &json)
+        };
+        match read.await {
+            Ok(credentials) => {
+                let credentials = Arc::new(credentials);
+                cache.credentials = Some((Instant::now(), credentials.clone()));
+                cache.failure = None;
+                Ok(credentials)
+            }
+            Err(error) => {
+                cache.failure = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
     }
 }
 

@@ -307,9 +307,10 @@ async fn wrong_credentials_fail_after_one_fresh_read_of_the_secret() {
         0,
         "401s are answered before a message id counts"
     );
-    assert!(
-        f.broker.requests() <= 2,
-        "one try, one retry after reading the secret again"
+    assert_eq!(
+        f.broker.requests(),
+        2,
+        "one try, one more after reading the secret again"
     );
 }
 
@@ -494,4 +495,72 @@ async fn the_key_filter_skips_firehose_error_objects() {
             .is_ok()
     );
     assert_eq!(f.broker.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_stops_at_the_deadline_and_says_so() {
+    let f = Fixture::new().await;
+    let object: String = (0..2000)
+        .map(|i| ALARM.trim().replace("e-200", &format!("late-{i:04}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    f.put("late.json", object.as_bytes()).await;
+    f.put("never.json", ALARM.as_bytes()).await;
+    f.broker.set_default(Reply::Delay(
+        Duration::from_millis(50),
+        Box::new(Reply::Accept),
+    ));
+    let start = Instant::now();
+    let result = f
+        .forwarder_with(f.mesh(), 4)
+        .handle(
+            &f.s3_event(&["late.json", "never.json"]),
+            Instant::now() + Duration::from_secs(1),
+        )
+        .await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+    let Err(HandlerError::Forward(error)) = result else {
+        panic!("{result:?}")
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(
+            "late.json: stopped at the invocation's deadline before the end of the object"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("never.json: not read: no time left before the invocation's deadline"),
+        "{message}"
+    );
+    let delivered = f.broker.stored_ids().len();
+    assert!(
+        delivered > 0 && delivered < 2000,
+        "{delivered} delivered before the deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_batch_where_nothing_went_through_fails_whole() {
+    let f = Fixture::new().await;
+    f.put("refused.json", ALARM.as_bytes()).await;
+    f.broker
+        .script("e-200", vec![Reply::Status(403, "Publish ACL Denied")]);
+    let batch = json!({"Records": [
+        {"messageId": "m-1", "eventSource": "aws:sqs", "body": f.s3_event(&["refused.json"]).to_string()},
+        {"messageId": "m-2", "eventSource": "aws:sqs", "body": "not json"}
+    ]});
+    let result = f.forwarder().handle(&batch, soon()).await;
+    let Err(HandlerError::Forward(error)) = result else {
+        panic!("{result:?}")
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("403 Publish ACL Denied") && message.contains("SQS message m-2"),
+        "{message}"
+    );
 }

@@ -51,9 +51,10 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn watch(env: &[(&str, String)]) -> Watch {
+fn watch(env: &[(&str, String)], log_path: &std::path::Path) -> Watch {
     use std::os::unix::process::CommandExt;
     let port = free_port();
+    let log = std::fs::File::create(log_path).unwrap_or_else(|e| panic!("{e}"));
     let mut command = Command::new(cargo_lambda());
     command
         .args([
@@ -71,8 +72,10 @@ fn watch(env: &[(&str, String)]) -> Watch {
             "--ignore-changes",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::from(
+            log.try_clone().unwrap_or_else(|e| panic!("{e}")),
+        ))
+        .stderr(Stdio::from(log))
         .process_group(0);
     for (key, value) in env {
         command.arg("--env-var").arg(format!("{key}={value}"));
@@ -167,7 +170,9 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
         ("S3_FORCE_PATH_STYLE", "true".to_string()),
         ("PUBLISH_TIMEOUT_MS", "1000".to_string()),
     ];
-    let lambda = tokio::task::spawn_blocking(move || watch(&env))
+    let log_path = std::env::temp_dir().join(format!("e2b-watch-{}.log", std::process::id()));
+    let watch_log = log_path.clone();
+    let lambda = tokio::task::spawn_blocking(move || watch(&env, &watch_log))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -195,4 +200,21 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
         "{output}"
     );
     assert!(!output.contains(PASSWORD));
+
+    // The function's own log (what CloudWatch would hold) names the failure, never the secret.
+    drop(lambda);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        log.contains("event not delivered"),
+        "the function logged nothing useful:\n{log}"
+    );
+    assert!(
+        !log.contains(PASSWORD),
+        "the password reached the function's log"
+    );
+    assert!(
+        !log.contains("Authorization"),
+        "an Authorization header reached the function's log"
+    );
 }

@@ -71,11 +71,13 @@ fn every_wrong_setting_is_named_at_once() {
         ("PUBLISH_CONCURRENCY", "0"),
         ("FORWARD_CONNECTIVITY", "sometimes"),
         ("AEM_TOPIC_TEMPLATE", "a//b"),
+        ("SECRET_CACHE_TTL_SECONDS", "0"),
     ]) else {
         panic!("accepted")
     };
     let all = problems.join("\n");
     for name in [
+        "SECRET_CACHE_TTL_SECONDS",
         "AEM_REST_URL",
         "AEM_CREDENTIALS_SECRET",
         "PAYLOAD_FORMAT",
@@ -110,6 +112,12 @@ fn conflicting_or_unsafe_urls_are_refused() {
             vec![("SAP_AEM_REST_URL", "https://h:9443/t"), ("AEM_QUEUE", "q")],
             "AEM_QUEUE cannot",
         ),
+        (vec![("SAP_AEM_REST_URL", "https://h:9443/")], "has no path"),
+        (
+            vec![("AEM_REST_URL", "https://aem:pw@h:99999")],
+            "value not shown",
+        ),
+        (vec![("AEM_REST_URL", "aem:pw@h")], "value not shown"),
     ] {
         let mut all = pairs.clone();
         all.push(("AEM_CREDENTIALS_SECRET", "s"));
@@ -149,11 +157,18 @@ fn switches_filters_and_numbers_are_read() {
         ("OBJECT_KEY_PREFIX", "project="),
         ("OBJECT_KEY_SUFFIX", ".gz"),
         ("OBJECT_KEY_EXCLUDE_PREFIXES", "error/, tmp/"),
+        ("AEM_TOPIC_TEMPLATE", "x/{site}"),
     ]);
     let Ok(config) = read(&pairs) else { panic!() };
     assert_eq!(
         config.mesh.destination,
         Destination::Queue("Q/monitron".into())
+    );
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("AEM_TOPIC_TEMPLATE is not used"))
     );
     assert!(config.scan.rules.model_transitions && config.scan.rules.connectivity);
     assert_eq!(config.concurrency, 32);

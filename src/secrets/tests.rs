@@ -48,8 +48,9 @@ async fn credentials_are_cached_for_the_ttl() {
     }
     assert_eq!(store.reads.load(Ordering::SeqCst), 1);
 
-    let expiring = CachedCredentials::new(&store, "aem", Duration::ZERO);
+    let expiring = CachedCredentials::new(&store, "aem", Duration::from_millis(1));
     assert!(expiring.get().await.is_ok());
+    tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(expiring.get().await.is_ok());
     assert_eq!(store.reads.load(Ordering::SeqCst), 3);
 }
@@ -75,16 +76,27 @@ async fn a_refresh_after_rotation_reads_the_secret_once() {
 }
 
 #[tokio::test]
-async fn store_errors_are_passed_on_and_not_cached() {
+async fn a_failed_read_is_not_repeated_for_every_event() {
     let store = Counting::new(V1);
     store.set(Err(SecretError::Transient("throttled".into())));
     let cache = CachedCredentials::new(&store, "aem", Duration::from_secs(300));
+    for _ in 0..500 {
+        assert_eq!(
+            cache.get().await,
+            Err(SecretError::Transient("throttled".into()))
+        );
+    }
     assert_eq!(
-        cache.get().await,
-        Err(SecretError::Transient("throttled".into()))
+        store.reads.load(Ordering::SeqCst),
+        1,
+        "one read per cooldown, not one per event"
     );
+    // After the cooldown the secret is read again, and a success is cached as usual.
     store.set(Ok(V1.to_string()));
+    tokio::time::sleep(FAILURE_COOLDOWN + Duration::from_millis(50)).await;
     assert!(cache.get().await.is_ok());
+    assert!(cache.get().await.is_ok());
+    assert_eq!(store.reads.load(Ordering::SeqCst), 2);
 }
 
 #[test]

@@ -133,6 +133,14 @@ impl Fixture {
     }
 }
 
+/// `count` copies of the alarm record, one per line, with ids `{prefix}-0000`, `{prefix}-0001`, ...
+fn alarms(prefix: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| ALARM.trim().replace("e-200", &format!("{prefix}-{i:04}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(20)
 }
@@ -341,10 +349,7 @@ async fn keys_with_special_characters_reach_s3_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_records_go_out_sixteen_at_a_time() {
     let f = Fixture::new().await;
-    let object: String = (0..500)
-        .map(|i| ALARM.trim().replace("e-200", &format!("bulk-{i:03}")))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let object = alarms("bulk", 500);
     f.put("bulk.json", object.as_bytes()).await;
     f.broker.set_default(Reply::Delay(
         Duration::from_millis(20),
@@ -500,10 +505,7 @@ async fn the_key_filter_skips_firehose_error_objects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_stops_at_the_deadline_and_says_so() {
     let f = Fixture::new().await;
-    let object: String = (0..2000)
-        .map(|i| ALARM.trim().replace("e-200", &format!("late-{i:04}")))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let object = alarms("late", 2000);
     f.put("late.json", object.as_bytes()).await;
     f.put("never.json", ALARM.as_bytes()).await;
     f.broker.set_default(Reply::Delay(

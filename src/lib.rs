@@ -10,15 +10,20 @@
 //!   mesh topic;
 //! - [`scan`]: the three together over one or more objects, with de-duplication and a summary.
 
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod event;
 pub mod firehose;
 pub mod forwarder;
+pub mod idempotency;
 pub mod mesh;
 pub mod monitron;
+pub mod processor;
 pub mod replay;
+pub mod rules;
 pub mod s3;
+pub mod s4;
 pub mod scan;
 pub mod secrets;
 pub mod trigger;

@@ -1,0 +1,185 @@
+//! Serialising deliveries of the same event across warm containers: a DynamoDB record per
+//! external reference, written conditionally (the usual Lambda idempotency pattern).
+//!
+//! `begin` writes `IN_PROGRESS` with an expiry unless a live record exists; `complete` turns it
+//! into `COMPLETED` with the notification number; `release` deletes it after a failure so that a
+//! redelivery may try again. The S/4 lookup by external reference stays the source of truth when
+//! the record is missing, expired or the table cannot be reached.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+/// What `begin` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// This delivery owns the event now.
+    Started,
+    /// Another delivery is working on it (until its record expires).
+    InProgress,
+    /// Done before: the notification number.
+    Completed(String),
+}
+
+/// The table could not be used; the caller falls back to the S/4 lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "idempotency table: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where idempotency records live.
+pub trait IdempotencyStore: Send + Sync {
+    fn begin(
+        &self,
+        key: &str,
+        in_progress_for: Duration,
+    ) -> impl Future<Output = Result<Begin, StoreError>> + Send;
+    fn complete(
+        &self,
+        key: &str,
+        notification: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Records in a DynamoDB table with partition key `id` (S) and TTL attribute `expiration`.
+pub struct DynamoStore {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table: String,
+    /// How long a completed record is kept.
+    pub keep_completed: Duration,
+}
+
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl IdempotencyStore for DynamoStore {
+    async fn begin(&self, key: &str, in_progress_for: Duration) -> Result<Begin, StoreError> {
+        let now = now();
+        let item = HashMap::from([
+            ("id".to_string(), AttributeValue::S(key.to_string())),
+            (
+                "status".to_string(),
+                AttributeValue::S("IN_PROGRESS".into()),
+            ),
+            (
+                "expiration".to_string(),
+                AttributeValue::N((now + self.keep_completed).as_secs().to_string()),
+            ),
+            (
+                "in_progress_expiration".to_string(),
+                AttributeValue::N((now + in_progress_for).as_millis().to_string()),
+            ),
+        ]);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(id) OR expiration < :now OR (#status = :in_progress AND in_progress_expiration < :now_ms)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", AttributeValue::N(now.as_secs().to_string()))
+            .expression_attribute_values(":now_ms", AttributeValue::N(now.as_millis().to_string()))
+            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Begin::Started),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let got = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("id", AttributeValue::S(key.to_string()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
+                    })?;
+                let item = got.item.unwrap_or_default();
+                let status = item
+                    .get("status")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str);
+                match (status, item.get("notification").and_then(|v| v.as_s().ok())) {
+                    (Some("COMPLETED"), Some(number)) => Ok(Begin::Completed(number.clone())),
+                    _ => Ok(Begin::InProgress),
+                }
+            }
+            Err(e) => Err(StoreError(
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+            )),
+        }
+    }
+
+    async fn complete(&self, key: &str, notification: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_string()))
+            .update_expression("SET #status = :done, notification = :n, expiration = :exp")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":done", AttributeValue::S("COMPLETED".into()))
+            .expression_attribute_values(":n", AttributeValue::S(notification.to_string()))
+            .expression_attribute_values(
+                ":exp",
+                AttributeValue::N((now() + self.keep_completed).as_secs().to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
+    }
+}
+
+/// Without a table every delivery proceeds, and the S/4 lookup alone prevents duplicates.
+impl<T: IdempotencyStore> IdempotencyStore for Option<T> {
+    async fn begin(&self, key: &str, in_progress_for: Duration) -> Result<Begin, StoreError> {
+        match self {
+            Some(store) => store.begin(key, in_progress_for).await,
+            None => Ok(Begin::Started),
+        }
+    }
+
+    async fn complete(&self, key: &str, notification: &str) -> Result<(), StoreError> {
+        match self {
+            Some(store) => store.complete(key, notification).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Some(store) => store.release(key).await,
+            None => Ok(()),
+        }
+    }
+}

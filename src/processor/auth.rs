@@ -1,0 +1,184 @@
+//! Who may deliver events: every request carries credentials checked in constant time, unless
+//! the Function URL itself authenticates (IAM, SigV4-signed by the mesh).
+
+use std::fmt;
+
+use lambda_http::http::HeaderMap;
+
+/// How deliveries authenticate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum InboundAuth {
+    /// The Function URL uses `AWS_IAM`; nothing more is checked here.
+    FunctionUrlIam,
+    /// `Authorization: Basic ...`.
+    Basic { username: String, password: String },
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: String },
+    /// A header (e.g. `x-api-key`) with a fixed key.
+    ApiKey { header: String, key: String },
+}
+
+impl fmt::Debug for InboundAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self {
+            InboundAuth::FunctionUrlIam => "FunctionUrlIam",
+            InboundAuth::Basic { .. } => "Basic(***)",
+            InboundAuth::Bearer { .. } => "Bearer(***)",
+            InboundAuth::ApiKey { .. } => "ApiKey(***)",
+        };
+        f.write_str(scheme)
+    }
+}
+
+impl InboundAuth {
+    /// The scheme's credentials from a secret's JSON: `{"username","password"}` (basic),
+    /// `{"token"}` (bearer), `{"api_key"}` (api-key). Errors name the secret, never its value.
+    pub fn from_secret(
+        scheme: super::config::AuthScheme,
+        secret_id: &str,
+        json: &str,
+        api_key_header: &str,
+    ) -> Result<Self, String> {
+        use super::config::AuthScheme;
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|_| format!("secret {secret_id} is not a JSON object"))?;
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| format!("secret {secret_id} has no non-empty `{name}`"))
+        };
+        Ok(match scheme {
+            AuthScheme::Iam => InboundAuth::FunctionUrlIam,
+            AuthScheme::Basic => InboundAuth::Basic {
+                username: field("username")?,
+                password: field("password")?,
+            },
+            AuthScheme::Bearer => InboundAuth::Bearer {
+                token: field("token")?,
+            },
+            AuthScheme::ApiKey => InboundAuth::ApiKey {
+                header: api_key_header.to_ascii_lowercase(),
+                key: field("api_key")?,
+            },
+        })
+    }
+
+    /// Whether the request's credentials are right. Comparisons take the same time whatever
+    /// the credentials sent.
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        match self {
+            InboundAuth::FunctionUrlIam => true,
+            InboundAuth::Basic { username, password } => {
+                let expected = format!(
+                    "Basic {}",
+                    base64(format!("{username}:{password}").as_bytes())
+                );
+                constant_time_eq(header("authorization").as_bytes(), expected.as_bytes())
+            }
+            InboundAuth::Bearer { token } => {
+                let expected = format!("Bearer {token}");
+                constant_time_eq(header("authorization").as_bytes(), expected.as_bytes())
+            }
+            InboundAuth::ApiKey { header: name, key } => {
+                constant_time_eq(header(name).as_bytes(), key.as_bytes())
+            }
+        }
+    }
+}
+
+/// Compares without stopping at the first difference (the length is not secret).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use lambda_http::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                map.insert(*name, v);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn basic_credentials_must_match_exactly() {
+        let auth = InboundAuth::Basic {
+            username: "rdp".into(),
+            password: "s3cret".into(),
+        };
+        // base64("rdp:s3cret") = cmRwOnMzY3JldA==
+        assert!(auth.admits(&headers(&[("authorization", "Basic cmRwOnMzY3JldA==")])));
+        assert!(!auth.admits(&headers(&[("authorization", "Basic cmRwOnMzY3JldB==")])));
+        assert!(!auth.admits(&headers(&[("authorization", "Bearer s3cret")])));
+        assert!(!auth.admits(&headers(&[])));
+    }
+
+    #[test]
+    fn bearer_and_api_key_schemes() {
+        let bearer = InboundAuth::Bearer {
+            token: "t0ken".into(),
+        };
+        assert!(bearer.admits(&headers(&[("authorization", "Bearer t0ken")])));
+        assert!(!bearer.admits(&headers(&[("authorization", "Bearer t0ke")])));
+        let key = InboundAuth::ApiKey {
+            header: "x-api-key".into(),
+            key: "k3y".into(),
+        };
+        assert!(key.admits(&headers(&[("x-api-key", "k3y")])));
+        assert!(!key.admits(&headers(&[("x-api-key", "k3y ")])));
+        assert!(!key.admits(&headers(&[("authorization", "k3y")])));
+        assert!(InboundAuth::FunctionUrlIam.admits(&headers(&[])));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let printed = format!(
+            "{:?}",
+            InboundAuth::Basic {
+                username: "rdp".into(),
+                password: "s3cret".into()
+            }
+        );
+        assert!(!printed.contains("s3cret"));
+    }
+}

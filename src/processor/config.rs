@@ -1,0 +1,158 @@
+//! The processor's environment variables, read and checked at start-up.
+
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::rules::RuleSet;
+use crate::s4::{S4Config, SERVICE_PATH};
+
+/// How deliveries authenticate, before the secret is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    Basic,
+    Bearer,
+    ApiKey,
+    Iam,
+}
+
+/// Everything the processor Lambda needs to know.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub s4: S4Config,
+    pub s4_secret: String,
+    pub rules: RuleSet,
+    pub idempotency_table: Option<String>,
+    pub keep_completed: Duration,
+    pub in_progress_for: Duration,
+    pub auth: AuthScheme,
+    /// Secret with the deliveries' credentials (not needed for `iam`).
+    pub auth_secret: Option<String>,
+    pub api_key_header: String,
+    pub budget: Duration,
+    pub warnings: Vec<String>,
+}
+
+impl ProcessorConfig {
+    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let text = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let mut problems = Vec::new();
+        let mut warnings = Vec::new();
+        let mut number = |name: &str, default: u64, min: u64, max: u64| match text(name) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    problems.push(format!(
+                        "{name} `{v}` is not a whole number from {min} to {max}"
+                    ));
+                    default
+                }
+            },
+        };
+        let timeout_ms = number("S4_TIMEOUT_MS", 8_000, 100, 60_000);
+        let attempts = number("S4_MAX_ATTEMPTS", 3, 1, 10);
+        let budget_ms = number("REPLY_BUDGET_MS", 25_000, 1_000, 29_000);
+        let keep_hours = number("IDEMPOTENCY_KEEP_HOURS", 168, 1, 24 * 365);
+        let in_progress_s = number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1, 900);
+
+        let service_url = match text("S4_BASE_URL") {
+            None => {
+                problems.push("S4_BASE_URL is missing: the S/4HANA host or the API_MAINTNOTIFICATION service URL".into());
+                None
+            }
+            Some(v) => match Url::parse(&v) {
+                Ok(mut url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {
+                    if url.path().trim_matches('/').is_empty() {
+                        url.set_path(SERVICE_PATH);
+                    }
+                    if url.scheme() == "http" {
+                        warnings.push(format!(
+                            "S4_BASE_URL {url} is plain http: use https outside tests"
+                        ));
+                    }
+                    Some(url)
+                }
+                _ => {
+                    problems.push("S4_BASE_URL is not an http(s) URL".into());
+                    None
+                }
+            },
+        };
+        let s4_secret = text("S4_CREDENTIALS_SECRET").unwrap_or_else(|| {
+            problems.push("S4_CREDENTIALS_SECRET is missing: the secret with the S/4 user's username and password".into());
+            String::new()
+        });
+        let rules = match text("RULES_FILE") {
+            None => RuleSet::bundled(),
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(t) => RuleSet::parse(&path, &t),
+                Err(e) => Err(crate::rules::RuleError(vec![format!(
+                    "RULES_FILE {path}: {e}"
+                )])),
+            },
+        };
+        let rules = match rules {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.extend(e.0.into_iter().map(|p| format!("RULES_FILE: {p}")));
+                None
+            }
+        };
+        let auth = match text("PROCESSOR_AUTH").as_deref().unwrap_or("basic") {
+            "basic" => AuthScheme::Basic,
+            "bearer" => AuthScheme::Bearer,
+            "api-key" => AuthScheme::ApiKey,
+            "iam" => AuthScheme::Iam,
+            other => {
+                problems.push(format!(
+                    "PROCESSOR_AUTH `{other}` is none of basic, bearer, api-key, iam"
+                ));
+                AuthScheme::Basic
+            }
+        };
+        let auth_secret = text("PROCESSOR_CREDENTIALS_SECRET");
+        if auth != AuthScheme::Iam && auth_secret.is_none() {
+            problems.push("PROCESSOR_CREDENTIALS_SECRET is missing: the secret with the credentials the mesh sends (or set PROCESSOR_AUTH=iam)".into());
+        }
+        let idempotency_table = text("IDEMPOTENCY_TABLE");
+        if idempotency_table.is_none() {
+            warnings.push("IDEMPOTENCY_TABLE is not set: concurrent deliveries of one event rely on the S/4 lookup alone".into());
+        }
+        let (Some(service_url), Some(rules)) = (service_url, rules) else {
+            return Err(crate::config::ConfigError(problems));
+        };
+        if !problems.is_empty() {
+            return Err(crate::config::ConfigError(problems));
+        }
+        Ok(ProcessorConfig {
+            s4: S4Config {
+                service_url,
+                sap_client: text("S4_SAP_CLIENT"),
+                request_timeout: Duration::from_millis(timeout_ms),
+                max_attempts: attempts as u32,
+                backoff_base: Duration::from_millis(200),
+            },
+            s4_secret,
+            rules,
+            idempotency_table,
+            keep_completed: Duration::from_secs(keep_hours * 3600),
+            in_progress_for: Duration::from_secs(in_progress_s),
+            auth,
+            auth_secret,
+            api_key_header: text("PROCESSOR_API_KEY_HEADER").unwrap_or_else(|| "x-api-key".into()),
+            budget: Duration::from_millis(budget_ms),
+            warnings,
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! The processor Lambda's handler: a mesh delivery → decision table → S/4HANA, exactly once.
+//!
+//! Replies, for the REST Delivery Point (it redelivers on anything but 2xx):
+//! - 200 when the actions completed, were done before (a duplicate), or failed for good (the
+//!   failure is logged with SAP's reason; a redelivery could not help);
+//! - 503 when a retry can help (S/4 down, a timeout, the same event being worked on elsewhere);
+//! - 400 for a body that is no event this processor understands, 401 without valid credentials,
+//!   413 for an oversized body.
+//!
+//! Every reply comes within the configured budget, below the RDP's 30 s wait.
+
+pub mod auth;
+pub mod config;
+mod notification;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_http::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::alert::{self, AlertEvent, Delivery};
+use crate::idempotency::{Begin, IdempotencyStore};
+use crate::rules::{ActionKind, Rule, RuleSet};
+use crate::s4::{S4Client, S4Error};
+
+pub use auth::InboundAuth;
+pub use notification::{external_reference, notification_for};
+
+/// Bodies larger than this are refused (413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What the processor needs besides its clients.
+#[derive(Debug, Clone)]
+pub struct ProcessorSettings {
+    pub rules: Arc<RuleSet>,
+    pub auth: InboundAuth,
+    /// Time allowed for one delivery, below the RDP's wait (30 s by default).
+    pub budget: Duration,
+    /// How long an in-progress idempotency record holds off other deliveries.
+    pub in_progress_for: Duration,
+}
+
+/// The HTTP answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// The outcome of one action, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done now (`COMPLETE`), with the notification number when one was created.
+    Complete(Option<String>),
+    /// Done before (`DUPLICATE`): the notification number.
+    Duplicate(String),
+    /// Nothing to do (`SKIPPED`).
+    Skipped(String),
+    /// Failed for good (`ERROR`), logged; a redelivery cannot help.
+    Failed(String),
+    /// A retry can help (`RETRY`): answered 503.
+    Retry(String),
+}
+
+impl Outcome {
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Complete(_) => "COMPLETE",
+            Outcome::Duplicate(_) => "DUPLICATE",
+            Outcome::Skipped(_) => "SKIPPED",
+            Outcome::Failed(_) => "ERROR",
+            Outcome::Retry(_) => "RETRY",
+        }
+    }
+}
+
+/// The handler, holding its clients for the life of the warm Lambda.
+pub struct Processor<I> {
+    s4: Arc<S4Client>,
+    idempotency: I,
+    settings: ProcessorSettings,
+}
+
+impl<I: IdempotencyStore> Processor<I> {
+    pub fn new(s4: Arc<S4Client>, idempotency: I, settings: ProcessorSettings) -> Self {
+        Processor {
+            s4,
+            idempotency,
+            settings,
+        }
+    }
+
+    pub fn s4(&self) -> &S4Client {
+        &self.s4
+    }
+
+    /// Handles one delivery.
+    pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Reply {
+        let started = Instant::now();
+        let deadline = started + self.settings.budget;
+        if !self.settings.auth.admits(headers) {
+            tracing::warn!("delivery refused: missing or wrong credentials");
+            return reply(401, json!({"error": "missing or wrong credentials"}));
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return reply(
+                413,
+                json!({"error": format!("body larger than {MAX_BODY_BYTES} bytes")}),
+            );
+        }
+        let event = match alert::parse(body) {
+            Ok(Delivery::Event(event)) => event,
+            Ok(Delivery::NotAnAlert { id, reason }) => {
+                log_outcome(&id, None, None, &Outcome::Skipped(reason.clone()), started);
+                return reply(
+                    200,
+                    json!({"id": id, "status": "SKIPPED", "reason": reason}),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "delivery refused: not an event");
+                return reply(400, json!({"error": e.to_string()}));
+            }
+        };
+        let rules = self.settings.rules.decide(&event);
+        if rules.is_empty() {
+            let outcome = Outcome::Skipped("no rule matches".into());
+            log_outcome(&event.id, None, None, &outcome, started);
+            return reply(
+                200,
+                json!({"id": event.id, "results": [result_json(None, &outcome)]}),
+            );
+        }
+        let mut results = Vec::new();
+        let mut retry = false;
+        for rule in rules {
+            let outcome = self.act(&event, rule, deadline).await;
+            log_outcome(
+                &event.id,
+                Some(&rule.name),
+                Some(rule.action),
+                &outcome,
+                started,
+            );
+            retry |= matches!(outcome, Outcome::Retry(_));
+            results.push(result_json(Some(&rule.name), &outcome));
+        }
+        reply(
+            if retry { 503 } else { 200 },
+            json!({"id": event.id, "results": results}),
+        )
+    }
+
+    async fn act(&self, event: &AlertEvent, rule: &Rule, deadline: Instant) -> Outcome {
+        match rule.action {
+            ActionKind::Ignore => Outcome::Skipped(format!("rule `{}` ignores it", rule.name)),
+            ActionKind::Log => Outcome::Complete(None),
+            ActionKind::CreateNotification => self.create_once(event, rule, deadline).await,
+        }
+    }
+
+    /// Creates the event's notification unless it exists: the idempotency record serialises
+    /// concurrent deliveries, the external-reference lookup is the source of truth.
+    async fn create_once(&self, event: &AlertEvent, rule: &Rule, deadline: Instant) -> Outcome {
+        let Some(mapping) = self.settings.rules.mapping_for(event) else {
+            return Outcome::Failed(format!(
+                "no [[mapping]] row for project {:?}, site {:?}, asset {:?}, position {:?}",
+                event.project, event.site, event.asset, event.position
+            ));
+        };
+        let notification = notification_for(event, rule, mapping, &self.settings.rules.defaults);
+        let key = notification.external_reference.clone();
+        let owned = match self
+            .idempotency
+            .begin(&key, self.settings.in_progress_for)
+            .await
+        {
+            Ok(Begin::Completed(number)) => return Outcome::Duplicate(number),
+            Ok(Begin::InProgress) => {
+                return Outcome::Retry("another delivery of this event is being processed".into());
+            }
+            Ok(Begin::Started) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, event_id = %event.id, "idempotency table unavailable; relying on the S/4 lookup");
+                false
+            }
+        };
+        let outcome = match self.s4.find_by_reference(&key, deadline).await {
+            Ok(Some(existing)) => Ok(Outcome::Duplicate(existing.number)),
+            Ok(None) => self
+                .s4
+                .create(&notification, deadline)
+                .await
+                .map(|number| Outcome::Complete(Some(number))),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(done) => {
+                if owned {
+                    let number = match &done {
+                        Outcome::Complete(Some(n)) | Outcome::Duplicate(n) => n.clone(),
+                        _ => String::new(),
+                    };
+                    if let Err(e) = self.idempotency.complete(&key, &number).await {
+                        tracing::warn!(error = %e, event_id = %event.id, "idempotency record not completed; the S/4 lookup still prevents a duplicate");
+                    }
+                }
+                done
+            }
+            Err(error) => {
+                if owned && let Err(e) = self.idempotency.release(&key).await {
+                    tracing::warn!(error = %e, event_id = %event.id, "idempotency record not released; it expires by itself");
+                }
+                match error {
+                    S4Error::Transient(reason) => Outcome::Retry(reason),
+                    permanent @ S4Error::Permanent { .. } => Outcome::Failed(permanent.to_string()),
+                }
+            }
+        }
+    }
+}
+
+fn reply(status: u16, body: Value) -> Reply {
+    Reply { status, body }
+}
+
+fn result_json(rule: Option<&str>, outcome: &Outcome) -> Value {
+    let mut value = json!({"rule": rule, "status": outcome.status()});
+    match outcome {
+        Outcome::Complete(Some(n)) | Outcome::Duplicate(n) => value["notification"] = json!(n),
+        Outcome::Skipped(r) | Outcome::Failed(r) | Outcome::Retry(r) => value["reason"] = json!(r),
+        Outcome::Complete(None) => {}
+    }
+    value
+}
+
+/// One structured log record per event and action.
+fn log_outcome(
+    id: &str,
+    rule: Option<&str>,
+    action: Option<ActionKind>,
+    outcome: &Outcome,
+    started: Instant,
+) {
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let action = action.map(|a| format!("{a:?}"));
+    let (notification, reason) = match outcome {
+        Outcome::Complete(n) => (n.clone(), None),
+        Outcome::Duplicate(n) => (Some(n.clone()), None),
+        Outcome::Skipped(r) | Outcome::Failed(r) | Outcome::Retry(r) => (None, Some(r.as_str())),
+    };
+    match outcome {
+        Outcome::Failed(_) => tracing::error!(
+            event_id = id,
+            rule,
+            action,
+            notification,
+            status = outcome.status(),
+            reason,
+            duration_ms,
+            "event processed"
+        ),
+        Outcome::Retry(_) => tracing::warn!(
+            event_id = id,
+            rule,
+            action,
+            notification,
+            status = outcome.status(),
+            reason,
+            duration_ms,
+            "event processed"
+        ),
+        _ => tracing::info!(
+            event_id = id,
+            rule,
+            action,
+            notification,
+            status = outcome.status(),
+            reason,
+            duration_ms,
+            "event processed"
+        ),
+    }
+}

@@ -1,0 +1,149 @@
+use super::*;
+
+fn event(kind: &str, state: &str, site: &str) -> AlertEvent {
+    AlertEvent {
+        id: "e".into(),
+        source: "s".into(),
+        event_type: format!("com.amazon.monitron.asset.{kind}"),
+        category: "asset".into(),
+        kind: kind.into(),
+        time: None,
+        project: Some("Plant A".into()),
+        site: Some(site.into()),
+        asset: Some("Pump 7".into()),
+        position: Some("Motor DE".into()),
+        new_state: Some(state.into()),
+        previous_state: Some("HEALTHY".into()),
+        transition: Some("measurement".into()),
+        closure_code: None,
+        sensor_id: None,
+        asset_position_url: None,
+        schema_version: Some("2".into()),
+        data: serde_json::Value::Null,
+    }
+}
+
+const FILE: &str = r#"
+hit_policy = "all"
+[[rule]]
+name = "alarms-in-hall-sites"
+when = { new_state = ["ALARM", "WARNING"], site = "Hall*" }
+action = "create_notification"
+params = { priority = "1" }
+[[rule]]
+name = "log-everything"
+action = "log"
+[[mapping]]
+site = "Hall 2"
+asset = "*"
+technical_object = "FL-100-200"
+object_kind = "functional_location"
+planning_plant = "1010"
+[[mapping]]
+technical_object = "10000000"
+object_kind = "equipment"
+"#;
+
+#[test]
+fn the_bundled_rules_are_valid_and_map_states_to_priorities() {
+    let rules = RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"));
+    let pick = |kind: &str, state: &str| {
+        rules
+            .decide(&event(kind, state, "Site 1"))
+            .first()
+            .map(|r| r.name.clone())
+    };
+    assert_eq!(pick("alert", "ALARM").as_deref(), Some("alarm"));
+    assert_eq!(pick("alert", "WARNING").as_deref(), Some("warning"));
+    assert_eq!(
+        pick("alert", "NEEDS_MAINTENANCE").as_deref(),
+        Some("needs-maintenance")
+    );
+    assert_eq!(pick("recovered", "HEALTHY").as_deref(), Some("recovery"));
+    assert_eq!(
+        rules.decide(&event("alert", "ALARM", "x")).len(),
+        1,
+        "first match"
+    );
+}
+
+#[test]
+fn all_match_lists_every_row_and_patterns_work() {
+    let rules = RuleSet::parse("test.toml", FILE).unwrap_or_else(|e| panic!("{e}"));
+    let names = |e: &AlertEvent| {
+        rules
+            .decide(e)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&event("alert", "ALARM", "Hall 2")),
+        vec!["alarms-in-hall-sites", "log-everything"]
+    );
+    assert_eq!(
+        names(&event("alert", "ALARM", "Site 1")),
+        vec!["log-everything"]
+    );
+    assert_eq!(
+        names(&event("alert", "HEALTHY", "Hall 2")),
+        vec!["log-everything"]
+    );
+    let hall = rules
+        .mapping_for(&event("alert", "ALARM", "Hall 2"))
+        .map(|m| m.technical_object.clone());
+    assert_eq!(hall.as_deref(), Some("FL-100-200"));
+    let other = rules
+        .mapping_for(&event("alert", "ALARM", "Site 9"))
+        .map(|m| m.object_kind);
+    assert_eq!(other, Some(ObjectKind::Equipment));
+}
+
+#[test]
+fn patterns_match_exactly_by_prefix_by_suffix_or_anything() {
+    let m = |p: &str, v: Option<&str>| Matcher::One(p.into()).matches(v);
+    assert!(m("Pump 7", Some("Pump 7")) && !m("Pump 7", Some("Pump 70")));
+    assert!(m("Pump*", Some("Pump 70")) && !m("Pump*", Some("A Pump")));
+    assert!(m("*DE", Some("Motor DE")) && !m("*DE", Some("Motor NDE ")));
+    assert!(m("*", None) && !m("x", None));
+    assert!(Matcher::AnyOf(vec!["A".into(), "B".into()]).matches(Some("B")));
+}
+
+#[test]
+fn mistakes_are_reported_precisely() {
+    let cases = [
+        (
+            "[[rule]]\nname = \"a\"\nwhen = { sate = \"ALARM\" }\naction = \"log\"\n",
+            "unknown field `sate`",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"explode\"\n",
+            "unknown variant `explode`",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"log\"\n[[rule]]\nname = \"a\"\naction = \"log\"\n",
+            "rule 2 (`a`): the name is used twice",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"create_notification\"\n",
+            "has no [[mapping]]",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"log\"\nparams = { priority = \"12\" }\n",
+            "params.priority `12` is longer than the 1",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"log\"\n[[mapping]]\ntechnical_object = \"\"\nobject_kind = \"equipment\"\n",
+            "technical_object is empty",
+        ),
+        ("hit_policy = \"some\"\n", "unknown variant `some`"),
+        ("", "no [[rule]]"),
+        ("[[rule]\n", "test.toml"),
+    ];
+    for (text, expected) in cases {
+        match RuleSet::parse("test.toml", text) {
+            Err(e) => assert!(e.to_string().contains(expected), "{text:?}: {e}"),
+            Ok(_) => panic!("accepted: {text:?}"),
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The S/4HANA OData V2 client for `API_MAINTNOTIFICATION`.
+//!
+//! - Writes carry a CSRF token fetched with `x-csrf-token: Fetch` and the session cookies
+//!   (kept by the client); the token is reused across warm invocations and fetched again once on
+//!   `403` with `x-csrf-token: Required`.
+//! - `sap-client` goes on every request, the token fetch included.
+//! - 5xx, connection errors and timeouts are retried with backoff within the deadline; other
+//!   errors are permanent, with SAP's error body turned into a readable reason.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+/// The service path under a host.
+pub const SERVICE_PATH: &str = "/sap/opu/odata/sap/API_MAINTNOTIFICATION";
+
+/// How to reach S/4.
+#[derive(Debug, Clone)]
+pub struct S4Config {
+    /// The service root, e.g. `https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION`.
+    pub service_url: Url,
+    pub sap_client: Option<String>,
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+}
+
+/// S/4 credentials (Basic).
+#[derive(Clone, PartialEq, Eq)]
+pub struct S4Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for S4Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S4Credentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// What went wrong, as the processor acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum S4Error {
+    /// A later attempt may work (S/4 down, timeout, 5xx).
+    Transient(String),
+    /// S/4 refused the request (4xx): status and SAP's reason.
+    Permanent { status: u16, message: String },
+}
+
+impl fmt::Display for S4Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            S4Error::Transient(m) => write!(f, "S/4 not reachable for now: {m}"),
+            S4Error::Permanent { status, message } => {
+                write!(f, "S/4 refused the request: {status} {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for S4Error {}
+
+/// A notification to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    /// Short text, at most 40 characters (cut on a character boundary).
+    pub text: String,
+    /// Long text (at most 1333 characters).
+    pub long_text: String,
+    pub notification_type: String,
+    pub technical_object: String,
+    /// `EAMS_EQUI` or `EAMS_FL`.
+    pub object_kind: String,
+    pub priority: Option<String>,
+    pub planning_plant: Option<String>,
+    pub malfunction_start: Option<DateTime<Utc>>,
+    /// `MaintNotifExtReferenceNumber`, at most 20 characters.
+    pub external_reference: String,
+}
+
+impl NewNotification {
+    /// The OData V2 JSON body.
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "NotificationText": cut(&self.text, 40),
+            "MaintNotifLongTextForEdit": cut(&self.long_text, 1333),
+            "NotificationType": self.notification_type,
+            "TechnicalObject": self.technical_object,
+            "TechObjIsEquipOrFuncnlLoc": self.object_kind,
+            "MaintNotifExtReferenceNumber": cut(&self.external_reference, 20),
+        });
+        if let Some(priority) = &self.priority {
+            body["MaintPriority"] = json!(priority);
+        }
+        if let Some(plant) = &self.planning_plant {
+            body["MaintenancePlanningPlant"] = json!(plant);
+        }
+        if let Some(start) = self.malfunction_start {
+            let midnight = start
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp_millis());
+            if let Some(ms) = midnight {
+                body["MalfunctionStartDate"] = json!(format!("/Date({ms})/"));
+                body["MalfunctionStartTime"] = json!(format!(
+                    "PT{:02}H{:02}M{:02}S",
+                    start.hour(),
+                    start.minute(),
+                    start.second()
+                ));
+            }
+        }
+        body
+    }
+}
+
+/// At most `max` characters, cut on a character boundary.
+pub fn cut(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+/// A notification S/4 already has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub number: String,
+    pub processing_phase: Option<String>,
+}
+
+/// The client, one per warm Lambda.
+pub struct S4Client {
+    http: reqwest::Client,
+    config: S4Config,
+    credentials: S4Credentials,
+    csrf: Mutex<Option<String>>,
+    round_trips: AtomicU64,
+    csrf_fetches: AtomicU64,
+}
+
+impl S4Client {
+    pub fn new(config: S4Config, credentials: S4Credentials) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("e2b-processor/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(S4Client {
+            http,
+            config,
+            credentials,
+            csrf: Mutex::new(None),
+            round_trips: AtomicU64::new(0),
+            csrf_fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// HTTP requests sent to S/4 so far.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// CSRF token fetches so far.
+    pub fn csrf_fetches(&self) -> u64 {
+        self.csrf_fetches.load(Ordering::Relaxed)
+    }
+
+    fn url(&self, path_and_query: &str) -> Result<Url, S4Error> {
+        let base = self.config.service_url.as_str().trim_end_matches('/');
+        let mut url =
+            Url::parse(&format!("{base}{path_and_query}")).map_err(|e| S4Error::Permanent {
+                status: 0,
+                message: format!("bad S/4 URL: {e}"),
+            })?;
+        if let Some(client) = &self.config.sap_client {
+            url.query_pairs_mut().append_pair("sap-client", client);
+        }
+        Ok(url)
+    }
+
+    /// The open or closed notification created for this external reference, if any.
+    pub async fn find_by_reference(
+        &self,
+        reference: &str,
+        deadline: Instant,
+    ) -> Result<Option<Existing>, S4Error> {
+        let filter = format!(
+            "MaintNotifExtReferenceNumber eq '{}'",
+            reference.replace('\'', "''")
+        );
+        let query = format!(
+            "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase&$top=1&$format=json",
+            percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let url = self.url(&query)?;
+        let body = self.send(Method::GET, url, None, deadline).await?;
+        let first = body.pointer("/d/results/0");
+        Ok(first.and_then(|n| {
+            let number = n.get("MaintenanceNotification")?.as_str()?.to_string();
+            let processing_phase = n
+                .get("NotifProcessingPhase")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Some(Existing {
+                number,
+                processing_phase,
+            })
+        }))
+    }
+
+    /// Creates a notification; returns its number.
+    pub async fn create(
+        &self,
+        notification: &NewNotification,
+        deadline: Instant,
+    ) -> Result<String, S4Error> {
+        let url = self.url("/MaintenanceNotification")?;
+        let body = self
+            .send(Method::POST, url, Some(notification.body()), deadline)
+            .await?;
+        body.pointer("/d/MaintenanceNotification")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| S4Error::Permanent {
+                status: 201,
+                message: "S/4 answered without a MaintenanceNotification number".into(),
+            })
+    }
+
+    /// One request with retries; writes carry the CSRF token.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+        deadline: Instant,
+    ) -> Result<Value, S4Error> {
+        let write = method != Method::GET;
+        let mut attempts = 0;
+        let mut token_refreshed = false;
+        loop {
+            attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(S4Error::Transient(
+                    "no time left before the reply budget".into(),
+                ));
+            }
+            let token = if write {
+                Some(self.csrf_token(false, deadline).await?)
+            } else {
+                None
+            };
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .timeout(self.config.request_timeout.min(left))
+                .basic_auth(&self.credentials.username, Some(&self.credentials.password))
+                .header("Accept", "application/json");
+            if let Some(token) = &token {
+                request = request.header("x-csrf-token", token);
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            let failure = match request.send().await {
+                Err(e) if e.is_timeout() => format!(
+                    "timed out after {:?}",
+                    self.config.request_timeout.min(left)
+                ),
+                Err(e) => format!("request failed: {e}"),
+                Ok(response) => {
+                    let status = response.status();
+                    let csrf_required = response
+                        .headers()
+                        .get("x-csrf-token")
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.eq_ignore_ascii_case("required"));
+                    let text = response.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+                    }
+                    if status == StatusCode::FORBIDDEN && csrf_required && write && !token_refreshed
+                    {
+                        token_refreshed = true;
+                        self.csrf_token(true, deadline).await?;
+                        attempts -= 1;
+                        continue;
+                    }
+                    let message = sap_error_message(&text).unwrap_or_else(|| {
+                        status.canonical_reason().unwrap_or("error").to_string()
+                    });
+                    if status.is_server_error() {
+                        format!("{} {message}", status.as_u16())
+                    } else {
+                        return Err(S4Error::Permanent {
+                            status: status.as_u16(),
+                            message,
+                        });
+                    }
+                }
+            };
+            if attempts >= self.config.max_attempts {
+                return Err(S4Error::Transient(format!(
+                    "{failure} (after {attempts} attempts)"
+                )));
+            }
+            let pause = self
+                .config
+                .backoff_base
+                .saturating_mul(1 << (attempts - 1).min(6));
+            if Instant::now() + pause >= deadline {
+                return Err(S4Error::Transient(format!(
+                    "{failure} (no time left to retry)"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The cached CSRF token, or a new one (`refresh`, or none yet).
+    async fn csrf_token(&self, refresh: bool, deadline: Instant) -> Result<String, S4Error> {
+        let mut cached = self.csrf.lock().await;
+        if !refresh && let Some(token) = cached.as_ref() {
+            return Ok(token.clone());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let url = self.url("/")?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        self.csrf_fetches.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .get(url)
+            .timeout(self.config.request_timeout.min(left))
+            .basic_auth(&self.credentials.username, Some(&self.credentials.password))
+            .header("x-csrf-token", "Fetch")
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| S4Error::Transient(format!("CSRF token fetch failed: {e}")))?;
+        let status = response.status();
+        if status.is_server_error() {
+            return Err(S4Error::Transient(format!("CSRF token fetch: {status}")));
+        }
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = sap_error_message(&text).unwrap_or_else(|| status.to_string());
+            return Err(S4Error::Permanent {
+                status: status.as_u16(),
+                message: format!("CSRF token fetch: {message}"),
+            });
+        }
+        // Some systems send no token; writes then go without one (as SAP's Cloud SDK does).
+        let token = response
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        *cached = Some(token.clone());
+        Ok(token)
+    }
+}
+
+/// SAP Gateway's error body → `code: message (detail; detail)`.
+pub fn sap_error_message(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let error = value.get("error")?;
+    let message = match error.get("message") {
+        Some(Value::String(s)) => s.clone(),
+        Some(m) => m
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        None => String::new(),
+    };
+    let code = error
+        .get("code")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let details: Vec<String> = error
+        .pointer("/innererror/errordetails")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|d| match d.get("message") {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(m) => m.get("value").and_then(Value::as_str).map(str::to_string),
+                    None => None,
+                })
+                .filter(|m| *m != message)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut text = if code.is_empty() {
+        message
+    } else {
+        format!("{code}: {message}")
+    };
+    if !details.is_empty() {
+        text.push_str(&format!(" ({})", details.join("; ")));
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sap_error_bodies_become_readable_reasons() {
+        let body = r#"{"error":{"code":"IW/123","message":{"lang":"en","value":"Technical object is invalid"},
+            "innererror":{"errordetails":[{"code":"IW/123","message":"Technical object is invalid","severity":"error"},
+            {"code":"IW/7","message":"Equipment 99 does not exist","severity":"error"}]}}}"#;
+        assert_eq!(
+            sap_error_message(body).as_deref(),
+            Some("IW/123: Technical object is invalid (Equipment 99 does not exist)")
+        );
+        assert_eq!(
+            sap_error_message(r#"{"error":{"message":"plain"}}"#).as_deref(),
+            Some("plain")
+        );
+        assert_eq!(sap_error_message("<html>"), None);
+    }
+
+    #[test]
+    fn the_body_has_the_odata_field_names_and_cut_texts() {
+        let n = NewNotification {
+            text: "Monitron ALARM: Pump 7 / Motor DE in Werk Süd plus more words".into(),
+            long_text: "x".repeat(2000),
+            notification_type: "M2".into(),
+            technical_object: "10000042".into(),
+            object_kind: "EAMS_EQUI".into(),
+            priority: Some("1".into()),
+            planning_plant: Some("1010".into()),
+            malfunction_start: DateTime::parse_from_rfc3339("2024-03-01T09:00:01.500Z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            external_reference: "MON-0123456789ABCDEFGHIJ".into(),
+        };
+        let body = n.body();
+        assert_eq!(
+            body["NotificationText"].as_str().map(|s| s.chars().count()),
+            Some(40)
+        );
+        assert_eq!(
+            body["MaintNotifLongTextForEdit"].as_str().map(str::len),
+            Some(1333)
+        );
+        assert_eq!(body["MaintNotifExtReferenceNumber"], "MON-0123456789ABCDEF");
+        assert_eq!(body["MalfunctionStartDate"], "/Date(1709251200000)/");
+        assert_eq!(body["MalfunctionStartTime"], "PT09H00M01S");
+        assert_eq!(body["MaintPriority"], "1");
+        assert_eq!(body["MaintenancePlanningPlant"], "1010");
+        assert_eq!(body["TechObjIsEquipOrFuncnlLoc"], "EAMS_EQUI");
+    }
+}

@@ -1,0 +1,473 @@
+//! The processor handler against real peers: the S/4 OData V2 test server and DynamoDB on moto
+//! (idempotency records), with deliveries as the mesh's REST Delivery Point makes them.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::{HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+use e2b::idempotency::DynamoStore;
+use e2b::processor::{InboundAuth, Processor, ProcessorSettings, external_reference};
+use e2b::rules::RuleSet;
+use e2b::s4::{S4Client, S4Config, S4Credentials};
+use support::moto;
+use support::s4::TestS4;
+
+const S4_USER: &str = "E2B_TECH_USER";
+const S4_PASSWORD: &str = "s4-s3cret-value";
+const RDP_AUTH: &str = "Basic cmRwOnJkcC1zM2NyZXQ="; // rdp:rdp-s3cret
+const ALARM: &str =
+    include_str!("../events/records/illustrative-v2-asset-state-transition-alarm.json");
+const CLOSURE: &str =
+    include_str!("../events/records/illustrative-v2-asset-state-transition-user-closure.json");
+const SAP_ENVELOPE: &str = include_str!("../events/records/illustrative-sap-mesh-envelope.json");
+
+type Handler = Processor<Option<DynamoStore>>;
+
+struct Fixture {
+    s4: TestS4,
+    processor: Arc<Handler>,
+}
+
+async fn table() -> DynamoStore {
+    let client = aws_sdk_dynamodb::Client::new(&moto::aws_config().await);
+    let table = moto::unique("idempotency");
+    let created = client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .send()
+        .await;
+    if let Err(e) = created {
+        panic!(
+            "create table: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        );
+    }
+    DynamoStore {
+        client,
+        table,
+        keep_completed: Duration::from_secs(3600),
+    }
+}
+
+async fn fixture_with(rules: RuleSet, with_table: bool) -> Fixture {
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let config = S4Config {
+        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
+        sap_client: Some("100".into()),
+        request_timeout: Duration::from_millis(800),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(20),
+    };
+    let client = S4Client::new(
+        config,
+        S4Credentials {
+            username: S4_USER.into(),
+            password: S4_PASSWORD.into(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let idempotency = if with_table {
+        Some(table().await)
+    } else {
+        None
+    };
+    let processor = Processor::new(
+        Arc::new(client),
+        idempotency,
+        ProcessorSettings {
+            rules: Arc::new(rules),
+            auth: InboundAuth::Basic {
+                username: "rdp".into(),
+                password: "rdp-s3cret".into(),
+            },
+            budget: Duration::from_secs(5),
+            in_progress_for: Duration::from_secs(30),
+        },
+    );
+    Fixture {
+        s4,
+        processor: Arc::new(processor),
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")), true).await
+}
+
+fn headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("authorization", HeaderValue::from_static(RDP_AUTH));
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h
+}
+
+/// The CloudEvent the forwarder publishes for a record.
+fn cloudevent(record: &str) -> String {
+    let path = std::env::temp_dir().join(format!(
+        "e2b-processor-{}-{}.json",
+        std::process::id(),
+        moto::unique("rec")
+    ));
+    std::fs::write(&path, record).unwrap_or_else(|e| panic!("{e}"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_e2b"))
+        .arg("scan")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&path);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn alarm(id: &str) -> String {
+    cloudevent(&ALARM.replace("e-200", id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_becomes_one_maintenance_notification() {
+    let f = fixture().await;
+    let reply = f
+        .processor
+        .handle(&headers(), alarm("e-200").as_bytes())
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["results"][0]["status"], "COMPLETE");
+    assert_eq!(reply.body["results"][0]["rule"], "alarm");
+    let notifications = f.s4.notifications();
+    assert_eq!(notifications.len(), 1);
+    let n = &notifications[0];
+    assert_eq!(
+        reply.body["results"][0]["notification"],
+        n["MaintenanceNotification"]
+    );
+    assert_eq!(n["NotificationText"], "Monitron ALARM: Pump 7 / Motor DE");
+    assert_eq!(n["NotificationType"], "M2");
+    assert_eq!(n["MaintPriority"], "1");
+    assert_eq!(n["TechnicalObject"], "10000000");
+    assert_eq!(n["TechObjIsEquipOrFuncnlLoc"], "EAMS_EQUI");
+    assert_eq!(
+        n["MaintNotifExtReferenceNumber"],
+        external_reference("monitron/111122223333/Plant%20A", "e-200")
+    );
+    assert_eq!(n["MalfunctionStartTime"], "PT09H00M01S");
+    let long = n["MaintNotifLongTextForEdit"].as_str().unwrap_or_default();
+    assert!(
+        long.contains("State: WARNING -> ALARM")
+            && long.contains("Position URL: https://app.monitron.aws/"),
+        "{long}"
+    );
+    assert_eq!(
+        f.s4.sap_clients(),
+        ["100".to_string()].into_iter().collect()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_five_times_makes_one_notification() {
+    let f = fixture().await;
+    let body = alarm("e-5x");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let reply = f.processor.handle(&headers(), body.as_bytes()).await;
+        assert_eq!(reply.status, 200);
+        statuses.push(
+            reply.body["results"][0]["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        vec![
+            "COMPLETE",
+            "DUPLICATE",
+            "DUPLICATE",
+            "DUPLICATE",
+            "DUPLICATE"
+        ]
+    );
+    assert_eq!(f.s4.notifications().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_of_one_event_make_one_notification() {
+    let f = fixture().await;
+    f.s4.set_delay(Some(Duration::from_millis(30)));
+    let body = Arc::new(alarm("e-concurrent"));
+    // Five deliveries at once, each redelivered (as the RDP does) until it gets a 2xx.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (processor, body) = (f.processor.clone(), body.clone());
+        tasks.spawn(async move {
+            for _ in 0..50 {
+                let reply = processor.handle(&headers(), body.as_bytes()).await;
+                if reply.status == 200 {
+                    return reply.body["results"][0]["status"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                }
+                assert_eq!(reply.status, 503, "{}", reply.body);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            "NEVER ANSWERED 200".to_string()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        statuses.push(done.unwrap_or_default());
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![
+            "COMPLETE",
+            "DUPLICATE",
+            "DUPLICATE",
+            "DUPLICATE",
+            "DUPLICATE"
+        ]
+    );
+    assert_eq!(f.s4.notifications().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_events_in_parallel_make_fifty_notifications_with_one_token_fetch() {
+    let f = fixture().await;
+    let bodies: Vec<String> = (0..50).map(|i| alarm(&format!("p-{i:02}"))).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in bodies {
+        let processor = f.processor.clone();
+        tasks.spawn(async move { processor.handle(&headers(), body.as_bytes()).await.status });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap_or(0), 200);
+    }
+    assert_eq!(f.s4.notifications().len(), 50);
+    assert_eq!(f.s4.csrf_fetches(), 1, "one CSRF token for the warm client");
+    assert_eq!(f.processor.s4().csrf_fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_from_s4_is_logged_with_sap_s_message_and_answered_200() {
+    let f = fixture().await;
+    f.s4.reject_object("10000000");
+    let reply = f
+        .processor
+        .handle(&headers(), alarm("e-400").as_bytes())
+        .await;
+    assert_eq!(
+        reply.status, 200,
+        "a redelivery cannot help: {}",
+        reply.body
+    );
+    assert_eq!(reply.body["results"][0]["status"], "ERROR");
+    let reason = reply.body["results"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("400 IW/123: Technical object is invalid"),
+        "{reason}"
+    );
+    assert!(f.s4.notifications().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_down_is_answered_503_and_the_redelivery_succeeds() {
+    let f = fixture().await;
+    f.s4.fail_next(100);
+    let body = alarm("e-503");
+    let reply = f.processor.handle(&headers(), body.as_bytes()).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.body["results"][0]["status"], "RETRY");
+    f.s4.fail_next(0);
+    let reply = f.processor.handle(&headers(), body.as_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(f.s4.notifications().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_csrf_token_is_fetched_again_once() {
+    let f = fixture().await;
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("t-1").as_bytes())
+            .await
+            .status,
+        200
+    );
+    f.s4.expire_tokens();
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("t-2").as_bytes())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(f.s4.csrf_fetches(), 2);
+    assert_eq!(f.s4.notifications().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_s4_is_retried_within_the_budget() {
+    let f = fixture().await;
+    f.s4.fail_next(1);
+    let reply = f
+        .processor
+        .handle(&headers(), alarm("slow-1").as_bytes())
+        .await;
+    assert_eq!(reply.status, 200, "one 503 is retried: {}", reply.body);
+    f.s4.set_delay(Some(Duration::from_secs(2)));
+    let start = std::time::Instant::now();
+    let reply = f
+        .processor
+        .handle(&headers(), alarm("slow-2").as_bytes())
+        .await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "answered within the budget: {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_without_valid_credentials_do_nothing() {
+    let f = fixture().await;
+    let body = alarm("auth-1");
+    let mut wrong = HeaderMap::new();
+    wrong.insert(
+        "authorization",
+        HeaderValue::from_static("Basic cmRwOndyb25n"),
+    );
+    for h in [HeaderMap::new(), wrong] {
+        let reply = f.processor.handle(&h, body.as_bytes()).await;
+        assert_eq!(reply.status, 401);
+        assert!(!reply.body.to_string().contains("rdp-s3cret"));
+    }
+    assert_eq!(f.s4.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anything_but_an_event_is_answered_400_with_a_reason() {
+    let f = fixture().await;
+    for (body, reason) in [
+        ("not json", "not JSON"),
+        ("{\"hello\":1}", "neither a CloudEvent"),
+        (
+            "{\"specversion\":\"1.0\",\"id\":\"x\",\"source\":\"s\",\"type\":\"com.example.other\"}",
+            "not a Monitron event",
+        ),
+    ] {
+        let reply = f.processor.handle(&headers(), body.as_bytes()).await;
+        assert_eq!(reply.status, 400, "{body}");
+        assert!(
+            reply.body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(reason),
+            "{}",
+            reply.body
+        );
+    }
+    let huge = vec![b' '; e2b::processor::MAX_BODY_BYTES + 1];
+    assert_eq!(f.processor.handle(&headers(), &huge).await.status, 413);
+    assert_eq!(f.s4.requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sap_sample_envelope_is_understood_too() {
+    let f = fixture().await;
+    let reply = f
+        .processor
+        .handle(&headers(), SAP_ENVELOPE.as_bytes())
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["id"], "409623");
+    assert_eq!(reply.body["results"][0]["rule"], "needs-maintenance");
+    let notifications = f.s4.notifications();
+    assert_eq!(notifications.len(), 1);
+    assert_eq!(
+        notifications[0]["NotificationText"],
+        "Monitron NEEDS_MAINTENANCE: Motor / Left"
+    );
+    assert_eq!(notifications[0]["MaintPriority"], "3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_is_logged_and_creates_nothing() {
+    let f = fixture().await;
+    let reply = f
+        .processor
+        .handle(&headers(), cloudevent(CLOSURE).as_bytes())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body["results"][0],
+        json!({"rule": "recovery", "status": "COMPLETE"})
+    );
+    assert!(f.s4.notifications().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_table_the_s4_lookup_still_prevents_duplicates() {
+    let f = fixture_with(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")), false).await;
+    let body = alarm("no-table");
+    for _ in 0..3 {
+        assert_eq!(
+            f.processor.handle(&headers(), body.as_bytes()).await.status,
+            200
+        );
+    }
+    assert_eq!(f.s4.notifications().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_notification_takes_two_round_trips_once_warm() {
+    let f = fixture().await;
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("warm-0").as_bytes())
+            .await
+            .status,
+        200
+    );
+    let before = f.processor.s4().round_trips();
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("warm-1").as_bytes())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        f.processor.s4().round_trips() - before,
+        2,
+        "lookup + create"
+    );
+    let value: Value = json!(f.s4.notifications().len());
+    assert_eq!(value, json!(2));
+}

@@ -1,0 +1,416 @@
+//! An S/4HANA `API_MAINTNOTIFICATION` OData V2 test server on 127.0.0.1, enforcing what S/4
+//! enforces for this API: Basic authentication (401); on every write a CSRF token fetched with
+//! `x-csrf-token: Fetch` *and* the session cookie it was issued with (else 403 with
+//! `x-csrf-token: Required`); the `MaintenanceNotification` field names and maximum lengths and
+//! the mandatory `NotificationText` (400 with a SAP-shaped error body); `$filter` on
+//! `MaintNotifExtReferenceNumber` and `TechnicalObject`. Faults on demand: 503 for the next N
+//! requests, a delay, all tokens expired, technical objects that "do not exist".
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+pub const SERVICE: &str = "/sap/opu/odata/sap/API_MAINTNOTIFICATION";
+
+/// Creatable fields and their maximum lengths (from the service's EDMX).
+const FIELDS: [(&str, usize); 12] = [
+    ("NotificationText", 40),
+    ("MaintNotifLongTextForEdit", 1333),
+    ("NotificationType", 2),
+    ("TechnicalObject", 40),
+    ("TechObjIsEquipOrFuncnlLoc", 20),
+    ("MaintPriority", 1),
+    ("MaintenancePlanningPlant", 4),
+    ("MaintNotifExtReferenceNumber", 20),
+    ("MalfunctionStartDate", 30),
+    ("MalfunctionStartTime", 20),
+    ("ReportedByUser", 12),
+    ("PersonResponsible", 12),
+];
+
+#[derive(Default)]
+struct State {
+    username: String,
+    password: String,
+    /// session cookie → token
+    sessions: HashMap<String, String>,
+    next_session: u64,
+    notifications: Vec<Value>,
+    csrf_fetches: u64,
+    requests: u64,
+    fail_next: u64,
+    delay: Option<Duration>,
+    unknown_objects: HashSet<String>,
+    sap_clients: HashSet<String>,
+}
+
+pub struct TestS4 {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestS4 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl TestS4 {
+    pub async fn start(username: &str, password: &str) -> TestS4 {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let state = Arc::new(Mutex::new(State {
+            username: username.into(),
+            password: password.into(),
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut reader = BufReader::new(read);
+                    while let Ok(Some(request)) = super::http::read_request(&mut reader).await {
+                        let delay = lock(&state).delay;
+                        if let Some(d) = delay {
+                            tokio::time::sleep(d).await;
+                        }
+                        let (status, headers, body) = answer(&state, &request);
+                        let mut text = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                            body.len()
+                        );
+                        for (k, v) in headers {
+                            text.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        text.push_str("\r\n");
+                        text.push_str(&body);
+                        if write.write_all(text.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TestS4 { url, state, task }
+    }
+
+    /// The service root URL.
+    pub fn service_url(&self) -> String {
+        format!("{}{SERVICE}", self.url)
+    }
+
+    pub fn notifications(&self) -> Vec<Value> {
+        lock(&self.state).notifications.clone()
+    }
+
+    pub fn csrf_fetches(&self) -> u64 {
+        lock(&self.state).csrf_fetches
+    }
+
+    pub fn requests(&self) -> u64 {
+        lock(&self.state).requests
+    }
+
+    pub fn fail_next(&self, count: u64) {
+        lock(&self.state).fail_next = count;
+    }
+
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        lock(&self.state).delay = delay;
+    }
+
+    /// Every issued token stops being valid (a session timeout).
+    pub fn expire_tokens(&self) {
+        lock(&self.state).sessions.clear();
+    }
+
+    pub fn reject_object(&self, technical_object: &str) {
+        lock(&self.state)
+            .unknown_objects
+            .insert(technical_object.to_string());
+    }
+
+    pub fn sap_clients(&self) -> HashSet<String> {
+        lock(&self.state).sap_clients.clone()
+    }
+}
+
+type Answer = (&'static str, Vec<(String, String)>, String);
+
+fn sap_error(code: &str, message: &str) -> String {
+    json!({"error": {"code": code, "message": {"lang": "en", "value": message},
+        "innererror": {"transactionid": "0123456789ABCDEF", "errordetails": [
+            {"code": code, "message": message, "propertyref": "", "severity": "error", "target": ""}]}}})
+    .to_string()
+}
+
+fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
+    let mut s = lock(state);
+    s.requests += 1;
+    if s.fail_next > 0 {
+        s.fail_next -= 1;
+        return (
+            "503 Service Unavailable",
+            vec![],
+            sap_error("/IWBEP/CM_MGW_RT/000", "Service unavailable"),
+        );
+    }
+    let expected = format!(
+        "Basic {}",
+        base64(format!("{}:{}", s.username, s.password).as_bytes())
+    );
+    if request.headers.get("authorization") != Some(&expected) {
+        return (
+            "401 Unauthorized",
+            vec![(
+                "WWW-Authenticate".into(),
+                "Basic realm=\"SAP NetWeaver Application Server\"".into(),
+            )],
+            String::new(),
+        );
+    }
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((&request.target, ""));
+    for pair in query.split('&') {
+        if let Some(client) = pair.strip_prefix("sap-client=") {
+            s.sap_clients.insert(client.to_string());
+        }
+    }
+    let Some(resource) = path.strip_prefix(SERVICE) else {
+        return (
+            "404 Not Found",
+            vec![],
+            sap_error("/IWFND/MED/170", "No service found"),
+        );
+    };
+    let session = request
+        .headers
+        .get("cookie")
+        .and_then(|c| {
+            c.split(';')
+                .map(str::trim)
+                .find_map(|kv| kv.strip_prefix("SAP_SESSIONID_TST_100="))
+        })
+        .map(str::to_string);
+    if request.headers.get("x-csrf-token").map(String::as_str) == Some("Fetch")
+        && request.method == "GET"
+    {
+        s.csrf_fetches += 1;
+        s.next_session += 1;
+        let sid = format!("session{}", s.next_session);
+        let token = format!("token-{}", s.next_session);
+        s.sessions.insert(sid.clone(), token.clone());
+        return (
+            "200 OK",
+            vec![
+                ("x-csrf-token".into(), token),
+                (
+                    "Set-Cookie".into(),
+                    format!("SAP_SESSIONID_TST_100={sid}; path=/; HttpOnly"),
+                ),
+            ],
+            json!({"d": {"EntitySets": ["MaintenanceNotification"]}}).to_string(),
+        );
+    }
+    match (request.method.as_str(), resource) {
+        ("GET", "/MaintenanceNotification") => {
+            let filter = decode(
+                query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("$filter="))
+                    .unwrap_or(""),
+            );
+            let results: Vec<Value> = s
+                .notifications
+                .iter()
+                .filter(|n| filter_matches(&filter, n))
+                .cloned()
+                .collect();
+            (
+                "200 OK",
+                vec![],
+                json!({"d": {"results": results}}).to_string(),
+            )
+        }
+        ("POST", "/MaintenanceNotification") => {
+            let token_ok = session
+                .as_ref()
+                .and_then(|sid| s.sessions.get(sid))
+                .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
+            if !token_ok {
+                return (
+                    "403 Forbidden",
+                    vec![("x-csrf-token".into(), "Required".into())],
+                    "CSRF token validation failed".into(),
+                );
+            }
+            let body: Value = match serde_json::from_str(&request.body) {
+                Ok(Value::Object(map)) => Value::Object(map),
+                _ => {
+                    return (
+                        "400 Bad Request",
+                        vec![],
+                        sap_error(
+                            "/IWBEP/CM_MGW_RT/022",
+                            "The request body is not a JSON object",
+                        ),
+                    );
+                }
+            };
+            if let Some(object) = body.as_object() {
+                for (field, value) in object {
+                    let Some((_, max)) = FIELDS.iter().find(|(f, _)| f == field) else {
+                        return (
+                            "400 Bad Request",
+                            vec![],
+                            sap_error(
+                                "/IWBEP/CM_MGW_RT/021",
+                                &format!("Property '{field}' is invalid"),
+                            ),
+                        );
+                    };
+                    if value.as_str().is_some_and(|v| v.chars().count() > *max) {
+                        return (
+                            "400 Bad Request",
+                            vec![],
+                            sap_error(
+                                "/IWBEP/CM_MGW_RT/004",
+                                &format!("Value of '{field}' is too long (maximum {max})"),
+                            ),
+                        );
+                    }
+                }
+            }
+            if body
+                .get("NotificationText")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return (
+                    "400 Bad Request",
+                    vec![],
+                    sap_error("IW/021", "Enter a short text"),
+                );
+            }
+            let object = body
+                .get("TechnicalObject")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if object.is_empty() || s.unknown_objects.contains(object) {
+                return (
+                    "400 Bad Request",
+                    vec![],
+                    sap_error("IW/123", "Technical object is invalid"),
+                );
+            }
+            let number = format!("{}", 10_000_000 + s.notifications.len() as u64 + 1);
+            let mut created = body.clone();
+            created["MaintenanceNotification"] = json!(number);
+            created["NotifProcessingPhase"] = json!("1");
+            s.notifications.push(created.clone());
+            (
+                "201 Created",
+                vec![(
+                    "Location".into(),
+                    format!("{SERVICE}/MaintenanceNotification('{number}')"),
+                )],
+                json!({"d": created}).to_string(),
+            )
+        }
+        _ => (
+            "405 Method Not Allowed",
+            vec![],
+            sap_error("/IWBEP/CM_MGW_RT/005", "Method not allowed"),
+        ),
+    }
+}
+
+/// `Field eq 'value'` clauses joined by `and`.
+fn filter_matches(filter: &str, notification: &Value) -> bool {
+    filter
+        .split(" and ")
+        .filter(|c| !c.trim().is_empty())
+        .all(|clause| {
+            let Some((field, value)) = clause.split_once(" eq ") else {
+                return false;
+            };
+            let value = value.trim().trim_matches('\'').replace("''", "'");
+            notification.get(field.trim()).and_then(Value::as_str) == Some(value.as_str())
+        })
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() + 1 => {
+                let hex = text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}

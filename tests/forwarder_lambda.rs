@@ -3,96 +3,16 @@
 
 mod support;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
 use support::broker::{Reply, TestBroker};
+use support::lambda_watch::{Watch, cargo_lambda, watch};
 use support::moto;
 
 const USER: &str = "solace-cloud-client";
 const PASSWORD: &str = "lambda-test-s3cret";
-
-fn cargo_lambda() -> String {
-    if let Ok(path) = std::env::var("E2B_CARGO_LAMBDA") {
-        return path;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/cargo-lambda");
-    if std::path::Path::new(venv).exists() {
-        return venv.to_string();
-    }
-    "cargo-lambda".to_string()
-}
-
-/// `cargo lambda watch`, stopped (with the function it started) when dropped.
-struct Watch {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        // The watcher runs the function as a child: stop the whole process group.
-        let _ = Command::new("kill")
-            .arg("--")
-            .arg(format!("-{}", self.child.id()))
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn watch(env: &[(&str, String)], log_path: &std::path::Path) -> Watch {
-    use std::os::unix::process::CommandExt;
-    let port = free_port();
-    let log = std::fs::File::create(log_path).unwrap_or_else(|e| panic!("{e}"));
-    let mut command = Command::new(cargo_lambda());
-    command
-        .args([
-            "lambda",
-            "watch",
-            "--bin",
-            "forwarder",
-            "--invoke-address",
-            "127.0.0.1",
-        ])
-        .args([
-            "--invoke-port",
-            &port.to_string(),
-            "--quiet",
-            "--ignore-changes",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::from(
-            log.try_clone().unwrap_or_else(|e| panic!("{e}")),
-        ))
-        .stderr(Stdio::from(log))
-        .process_group(0);
-    for (key, value) in env {
-        command.arg("--env-var").arg(format!("{key}={value}"));
-    }
-    let child = command.spawn().unwrap_or_else(|e| {
-        panic!("cannot run cargo-lambda ({e}): run the tests with `bash scripts/test.sh`, which installs it")
-    });
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "cargo lambda watch did not listen within 300 s"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Watch { child, port }
-}
 
 fn invoke(watch: &Watch, event: &Value) -> (bool, String) {
     let file = std::env::temp_dir().join(format!(
@@ -172,7 +92,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     ];
     let log_path = std::env::temp_dir().join(format!("e2b-watch-{}.log", std::process::id()));
     let watch_log = log_path.clone();
-    let lambda = tokio::task::spawn_blocking(move || watch(&env, &watch_log))
+    let lambda = tokio::task::spawn_blocking(move || watch("forwarder", &env, &watch_log))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 

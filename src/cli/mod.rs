@@ -2,6 +2,7 @@
 //! of stored objects through the forwarder again).
 
 mod replay;
+mod rules;
 mod scan;
 
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     /// invocation. Exit status 0 when every object went through, 1 otherwise, 2 for wrong options
     /// or settings.
     Replay(replay::ReplayArgs),
+    /// Check a decision table, or see what an event would do under it.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 /// Runs the command line.
@@ -42,6 +46,7 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Scan(args) => scan::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Rules(command) => rules::run(command),
     }
 }
 

@@ -5,5 +5,6 @@
 pub mod broker;
 pub mod http;
 pub mod lambda_api;
+pub mod lambda_watch;
 pub mod moto;
 pub mod s4;

@@ -1,0 +1,97 @@
+//! `e2b rules check` and `e2b rules test` as a user runs them.
+
+use std::process::{Command, Output};
+
+fn e2b(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_e2b"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn the_bundled_and_shipped_files_check_clean() {
+    for file in ["bundled", "rules/default.toml"] {
+        let output = e2b(&["rules", "check", file]);
+        assert!(output.status.success(), "{}", text(&output));
+        assert!(text(&output).contains("valid: 5 rule(s), hit policy First, 1 mapping row(s)"));
+    }
+}
+
+#[test]
+fn a_typo_fails_the_check_with_its_place() {
+    let path = std::env::temp_dir().join(format!("e2b-rules-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[rule]]\nname = \"a\"\nwhen = { new_sate = \"ALARM\" }\naction = \"log\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let output = e2b(&["rules", "check", &path.to_string_lossy()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output);
+    assert!(
+        out.contains("unknown field `new_sate`") && out.contains("line 3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
+    let output = e2b(&[
+        "rules",
+        "test",
+        "bundled",
+        "events/deliveries/alarm.cloudevent.json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let out = text(&output);
+    assert!(out.contains("rule `alarm`: CreateNotification"), "{out}");
+    assert!(out.contains("GET /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification?$filter=MaintNotifExtReferenceNumber eq 'MON"), "{out}");
+    assert!(
+        out.contains("POST /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"NotificationText\": \"Monitron ALARM: Pump 7 / Motor DE\""),
+        "{out}"
+    );
+
+    let closure = e2b(&[
+        "rules",
+        "test",
+        "bundled",
+        "events/deliveries/closure.cloudevent.json",
+    ]);
+    assert!(
+        text(&closure).contains("rule `recovery`: Log"),
+        "{}",
+        text(&closure)
+    );
+    assert!(!text(&closure).contains("POST"));
+
+    let envelope = e2b(&[
+        "rules",
+        "test",
+        "bundled",
+        "events/deliveries/sap-envelope.json",
+    ]);
+    assert!(
+        text(&envelope).contains("rule `needs-maintenance`"),
+        "{}",
+        text(&envelope)
+    );
+
+    let junk = e2b(&["rules", "test", "bundled", "Cargo.toml"]);
+    assert_eq!(junk.status.code(), Some(1));
+    assert!(text(&junk).contains("would answer 400"));
+}

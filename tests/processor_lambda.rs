@@ -1,0 +1,104 @@
+//! The `processor` binary as Lambda runs it behind a Function URL: under `cargo lambda watch`
+//! (which emulates Function URLs at /lambda-url/<function>/), against moto (Secrets Manager,
+//! DynamoDB) and the S/4 OData test server.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use support::lambda_watch::watch;
+use support::moto;
+use support::s4::TestS4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
+    let s4 = TestS4::start("E2B_TECH_USER", "s4-lambda-s3cret").await;
+    let aws = moto::aws_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let s4_secret = moto::unique("s4-login");
+    let rdp_secret = moto::unique("rdp-login");
+    let s4_login = json!({"username": "E2B_TECH_USER", "password": "s4-lambda-s3cret"}).to_string();
+    let rdp_login = json!({"username": "rdp", "password": "rdp-lambda-s3cret"}).to_string();
+    assert!(
+        secrets
+            .create_secret()
+            .name(&s4_secret)
+            .secret_string(s4_login)
+            .send()
+            .await
+            .is_ok()
+    );
+    assert!(
+        secrets
+            .create_secret()
+            .name(&rdp_secret)
+            .secret_string(rdp_login)
+            .send()
+            .await
+            .is_ok()
+    );
+
+    let env = [
+        ("S4_BASE_URL", s4.service_url()),
+        ("S4_CREDENTIALS_SECRET", s4_secret),
+        ("PROCESSOR_AUTH", "basic".to_string()),
+        ("PROCESSOR_CREDENTIALS_SECRET", rdp_secret),
+        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+    ];
+    let log_path =
+        std::env::temp_dir().join(format!("e2b-processor-watch-{}.log", std::process::id()));
+    let watch_log = log_path.clone();
+    let lambda = tokio::task::spawn_blocking(move || watch("processor", &env, &watch_log))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("http://127.0.0.1:{}/lambda-url/processor/", lambda.port);
+    let body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/deliveries/alarm.cloudevent.json"
+    ))
+    .unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let denied = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await;
+    assert_eq!(denied.map(|r| r.status().as_u16()).ok(), Some(401));
+
+    for expected in ["COMPLETE", "DUPLICATE"] {
+        let reply = client
+            .post(&url)
+            .basic_auth("rdp", Some("rdp-lambda-s3cret"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reply.status().as_u16(), 200);
+        let answer: serde_json::Value = reply.json().await.unwrap_or_default();
+        assert_eq!(answer["results"][0]["status"], expected, "{answer}");
+    }
+    assert_eq!(s4.notifications().len(), 1);
+
+    drop(lambda);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        log.contains("event processed"),
+        "one log record per event:\n{log}"
+    );
+    assert!(
+        !log.contains("s4-lambda-s3cret") && !log.contains("rdp-lambda-s3cret"),
+        "a secret reached the log"
+    );
+}

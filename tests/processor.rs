@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use e2b::idempotency::DynamoStore;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings, external_reference};
-use e2b::rules::RuleSet;
+use e2b::rules::{RuleSet, RuleSource};
 use e2b::s4::{S4Client, S4Config, S4Credentials};
 use support::moto;
 use support::s4::TestS4;
@@ -94,7 +94,7 @@ async fn fixture_with(rules: RuleSet, with_table: bool) -> Fixture {
         Arc::new(client),
         idempotency,
         ProcessorSettings {
-            rules: Arc::new(rules),
+            rules: Arc::new(RuleSource::fixed(rules)),
             auth: InboundAuth::Basic {
                 username: "rdp".into(),
                 password: "rdp-s3cret".into(),
@@ -470,4 +470,57 @@ async fn a_new_notification_takes_two_round_trips_once_warm() {
     );
     let value: Value = json!(f.s4.notifications().len());
     assert_eq!(value, json!(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_read_from_s3_change_without_a_redeploy() {
+    let s3 = moto::s3().await;
+    let bucket = moto::unique("rules");
+    assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
+    let put = |text: String| {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            assert!(
+                s3.put_object()
+                    .bucket(&bucket)
+                    .key("rules.toml")
+                    .body(text.into_bytes().into())
+                    .send()
+                    .await
+                    .is_ok()
+            );
+        }
+    };
+    let log_only = "[[rule]]\nname = \"log-all\"\naction = \"log\"\n".to_string();
+    put(log_only).await;
+    let origin = e2b::rules::RuleOrigin::S3 {
+        bucket: bucket.clone(),
+        key: "rules.toml".into(),
+    };
+    let source = RuleSource::load(origin, Duration::from_millis(300), Some(s3.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rules = source.current().await;
+    let event_body = alarm("s3-rules");
+    let event = match e2b::alert::parse(event_body.as_bytes()) {
+        Ok(e2b::alert::Delivery::Event(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rules.decide(&event)[0].name, "log-all");
+
+    put(e2b::rules::BUNDLED.to_string()).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        source.current().await.decide(&event)[0].name,
+        "alarm",
+        "new rules after the TTL"
+    );
+
+    put("[[rule]]\nname = broken".to_string()).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        source.current().await.decide(&event)[0].name,
+        "alarm",
+        "a broken file keeps the last good rules"
+    );
 }

@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response, service_fn};
 use e2b::idempotency::DynamoStore;
 use e2b::processor::config::{AuthScheme, ProcessorConfig};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
+use e2b::rules::RuleSource;
 use e2b::s4::{S4Client, S4Credentials};
 use e2b::secrets::{SecretStore, parse_credentials};
 
@@ -31,6 +32,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             InboundAuth::from_secret(*scheme, id, &json, &config.api_key_header)?
         }
     };
+    let s3 = aws_sdk_s3::Client::new(&aws);
+    let rules = RuleSource::load(config.rules.clone(), config.rules_ttl, Some(s3))
+        .await
+        .inspect_err(|e| tracing::error!("rules: {e}"))?;
     let s4 = S4Client::new(
         config.s4.clone(),
         S4Credentials {
@@ -47,7 +52,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(s4),
         idempotency,
         ProcessorSettings {
-            rules: Arc::new(config.rules),
+            rules: Arc::new(rules),
             auth,
             budget: config.budget,
             in_progress_for: config.in_progress_for,

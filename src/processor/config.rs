@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::rules::RuleSet;
+use crate::rules::RuleOrigin;
 use crate::s4::{S4Config, SERVICE_PATH};
 
 /// How deliveries authenticate, before the secret is read.
@@ -21,7 +21,9 @@ pub enum AuthScheme {
 pub struct ProcessorConfig {
     pub s4: S4Config,
     pub s4_secret: String,
-    pub rules: RuleSet,
+    /// `RULES_SOURCE`: bundled, a path, or `s3://bucket/key` (re-read after `rules_ttl`).
+    pub rules: RuleOrigin,
+    pub rules_ttl: Duration,
     pub idempotency_table: Option<String>,
     pub keep_completed: Duration,
     pub in_progress_for: Duration,
@@ -65,6 +67,7 @@ impl ProcessorConfig {
         let budget_ms = number("REPLY_BUDGET_MS", 25_000, 1_000, 29_000);
         let keep_hours = number("IDEMPOTENCY_KEEP_HOURS", 168, 1, 24 * 365);
         let in_progress_s = number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1, 900);
+        let rules_ttl = Duration::from_secs(number("RULES_CACHE_TTL_SECONDS", 300, 1, 86_400));
 
         let service_url = match text("S4_BASE_URL") {
             None => {
@@ -93,22 +96,7 @@ impl ProcessorConfig {
             problems.push("S4_CREDENTIALS_SECRET is missing: the secret with the S/4 user's username and password".into());
             String::new()
         });
-        let rules = match text("RULES_FILE") {
-            None => RuleSet::bundled(),
-            Some(path) => match std::fs::read_to_string(&path) {
-                Ok(t) => RuleSet::parse(&path, &t),
-                Err(e) => Err(crate::rules::RuleError(vec![format!(
-                    "RULES_FILE {path}: {e}"
-                )])),
-            },
-        };
-        let rules = match rules {
-            Ok(r) => Some(r),
-            Err(e) => {
-                problems.extend(e.0.into_iter().map(|p| format!("RULES_FILE: {p}")));
-                None
-            }
-        };
+        let rules = RuleOrigin::parse(&text("RULES_SOURCE").unwrap_or_else(|| "bundled".into()));
         let auth = match text("PROCESSOR_AUTH").as_deref().unwrap_or("basic") {
             "basic" => AuthScheme::Basic,
             "bearer" => AuthScheme::Bearer,
@@ -129,7 +117,7 @@ impl ProcessorConfig {
         if idempotency_table.is_none() {
             warnings.push("IDEMPOTENCY_TABLE is not set: concurrent deliveries of one event rely on the S/4 lookup alone".into());
         }
-        let (Some(service_url), Some(rules)) = (service_url, rules) else {
+        let Some(service_url) = service_url else {
             return Err(crate::config::ConfigError(problems));
         };
         if !problems.is_empty() {
@@ -145,6 +133,7 @@ impl ProcessorConfig {
             },
             s4_secret,
             rules,
+            rules_ttl,
             idempotency_table,
             keep_completed: Duration::from_secs(keep_hours * 3600),
             in_progress_for: Duration::from_secs(in_progress_s),

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::alert::{self, AlertEvent, Delivery};
 use crate::idempotency::{Begin, IdempotencyStore};
-use crate::rules::{ActionKind, Rule, RuleSet};
+use crate::rules::{ActionKind, Rule, RuleSet, RuleSource};
 use crate::s4::{S4Client, S4Error};
 
 pub use auth::InboundAuth;
@@ -31,9 +31,9 @@ pub use notification::{external_reference, notification_for};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What the processor needs besides its clients.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProcessorSettings {
-    pub rules: Arc<RuleSet>,
+    pub rules: Arc<RuleSource>,
     pub auth: InboundAuth,
     /// Time allowed for one delivery, below the RDP's wait (30 s by default).
     pub budget: Duration,
@@ -123,7 +123,8 @@ impl<I: IdempotencyStore> Processor<I> {
                 return reply(400, json!({"error": e.to_string()}));
             }
         };
-        let rules = self.settings.rules.decide(&event);
+        let rule_set = self.settings.rules.current().await;
+        let rules = rule_set.decide(&event);
         if rules.is_empty() {
             let outcome = Outcome::Skipped("no rule matches".into());
             log_outcome(&event.id, None, None, &outcome, started);
@@ -135,7 +136,7 @@ impl<I: IdempotencyStore> Processor<I> {
         let mut results = Vec::new();
         let mut retry = false;
         for rule in rules {
-            let outcome = self.act(&event, rule, deadline).await;
+            let outcome = self.act(&rule_set, &event, rule, deadline).await;
             log_outcome(
                 &event.id,
                 Some(&rule.name),
@@ -152,24 +153,36 @@ impl<I: IdempotencyStore> Processor<I> {
         )
     }
 
-    async fn act(&self, event: &AlertEvent, rule: &Rule, deadline: Instant) -> Outcome {
+    async fn act(
+        &self,
+        rules: &RuleSet,
+        event: &AlertEvent,
+        rule: &Rule,
+        deadline: Instant,
+    ) -> Outcome {
         match rule.action {
             ActionKind::Ignore => Outcome::Skipped(format!("rule `{}` ignores it", rule.name)),
             ActionKind::Log => Outcome::Complete(None),
-            ActionKind::CreateNotification => self.create_once(event, rule, deadline).await,
+            ActionKind::CreateNotification => self.create_once(rules, event, rule, deadline).await,
         }
     }
 
     /// Creates the event's notification unless it exists: the idempotency record serialises
     /// concurrent deliveries, the external-reference lookup is the source of truth.
-    async fn create_once(&self, event: &AlertEvent, rule: &Rule, deadline: Instant) -> Outcome {
-        let Some(mapping) = self.settings.rules.mapping_for(event) else {
+    async fn create_once(
+        &self,
+        rules: &RuleSet,
+        event: &AlertEvent,
+        rule: &Rule,
+        deadline: Instant,
+    ) -> Outcome {
+        let Some(mapping) = rules.mapping_for(event) else {
             return Outcome::Failed(format!(
                 "no [[mapping]] row for project {:?}, site {:?}, asset {:?}, position {:?}",
                 event.project, event.site, event.asset, event.position
             ));
         };
-        let notification = notification_for(event, rule, mapping, &self.settings.rules.defaults);
+        let notification = notification_for(event, rule, mapping, &rules.defaults);
         let key = notification.external_reference.clone();
         let owned = match self
             .idempotency

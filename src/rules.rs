@@ -140,6 +140,19 @@ pub struct ActionParams {
     pub priority: Option<String>,
     /// Prefix of the notification's short text (default `Monitron`).
     pub text_prefix: Option<String>,
+    /// When the technical object already has an open notification: `create` another (default),
+    /// `skip` this alert, or `append` it to the open one's long text.
+    pub if_open: Option<IfOpen>,
+}
+
+/// What to do when the technical object already has an open notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfOpen {
+    #[default]
+    Create,
+    Skip,
+    Append,
 }
 
 /// One row of the decision table.

@@ -215,6 +215,59 @@ impl S4Client {
         }))
     }
 
+    /// An open notification (processing phase 1, 2 or 3) for a technical object, if any.
+    pub async fn find_open_for_object(
+        &self,
+        technical_object: &str,
+        object_kind: &str,
+        deadline: Instant,
+    ) -> Result<Option<Existing>, S4Error> {
+        let filter = format!(
+            "TechnicalObject eq '{}' and TechObjIsEquipOrFuncnlLoc eq '{}' and (NotifProcessingPhase eq '1' or NotifProcessingPhase eq '2' or NotifProcessingPhase eq '3')",
+            technical_object.replace('\'', "''"),
+            object_kind.replace('\'', "''")
+        );
+        let query = format!(
+            "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase&$top=1&$format=json",
+            percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let url = self.url(&query)?;
+        let body = self.send(Method::GET, url, None, deadline).await?;
+        Ok(body.pointer("/d/results/0").and_then(|n| {
+            Some(Existing {
+                number: n.get("MaintenanceNotification")?.as_str()?.to_string(),
+                processing_phase: n
+                    .get("NotifProcessingPhase")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            })
+        }))
+    }
+
+    /// Adds text to a notification's long text (`MERGE` of `MaintNotifLongTextForEdit`, which
+    /// S/4 adds as a new block).
+    pub async fn append_long_text(
+        &self,
+        number: &str,
+        text: &str,
+        deadline: Instant,
+    ) -> Result<(), S4Error> {
+        let path = format!("/MaintenanceNotification('{}')", number.replace('\'', "''"));
+        let url = self.url(&path)?;
+        let merge = Method::from_bytes(b"MERGE").map_err(|e| S4Error::Permanent {
+            status: 0,
+            message: e.to_string(),
+        })?;
+        self.send(
+            merge,
+            url,
+            Some(json!({"MaintNotifLongTextForEdit": cut(text, 1333)})),
+            deadline,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Creates a notification; returns its number.
     pub async fn create(
         &self,

@@ -524,3 +524,99 @@ async fn rules_read_from_s3_change_without_a_redeploy() {
         "a broken file keeps the last good rules"
     );
 }
+
+fn rules_with_if_open(policy: &str) -> RuleSet {
+    let text = e2b::rules::BUNDLED.replace(
+        "params = { priority = \"1\" }",
+        &format!("params = {{ priority = \"1\", if_open = \"{policy}\" }}"),
+    );
+    RuleSet::parse("test", &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_notification_can_take_new_alarms_instead_of_a_second_one() {
+    let f = fixture_with(rules_with_if_open("append"), true).await;
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("open-1").as_bytes())
+            .await
+            .status,
+        200
+    );
+    let reply = f
+        .processor
+        .handle(&headers(), alarm("open-2").as_bytes())
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let notifications = f.s4.notifications();
+    assert_eq!(
+        notifications.len(),
+        1,
+        "the second alarm joined the open notification"
+    );
+    assert_eq!(
+        reply.body["results"][0]["notification"],
+        notifications[0]["MaintenanceNotification"]
+    );
+    let long = notifications[0]["MaintNotifLongTextForEdit"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        long.contains("Monitron event: open-1") && long.contains("Monitron event: open-2"),
+        "{long}"
+    );
+    // The same second alarm again is not appended twice (the idempotency record knows it).
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("open-2").as_bytes())
+            .await
+            .body["results"][0]["status"],
+        "DUPLICATE"
+    );
+    assert_eq!(
+        f.s4.notifications()[0]["MaintNotifLongTextForEdit"]
+            .as_str()
+            .map(|t| t.matches("open-2").count()),
+        Some(1)
+    );
+
+    // Once the planner closes it, the next alarm opens a new notification.
+    let first = notifications[0]["MaintenanceNotification"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    f.s4.complete(&first);
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("open-3").as_bytes())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(f.s4.notifications().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_notification_can_make_new_alarms_skip() {
+    let f = fixture_with(rules_with_if_open("skip"), true).await;
+    assert_eq!(
+        f.processor
+            .handle(&headers(), alarm("skip-1").as_bytes())
+            .await
+            .status,
+        200
+    );
+    let reply = f
+        .processor
+        .handle(&headers(), alarm("skip-2").as_bytes())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["results"][0]["status"], "SKIPPED");
+    assert!(
+        reply.body["results"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is already open for 10000000")
+    );
+    assert_eq!(f.s4.notifications().len(), 1);
+}

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::alert::{self, AlertEvent, Delivery};
 use crate::idempotency::{Begin, IdempotencyStore};
-use crate::rules::{ActionKind, Rule, RuleSet, RuleSource};
+use crate::rules::{ActionKind, IfOpen, Rule, RuleSet, RuleSource};
 use crate::s4::{S4Client, S4Error};
 
 pub use auth::InboundAuth;
@@ -201,23 +201,31 @@ impl<I: IdempotencyStore> Processor<I> {
         };
         let outcome = match self.s4.find_by_reference(&key, deadline).await {
             Ok(Some(existing)) => Ok(Outcome::Duplicate(existing.number)),
-            Ok(None) => self
-                .s4
-                .create(&notification, deadline)
+            Ok(None) => {
+                self.create_or_join(
+                    &notification,
+                    rule.params.if_open.unwrap_or_default(),
+                    deadline,
+                )
                 .await
-                .map(|number| Outcome::Complete(Some(number))),
+            }
             Err(e) => Err(e),
         };
         match outcome {
             Ok(done) => {
-                if owned {
-                    let number = match &done {
-                        Outcome::Complete(Some(n)) | Outcome::Duplicate(n) => n.clone(),
-                        _ => String::new(),
-                    };
-                    if let Err(e) = self.idempotency.complete(&key, &number).await {
-                        tracing::warn!(error = %e, event_id = %event.id, "idempotency record not completed; the S/4 lookup still prevents a duplicate");
+                match (&done, owned) {
+                    (Outcome::Complete(Some(n)) | Outcome::Duplicate(n), true) => {
+                        if let Err(e) = self.idempotency.complete(&key, n).await {
+                            tracing::warn!(error = %e, event_id = %event.id, "idempotency record not completed; the S/4 lookup still prevents a duplicate");
+                        }
                     }
+                    // Nothing created: a redelivery decides again, with the same result.
+                    (_, true) => {
+                        if let Err(e) = self.idempotency.release(&key).await {
+                            tracing::warn!(error = %e, event_id = %event.id, "idempotency record not released; it expires by itself");
+                        }
+                    }
+                    (_, false) => {}
                 }
                 done
             }
@@ -231,6 +239,44 @@ impl<I: IdempotencyStore> Processor<I> {
                 }
             }
         }
+    }
+}
+
+impl<I: IdempotencyStore> Processor<I> {
+    /// Creates the notification, unless the policy says to skip the alert or add it to a
+    /// notification already open for the technical object.
+    async fn create_or_join(
+        &self,
+        notification: &crate::s4::NewNotification,
+        if_open: IfOpen,
+        deadline: Instant,
+    ) -> Result<Outcome, S4Error> {
+        if if_open != IfOpen::Create
+            && let Some(open) = self
+                .s4
+                .find_open_for_object(
+                    &notification.technical_object,
+                    &notification.object_kind,
+                    deadline,
+                )
+                .await?
+        {
+            if if_open == IfOpen::Skip {
+                return Ok(Outcome::Skipped(format!(
+                    "notification {} is already open for {}",
+                    open.number, notification.technical_object
+                )));
+            }
+            let text = format!("{}\n{}", notification.text, notification.long_text);
+            self.s4
+                .append_long_text(&open.number, &text, deadline)
+                .await?;
+            return Ok(Outcome::Complete(Some(open.number)));
+        }
+        self.s4
+            .create(notification, deadline)
+            .await
+            .map(|number| Outcome::Complete(Some(number)))
     }
 }
 

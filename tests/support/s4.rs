@@ -118,6 +118,15 @@ impl TestS4 {
         format!("{}{SERVICE}", self.url)
     }
 
+    /// Closes a notification (processing phase 4), as a planner would.
+    pub fn complete(&self, number: &str) {
+        for n in lock(&self.state).notifications.iter_mut() {
+            if n["MaintenanceNotification"] == number {
+                n["NotifProcessingPhase"] = json!("4");
+            }
+        }
+    }
+
     pub fn notifications(&self) -> Vec<Value> {
         lock(&self.state).notifications.clone()
     }
@@ -338,6 +347,58 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
                 json!({"d": created}).to_string(),
             )
         }
+        (method, entity)
+            if (method == "MERGE" || method == "PATCH")
+                && entity.starts_with("/MaintenanceNotification('") =>
+        {
+            let token_ok = session
+                .as_ref()
+                .and_then(|sid| s.sessions.get(sid))
+                .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
+            if !token_ok {
+                return (
+                    "403 Forbidden",
+                    vec![("x-csrf-token".into(), "Required".into())],
+                    "CSRF token validation failed".into(),
+                );
+            }
+            let number = entity
+                .trim_start_matches("/MaintenanceNotification('")
+                .trim_end_matches("')")
+                .to_string();
+            let added: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+            let Some(text) = added
+                .get("MaintNotifLongTextForEdit")
+                .and_then(Value::as_str)
+            else {
+                return (
+                    "400 Bad Request",
+                    vec![],
+                    sap_error("/IWBEP/CM_MGW_RT/022", "Nothing to update"),
+                );
+            };
+            let Some(existing) = s
+                .notifications
+                .iter_mut()
+                .find(|n| n["MaintenanceNotification"] == number.as_str())
+            else {
+                return (
+                    "404 Not Found",
+                    vec![],
+                    sap_error(
+                        "/IWBEP/CM_MGW_RT/020",
+                        &format!("Notification {number} not found"),
+                    ),
+                );
+            };
+            // S/4 adds the text as a new block of the long text.
+            let before = existing["MaintNotifLongTextForEdit"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            existing["MaintNotifLongTextForEdit"] = json!(format!("{before}\n{text}"));
+            ("204 No Content", vec![], String::new())
+        }
         _ => (
             "405 Method Not Allowed",
             vec![],
@@ -346,18 +407,48 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
     }
 }
 
-/// `Field eq 'value'` clauses joined by `and`.
+/// `Field eq 'value'` clauses joined by `and`, where a clause may be a parenthesised group of
+/// `or`-joined clauses.
 fn filter_matches(filter: &str, notification: &Value) -> bool {
-    filter
-        .split(" and ")
-        .filter(|c| !c.trim().is_empty())
-        .all(|clause| {
-            let Some((field, value)) = clause.split_once(" eq ") else {
-                return false;
-            };
-            let value = value.trim().trim_matches('\'').replace("''", "'");
-            notification.get(field.trim()).and_then(Value::as_str) == Some(value.as_str())
-        })
+    split_top_level(filter, " and ").iter().all(|clause| {
+        let clause = clause.trim();
+        if let Some(group) = clause.strip_prefix('(').and_then(|c| c.strip_suffix(')')) {
+            return split_top_level(group, " or ")
+                .iter()
+                .any(|c| clause_matches(c, notification));
+        }
+        clause_matches(clause, notification)
+    })
+}
+
+fn clause_matches(clause: &str, notification: &Value) -> bool {
+    let Some((field, value)) = clause.trim().split_once(" eq ") else {
+        return false;
+    };
+    let value = value.trim().trim_matches('\'').replace("''", "'");
+    notification.get(field.trim()).and_then(Value::as_str) == Some(value.as_str())
+}
+
+fn split_top_level<'a>(text: &'a str, separator: &str) -> Vec<&'a str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start, mut i) = (0i32, 0usize, 0usize);
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            _ if depth == 0 && text[i..].starts_with(separator) => {
+                parts.push(&text[start..i]);
+                i += separator.len();
+                start = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(&text[start..]);
+    parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
 }
 
 fn decode(text: &str) -> String {

@@ -46,6 +46,75 @@ impl fmt::Debug for S4Credentials {
     }
 }
 
+/// How the client authenticates to S/4.
+#[derive(Clone, PartialEq, Eq)]
+pub enum S4Auth {
+    Basic(S4Credentials),
+    /// OAuth2 client credentials: a token from `token_url`, cached until shortly before it expires.
+    OAuth2 {
+        token_url: Url,
+        client_id: String,
+        client_secret: String,
+        scope: Option<String>,
+    },
+}
+
+impl fmt::Debug for S4Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            S4Auth::Basic(c) => write!(f, "Basic({c:?})"),
+            S4Auth::OAuth2 {
+                token_url,
+                client_id,
+                ..
+            } => {
+                write!(
+                    f,
+                    "OAuth2 {{ token_url: {token_url}, client_id: {client_id}, client_secret: *** }}"
+                )
+            }
+        }
+    }
+}
+
+impl S4Auth {
+    /// From a secret's JSON: `{"username","password"}` for Basic, or
+    /// `{"client_id","client_secret","token_url"[,"scope"]}` for OAuth2 client credentials.
+    /// Errors name the secret, never its values.
+    pub fn from_secret(secret_id: &str, json: &str) -> Result<S4Auth, String> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|_| format!("secret {secret_id} is not a JSON object"))?;
+        let field = |name: &str| {
+            value
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        match (
+            field("username"),
+            field("password"),
+            field("client_id"),
+            field("client_secret"),
+            field("token_url"),
+        ) {
+            (Some(username), Some(password), _, _, _) => {
+                Ok(S4Auth::Basic(S4Credentials { username, password }))
+            }
+            (_, _, Some(client_id), Some(client_secret), Some(token_url)) => Ok(S4Auth::OAuth2 {
+                token_url: Url::parse(&token_url)
+                    .map_err(|_| format!("secret {secret_id}: token_url is not a URL"))?,
+                client_id,
+                client_secret,
+                scope: field("scope"),
+            }),
+            _ => Err(format!(
+                "secret {secret_id} needs `username` and `password`, or `client_id`, `client_secret` and `token_url`"
+            )),
+        }
+    }
+}
+
 /// What went wrong, as the processor acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum S4Error {
@@ -138,14 +207,15 @@ pub struct Existing {
 pub struct S4Client {
     http: reqwest::Client,
     config: S4Config,
-    credentials: S4Credentials,
+    auth: S4Auth,
+    token: Mutex<Option<(String, Instant)>>,
     csrf: Mutex<Option<String>>,
     round_trips: AtomicU64,
     csrf_fetches: AtomicU64,
 }
 
 impl S4Client {
-    pub fn new(config: S4Config, credentials: S4Credentials) -> Result<Self, reqwest::Error> {
+    pub fn new(config: S4Config, auth: S4Auth) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
@@ -155,7 +225,8 @@ impl S4Client {
         Ok(S4Client {
             http,
             config,
-            credentials,
+            auth,
+            token: Mutex::new(None),
             csrf: Mutex::new(None),
             round_trips: AtomicU64::new(0),
             csrf_fetches: AtomicU64::new(0),
@@ -298,6 +369,7 @@ impl S4Client {
         let write = method != Method::GET;
         let mut attempts = 0;
         let mut token_refreshed = false;
+        let mut oauth_refreshed = false;
         loop {
             attempts += 1;
             let left = deadline.saturating_duration_since(Instant::now());
@@ -311,12 +383,12 @@ impl S4Client {
             } else {
                 None
             };
-            let mut request = self
+            let request = self
                 .http
                 .request(method.clone(), url.clone())
                 .timeout(self.config.request_timeout.min(left))
-                .basic_auth(&self.credentials.username, Some(&self.credentials.password))
                 .header("Accept", "application/json");
+            let mut request = self.authorize(request, false, deadline).await?;
             if let Some(token) = &token {
                 request = request.header("x-csrf-token", token);
             }
@@ -345,6 +417,16 @@ impl S4Client {
                     {
                         token_refreshed = true;
                         self.csrf_token(true, deadline).await?;
+                        attempts -= 1;
+                        continue;
+                    }
+                    if status == StatusCode::UNAUTHORIZED
+                        && matches!(self.auth, S4Auth::OAuth2 { .. })
+                        && !oauth_refreshed
+                    {
+                        // The access token expired early or was revoked: one new token.
+                        oauth_refreshed = true;
+                        self.access_token(true, deadline).await?;
                         attempts -= 1;
                         continue;
                     }
@@ -379,6 +461,91 @@ impl S4Client {
         }
     }
 
+    /// Adds the credentials to a request: Basic, or an OAuth2 bearer token.
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        refresh: bool,
+        deadline: Instant,
+    ) -> Result<reqwest::RequestBuilder, S4Error> {
+        match &self.auth {
+            S4Auth::Basic(c) => Ok(request.basic_auth(&c.username, Some(&c.password))),
+            S4Auth::OAuth2 { .. } => {
+                Ok(request.bearer_auth(self.access_token(refresh, deadline).await?))
+            }
+        }
+    }
+
+    /// The cached OAuth2 access token, or a new one.
+    async fn access_token(&self, refresh: bool, deadline: Instant) -> Result<String, S4Error> {
+        let S4Auth::OAuth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+        } = &self.auth
+        else {
+            return Ok(String::new());
+        };
+        let mut cached = self.token.lock().await;
+        if !refresh
+            && let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let mut form = "grant_type=client_credentials".to_string();
+        if let Some(scope) = scope {
+            form.push_str("&scope=");
+            form.push_str(
+                &percent_encoding::utf8_percent_encode(scope, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let response = self
+            .http
+            .post(token_url.clone())
+            .timeout(self.config.request_timeout.min(left))
+            .basic_auth(client_id, Some(client_secret))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| S4Error::Transient(format!("OAuth2 token request failed: {e}")))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_server_error() {
+            return Err(S4Error::Transient(format!(
+                "OAuth2 token endpoint: {status}"
+            )));
+        }
+        let Some(token) = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|_| status.is_success())
+        else {
+            let reason = body
+                .get("error_description")
+                .or_else(|| body.get("error"))
+                .and_then(Value::as_str)
+                .unwrap_or("no access_token");
+            return Err(S4Error::Permanent {
+                status: status.as_u16(),
+                message: format!("OAuth2 token endpoint refused the client: {reason}"),
+            });
+        };
+        let lifetime = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
+        let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(30));
+        *cached = Some((token.to_string(), until));
+        Ok(token.to_string())
+    }
+
     /// The cached CSRF token, or a new one (`refresh`, or none yet).
     async fn csrf_token(&self, refresh: bool, deadline: Instant) -> Result<String, S4Error> {
         let mut cached = self.csrf.lock().await;
@@ -389,13 +556,15 @@ impl S4Client {
         let url = self.url("/")?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         self.csrf_fetches.fetch_add(1, Ordering::Relaxed);
-        let response = self
+        let request = self
             .http
             .get(url)
             .timeout(self.config.request_timeout.min(left))
-            .basic_auth(&self.credentials.username, Some(&self.credentials.password))
             .header("x-csrf-token", "Fetch")
-            .header("Accept", "application/json")
+            .header("Accept", "application/json");
+        let response = self
+            .authorize(request, false, deadline)
+            .await?
             .send()
             .await
             .map_err(|e| S4Error::Transient(format!("CSRF token fetch failed: {e}")))?;

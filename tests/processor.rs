@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use e2b::idempotency::DynamoStore;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings, external_reference};
 use e2b::rules::{RuleSet, RuleSource};
-use e2b::s4::{S4Client, S4Config, S4Credentials};
+use e2b::s4::{S4Auth, S4Client, S4Config, S4Credentials};
 use support::moto;
 use support::s4::TestS4;
 
@@ -79,10 +79,10 @@ async fn fixture_with(rules: RuleSet, with_table: bool) -> Fixture {
     };
     let client = S4Client::new(
         config,
-        S4Credentials {
+        S4Auth::Basic(S4Credentials {
             username: S4_USER.into(),
             password: S4_PASSWORD.into(),
-        },
+        }),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let idempotency = if with_table {
@@ -619,4 +619,73 @@ async fn an_open_notification_can_make_new_alarms_skip() {
             .contains("is already open for 10000000")
     );
     assert_eq!(f.s4.notifications().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s4_can_be_reached_with_oauth2_client_credentials() {
+    let s4 = TestS4::start("nobody", "unused").await;
+    s4.enable_oauth("e2b-client", "client-s3cret");
+    let secret = serde_json::json!({"client_id": "e2b-client", "client_secret": "client-s3cret", "token_url": format!("{}/oauth/token", s4.url)}).to_string();
+    let auth = S4Auth::from_secret("s4-oauth", &secret).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!format!("{auth:?}").contains("client-s3cret"));
+    let config = S4Config {
+        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
+        sap_client: None,
+        request_timeout: Duration::from_millis(800),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(20),
+    };
+    let client = Arc::new(S4Client::new(config, auth).unwrap_or_else(|e| panic!("{e}")));
+    let processor = Processor::new(
+        client.clone(),
+        None::<DynamoStore>,
+        ProcessorSettings {
+            rules: Arc::new(RuleSource::fixed(
+                RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")),
+            )),
+            auth: InboundAuth::FunctionUrlIam,
+            budget: Duration::from_secs(5),
+            in_progress_for: Duration::from_secs(30),
+        },
+    );
+    for id in ["o-1", "o-2"] {
+        assert_eq!(
+            processor
+                .handle(&HeaderMap::new(), alarm(id).as_bytes())
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(s4.token_requests(), 1, "the token is cached");
+    s4.revoke_tokens();
+    assert_eq!(
+        processor
+            .handle(&HeaderMap::new(), alarm("o-3").as_bytes())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(s4.token_requests(), 2, "a 401 gets one new token");
+    assert_eq!(s4.notifications().len(), 3);
+
+    let wrong = serde_json::json!({"client_id": "e2b-client", "client_secret": "wrong", "token_url": format!("{}/oauth/token", s4.url)}).to_string();
+    let bad = S4Client::new(
+        S4Config {
+            service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
+            sap_client: None,
+            request_timeout: Duration::from_millis(800),
+            max_attempts: 1,
+            backoff_base: Duration::from_millis(20),
+        },
+        S4Auth::from_secret("s4-oauth", &wrong).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let refused = bad
+        .find_by_reference("X", std::time::Instant::now() + Duration::from_secs(2))
+        .await;
+    assert!(
+        matches!(&refused, Err(e2b::s4::S4Error::Permanent { message, .. }) if message.contains("Bad credentials")),
+        "{refused:?}"
+    );
 }

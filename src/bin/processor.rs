@@ -9,8 +9,8 @@ use e2b::idempotency::DynamoStore;
 use e2b::processor::config::{AuthScheme, ProcessorConfig};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 use e2b::rules::RuleSource;
-use e2b::s4::{S4Client, S4Credentials};
-use e2b::secrets::{SecretStore, parse_credentials};
+use e2b::s4::{S4Auth, S4Client};
+use e2b::secrets::SecretStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -21,7 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let s4_login = parse_credentials(
+    let s4_auth = S4Auth::from_secret(
         &config.s4_secret,
         &secrets.secret_string(&config.s4_secret).await?,
     )?;
@@ -36,13 +36,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let rules = RuleSource::load(config.rules.clone(), config.rules_ttl, Some(s3))
         .await
         .inspect_err(|e| tracing::error!("rules: {e}"))?;
-    let s4 = S4Client::new(
-        config.s4.clone(),
-        S4Credentials {
-            username: s4_login.username,
-            password: s4_login.password,
-        },
-    )?;
+    let s4 = S4Client::new(config.s4.clone(), s4_auth)?;
     let idempotency = config.idempotency_table.clone().map(|table| DynamoStore {
         client: aws_sdk_dynamodb::Client::new(&aws),
         table,

@@ -46,6 +46,10 @@ struct State {
     delay: Option<Duration>,
     unknown_objects: HashSet<String>,
     sap_clients: HashSet<String>,
+    /// OAuth2 client credentials accepted at /oauth/token, and the tokens issued.
+    oauth_client: Option<(String, String)>,
+    tokens: HashSet<String>,
+    token_requests: u64,
 }
 
 pub struct TestS4 {
@@ -118,6 +122,20 @@ impl TestS4 {
         format!("{}{SERVICE}", self.url)
     }
 
+    /// Accept OAuth2 client credentials at `{url}/oauth/token`.
+    pub fn enable_oauth(&self, client_id: &str, client_secret: &str) {
+        lock(&self.state).oauth_client = Some((client_id.into(), client_secret.into()));
+    }
+
+    /// Every issued access token stops being valid.
+    pub fn revoke_tokens(&self) {
+        lock(&self.state).tokens.clear();
+    }
+
+    pub fn token_requests(&self) -> u64 {
+        lock(&self.state).token_requests
+    }
+
     /// Closes a notification (processing phase 4), as a planner would.
     pub fn complete(&self, number: &str) {
         for n in lock(&self.state).notifications.iter_mut() {
@@ -183,11 +201,45 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             sap_error("/IWBEP/CM_MGW_RT/000", "Service unavailable"),
         );
     }
+    let (path_only, _) = request
+        .target
+        .split_once('?')
+        .unwrap_or((&request.target, ""));
+    if path_only == "/oauth/token" && request.method == "POST" {
+        s.token_requests += 1;
+        let client_ok = s.oauth_client.as_ref().is_some_and(|(id, secret)| {
+            request.headers.get("authorization")
+                == Some(&format!(
+                    "Basic {}",
+                    base64(format!("{id}:{secret}").as_bytes())
+                ))
+        });
+        if !client_ok || !request.body.contains("grant_type=client_credentials") {
+            return (
+                "401 Unauthorized",
+                vec![],
+                json!({"error": "invalid_client", "error_description": "Bad credentials"})
+                    .to_string(),
+            );
+        }
+        let token = format!("access-{}", s.token_requests);
+        s.tokens.insert(token.clone());
+        return (
+            "200 OK",
+            vec![],
+            json!({"access_token": token, "token_type": "bearer", "expires_in": 43199}).to_string(),
+        );
+    }
     let expected = format!(
         "Basic {}",
         base64(format!("{}:{}", s.username, s.password).as_bytes())
     );
-    if request.headers.get("authorization") != Some(&expected) {
+    let bearer_ok = request
+        .headers
+        .get("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|t| s.tokens.contains(t));
+    if request.headers.get("authorization") != Some(&expected) && !bearer_ok {
         return (
             "401 Unauthorized",
             vec![(

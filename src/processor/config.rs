@@ -145,3 +145,88 @@ impl ProcessorConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<ProcessorConfig, crate::config::ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ProcessorConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn a_host_gets_the_service_path_and_defaults_apply() {
+        let Ok(config) = read(&[
+            ("S4_BASE_URL", "https://s4.example.com"),
+            ("S4_CREDENTIALS_SECRET", "s4"),
+            ("PROCESSOR_CREDENTIALS_SECRET", "rdp"),
+            ("IDEMPOTENCY_TABLE", "e2b-idempotency"),
+        ]) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            config.s4.service_url.as_str(),
+            "https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION"
+        );
+        assert_eq!(config.auth, AuthScheme::Basic);
+        assert_eq!(config.rules, RuleOrigin::Bundled);
+        assert_eq!(config.budget, Duration::from_secs(25));
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let Err(e) = read(&[
+            ("PROCESSOR_AUTH", "magic"),
+            ("REPLY_BUDGET_MS", "60000"),
+            ("S4_BASE_URL", "s4"),
+        ]) else {
+            panic!("accepted")
+        };
+        let text = e.to_string();
+        for name in [
+            "S4_BASE_URL",
+            "S4_CREDENTIALS_SECRET",
+            "PROCESSOR_AUTH",
+            "REPLY_BUDGET_MS",
+        ] {
+            assert!(text.contains(name), "{name} not named: {text}");
+        }
+    }
+
+    #[test]
+    fn iam_needs_no_secret_and_rules_may_come_from_s3() {
+        let Ok(config) = read(&[
+            (
+                "S4_BASE_URL",
+                "http://127.0.0.1:8080/sap/opu/odata/sap/API_MAINTNOTIFICATION",
+            ),
+            ("S4_CREDENTIALS_SECRET", "s4"),
+            ("PROCESSOR_AUTH", "iam"),
+            ("RULES_SOURCE", "s3://config-bucket/e2b/rules.toml"),
+        ]) else {
+            panic!("refused")
+        };
+        assert_eq!(config.auth, AuthScheme::Iam);
+        assert_eq!(
+            config.rules,
+            RuleOrigin::S3 {
+                bucket: "config-bucket".into(),
+                key: "e2b/rules.toml".into()
+            }
+        );
+        assert!(config.warnings.iter().any(|w| w.contains("plain http")));
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains("IDEMPOTENCY_TABLE"))
+        );
+    }
+}

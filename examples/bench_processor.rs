@@ -1,0 +1,165 @@
+//! Processor benchmark (run by `bench/processor.sh`).
+//!
+//! `bench_processor [EVENTS]`: after a warm-up, EVENTS distinct alarm deliveries go through the
+//! processor handler (authentication, parsing, decision table, mapping, the S/4 lookup and
+//! create) against the S/4 OData test server on 127.0.0.1. The same S/4 requests (lookup GET +
+//! create POST) are then sent from plain `reqwest`, as the baseline: what S/4's side costs here.
+//! Prints p50/p99 of both, the processor's own overhead (their difference), and S/4 round trips
+//! per new notification.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_http::http::{HeaderMap, HeaderValue};
+use serde_json::json;
+
+use e2b::idempotency::DynamoStore;
+use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
+use e2b::rules::{RuleSet, RuleSource};
+use e2b::s4::{S4Auth, S4Client, S4Config, S4Credentials};
+use support::s4::TestS4;
+
+const DELIVERY: &str = include_str!("../events/deliveries/alarm.cloudevent.json");
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let events: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(run(events));
+}
+
+async fn run(events: usize) {
+    let s4 = TestS4::start("BENCH", "bench-password").await;
+    let config = S4Config {
+        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
+        sap_client: Some("100".into()),
+        request_timeout: Duration::from_secs(5),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(50),
+    };
+    let auth = S4Auth::Basic(S4Credentials {
+        username: "BENCH".into(),
+        password: "bench-password".into(),
+    });
+    let client = Arc::new(S4Client::new(config, auth).unwrap_or_else(|e| panic!("{e}")));
+    let rules = RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"));
+    let processor = Processor::new(
+        client.clone(),
+        None::<DynamoStore>,
+        ProcessorSettings {
+            rules: Arc::new(RuleSource::fixed(rules)),
+            auth: InboundAuth::Basic {
+                username: "rdp".into(),
+                password: "rdp-s3cret".into(),
+            },
+            budget: Duration::from_secs(25),
+            in_progress_for: Duration::from_secs(60),
+        },
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "authorization",
+        HeaderValue::from_static("Basic cmRwOnJkcC1zM2NyZXQ="),
+    );
+    let bodies: Vec<String> = (0..events + 50)
+        .map(|i| DELIVERY.replace("\"e-200\"", &format!("\"bench-{i:06}\"")))
+        .collect();
+
+    // Warm-up: CSRF token, connections.
+    for body in &bodies[..50] {
+        let _ = processor.handle(&headers, body.as_bytes()).await;
+    }
+    // Baseline: the same two S/4 requests from plain reqwest (token fetched once beforehand),
+    // interleaved with the handler so that both meet the same server state.
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let service = s4.service_url();
+    let token = http
+        .get(format!("{service}/?sap-client=100"))
+        .basic_auth("BENCH", Some("bench-password"))
+        .header("x-csrf-token", "Fetch")
+        .send()
+        .await
+        .ok()
+        .and_then(|r| {
+            r.headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let mut handled = Vec::with_capacity(events);
+    let mut baseline = Vec::with_capacity(events);
+    let mut trips = 0u64;
+    for (i, body) in bodies[50..].iter().enumerate() {
+        let trips_before = client.round_trips();
+        let start = Instant::now();
+        let reply = processor.handle(&headers, body.as_bytes()).await;
+        handled.push(start.elapsed());
+        trips += client.round_trips() - trips_before;
+        if reply.status != 200 {
+            eprintln!("unexpected reply {}: {}", reply.status, reply.body);
+            return;
+        }
+        let start = Instant::now();
+        let reference = format!("BASE{i:016}");
+        let _ = http
+            .get(format!(
+                "{service}/MaintenanceNotification?$filter=MaintNotifExtReferenceNumber%20eq%20%27{reference}%27&$select=MaintenanceNotification,NotifProcessingPhase&$top=1&$format=json&sap-client=100"
+            ))
+            .basic_auth("BENCH", Some("bench-password"))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map(|r| r.status());
+        let _ = http
+            .post(format!("{service}/MaintenanceNotification?sap-client=100"))
+            .basic_auth("BENCH", Some("bench-password"))
+            .header("x-csrf-token", &token)
+            .json(&json!({"NotificationText": "baseline", "NotificationType": "M2", "TechnicalObject": "10000000",
+                "TechObjIsEquipOrFuncnlLoc": "EAMS_EQUI", "MaintNotifExtReferenceNumber": reference}))
+            .send()
+            .await
+            .map(|r| r.status());
+        baseline.push(start.elapsed());
+    }
+    let trips = trips as f64 / events as f64;
+    handled.sort();
+    baseline.sort();
+    let (h50, h99) = (percentile(&handled, 0.50), percentile(&handled, 0.99));
+    let (b50, b99) = (percentile(&baseline, 0.50), percentile(&baseline, 0.99));
+    println!("events:              {events} new notifications (after 50 to warm up)");
+    println!("processor handle:    p50 {h50:.3} ms, p99 {h99:.3} ms");
+    println!(
+        "S/4 requests alone:  p50 {b50:.3} ms, p99 {b99:.3} ms (plain reqwest, same GET + POST)"
+    );
+    println!(
+        "overhead:            p50 {:.3} ms, p99 {:.3} ms (target p99 <= 5 ms)",
+        (h50 - b50).max(0.0),
+        (h99 - b99).max(0.0)
+    );
+    println!("round trips:         {trips:.2} per new notification, warm (target <= 2)");
+    println!("notifications:       {}", s4.notifications().len());
+}

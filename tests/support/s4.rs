@@ -211,7 +211,7 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             request.headers.get("authorization")
                 == Some(&format!(
                     "Basic {}",
-                    base64(format!("{id}:{secret}").as_bytes())
+                    super::http::base64(format!("{id}:{secret}").as_bytes())
                 ))
         });
         if !client_ok || !request.body.contains("grant_type=client_credentials") {
@@ -232,7 +232,7 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
     }
     let expected = format!(
         "Basic {}",
-        base64(format!("{}:{}", s.username, s.password).as_bytes())
+        super::http::base64(format!("{}:{}", s.username, s.password).as_bytes())
     );
     let bearer_ok = request
         .headers
@@ -535,25 +535,4 @@ fn decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn base64(input: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }

@@ -122,6 +122,8 @@ pub enum S4Error {
     Transient(String),
     /// S/4 refused the request (4xx): status and SAP's reason.
     Permanent { status: u16, message: String },
+    /// A write whose outcome is unknown (no answer, a 5xx): it may have been done.
+    Unclear(String),
 }
 
 impl fmt::Display for S4Error {
@@ -131,6 +133,7 @@ impl fmt::Display for S4Error {
             S4Error::Permanent { status, message } => {
                 write!(f, "S/4 refused the request: {status} {message}")
             }
+            S4Error::Unclear(m) => write!(f, "S/4 did not confirm the write: {m}"),
         }
     }
 }
@@ -201,6 +204,8 @@ pub fn cut(text: &str, max: usize) -> String {
 pub struct Existing {
     pub number: String,
     pub processing_phase: Option<String>,
+    /// The long text, where the lookup returned it.
+    pub long_text: String,
 }
 
 /// The client, one per warm Lambda.
@@ -272,8 +277,12 @@ impl S4Client {
         );
         let url = self.url(&query)?;
         let body = self.send(Method::GET, url, None, deadline).await?;
-        let first = body.pointer("/d/results/0");
-        Ok(first.and_then(|n| {
+        let Some(results) = body.pointer("/d/results").and_then(Value::as_array) else {
+            return Err(S4Error::Transient(
+                "the lookup's answer has no d.results list".into(),
+            ));
+        };
+        Ok(results.first().and_then(|n| {
             let number = n.get("MaintenanceNotification")?.as_str()?.to_string();
             let processing_phase = n
                 .get("NotifProcessingPhase")
@@ -282,6 +291,7 @@ impl S4Client {
             Some(Existing {
                 number,
                 processing_phase,
+                long_text: String::new(),
             })
         }))
     }
@@ -299,18 +309,28 @@ impl S4Client {
             object_kind.replace('\'', "''")
         );
         let query = format!(
-            "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase&$top=1&$format=json",
+            "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase,MaintNotificationLongText&$top=1&$format=json",
             percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
         );
         let url = self.url(&query)?;
         let body = self.send(Method::GET, url, None, deadline).await?;
-        Ok(body.pointer("/d/results/0").and_then(|n| {
+        let Some(results) = body.pointer("/d/results").and_then(Value::as_array) else {
+            return Err(S4Error::Transient(
+                "the lookup's answer has no d.results list".into(),
+            ));
+        };
+        Ok(results.first().and_then(|n| {
             Some(Existing {
                 number: n.get("MaintenanceNotification")?.as_str()?.to_string(),
                 processing_phase: n
                     .get("NotifProcessingPhase")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                long_text: ["MaintNotificationLongText", "MaintNotifLongTextForEdit"]
+                    .iter()
+                    .filter_map(|f| n.get(*f).and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
             })
         }))
     }
@@ -358,7 +378,10 @@ impl S4Client {
             })
     }
 
-    /// One request with retries; writes carry the CSRF token.
+    /// One request with retries; writes carry the CSRF token. A write is sent again only when
+    /// it surely did not reach S/4 (no connection, 408, 429); when its outcome is unknown (a
+    /// timeout, a 5xx, a dropped answer) the error is [`S4Error::Unclear`] and the caller looks
+    /// before writing again.
     async fn send(
         &self,
         method: Method,
@@ -372,12 +395,6 @@ impl S4Client {
         let mut oauth_refreshed = false;
         loop {
             attempts += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(S4Error::Transient(
-                    "no time left before the reply budget".into(),
-                ));
-            }
             let token = if write {
                 Some(self.csrf_token(false, deadline).await?)
             } else {
@@ -386,9 +403,16 @@ impl S4Client {
             let request = self
                 .http
                 .request(method.clone(), url.clone())
-                .timeout(self.config.request_timeout.min(left))
                 .header("Accept", "application/json");
             let mut request = self.authorize(request, false, deadline).await?;
+            // The time left is measured once the token and the credentials are at hand.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(S4Error::Transient(
+                    "no time left before the reply budget".into(),
+                ));
+            }
+            request = request.timeout(self.config.request_timeout.min(left));
             if let Some(token) = &token {
                 request = request.header("x-csrf-token", token);
             }
@@ -396,12 +420,16 @@ impl S4Client {
                 request = request.json(body);
             }
             self.round_trips.fetch_add(1, Ordering::Relaxed);
-            let failure = match request.send().await {
-                Err(e) if e.is_timeout() => format!(
-                    "timed out after {:?}",
-                    self.config.request_timeout.min(left)
+            let (failure, sure_not_done) = match request.send().await {
+                Err(e) if e.is_connect() => (format!("cannot connect: {e}"), true),
+                Err(e) if e.is_timeout() => (
+                    format!(
+                        "no answer within {:?}",
+                        self.config.request_timeout.min(left)
+                    ),
+                    false,
                 ),
-                Err(e) => format!("request failed: {e}"),
+                Err(e) => (format!("request failed: {e}"), false),
                 Ok(response) => {
                     let status = response.status();
                     let csrf_required = response
@@ -409,9 +437,23 @@ impl S4Client {
                         .get("x-csrf-token")
                         .and_then(|v| v.to_str().ok())
                         .is_some_and(|v| v.eq_ignore_ascii_case("required"));
-                    let text = response.text().await.unwrap_or_default();
+                    let text = match response.text().await {
+                        Ok(text) => text,
+                        Err(e) if write => {
+                            return Err(S4Error::Unclear(format!("{status}, answer lost: {e}")));
+                        }
+                        Err(e) => {
+                            return Err(S4Error::Transient(format!("{status}, answer lost: {e}")));
+                        }
+                    };
                     if status.is_success() {
-                        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+                        return match serde_json::from_str(&text) {
+                            Ok(value) => Ok(value),
+                            Err(_) if write => Ok(Value::Null),
+                            Err(_) => Err(S4Error::Transient(format!(
+                                "{status} with an answer that is not JSON"
+                            ))),
+                        };
                     }
                     if status == StatusCode::FORBIDDEN && csrf_required && write && !token_refreshed
                     {
@@ -433,16 +475,30 @@ impl S4Client {
                     let message = sap_error_message(&text).unwrap_or_else(|| {
                         status.canonical_reason().unwrap_or("error").to_string()
                     });
-                    if status.is_server_error() {
-                        format!("{} {message}", status.as_u16())
-                    } else {
-                        return Err(S4Error::Permanent {
-                            status: status.as_u16(),
-                            message,
-                        });
+                    let described = format!("{} {message}", status.as_u16());
+                    match status.as_u16() {
+                        // Refused before any work: safe to send again.
+                        408 | 429 => (described, true),
+                        // Credentials or permissions: nothing was done, and only a fix on the
+                        // S/4 side helps; the mesh redelivers meanwhile, nothing is lost.
+                        401 | 403 => {
+                            return Err(S4Error::Transient(format!(
+                                "{described} (check the S/4 user)"
+                            )));
+                        }
+                        _ if status.is_server_error() => (described, !write),
+                        _ => {
+                            return Err(S4Error::Permanent {
+                                status: status.as_u16(),
+                                message,
+                            });
+                        }
                     }
                 }
             };
+            if !sure_not_done && write {
+                return Err(S4Error::Unclear(failure));
+            }
             if attempts >= self.config.max_attempts {
                 return Err(S4Error::Transient(format!(
                     "{failure} (after {attempts} attempts)"
@@ -532,10 +588,10 @@ impl S4Client {
                 .or_else(|| body.get("error"))
                 .and_then(Value::as_str)
                 .unwrap_or("no access_token");
-            return Err(S4Error::Permanent {
-                status: status.as_u16(),
-                message: format!("OAuth2 token endpoint refused the client: {reason}"),
-            });
+            // Nothing was done: the mesh redelivers until the client's credentials are fixed.
+            return Err(S4Error::Transient(format!(
+                "OAuth2 token endpoint answered {status}: {reason} (check the S/4 client credentials)"
+            )));
         };
         let lifetime = body
             .get("expires_in")
@@ -575,10 +631,11 @@ impl S4Client {
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
             let message = sap_error_message(&text).unwrap_or_else(|| status.to_string());
-            return Err(S4Error::Permanent {
-                status: status.as_u16(),
-                message: format!("CSRF token fetch: {message}"),
-            });
+            // Nothing was written yet: redelivery is safe until the user or URL is fixed.
+            return Err(S4Error::Transient(format!(
+                "CSRF token fetch answered {}: {message} (check S4_BASE_URL and the S/4 user)",
+                status.as_u16()
+            )));
         }
         // Some systems send no token; writes then go without one (as SAP's Cloud SDK does).
         let token = response

@@ -69,11 +69,28 @@ async fn table() -> DynamoStore {
 }
 
 async fn fixture_with(rules: RuleSet, with_table: bool) -> Fixture {
+    fixture_timed(
+        rules,
+        with_table,
+        Duration::from_millis(800),
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+async fn fixture_timed(
+    rules: RuleSet,
+    with_table: bool,
+    s4_timeout: Duration,
+    budget: Duration,
+    in_progress_for: Duration,
+) -> Fixture {
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
     let config = S4Config {
         service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
         sap_client: Some("100".into()),
-        request_timeout: Duration::from_millis(800),
+        request_timeout: s4_timeout,
         max_attempts: 3,
         backoff_base: Duration::from_millis(20),
     };
@@ -99,8 +116,8 @@ async fn fixture_with(rules: RuleSet, with_table: bool) -> Fixture {
                 username: "rdp".into(),
                 password: "rdp-s3cret".into(),
             },
-            budget: Duration::from_secs(5),
-            in_progress_for: Duration::from_secs(30),
+            budget,
+            in_progress_for,
         },
     );
     Fixture {
@@ -351,6 +368,11 @@ async fn a_slow_s4_is_retried_within_the_budget() {
         start.elapsed() < Duration::from_secs(6),
         "answered within the budget: {:?}",
         start.elapsed()
+    );
+    assert_eq!(
+        f.s4.notifications().len(),
+        1,
+        "the slow lookup created nothing"
     );
 }
 
@@ -684,8 +706,65 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
     let refused = bad
         .find_by_reference("X", std::time::Instant::now() + Duration::from_secs(2))
         .await;
+    // Nothing was written: answered 503 so the mesh redelivers once the client is fixed.
     assert!(
-        matches!(&refused, Err(e2b::s4::S4Error::Permanent { message, .. }) if message.contains("Bad credentials")),
+        matches!(&refused, Err(e2b::s4::S4Error::Transient(message)) if message.contains("Bad credentials")),
         "{refused:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_s4_saves_after_the_timeout_is_not_made_twice() {
+    let f = fixture_timed(
+        RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")),
+        true,
+        Duration::from_millis(300),
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+    )
+    .await;
+    f.s4.set_post_delay(Some(Duration::from_millis(700)));
+    let body = alarm("late-save");
+    let first = f.processor.handle(&headers(), body.as_bytes()).await;
+    assert_eq!(
+        first.status, 503,
+        "the outcome of the POST is unknown: {}",
+        first.body
+    );
+    let early = f.processor.handle(&headers(), body.as_bytes()).await;
+    assert_eq!(
+        early.status, 503,
+        "a redelivery waits while the first may still be saved: {}",
+        early.body
+    );
+    f.s4.set_post_delay(None);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let later = f.processor.handle(&headers(), body.as_bytes()).await;
+    assert_eq!(later.status, 200, "{}", later.body);
+    assert_eq!(later.body["results"][0]["status"], "DUPLICATE");
+    assert_eq!(
+        f.s4.notifications().len(),
+        1,
+        "S/4 saved the first POST; no second one was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appending_is_once_per_event_even_without_a_table() {
+    let f = fixture_with(rules_with_if_open("append"), false).await;
+    for id in ["na-1", "na-2", "na-2", "na-2"] {
+        assert_eq!(
+            f.processor
+                .handle(&headers(), alarm(id).as_bytes())
+                .await
+                .status,
+            200
+        );
+    }
+    let notifications = f.s4.notifications();
+    assert_eq!(notifications.len(), 1);
+    let long = notifications[0]["MaintNotifLongTextForEdit"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(long.matches("Monitron event: na-2").count(), 1, "{long}");
 }

@@ -94,7 +94,7 @@ pub fn run(command: RulesCommand) -> ExitCode {
                     );
                     continue;
                 };
-                let notification = notification_for(&event, rule, mapping, &rules.defaults);
+                let notification = notification_for(&event, rule, mapping, &rules);
                 let filter = format!(
                     "MaintNotifExtReferenceNumber eq '{}'",
                     notification.external_reference

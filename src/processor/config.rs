@@ -117,6 +117,11 @@ impl ProcessorConfig {
         if idempotency_table.is_none() {
             warnings.push("IDEMPOTENCY_TABLE is not set: concurrent deliveries of one event rely on the S/4 lookup alone".into());
         }
+        if in_progress_s * 1000 < budget_ms + 5_000 {
+            problems.push(format!(
+                "IDEMPOTENCY_IN_PROGRESS_SECONDS {in_progress_s} must exceed REPLY_BUDGET_MS ({budget_ms} ms) by 5 s, or a second delivery could start while the first is still working"
+            ));
+        }
         let Some(service_url) = service_url else {
             return Err(crate::config::ConfigError(problems));
         };

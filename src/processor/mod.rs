@@ -136,7 +136,12 @@ impl<I: IdempotencyStore> Processor<I> {
         let mut results = Vec::new();
         let mut retry = false;
         for rule in rules {
-            let outcome = self.act(&rule_set, &event, rule, deadline).await;
+            // Every step is bounded by the deadline; this bounds what is not (the table calls).
+            let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(500));
+            let outcome =
+                tokio::time::timeout_at(limit, self.act(&rule_set, &event, rule, deadline))
+                    .await
+                    .unwrap_or_else(|_| Outcome::Retry("the reply budget ran out".into()));
             log_outcome(
                 &event.id,
                 Some(&rule.name),
@@ -182,7 +187,7 @@ impl<I: IdempotencyStore> Processor<I> {
                 event.project, event.site, event.asset, event.position
             ));
         };
-        let notification = notification_for(event, rule, mapping, &rules.defaults);
+        let notification = notification_for(event, rule, mapping, rules);
         let key = notification.external_reference.clone();
         let owned = match self
             .idempotency
@@ -202,12 +207,20 @@ impl<I: IdempotencyStore> Processor<I> {
         let outcome = match self.s4.find_by_reference(&key, deadline).await {
             Ok(Some(existing)) => Ok(Outcome::Duplicate(existing.number)),
             Ok(None) => {
-                self.create_or_join(
-                    &notification,
-                    rule.params.if_open.unwrap_or_default(),
-                    deadline,
-                )
-                .await
+                let policy = rule.params.if_open.unwrap_or_default();
+                match self
+                    .create_or_join(event, &notification, policy, deadline)
+                    .await
+                {
+                    // The write may have happened: look again before saying anything.
+                    Err(S4Error::Unclear(why)) => {
+                        match self.s4.find_by_reference(&key, deadline).await {
+                            Ok(Some(existing)) => Ok(Outcome::Complete(Some(existing.number))),
+                            _ => Err(S4Error::Unclear(why)),
+                        }
+                    }
+                    other => other,
+                }
             }
             Err(e) => Err(e),
         };
@@ -220,24 +233,33 @@ impl<I: IdempotencyStore> Processor<I> {
                         }
                     }
                     // Nothing created: a redelivery decides again, with the same result.
-                    (_, true) => {
-                        if let Err(e) = self.idempotency.release(&key).await {
-                            tracing::warn!(error = %e, event_id = %event.id, "idempotency record not released; it expires by itself");
-                        }
-                    }
+                    (_, true) => self.release(&key, &event.id).await,
                     (_, false) => {}
                 }
                 done
             }
+            Err(S4Error::Unclear(why)) => {
+                // S/4 may still be saving it: the record stays in progress until it expires,
+                // so a redelivery before then is told to wait and one after it looks again.
+                Outcome::Retry(format!(
+                    "S/4 did not confirm the write ({why}); it is looked up again on redelivery"
+                ))
+            }
             Err(error) => {
-                if owned && let Err(e) = self.idempotency.release(&key).await {
-                    tracing::warn!(error = %e, event_id = %event.id, "idempotency record not released; it expires by itself");
+                if owned {
+                    self.release(&key, &event.id).await;
                 }
                 match error {
-                    S4Error::Transient(reason) => Outcome::Retry(reason),
-                    permanent @ S4Error::Permanent { .. } => Outcome::Failed(permanent.to_string()),
+                    S4Error::Permanent { .. } => Outcome::Failed(error.to_string()),
+                    _ => Outcome::Retry(error.to_string()),
                 }
             }
+        }
+    }
+
+    async fn release(&self, key: &str, event_id: &str) {
+        if let Err(e) = self.idempotency.release(key).await {
+            tracing::warn!(error = %e, event_id, "idempotency record not released; it expires by itself");
         }
     }
 }
@@ -247,6 +269,7 @@ impl<I: IdempotencyStore> Processor<I> {
     /// notification already open for the technical object.
     async fn create_or_join(
         &self,
+        event: &AlertEvent,
         notification: &crate::s4::NewNotification,
         if_open: IfOpen,
         deadline: Instant,
@@ -267,10 +290,14 @@ impl<I: IdempotencyStore> Processor<I> {
                     open.number, notification.technical_object
                 )));
             }
-            let text = format!("{}\n{}", notification.text, notification.long_text);
-            self.s4
-                .append_long_text(&open.number, &text, deadline)
-                .await?;
+            // Added once per event, even without the idempotency table: the text names the event.
+            let marker = format!("Monitron event: {}", event.id);
+            if !open.long_text.lines().any(|line| line == marker) {
+                let text = format!("{}\n{}", notification.text, notification.long_text);
+                self.s4
+                    .append_long_text(&open.number, &text, deadline)
+                    .await?;
+            }
             return Ok(Outcome::Complete(Some(open.number)));
         }
         self.s4

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::alert::AlertEvent;
-use crate::rules::{Defaults, Mapping, Rule};
+use crate::rules::{HitPolicy, Mapping, Rule, RuleSet};
 use crate::s4::NewNotification;
 
 /// `MaintNotifExtReferenceNumber` for an event: `MON` and 17 hex digits of SHA-256 over the
@@ -15,13 +15,19 @@ pub fn external_reference(source: &str, id: &str) -> String {
     format!("MON{}", &hex[..17])
 }
 
-/// The notification for an event under a rule and a mapping row.
+/// The notification for an event under a rule and a mapping row. With hit policy `all`, two
+/// rows may both create one: the rule's name is then part of the external reference.
 pub fn notification_for(
     event: &AlertEvent,
     rule: &Rule,
     mapping: &Mapping,
-    defaults: &Defaults,
+    rules: &RuleSet,
 ) -> NewNotification {
+    let defaults = &rules.defaults;
+    let identity = match rules.hit_policy {
+        HitPolicy::First => event.id.clone(),
+        HitPolicy::All => format!("{}\n{}", event.id, rule.name),
+    };
     let state = event.new_state.as_deref().unwrap_or(&event.kind);
     let prefix = rule.params.text_prefix.as_deref().unwrap_or("Monitron");
     let place: Vec<&str> = [event.asset.as_deref(), event.position.as_deref()]
@@ -52,7 +58,7 @@ pub fn notification_for(
             .as_deref()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc)),
-        external_reference: external_reference(&event.source, &event.id),
+        external_reference: external_reference(&event.source, &identity),
     }
 }
 

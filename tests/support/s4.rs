@@ -44,6 +44,7 @@ struct State {
     requests: u64,
     fail_next: u64,
     delay: Option<Duration>,
+    post_delay: Option<Duration>,
     unknown_objects: HashSet<String>,
     sap_clients: HashSet<String>,
     /// OAuth2 client credentials accepted at /oauth/token, and the tokens issued.
@@ -93,8 +94,15 @@ impl TestS4 {
                     let (read, mut write) = stream.into_split();
                     let mut reader = BufReader::new(read);
                     while let Ok(Some(request)) = super::http::read_request(&mut reader).await {
-                        let delay = lock(&state).delay;
+                        let (delay, post_delay) = {
+                            let s = lock(&state);
+                            (s.delay, s.post_delay)
+                        };
                         if let Some(d) = delay {
+                            tokio::time::sleep(d).await;
+                        }
+                        // A slow write is still carried out when the client has given up.
+                        if let Some(d) = post_delay.filter(|_| request.method == "POST") {
                             tokio::time::sleep(d).await;
                         }
                         let (status, headers, body) = answer(&state, &request);
@@ -163,6 +171,11 @@ impl TestS4 {
 
     pub fn set_delay(&self, delay: Option<Duration>) {
         lock(&self.state).delay = delay;
+    }
+
+    /// Creates take this long; they are saved even when the client stopped waiting.
+    pub fn set_post_delay(&self, delay: Option<Duration>) {
+        lock(&self.state).post_delay = delay;
     }
 
     /// Every issued token stops being valid (a session timeout).

@@ -74,7 +74,12 @@ fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
 
 impl TestS4 {
     pub async fn start(username: &str, password: &str) -> TestS4 {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_at("127.0.0.1:0", username, password).await
+    }
+
+    /// Starts on a given loopback address (`127.0.0.1:PORT`).
+    pub async fn start_at(address: &str, username: &str, password: &str) -> TestS4 {
+        let listener = TcpListener::bind(address)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let url = format!(

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The whole system on this machine, with no AWS account, in one command:
+#   moto server (S3, Secrets Manager, DynamoDB) ← bucket, sample Firehose object, secrets, table
+#   the S/4 OData V2 test server (examples/s4_test_server.rs)
+#   `cargo lambda watch` running both Lambdas; the forwarder's broker URL points straight at the
+#   processor's Function URL (standing in for the mesh's topic → queue → RDP hop, which passes
+#   the body through)
+#   `cargo lambda invoke forwarder --data-file events/s3/s3-object-created.json`
+# then prints the maintenance notifications S/4 now holds, and stops everything.
+#
+# Usage: bash scripts/e2e-local.sh      (installs moto and cargo-lambda into .venv once)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! .venv/bin/python -c 'import moto, boto3' 2>/dev/null || [ ! -x .venv/bin/cargo-lambda ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==5.2.*"
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*"
+fi
+echo "== building the Lambdas and the S/4 test server"
+cargo build --quiet --bin forwarder --bin processor --example s4_test_server
+
+free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MOTO_PORT=$(free_port); S4_PORT=$(free_port); LAMBDA_PORT=$(free_port)
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1500); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.2; done; echo "port $1 did not open" >&2; return 1; }
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+
+echo "== moto server on 127.0.0.1:$MOTO_PORT"
+setsid .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$work/moto.log" 2>&1 & pids+=($!)
+echo "== S/4 test server on 127.0.0.1:$S4_PORT"
+setsid target/debug/examples/s4_test_server "$S4_PORT" E2B_TECH_USER local-s4-password >"$work/s4.log" 2>&1 & pids+=($!)
+wait_port "$MOTO_PORT"; wait_port "$S4_PORT"
+
+echo "== bucket with the sample object, secrets, idempotency table"
+.venv/bin/python - <<'PY'
+import boto3, json
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="monitron-export-111122223333")
+key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz"
+s3.put_object(Bucket="monitron-export-111122223333", Key=key, Body=open("events/objects/monitron-v2-ndjson.json.gz", "rb").read())
+sm = boto3.client("secretsmanager")
+# The mesh's credentials: the forwarder publishes with them, the processor checks them.
+sm.create_secret(Name="aem-credentials", SecretString=json.dumps({"username": "solace-cloud-client", "password": "local-mesh-password"}))
+sm.create_secret(Name="s4-credentials", SecretString=json.dumps({"username": "E2B_TECH_USER", "password": "local-s4-password"}))
+boto3.client("dynamodb").create_table(TableName="e2b-idempotency", BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+PY
+
+echo "== cargo lambda watch (forwarder and processor) on 127.0.0.1:$LAMBDA_PORT"
+setsid .venv/bin/cargo-lambda lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --ignore-changes \
+  --env-var "SAP_AEM_REST_URL=http://127.0.0.1:$LAMBDA_PORT/lambda-url/processor/monitron/messages" \
+  --env-var AEM_CREDENTIALS_SECRET=aem-credentials \
+  --env-var "S4_BASE_URL=http://127.0.0.1:$S4_PORT" --env-var S4_CREDENTIALS_SECRET=s4-credentials --env-var S4_SAP_CLIENT=100 \
+  --env-var PROCESSOR_AUTH=basic --env-var PROCESSOR_CREDENTIALS_SECRET=aem-credentials --env-var IDEMPOTENCY_TABLE=e2b-idempotency \
+  --env-var "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" --env-var AWS_REGION=us-east-1 \
+  --env-var AWS_ACCESS_KEY_ID=testing --env-var AWS_SECRET_ACCESS_KEY=testing --env-var S3_FORCE_PATH_STYLE=true \
+  >"$work/watch.log" 2>&1 & pids+=($!)
+wait_port "$LAMBDA_PORT"
+
+echo "== cargo lambda invoke forwarder --data-file events/s3/s3-object-created.json"
+.venv/bin/cargo-lambda lambda invoke forwarder --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+  --data-file events/s3/s3-object-created.json
+echo
+
+echo "== maintenance notifications S/4 now holds"
+.venv/bin/python - "$S4_PORT" <<'PY'
+import base64, json, sys, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification?$format=json"
+request = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(b"E2B_TECH_USER:local-s4-password").decode()})
+results = json.load(urllib.request.urlopen(request))["d"]["results"]
+for n in results:
+    print(f"{n['MaintenanceNotification']}  {n['NotificationType']}  priority {n.get('MaintPriority', '-')}  "
+          f"{n['TechnicalObject']}  {n['NotificationText']}  (ref {n['MaintNotifExtReferenceNumber']})")
+print(f"{len(results)} notification(s)")
+if not results:
+    sys.exit(1)
+PY

@@ -163,6 +163,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
     pub async fn handle(&self, event: &Value, deadline: Instant) -> Result<Value, HandlerError> {
         let trigger = trigger::parse(event).map_err(HandlerError::Trigger)?;
         let mut scanner = Some(Scanner::new(self.settings.scan.clone()));
+        let retries_before = self.publisher.retries();
         match trigger {
             Trigger::TestEvent => {
                 tracing::info!("s3:TestEvent acknowledged");
@@ -180,6 +181,13 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 }
                 let summary = scanner.as_ref().map(Scanner::summary).unwrap_or_default();
                 tracing::info!(%summary, delivered, failed_objects = failures.len(), "invocation done");
+                self.emit_metrics(
+                    objects.len(),
+                    &summary,
+                    delivered,
+                    &failures,
+                    retries_before,
+                );
                 if failures.is_empty() {
                     Ok(summary_json(&summary, delivered, objects.len()))
                 } else {
@@ -219,6 +227,14 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     }
                 }
                 let summary = scanner.as_ref().map(Scanner::summary).unwrap_or_default();
+                let objects = summary.objects as usize;
+                self.emit_metrics(
+                    objects,
+                    &summary,
+                    summary.forwarded,
+                    &failures,
+                    retries_before,
+                );
                 if !messages.is_empty() && failed_ids.len() == messages.len() {
                     // Nothing went through: failing the invocation returns the whole batch even
                     // where the trigger was set up without ReportBatchItemFailures.
@@ -231,6 +247,34 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 Ok(json!({"batchItemFailures": failures}))
             }
         }
+    }
+
+    /// One EMF line per invocation (see [`crate::metrics`]).
+    fn emit_metrics(
+        &self,
+        objects: usize,
+        summary: &Summary,
+        delivered: u64,
+        failures: &[ObjectFailure],
+        retries_before: u64,
+    ) {
+        let undelivered: usize = failures.iter().map(|f| f.undelivered.len()).sum();
+        crate::metrics::emit(
+            "forwarder",
+            &[
+                ("ObjectsRead", objects as u64),
+                ("RecordsRead", summary.records),
+                ("EventsForwarded", delivered),
+                ("DuplicatesSuppressed", summary.duplicates),
+                ("MalformedRecords", summary.malformed),
+                (
+                    "PublishRetries",
+                    self.publisher.retries().saturating_sub(retries_before),
+                ),
+                ("PublishFailures", undelivered as u64),
+                ("ObjectsFailed", failures.len() as u64),
+            ],
+        );
     }
 
     /// Reads one object and publishes its events. `scanner` carries the invocation's

@@ -18,6 +18,7 @@ pub mod firehose;
 pub mod forwarder;
 pub mod idempotency;
 pub mod mesh;
+pub mod metrics;
 pub mod monitron;
 pub mod processor;
 pub mod replay;

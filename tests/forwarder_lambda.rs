@@ -137,4 +137,9 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
         !log.contains("Authorization"),
         "an Authorization header reached the function's log"
     );
+    // One CloudWatch Embedded Metric Format line per invocation.
+    assert!(
+        log.contains("\"_aws\"") && log.contains("\"EventsForwarded\":3"),
+        "no EMF metrics:\n{log}"
+    );
 }

@@ -101,4 +101,8 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
         !log.contains("s4-lambda-s3cret") && !log.contains("rdp-lambda-s3cret"),
         "a secret reached the log"
     );
+    assert!(
+        log.contains("\"NotificationsCreated\":1") && log.contains("\"DuplicatesSuppressed\":1"),
+        "no EMF metrics:\n{log}"
+    );
 }

@@ -17,6 +17,7 @@ use e2b::secrets::CachedCredentials;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    e2b::metrics::enable();
     let config = ForwarderConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");

@@ -15,6 +15,7 @@ use e2b::secrets::SecretStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
+    e2b::metrics::enable();
     let config = ProcessorConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");

@@ -134,6 +134,7 @@ impl<I: IdempotencyStore> Processor<I> {
             );
         }
         let mut results = Vec::new();
+        let mut outcomes = Vec::new();
         let mut retry = false;
         for rule in rules {
             // Every step is bounded by the deadline; this bounds what is not (the table calls).
@@ -151,7 +152,9 @@ impl<I: IdempotencyStore> Processor<I> {
             );
             retry |= matches!(outcome, Outcome::Retry(_));
             results.push(result_json(Some(&rule.name), &outcome));
+            outcomes.push(outcome);
         }
+        emit_metrics(&outcomes);
         reply(
             if retry { 503 } else { 200 },
             json!({"id": event.id, "results": results}),
@@ -305,6 +308,31 @@ impl<I: IdempotencyStore> Processor<I> {
             .await
             .map(|number| Outcome::Complete(Some(number)))
     }
+}
+
+/// One EMF line per delivery (see [`crate::metrics`]).
+fn emit_metrics(outcomes: &[Outcome]) {
+    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as u64;
+    crate::metrics::emit(
+        "processor",
+        &[
+            ("EventsReceived", 1),
+            (
+                "NotificationsCreated",
+                count(|o| matches!(o, Outcome::Complete(Some(_)))),
+            ),
+            (
+                "DuplicatesSuppressed",
+                count(|o| matches!(o, Outcome::Duplicate(_))),
+            ),
+            ("Skipped", count(|o| matches!(o, Outcome::Skipped(_)))),
+            ("Failures", count(|o| matches!(o, Outcome::Failed(_)))),
+            (
+                "RetriesRequested",
+                count(|o| matches!(o, Outcome::Retry(_))),
+            ),
+        ],
+    );
 }
 
 fn reply(status: u16, body: Value) -> Reply {

@@ -49,6 +49,8 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
         ("AWS_REGION", "us-east-1".to_string()),
         ("AWS_ACCESS_KEY_ID", "testing".to_string()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_string()),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_string()),
     ];
     let log_path =
         std::env::temp_dir().join(format!("e2b-processor-watch-{}.log", std::process::id()));
@@ -105,4 +107,23 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
         log.contains("\"NotificationsCreated\":1") && log.contains("\"DuplicatesSuppressed\":1"),
         "no EMF metrics:\n{log}"
     );
+    // JSON logs (AWS_LAMBDA_LOG_FORMAT=JSON): every record of an invocation carries its request id.
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v.pointer("/fields/message").and_then(|m| m.as_str()) == Some("event processed")
+        })
+        .collect();
+    assert_eq!(
+        records.len(),
+        2,
+        "one JSON record per delivered event:\n{log}"
+    );
+    for record in &records {
+        let text = record.to_string();
+        assert!(text.contains("requestId"), "no request id: {text}");
+        assert!(record.pointer("/fields/event_id").is_some(), "{text}");
+        assert!(record.pointer("/fields/status").is_some(), "{text}");
+    }
 }

@@ -5,11 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/cfn-lint ] || [ ! -x .venv/bin/cargo-lambda ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "cfn-lint==1.*"
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*"
-fi
+source scripts/venv.sh
+ensure_venv cfn-lint cargo-lambda
 
 echo "== cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml

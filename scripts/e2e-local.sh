@@ -12,11 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! .venv/bin/python -c 'import moto, boto3' 2>/dev/null || [ ! -x .venv/bin/cargo-lambda ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==5.2.*"
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*"
-fi
+source scripts/venv.sh
+ensure_venv moto cargo-lambda
 echo "== building the Lambdas and the S/4 test server"
 cargo build --quiet --bin forwarder --bin processor --example s4_test_server
 

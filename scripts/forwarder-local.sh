@@ -8,11 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! .venv/bin/python -c 'import moto, boto3' 2>/dev/null || [ ! -x .venv/bin/cargo-lambda ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==5.2.*"
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*"
-fi
+source scripts/venv.sh
+ensure_venv moto cargo-lambda
 
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOTO_PORT=$(free_port); BROKER_PORT=$(free_port); LAMBDA_PORT=$(free_port)

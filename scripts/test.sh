@@ -8,13 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! .venv/bin/python -c 'import moto, flask, werkzeug' 2>/dev/null || [ ! -x .venv/bin/cargo-lambda ]; then
-  echo "== installing test peers into .venv (moto server, cargo-lambda)"
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==5.2.*"
-  # cargo-lambda's wheel carries its binary; Zig is only needed for cross-compiling.
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*"
-fi
+source scripts/venv.sh
+ensure_venv moto cargo-lambda
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export E2B_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
 

@@ -194,6 +194,11 @@ impl NewNotification {
     }
 }
 
+/// An OData V2 string literal: quoted, with `'` doubled.
+fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
 /// At most `max` characters, cut on a character boundary.
 pub fn cut(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
@@ -267,33 +272,8 @@ impl S4Client {
         reference: &str,
         deadline: Instant,
     ) -> Result<Option<Existing>, S4Error> {
-        let filter = format!(
-            "MaintNotifExtReferenceNumber eq '{}'",
-            reference.replace('\'', "''")
-        );
-        let query = format!(
-            "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase&$top=1&$format=json",
-            percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
-        );
-        let url = self.url(&query)?;
-        let body = self.send(Method::GET, url, None, deadline).await?;
-        let Some(results) = body.pointer("/d/results").and_then(Value::as_array) else {
-            return Err(S4Error::Transient(
-                "the lookup's answer has no d.results list".into(),
-            ));
-        };
-        Ok(results.first().and_then(|n| {
-            let number = n.get("MaintenanceNotification")?.as_str()?.to_string();
-            let processing_phase = n
-                .get("NotifProcessingPhase")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            Some(Existing {
-                number,
-                processing_phase,
-                long_text: String::new(),
-            })
-        }))
+        let filter = format!("MaintNotifExtReferenceNumber eq {}", literal(reference));
+        self.first_match(&filter, deadline).await
     }
 
     /// An open notification (processing phase 1, 2 or 3) for a technical object, if any.
@@ -304,13 +284,23 @@ impl S4Client {
         deadline: Instant,
     ) -> Result<Option<Existing>, S4Error> {
         let filter = format!(
-            "TechnicalObject eq '{}' and TechObjIsEquipOrFuncnlLoc eq '{}' and (NotifProcessingPhase eq '1' or NotifProcessingPhase eq '2' or NotifProcessingPhase eq '3')",
-            technical_object.replace('\'', "''"),
-            object_kind.replace('\'', "''")
+            "TechnicalObject eq {} and TechObjIsEquipOrFuncnlLoc eq {} and (NotifProcessingPhase eq '1' or NotifProcessingPhase eq '2' or NotifProcessingPhase eq '3')",
+            literal(technical_object),
+            literal(object_kind)
         );
+        self.first_match(&filter, deadline).await
+    }
+
+    /// The first notification matching an OData `$filter`. An answer without `d.results` is an
+    /// error, never "none": a create would follow it.
+    async fn first_match(
+        &self,
+        filter: &str,
+        deadline: Instant,
+    ) -> Result<Option<Existing>, S4Error> {
         let query = format!(
             "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase,MaintNotificationLongText&$top=1&$format=json",
-            percent_encoding::utf8_percent_encode(&filter, percent_encoding::NON_ALPHANUMERIC)
+            percent_encoding::utf8_percent_encode(filter, percent_encoding::NON_ALPHANUMERIC)
         );
         let url = self.url(&query)?;
         let body = self.send(Method::GET, url, None, deadline).await?;
@@ -343,7 +333,7 @@ impl S4Client {
         text: &str,
         deadline: Instant,
     ) -> Result<(), S4Error> {
-        let path = format!("/MaintenanceNotification('{}')", number.replace('\'', "''"));
+        let path = format!("/MaintenanceNotification({})", literal(number));
         let url = self.url(&path)?;
         let merge = Method::from_bytes(b"MERGE").map_err(|e| S4Error::Permanent {
             status: 0,

@@ -312,6 +312,11 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             json!({"d": {"EntitySets": ["MaintenanceNotification"]}}).to_string(),
         );
     }
+    // Writes need the token issued with the session cookie they carry.
+    let token_ok = session
+        .as_ref()
+        .and_then(|sid| s.sessions.get(sid))
+        .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
     match (request.method.as_str(), resource) {
         ("GET", "/MaintenanceNotification") => {
             let filter = decode(
@@ -333,16 +338,8 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             )
         }
         ("POST", "/MaintenanceNotification") => {
-            let token_ok = session
-                .as_ref()
-                .and_then(|sid| s.sessions.get(sid))
-                .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
             if !token_ok {
-                return (
-                    "403 Forbidden",
-                    vec![("x-csrf-token".into(), "Required".into())],
-                    "CSRF token validation failed".into(),
-                );
+                return csrf_refusal();
             }
             let body: Value = match serde_json::from_str(&request.body) {
                 Ok(Value::Object(map)) => Value::Object(map),
@@ -421,16 +418,8 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             if (method == "MERGE" || method == "PATCH")
                 && entity.starts_with("/MaintenanceNotification('") =>
         {
-            let token_ok = session
-                .as_ref()
-                .and_then(|sid| s.sessions.get(sid))
-                .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
             if !token_ok {
-                return (
-                    "403 Forbidden",
-                    vec![("x-csrf-token".into(), "Required".into())],
-                    "CSRF token validation failed".into(),
-                );
+                return csrf_refusal();
             }
             let number = entity
                 .trim_start_matches("/MaintenanceNotification('")
@@ -475,6 +464,14 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             sap_error("/IWBEP/CM_MGW_RT/005", "Method not allowed"),
         ),
     }
+}
+
+fn csrf_refusal() -> Answer {
+    (
+        "403 Forbidden",
+        vec![("x-csrf-token".into(), "Required".into())],
+        "CSRF token validation failed".into(),
+    )
 }
 
 /// `Field eq 'value'` clauses joined by `and`, where a clause may be a parenthesised group of

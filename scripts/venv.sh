@@ -1,0 +1,17 @@
+# Sourced by the scripts in this folder: the Python tools the project uses, installed once into
+# .venv from PyPI. `ensure_venv moto cargo-lambda cfn-lint` installs what is missing.
+ensure_venv() {
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  local tool
+  for tool in "$@"; do
+    case "$tool" in
+      moto) .venv/bin/python -c 'import moto, flask, werkzeug, boto3' 2>/dev/null \
+              || .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==5.2.*" ;;
+      # The wheel carries the binary; Zig is only needed for cross-compiling.
+      cargo-lambda) [ -x .venv/bin/cargo-lambda ] \
+              || .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*" ;;
+      cfn-lint) [ -x .venv/bin/cfn-lint ] \
+              || .venv/bin/pip install --quiet --disable-pip-version-check "cfn-lint==1.*" ;;
+    esac
+  done
+}

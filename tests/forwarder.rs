@@ -95,9 +95,20 @@ impl Fixture {
     }
 
     fn forwarder_with(&self, mesh: MeshConfig, concurrency: usize) -> S3Forwarder {
+        self.forwarder_built(mesh, concurrency, &self.secret, KeyFilter::default())
+    }
+
+    /// A forwarder reading the broker credentials from `secret`, with `filter` on keys.
+    fn forwarder_built(
+        &self,
+        mesh: MeshConfig,
+        concurrency: usize,
+        secret: &str,
+        filter: KeyFilter,
+    ) -> S3Forwarder {
         let credentials = Arc::new(CachedCredentials::new(
             self.secrets.clone(),
-            self.secret.clone(),
+            secret,
             Duration::from_secs(300),
         ));
         let publisher = Publisher::new(mesh, credentials).unwrap_or_else(|e| panic!("{e}"));
@@ -106,7 +117,7 @@ impl Fixture {
             Arc::new(publisher),
             ForwarderSettings {
                 scan: ScanConfig::default(),
-                filter: KeyFilter::default(),
+                filter,
                 concurrency,
             },
         )
@@ -444,21 +455,7 @@ async fn eventbridge_and_the_test_event_are_understood() {
 async fn a_missing_secret_is_named_in_the_failure() {
     let f = Fixture::new().await;
     f.put("g.json", ALARM.as_bytes()).await;
-    let credentials = Arc::new(CachedCredentials::new(
-        f.secrets.clone(),
-        "no-such-secret",
-        Duration::from_secs(300),
-    ));
-    let publisher = Publisher::new(f.mesh(), credentials).unwrap_or_else(|e| panic!("{e}"));
-    let forwarder = Forwarder::new(
-        f.s3.clone(),
-        Arc::new(publisher),
-        ForwarderSettings {
-            scan: ScanConfig::default(),
-            filter: KeyFilter::default(),
-            concurrency: 4,
-        },
-    );
+    let forwarder = f.forwarder_built(f.mesh(), 4, "no-such-secret", KeyFilter::default());
     let Err(error) = forwarder.handle(&f.s3_event(&["g.json"]), soon()).await else {
         panic!()
     };
@@ -475,24 +472,11 @@ async fn the_key_filter_skips_firehose_error_objects() {
     let f = Fixture::new().await;
     f.put("error/processing-failed/x.json", ALARM.as_bytes())
         .await;
-    let credentials = Arc::new(CachedCredentials::new(
-        f.secrets.clone(),
-        f.secret.clone(),
-        Duration::from_secs(300),
-    ));
-    let publisher = Publisher::new(f.mesh(), credentials).unwrap_or_else(|e| panic!("{e}"));
-    let forwarder = Forwarder::new(
-        f.s3.clone(),
-        Arc::new(publisher),
-        ForwarderSettings {
-            scan: ScanConfig::default(),
-            filter: KeyFilter {
-                exclude_prefixes: vec!["error/".into()],
-                ..KeyFilter::default()
-            },
-            concurrency: 4,
-        },
-    );
+    let filter = KeyFilter {
+        exclude_prefixes: vec!["error/".into()],
+        ..KeyFilter::default()
+    };
+    let forwarder = f.forwarder_built(f.mesh(), 4, &f.secret, filter);
     assert!(
         forwarder
             .handle(&f.s3_event(&["error/processing-failed/x.json"]), soon())

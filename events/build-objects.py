@@ -61,6 +61,8 @@ files = {
     "monitron-v2-ndjson.json.gz": gz(("\n".join(v2[:4]) + "\n").encode()) + gz(("\n".join(v2[4:]) + "\n").encode()),
     # v1 records as the SAP samples write them: pretty-printed with tabs, numeric eventIds.
     "monitron-v1-pretty.json": (v1_sap + "\n" + v1_precursor + "\n").encode(),
+    # A day later: the user closes the anomaly in Monitron (scripts/e2e-local.sh closes the loop).
+    "monitron-v2-user-closure.json": (closure + "\n").encode(),
 }
 
 # Bad bytes between good records: a truncated record, garbage, invalid UTF-8, a Firehose error

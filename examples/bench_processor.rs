@@ -74,6 +74,8 @@ async fn run(events: usize) {
             },
             budget: Duration::from_secs(25),
             in_progress_for: Duration::from_secs(60),
+            failures: Default::default(),
+            destinations: Default::default(),
         },
     );
     let mut headers = HeaderMap::new();

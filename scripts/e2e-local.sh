@@ -41,6 +41,9 @@ s3 = boto3.client("s3")
 s3.create_bucket(Bucket="monitron-export-111122223333")
 key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz"
 s3.put_object(Bucket="monitron-export-111122223333", Key=key, Body=open("events/objects/monitron-v2-ndjson.json.gz", "rb").read())
+# A day later the user closes the anomaly in Monitron (its closure code): the second object.
+key = "project=Plant A/site=Site 1/time=2024-03-02 10:30:00/monitron-v2-user-closure.json"
+s3.put_object(Bucket="monitron-export-111122223333", Key=key, Body=open("events/objects/monitron-v2-user-closure.json", "rb").read())
 sm = boto3.client("secretsmanager")
 # The mesh's credentials: the forwarder publishes with them, the processor checks them.
 sm.create_secret(Name="aem-credentials", SecretString=json.dumps({"username": "solace-cloud-client", "password": "local-mesh-password"}))
@@ -65,16 +68,32 @@ echo "== cargo lambda invoke forwarder --data-file events/s3/s3-object-created.j
   --data-file events/s3/s3-object-created.json
 echo
 
-echo "== maintenance notifications S/4 now holds"
+show_notifications() {
 .venv/bin/python - "$S4_PORT" <<'PY'
 import base64, json, sys, urllib.request
 url = f"http://127.0.0.1:{sys.argv[1]}/sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification?$format=json"
 request = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(b"E2B_TECH_USER:local-s4-password").decode()})
 results = json.load(urllib.request.urlopen(request))["d"]["results"]
 for n in results:
-    print(f"{n['MaintenanceNotification']}  {n['NotificationType']}  priority {n.get('MaintPriority', '-')}  "
+    phase = "completed" if n.get("NotifProcessingPhase") == "4" else "open"
+    print(f"{n['MaintenanceNotification']}  {n['NotificationType']}  priority {n.get('MaintPriority', '-')}  {phase:9}  "
           f"{n['TechnicalObject']}  {n['NotificationText']}  (ref {n['MaintNotifExtReferenceNumber']})")
+    closure = [l for l in n.get("MaintNotifLongTextForEdit", "").splitlines() if l.startswith("Closure code")]
+    if closure:
+        print(f"          {closure[0]}")
 print(f"{len(results)} notification(s)")
 if not results:
     sys.exit(1)
 PY
+}
+
+echo "== maintenance notifications S/4 now holds"
+show_notifications
+
+echo
+echo "== a day later the user closes the anomaly in Monitron: cargo lambda invoke forwarder --data-file events/s3/s3-object-created-user-closure.json"
+.venv/bin/cargo-lambda lambda invoke forwarder --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+  --data-file events/s3/s3-object-created-user-closure.json
+echo
+echo "== maintenance notifications S/4 now holds (the loop is closed)"
+show_notifications

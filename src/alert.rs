@@ -42,6 +42,26 @@ pub struct AlertEvent {
     pub data: Value,
 }
 
+impl AlertEvent {
+    /// What rule-file templates read: `event` (the CloudEvent's `id`, `source`, `type`, `time`
+    /// and `data`) and `steps` (filled in as steps finish).
+    pub fn template_scope(&self) -> Value {
+        serde_json::json!({
+            "event": {"id": self.id, "source": self.source, "type": self.event_type,
+                "time": self.time, "data": self.data},
+            "steps": {}
+        })
+    }
+
+    /// `time` as a UTC timestamp, when it is one.
+    pub fn timestamp(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+}
+
 /// What a delivery turned out to be.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {

@@ -10,16 +10,20 @@
 //!   mesh topic;
 //! - [`scan`]: the three together over one or more objects, with de-duplication and a summary.
 
+pub mod actions;
 pub mod alert;
 pub mod cli;
 pub mod config;
+pub mod destination;
 pub mod event;
+pub mod failures;
 pub mod firehose;
 pub mod forwarder;
 pub mod idempotency;
 pub mod mesh;
 pub mod metrics;
 pub mod monitron;
+pub mod oauth;
 pub mod processor;
 pub mod replay;
 pub mod rules;
@@ -27,6 +31,7 @@ pub mod s3;
 pub mod s4;
 pub mod scan;
 pub mod secrets;
+pub mod template;
 pub mod trigger;
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::actions::{Action, ActionSpec, DestinationSpec};
 use crate::alert::AlertEvent;
 
 /// The rules shipped with the processor (used when no other file is configured).
@@ -120,19 +121,55 @@ impl Conditions {
     }
 }
 
-/// What a row does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// What a row does: a built-in action, or the name of an `[[action]]` of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "String")]
 pub enum ActionKind {
     /// Create a maintenance notification (once per event).
     CreateNotification,
+    /// Close the loop: complete (or annotate) the open notification an alert created.
+    CloseNotification,
     /// Record the event in the log only.
     Log,
     /// Do nothing (said in the log).
     Ignore,
+    /// Run the named `[[action]]`'s steps.
+    Run(String),
 }
 
-/// Parameters of an action; each overrides the mapping row and the file's defaults.
+impl ActionKind {
+    /// The built-in action of this name, if it is one.
+    pub fn builtin(name: &str) -> Option<ActionKind> {
+        Some(match name {
+            "create_notification" => ActionKind::CreateNotification,
+            "close_notification" => ActionKind::CloseNotification,
+            "log" => ActionKind::Log,
+            "ignore" => ActionKind::Ignore,
+            _ => return None,
+        })
+    }
+}
+
+impl From<String> for ActionKind {
+    fn from(name: String) -> Self {
+        ActionKind::builtin(&name).unwrap_or(ActionKind::Run(name))
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActionKind::CreateNotification => "create_notification",
+            ActionKind::CloseNotification => "close_notification",
+            ActionKind::Log => "log",
+            ActionKind::Ignore => "ignore",
+            ActionKind::Run(name) => name,
+        })
+    }
+}
+
+/// Parameters of a notification action or step; each overrides the mapping row and the
+/// file's defaults. `technical_object`, `text` and `long_text` are templates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionParams {
@@ -141,8 +178,31 @@ pub struct ActionParams {
     /// Prefix of the notification's short text (default `Monitron`).
     pub text_prefix: Option<String>,
     /// When the technical object already has an open notification: `create` another (default),
-    /// `skip` this alert, or `append` it to the open one's long text.
+    /// `skip` this alert, `append` it to the open one's long text, or `escalate` (raise the
+    /// priority of the open notification this processor created, and append).
     pub if_open: Option<IfOpen>,
+    /// For `close_notification`: `complete` (default) or only add a `note`.
+    pub close: Option<CloseMode>,
+    /// The technical object, instead of the mapping's (e.g. from an SBPA step's result).
+    pub technical_object: Option<String>,
+    pub object_kind: Option<ObjectKind>,
+    /// The short text, instead of `<text_prefix> <state>: <asset> / <position>`.
+    pub text: Option<String>,
+    /// The long text, instead of the event's summary.
+    pub long_text: Option<String>,
+}
+
+impl ActionParams {
+    /// The template fields that are set, by name.
+    pub fn templates(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("technical_object", self.technical_object.as_deref()),
+            ("text", self.text.as_deref()),
+            ("long_text", self.long_text.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+    }
 }
 
 /// What to do when the technical object already has an open notification.
@@ -153,6 +213,29 @@ pub enum IfOpen {
     Create,
     Skip,
     Append,
+    Escalate,
+}
+
+/// How `close_notification` closes the loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseMode {
+    /// Add the recovery (and closure code) to the long text, then complete the notification.
+    #[default]
+    Complete,
+    /// Only add the recovery to the long text.
+    Note,
+}
+
+/// What an event no rule matches becomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoMatch {
+    /// Answered and logged as SKIPPED.
+    #[default]
+    Skip,
+    /// A failure: logged as ERROR and recorded for re-processing.
+    Error,
 }
 
 /// One row of the decision table.
@@ -237,17 +320,26 @@ impl Default for Defaults {
 }
 
 /// A rule file, checked.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSet {
     #[serde(default)]
     pub hit_policy: HitPolicy,
+    #[serde(default)]
+    pub no_match: NoMatch,
     #[serde(default)]
     pub defaults: Defaults,
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
     #[serde(default, rename = "mapping")]
     pub mappings: Vec<Mapping>,
+    #[serde(default, rename = "destination")]
+    pub destinations: std::collections::BTreeMap<String, DestinationSpec>,
+    #[serde(default, rename = "action")]
+    action_specs: Vec<ActionSpec>,
+    /// The `[[action]]`s, checked, steps in the order they run.
+    #[serde(skip)]
+    pub actions: Vec<Action>,
 }
 
 /// Why a rule file was refused: each problem with where it is.
@@ -265,7 +357,7 @@ impl std::error::Error for RuleError {}
 impl RuleSet {
     /// Parses and checks a rule file (`origin` names it in errors).
     pub fn parse(origin: &str, text: &str) -> Result<RuleSet, RuleError> {
-        let set: RuleSet =
+        let mut set: RuleSet =
             toml::from_str(text).map_err(|e| RuleError(vec![format!("{origin}: {e}")]))?;
         let mut problems = Vec::new();
         if set.rules.is_empty() {
@@ -295,12 +387,44 @@ impl RuleSet {
                 rule.params.priority.as_deref(),
                 1,
             );
-            if rule.action == ActionKind::CreateNotification && set.mappings.is_empty() {
+            let needs_mapping = matches!(
+                rule.action,
+                ActionKind::CreateNotification | ActionKind::CloseNotification
+            ) && rule.params.technical_object.is_none();
+            if needs_mapping && set.mappings.is_empty() {
                 problems.push(format!(
-                    "{at}: creates notifications but the file has no [[mapping]] to find the technical object"
+                    "{at}: acts on notifications but the file has no [[mapping]] to find the technical object"
                 ));
             }
+            if let ActionKind::Run(name) = &rule.action
+                && !set.action_specs.iter().any(|a| &a.name == name)
+            {
+                problems.push(format!(
+                    "{at}: action `{name}` is neither built in (create_notification, close_notification, log, ignore) nor an [[action]] of the file"
+                ));
+            }
+            for (field, value) in rule.params.templates() {
+                match crate::template::Template::parse(value) {
+                    Ok(t) => {
+                        for path in t.paths() {
+                            if path.root() != "event"
+                                || !path
+                                    .second()
+                                    .is_some_and(|f| crate::actions::EVENT_FIELDS.contains(&f))
+                            {
+                                problems.push(format!(
+                                    "{at}: params.{field}: `{}`: a rule's templates read `event.id`, `event.source`, `event.type`, `event.time` or `event.data…`",
+                                    path.text
+                                ));
+                            }
+                        }
+                    }
+                    Err(e) => problems.push(format!("{at}: params.{field}: {e}")),
+                }
+            }
         }
+        set.actions =
+            crate::actions::compile(origin, &set.action_specs, &set.destinations, &mut problems);
         for (i, mapping) in set.mappings.iter().enumerate() {
             let at = format!("{origin}: mapping {}", i + 1);
             if mapping.technical_object.trim().is_empty() {
@@ -368,6 +492,11 @@ impl RuleSet {
             HitPolicy::First => matching.next().into_iter().collect(),
             HitPolicy::All => matching.collect(),
         }
+    }
+
+    /// The `[[action]]` with this name or id.
+    pub fn action(&self, key: &str) -> Option<&Action> {
+        self.actions.iter().find(|a| a.answers_to(key))
     }
 
     /// The first mapping row for the event's names.

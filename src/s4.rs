@@ -16,6 +16,8 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use crate::oauth::{ClientCredentials, TokenCache};
+
 /// The service path under a host.
 pub const SERVICE_PATH: &str = "/sap/opu/odata/sap/API_MAINTNOTIFICATION";
 
@@ -50,29 +52,16 @@ impl fmt::Debug for S4Credentials {
 #[derive(Clone, PartialEq, Eq)]
 pub enum S4Auth {
     Basic(S4Credentials),
-    /// OAuth2 client credentials: a token from `token_url`, cached until shortly before it expires.
-    OAuth2 {
-        token_url: Url,
-        client_id: String,
-        client_secret: String,
-        scope: Option<String>,
-    },
+    /// OAuth2 client credentials: a token from the token URL, cached until shortly before it
+    /// expires.
+    OAuth2(ClientCredentials),
 }
 
 impl fmt::Debug for S4Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             S4Auth::Basic(c) => write!(f, "Basic({c:?})"),
-            S4Auth::OAuth2 {
-                token_url,
-                client_id,
-                ..
-            } => {
-                write!(
-                    f,
-                    "OAuth2 {{ token_url: {token_url}, client_id: {client_id}, client_secret: *** }}"
-                )
-            }
+            S4Auth::OAuth2(c) => write!(f, "OAuth2({c:?})"),
         }
     }
 }
@@ -91,24 +80,13 @@ impl S4Auth {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        match (
-            field("username"),
-            field("password"),
-            field("client_id"),
-            field("client_secret"),
-            field("token_url"),
-        ) {
-            (Some(username), Some(password), _, _, _) => {
-                Ok(S4Auth::Basic(S4Credentials { username, password }))
-            }
-            (_, _, Some(client_id), Some(client_secret), Some(token_url)) => Ok(S4Auth::OAuth2 {
-                token_url: Url::parse(&token_url)
-                    .map_err(|_| format!("secret {secret_id}: token_url is not a URL"))?,
-                client_id,
-                client_secret,
-                scope: field("scope"),
-            }),
-            _ => Err(format!(
+        if let (Some(username), Some(password)) = (field("username"), field("password")) {
+            return Ok(S4Auth::Basic(S4Credentials { username, password }));
+        }
+        match ClientCredentials::from_json(&value) {
+            Some(Ok(c)) => Ok(S4Auth::OAuth2(c)),
+            Some(Err(e)) => Err(format!("secret {secret_id}: {e}")),
+            None => Err(format!(
                 "secret {secret_id} needs `username` and `password`, or `client_id`, `client_secret` and `token_url`"
             )),
         }
@@ -209,6 +187,9 @@ pub fn cut(text: &str, max: usize) -> String {
 pub struct Existing {
     pub number: String,
     pub processing_phase: Option<String>,
+    pub priority: Option<String>,
+    /// `MaintNotifExtReferenceNumber`: `MON…` for notifications this processor created.
+    pub external_reference: Option<String>,
     /// The long text, where the lookup returned it.
     pub long_text: String,
 }
@@ -218,7 +199,7 @@ pub struct S4Client {
     http: reqwest::Client,
     config: S4Config,
     auth: S4Auth,
-    token: Mutex<Option<(String, Instant)>>,
+    oauth: Option<TokenCache>,
     csrf: Mutex<Option<String>>,
     round_trips: AtomicU64,
     csrf_fetches: AtomicU64,
@@ -235,8 +216,11 @@ impl S4Client {
         Ok(S4Client {
             http,
             config,
+            oauth: match &auth {
+                S4Auth::OAuth2(c) => Some(TokenCache::new(c.clone())),
+                S4Auth::Basic(_) => None,
+            },
             auth,
-            token: Mutex::new(None),
             csrf: Mutex::new(None),
             round_trips: AtomicU64::new(0),
             csrf_fetches: AtomicU64::new(0),
@@ -246,6 +230,7 @@ impl S4Client {
     /// HTTP requests sent to S/4 so far.
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
+            + self.oauth.as_ref().map_or(0, TokenCache::requests)
     }
 
     /// CSRF token fetches so far.
@@ -283,23 +268,47 @@ impl S4Client {
         object_kind: &str,
         deadline: Instant,
     ) -> Result<Option<Existing>, S4Error> {
+        let open = self
+            .open_for_object(technical_object, object_kind, 1, deadline)
+            .await?;
+        Ok(open.into_iter().next())
+    }
+
+    /// Open notifications (processing phase 1, 2 or 3) for a technical object, oldest first.
+    pub async fn open_for_object(
+        &self,
+        technical_object: &str,
+        object_kind: &str,
+        top: u32,
+        deadline: Instant,
+    ) -> Result<Vec<Existing>, S4Error> {
         let filter = format!(
             "TechnicalObject eq {} and TechObjIsEquipOrFuncnlLoc eq {} and (NotifProcessingPhase eq '1' or NotifProcessingPhase eq '2' or NotifProcessingPhase eq '3')",
             literal(technical_object),
             literal(object_kind)
         );
-        self.first_match(&filter, deadline).await
+        self.matching(&filter, top, deadline).await
     }
 
-    /// The first notification matching an OData `$filter`. An answer without `d.results` is an
-    /// error, never "none": a create would follow it.
+    /// The first notification matching an OData `$filter`.
     async fn first_match(
         &self,
         filter: &str,
         deadline: Instant,
     ) -> Result<Option<Existing>, S4Error> {
+        Ok(self.matching(filter, 1, deadline).await?.into_iter().next())
+    }
+
+    /// Notifications matching an OData `$filter`. An answer without `d.results` is an error,
+    /// never "none": a create would follow it.
+    async fn matching(
+        &self,
+        filter: &str,
+        top: u32,
+        deadline: Instant,
+    ) -> Result<Vec<Existing>, S4Error> {
         let query = format!(
-            "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase,MaintNotificationLongText&$top=1&$format=json",
+            "/MaintenanceNotification?$filter={}&$select=MaintenanceNotification,NotifProcessingPhase,MaintPriority,MaintNotifExtReferenceNumber,MaintNotificationLongText&$orderby=MaintenanceNotification&$top={top}&$format=json",
             percent_encoding::utf8_percent_encode(filter, percent_encoding::NON_ALPHANUMERIC)
         );
         let url = self.url(&query)?;
@@ -309,28 +318,33 @@ impl S4Client {
                 "the lookup's answer has no d.results list".into(),
             ));
         };
-        Ok(results.first().and_then(|n| {
-            Some(Existing {
-                number: n.get("MaintenanceNotification")?.as_str()?.to_string(),
-                processing_phase: n
-                    .get("NotifProcessingPhase")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                long_text: ["MaintNotificationLongText", "MaintNotifLongTextForEdit"]
-                    .iter()
-                    .filter_map(|f| n.get(*f).and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+        let text =
+            |n: &Value, field: &str| n.get(field).and_then(Value::as_str).map(str::to_string);
+        Ok(results
+            .iter()
+            .filter_map(|n| {
+                Some(Existing {
+                    number: text(n, "MaintenanceNotification")?,
+                    processing_phase: text(n, "NotifProcessingPhase"),
+                    priority: text(n, "MaintPriority").filter(|p| !p.is_empty()),
+                    external_reference: text(n, "MaintNotifExtReferenceNumber")
+                        .filter(|r| !r.is_empty()),
+                    long_text: ["MaintNotificationLongText", "MaintNotifLongTextForEdit"]
+                        .iter()
+                        .filter_map(|f| n.get(*f).and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                })
             })
-        }))
+            .collect())
     }
 
-    /// Adds text to a notification's long text (`MERGE` of `MaintNotifLongTextForEdit`, which
-    /// S/4 adds as a new block).
-    pub async fn append_long_text(
+    /// Changes fields of a notification (`MERGE`); `MaintNotifLongTextForEdit` is added to the
+    /// long text as a new block. `If-Match: *`: the service checks an entity tag on changes.
+    pub async fn update(
         &self,
         number: &str,
-        text: &str,
+        fields: Value,
         deadline: Instant,
     ) -> Result<(), S4Error> {
         let path = format!("/MaintenanceNotification({})", literal(number));
@@ -339,14 +353,56 @@ impl S4Client {
             status: 0,
             message: e.to_string(),
         })?;
-        self.send(
-            merge,
-            url,
-            Some(json!({"MaintNotifLongTextForEdit": cut(text, 1333)})),
+        self.send(merge, url, Some(fields), deadline)
+            .await
+            .map(|_| ())
+    }
+
+    /// Completes a notification (function import `CompleteMaintNotification`) with the time
+    /// the asset recovered as its reference time.
+    pub async fn complete(
+        &self,
+        number: &str,
+        reference: Option<DateTime<Utc>>,
+        deadline: Instant,
+    ) -> Result<(), S4Error> {
+        let mut query = format!(
+            "/CompleteMaintNotification?MaintenanceNotification={}",
+            percent_encoding::utf8_percent_encode(
+                &literal(number),
+                percent_encoding::NON_ALPHANUMERIC
+            )
+        );
+        if let Some(at) = reference {
+            let literal = format!("datetimeoffset'{}'", at.format("%Y-%m-%dT%H:%M:%SZ"));
+            query.push_str("&MaintNotifReferenceDateTime=");
+            query.push_str(
+                &percent_encoding::utf8_percent_encode(
+                    &literal,
+                    percent_encoding::NON_ALPHANUMERIC,
+                )
+                .to_string(),
+            );
+        }
+        let url = self.url(&query)?;
+        self.send(Method::POST, url, None, deadline)
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds text to a notification's long text (S/4 adds it as a new block).
+    pub async fn append_long_text(
+        &self,
+        number: &str,
+        text: &str,
+        deadline: Instant,
+    ) -> Result<(), S4Error> {
+        self.update(
+            number,
+            json!({"MaintNotifLongTextForEdit": cut(text, 1333)}),
             deadline,
         )
         .await
-        .map(|_| ())
     }
 
     /// Creates a notification; returns its number.
@@ -406,6 +462,9 @@ impl S4Client {
             if let Some(token) = &token {
                 request = request.header("x-csrf-token", token);
             }
+            if write && !url.path().ends_with("/MaintenanceNotification") {
+                request = request.header("If-Match", "*");
+            }
             if let Some(body) = &body {
                 request = request.json(body);
             }
@@ -453,7 +512,7 @@ impl S4Client {
                         continue;
                     }
                     if status == StatusCode::UNAUTHORIZED
-                        && matches!(self.auth, S4Auth::OAuth2 { .. })
+                        && self.oauth.is_some()
                         && !oauth_refreshed
                     {
                         // The access token expired early or was revoked: one new token.
@@ -516,7 +575,7 @@ impl S4Client {
     ) -> Result<reqwest::RequestBuilder, S4Error> {
         match &self.auth {
             S4Auth::Basic(c) => Ok(request.basic_auth(&c.username, Some(&c.password))),
-            S4Auth::OAuth2 { .. } => {
+            S4Auth::OAuth2(_) => {
                 Ok(request.bearer_auth(self.access_token(refresh, deadline).await?))
             }
         }
@@ -524,72 +583,15 @@ impl S4Client {
 
     /// The cached OAuth2 access token, or a new one.
     async fn access_token(&self, refresh: bool, deadline: Instant) -> Result<String, S4Error> {
-        let S4Auth::OAuth2 {
-            token_url,
-            client_id,
-            client_secret,
-            scope,
-        } = &self.auth
-        else {
+        let Some(cache) = &self.oauth else {
             return Ok(String::new());
         };
-        let mut cached = self.token.lock().await;
-        if !refresh
-            && let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(token.clone());
-        }
-        let mut form = "grant_type=client_credentials".to_string();
-        if let Some(scope) = scope {
-            form.push_str("&scope=");
-            form.push_str(
-                &percent_encoding::utf8_percent_encode(scope, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string(),
-            );
-        }
         let left = deadline.saturating_duration_since(Instant::now());
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let response = self
-            .http
-            .post(token_url.clone())
-            .timeout(self.config.request_timeout.min(left))
-            .basic_auth(client_id, Some(client_secret))
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .header("Accept", "application/json")
-            .body(form)
-            .send()
+        // Nothing was done yet: the mesh redelivers until the client's credentials are fixed.
+        cache
+            .token(&self.http, refresh, self.config.request_timeout.min(left))
             .await
-            .map_err(|e| S4Error::Transient(format!("OAuth2 token request failed: {e}")))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_server_error() {
-            return Err(S4Error::Transient(format!(
-                "OAuth2 token endpoint: {status}"
-            )));
-        }
-        let Some(token) = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|_| status.is_success())
-        else {
-            let reason = body
-                .get("error_description")
-                .or_else(|| body.get("error"))
-                .and_then(Value::as_str)
-                .unwrap_or("no access_token");
-            // Nothing was done: the mesh redelivers until the client's credentials are fixed.
-            return Err(S4Error::Transient(format!(
-                "OAuth2 token endpoint answered {status}: {reason} (check the S/4 client credentials)"
-            )));
-        };
-        let lifetime = body
-            .get("expires_in")
-            .and_then(Value::as_u64)
-            .unwrap_or(3600);
-        let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(30));
-        *cached = Some((token.to_string(), until));
-        Ok(token.to_string())
+            .map_err(S4Error::Transient)
     }
 
     /// The cached CSRF token, or a new one (`refresh`, or none yet).

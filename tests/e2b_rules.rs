@@ -20,10 +20,23 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn the_bundled_and_shipped_files_check_clean() {
-    for file in ["bundled", "rules/default.toml"] {
+    for (file, summary) in [
+        (
+            "bundled",
+            "valid: 6 rule(s), hit policy First, 1 mapping row(s)",
+        ),
+        (
+            "rules/default.toml",
+            "valid: 6 rule(s), hit policy First, 1 mapping row(s)",
+        ),
+        (
+            "rules/sap-compatible.toml",
+            "valid: 4 rule(s), hit policy First, 0 mapping row(s)",
+        ),
+    ] {
         let output = e2b(&["rules", "check", file]);
         assert!(output.status.success(), "{}", text(&output));
-        assert!(text(&output).contains("valid: 5 rule(s), hit policy First, 1 mapping row(s)"));
+        assert!(text(&output).contains(summary), "{}", text(&output));
     }
 }
 
@@ -55,7 +68,7 @@ fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
     ]);
     assert!(output.status.success(), "{}", text(&output));
     let out = text(&output);
-    assert!(out.contains("rule `alarm`: CreateNotification"), "{out}");
+    assert!(out.contains("rule `alarm`: create_notification"), "{out}");
     assert!(out.contains("GET /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification?$filter=MaintNotifExtReferenceNumber eq 'MON"), "{out}");
     assert!(
         out.contains("POST /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification"),
@@ -72,12 +85,37 @@ fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
         "bundled",
         "events/deliveries/closure.cloudevent.json",
     ]);
+    let closure = text(&closure);
     assert!(
-        text(&closure).contains("rule `recovery`: Log"),
-        "{}",
-        text(&closure)
+        closure.contains("rule `closed-by-user`: close_notification"),
+        "{closure}"
     );
-    assert!(!text(&closure).contains("POST"));
+    assert!(
+        closure.contains(
+            "Closure code: failure mode MISALIGNMENT, cause MAINTENANCE, action taken ADJUST"
+        ),
+        "{closure}"
+    );
+    assert!(
+        closure.contains("POST /sap/opu/odata/sap/API_MAINTNOTIFICATION/CompleteMaintNotification?MaintenanceNotification='<number>'"),
+        "{closure}"
+    );
+    assert!(
+        !closure
+            .contains("POST /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification\n")
+    );
+
+    let sbpa = text(&e2b(&[
+        "rules",
+        "test",
+        "rules/sap-compatible.toml",
+        "events/deliveries/alarm.cloudevent.json",
+    ]));
+    assert!(
+        sbpa.contains("POST https://spa-api-gateway.cfapps.eu10.hana.ondemand.com/public/rule/runtime/rest/v2/rule-services"),
+        "{sbpa}"
+    );
+    assert!(sbpa.contains("\"DeviceType\": \"Pump 7\""), "{sbpa}");
 
     let envelope = e2b(&[
         "rules",

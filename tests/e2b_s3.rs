@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
@@ -47,23 +47,7 @@ async fn store_with_objects() -> Store {
 }
 
 async fn e2b(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_e2b"));
-        command
-            .args(&args)
-            .env("AWS_ENDPOINT_URL", moto::endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("S3_FORCE_PATH_STYLE", "true")
-            .env_remove("AWS_PROFILE");
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        command.output().unwrap_or_else(|e| panic!("{e}"))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    support::cli::e2b(args, env).await
 }
 
 fn stderr(o: &Output) -> String {

@@ -33,39 +33,7 @@ struct Fixture {
 }
 
 async fn table() -> DynamoStore {
-    let client = aws_sdk_dynamodb::Client::new(&moto::aws_config().await);
-    let table = moto::unique("idempotency");
-    let created = client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
-        .send()
-        .await;
-    if let Err(e) = created {
-        panic!(
-            "create table: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-        );
-    }
-    DynamoStore {
-        client,
-        table,
-        keep_completed: Duration::from_secs(3600),
-    }
+    moto::idempotency_store().await
 }
 
 async fn fixture_with(rules: RuleSet, with_table: bool) -> Fixture {
@@ -118,6 +86,8 @@ async fn fixture_timed(
             },
             budget,
             in_progress_for,
+            failures: Default::default(),
+            destinations: Default::default(),
         },
     );
     Fixture {
@@ -440,7 +410,7 @@ async fn the_sap_sample_envelope_is_understood_too() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recovery_is_logged_and_creates_nothing() {
+async fn a_closure_with_nothing_open_creates_and_completes_nothing() {
     let f = fixture().await;
     let reply = f
         .processor
@@ -449,9 +419,11 @@ async fn a_recovery_is_logged_and_creates_nothing() {
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.body["results"][0],
-        json!({"rule": "recovery", "status": "COMPLETE"})
+        json!({"rule": "closed-by-user", "status": "SKIPPED",
+            "reason": "no open notification from Monitron for 10000000 (Motor DE)"})
     );
     assert!(f.s4.notifications().is_empty());
+    assert_eq!(f.s4.completions(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -668,6 +640,8 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
             auth: InboundAuth::FunctionUrlIam,
             budget: Duration::from_secs(5),
             in_progress_for: Duration::from_secs(30),
+            failures: Default::default(),
+            destinations: Default::default(),
         },
     );
     for id in ["o-1", "o-2"] {

@@ -92,6 +92,26 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
     }
     assert_eq!(s4.notifications().len(), 1);
 
+    // The user closes the anomaly in Monitron: the loop is closed.
+    let closure = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/deliveries/closure.cloudevent.json"
+    ))
+    .unwrap_or_default();
+    let reply = client
+        .post(&url)
+        .basic_auth("rdp", Some("rdp-lambda-s3cret"))
+        .header("content-type", "application/json")
+        .body(closure)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.status().as_u16(), 200);
+    let answer: serde_json::Value = reply.json().await.unwrap_or_default();
+    assert_eq!(answer["results"][0]["change"], "closed", "{answer}");
+    assert_eq!(s4.completions(), 1);
+    assert_eq!(s4.notifications()[0]["NotifProcessingPhase"], "4");
+
     drop(lambda);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let _ = std::fs::remove_file(&log_path);
@@ -104,7 +124,9 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
         "a secret reached the log"
     );
     assert!(
-        log.contains("\"NotificationsCreated\":1") && log.contains("\"DuplicatesSuppressed\":1"),
+        log.contains("\"NotificationsCreated\":1")
+            && log.contains("\"DuplicatesSuppressed\":1")
+            && log.contains("\"RecoveriesClosed\":1"),
         "no EMF metrics:\n{log}"
     );
     // JSON logs (AWS_LAMBDA_LOG_FORMAT=JSON): every record of an invocation carries its request id.
@@ -117,7 +139,7 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
         .collect();
     assert_eq!(
         records.len(),
-        2,
+        3,
         "one JSON record per delivered event:\n{log}"
     );
     for record in &records {

@@ -2,6 +2,7 @@
 //! of stored objects through the forwarder again).
 
 mod replay;
+mod reprocess;
 mod rules;
 mod scan;
 
@@ -39,6 +40,12 @@ enum Command {
     /// Check a decision table, or see what an event would do under it.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// List the processor's recorded failures, or run them again once the cause is fixed.
+    ///
+    /// Runs with the processor's configuration (the same environment variables as the Lambda).
+    /// A failure that is resolved, or fails for good again (recorded anew), is removed; one
+    /// that still meets a temporary fault is kept. Exit status 0 when all were resolved.
+    Reprocess(reprocess::ReprocessArgs),
 }
 
 /// Runs the command line.
@@ -47,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Scan(args) => scan::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Rules(command) => rules::run(command),
+        Command::Reprocess(args) => reprocess::run(args),
     }
 }
 

@@ -2,9 +2,11 @@
 
 use std::process::ExitCode;
 
-use crate::alert::{self, Delivery};
-use crate::processor::notification_for;
-use crate::rules::{ActionKind, RuleSet};
+use crate::actions::StepKind;
+use crate::alert::{self, AlertEvent, Delivery};
+use crate::destination::Destinations;
+use crate::processor::{identity_for, notification_for, technical_object_for};
+use crate::rules::{ActionKind, ActionParams, Rule, RuleSet};
 use crate::s4::SERVICE_PATH;
 
 #[derive(clap::Subcommand)]
@@ -84,34 +86,102 @@ pub fn run(command: RulesCommand) -> ExitCode {
                 println!("no rule matches: nothing would be done (SKIPPED)");
             }
             for rule in matching {
-                println!("rule `{}`: {:?}", rule.name, rule.action);
-                if rule.action != ActionKind::CreateNotification {
-                    continue;
-                }
-                let Some(mapping) = rules.mapping_for(&event) else {
-                    println!(
-                        "  no [[mapping]] row for this position: the event would fail (ERROR, logged)"
-                    );
-                    continue;
-                };
-                let notification = notification_for(&event, rule, mapping, &rules);
-                let filter = format!(
-                    "MaintNotifExtReferenceNumber eq '{}'",
-                    notification.external_reference
-                );
-                println!(
-                    "  GET {SERVICE_PATH}/MaintenanceNotification?$filter={filter}&$select=MaintenanceNotification,NotifProcessingPhase&$top=1&$format=json"
-                );
-                println!("  (when none exists:)");
-                println!("  POST {SERVICE_PATH}/MaintenanceNotification");
-                println!("  Content-Type: application/json");
-                println!("  x-csrf-token: <fetched once with x-csrf-token: Fetch>");
-                match serde_json::to_string_pretty(&notification.body()) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => println!("  (body not printable: {e})"),
-                }
+                println!("rule `{}`: {}", rule.name, rule.action);
+                explain(&rules, &event, rule);
             }
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Prints what a rule would send, without sending anything.
+fn explain(rules: &RuleSet, event: &AlertEvent, rule: &Rule) {
+    let scope = event.template_scope();
+    let identity = identity_for(event, rule, rules);
+    match &rule.action {
+        ActionKind::CreateNotification => explain_create(rules, event, &rule.params, &identity),
+        ActionKind::CloseNotification => explain_close(rules, event, &rule.params),
+        ActionKind::Log | ActionKind::Ignore => {}
+        ActionKind::Run(name) => {
+            let Some(action) = rules.action(name) else {
+                return;
+            };
+            for step in &action.steps {
+                println!("  step `{}` ({:?}):", step.name, step.phase);
+                match &step.kind {
+                    StepKind::CreateNotification => {
+                        explain_create(rules, event, &step.params, &identity)
+                    }
+                    StepKind::CloseNotification => explain_close(rules, event, &step.params),
+                    StepKind::Log(_) => println!("  log a message"),
+                    StepKind::Http(call) | StepKind::Sbpa { call, .. } => {
+                        let url = rules
+                            .destinations
+                            .get(&call.destination)
+                            .map(|d| Destinations::url_of(d, ""))
+                            .unwrap_or_default();
+                        match call.path.render_path(&scope) {
+                            Ok(path) => println!("  {} {url}{path}", call.method),
+                            Err(e) => {
+                                println!("  {} {url}… ({e}: known when it runs)", call.method)
+                            }
+                        }
+                        if let Some(body) = &call.body {
+                            match body.render(&scope) {
+                                Ok(b) => println!(
+                                    "{}",
+                                    serde_json::to_string_pretty(&b).unwrap_or_default()
+                                ),
+                                Err(e) => println!("  body: {e}: known when it runs"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn explain_create(rules: &RuleSet, event: &AlertEvent, params: &ActionParams, identity: &str) {
+    let notification =
+        match notification_for(event, params, identity, rules, &event.template_scope()) {
+            Ok(n) => n,
+            Err(e) => {
+                println!("  {e}: known when it runs, or the event would fail (ERROR, recorded)");
+                return;
+            }
+        };
+    let filter = format!(
+        "MaintNotifExtReferenceNumber eq '{}'",
+        notification.external_reference
+    );
+    println!("  GET {SERVICE_PATH}/MaintenanceNotification?$filter={filter}&$top=1&$format=json");
+    println!("  (when none exists:)");
+    println!("  POST {SERVICE_PATH}/MaintenanceNotification");
+    println!("  Content-Type: application/json");
+    println!("  x-csrf-token: <fetched once with x-csrf-token: Fetch>");
+    match serde_json::to_string_pretty(&notification.body()) {
+        Ok(text) => println!("{text}"),
+        Err(e) => println!("  (body not printable: {e})"),
+    }
+}
+
+fn explain_close(rules: &RuleSet, event: &AlertEvent, params: &ActionParams) {
+    match technical_object_for(event, params, rules, &event.template_scope()) {
+        Ok((object, kind, _)) => {
+            println!(
+                "  GET {SERVICE_PATH}/MaintenanceNotification?$filter=TechnicalObject eq '{object}' and TechObjIsEquipOrFuncnlLoc eq '{}' and (NotifProcessingPhase eq '1' or … '3')",
+                kind.odata_value()
+            );
+            println!("  for each open one created by Monitron (MON… reference) at this position:");
+            println!("  MERGE …/MaintenanceNotification('<number>') with the recovery note:");
+            println!("{}", crate::processor::recovery_note(event));
+            if params.close.unwrap_or_default() == crate::rules::CloseMode::Complete {
+                println!(
+                    "  POST {SERVICE_PATH}/CompleteMaintNotification?MaintenanceNotification='<number>'"
+                );
+            }
+        }
+        Err(e) => println!("  {e}: the event would fail (ERROR, recorded)"),
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::failures::FailureTarget;
 use crate::rules::RuleOrigin;
 use crate::s4::{S4Config, SERVICE_PATH};
 
@@ -32,6 +33,8 @@ pub struct ProcessorConfig {
     pub auth_secret: Option<String>,
     pub api_key_header: String,
     pub budget: Duration,
+    /// `FAILURE_RECORDS`: where permanent failures are recorded for `e2b reprocess`.
+    pub failure_records: Option<FailureTarget>,
     pub warnings: Vec<String>,
 }
 
@@ -122,6 +125,17 @@ impl ProcessorConfig {
                 "IDEMPOTENCY_IN_PROGRESS_SECONDS {in_progress_s} must exceed REPLY_BUDGET_MS ({budget_ms} ms) by 5 s, or a second delivery could start while the first is still working"
             ));
         }
+        let failure_records = match text("FAILURE_RECORDS").map(|t| FailureTarget::parse(&t)) {
+            None => {
+                warnings.push("FAILURE_RECORDS is not set: permanent failures are logged but not recorded for e2b reprocess".into());
+                None
+            }
+            Some(Ok(target)) => Some(target),
+            Some(Err(e)) => {
+                problems.push(format!("FAILURE_RECORDS {e}"));
+                None
+            }
+        };
         let Some(service_url) = service_url else {
             return Err(crate::config::ConfigError(problems));
         };
@@ -146,6 +160,7 @@ impl ProcessorConfig {
             auth_secret,
             api_key_header: text("PROCESSOR_API_KEY_HEADER").unwrap_or_else(|| "x-api-key".into()),
             budget: Duration::from_millis(budget_ms),
+            failure_records,
             warnings,
         })
     }
@@ -172,6 +187,7 @@ mod tests {
             ("S4_CREDENTIALS_SECRET", "s4"),
             ("PROCESSOR_CREDENTIALS_SECRET", "rdp"),
             ("IDEMPOTENCY_TABLE", "e2b-idempotency"),
+            ("FAILURE_RECORDS", "s3://ops-bucket/e2b/failures"),
         ]) else {
             panic!("refused")
         };

@@ -10,22 +10,30 @@
 //! Every reply comes within the configured budget, below the RDP's 30 s wait.
 
 pub mod auth;
+mod close;
 pub mod config;
+mod create;
 mod notification;
+pub mod setup;
+mod steps;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lambda_http::http::HeaderMap;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::alert::{self, AlertEvent, Delivery};
+use crate::destination::Destinations;
+use crate::failures::{FailureRecord, FailureSink};
 use crate::idempotency::{Begin, IdempotencyStore};
-use crate::rules::{ActionKind, IfOpen, Rule, RuleSet, RuleSource};
-use crate::s4::{S4Client, S4Error};
+use crate::rules::{ActionKind, NoMatch, Rule, RuleSet, RuleSource};
+use crate::s4::S4Client;
 
 pub use auth::InboundAuth;
-pub use notification::{external_reference, notification_for};
+pub use notification::{
+    external_reference, identity_for, notification_for, recovery_note, technical_object_for,
+};
 
 /// Bodies larger than this are refused (413).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -39,6 +47,10 @@ pub struct ProcessorSettings {
     pub budget: Duration,
     /// How long an in-progress idempotency record holds off other deliveries.
     pub in_progress_for: Duration,
+    /// Where permanent failures are recorded for `e2b reprocess`.
+    pub failures: Arc<FailureSink>,
+    /// The clients of the rule files' destinations.
+    pub destinations: Arc<Destinations>,
 }
 
 /// The HTTP answer.
@@ -48,17 +60,41 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// A failure a redelivery cannot cure: what is recorded for `e2b reprocess`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Failure {
+    pub reason: String,
+    pub step: Option<String>,
+    /// The request that was refused (no credentials in it).
+    pub request: Option<Value>,
+    /// Results of the steps that had succeeded.
+    pub completed_steps: Map<String, Value>,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Self {
+        Failure {
+            reason,
+            ..Failure::default()
+        }
+    }
+}
+
 /// The outcome of one action, as logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Done now (`COMPLETE`), with the notification number when one was created.
     Complete(Option<String>),
+    /// An open notification took the event (`COMPLETE`): appended to, or escalated.
+    Updated(String),
+    /// The loop is closed (`COMPLETE`): the notification completed or annotated on recovery.
+    Closed(String),
     /// Done before (`DUPLICATE`): the notification number.
     Duplicate(String),
     /// Nothing to do (`SKIPPED`).
     Skipped(String),
-    /// Failed for good (`ERROR`), logged; a redelivery cannot help.
-    Failed(String),
+    /// Failed for good (`ERROR`), logged and recorded; a redelivery cannot help.
+    Failed(Failure),
     /// A retry can help (`RETRY`): answered 503.
     Retry(String),
 }
@@ -66,13 +102,45 @@ pub enum Outcome {
 impl Outcome {
     pub fn status(&self) -> &'static str {
         match self {
-            Outcome::Complete(_) => "COMPLETE",
+            Outcome::Complete(_) | Outcome::Updated(_) | Outcome::Closed(_) => "COMPLETE",
             Outcome::Duplicate(_) => "DUPLICATE",
             Outcome::Skipped(_) => "SKIPPED",
             Outcome::Failed(_) => "ERROR",
             Outcome::Retry(_) => "RETRY",
         }
     }
+
+    /// The notification the outcome names, if any.
+    pub fn notification(&self) -> Option<&str> {
+        match self {
+            Outcome::Complete(Some(n))
+            | Outcome::Updated(n)
+            | Outcome::Closed(n)
+            | Outcome::Duplicate(n) => Some(n.as_str()).filter(|n| !n.is_empty()),
+            _ => None,
+        }
+    }
+
+    /// Why, for outcomes that have a reason.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Skipped(r) | Outcome::Retry(r) => Some(r),
+            Outcome::Failed(f) => Some(&f.reason),
+            _ => None,
+        }
+    }
+
+    pub fn failed(reason: impl Into<String>) -> Outcome {
+        Outcome::Failed(Failure::from(reason.into()))
+    }
+}
+
+/// What one rule did to an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleOutcome {
+    pub rule: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Outcome,
 }
 
 /// The handler, holding its clients for the life of the warm Lambda.
@@ -98,7 +166,6 @@ impl<I: IdempotencyStore> Processor<I> {
     /// Handles one delivery.
     pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Reply {
         let started = Instant::now();
-        let deadline = started + self.settings.budget;
         if !self.settings.auth.admits(headers) {
             tracing::warn!("delivery refused: missing or wrong credentials");
             return reply(401, json!({"error": "missing or wrong credentials"}));
@@ -112,7 +179,12 @@ impl<I: IdempotencyStore> Processor<I> {
         let event = match alert::parse(body) {
             Ok(Delivery::Event(event)) => event,
             Ok(Delivery::NotAnAlert { id, reason }) => {
-                log_outcome(&id, None, None, &Outcome::Skipped(reason.clone()), started);
+                let skipped = RuleOutcome {
+                    rule: None,
+                    action: None,
+                    outcome: Outcome::Skipped(reason.clone()),
+                };
+                log_outcome(&id, &skipped, started);
                 return reply(
                     200,
                     json!({"id": id, "status": "SKIPPED", "reason": reason}),
@@ -123,42 +195,112 @@ impl<I: IdempotencyStore> Processor<I> {
                 return reply(400, json!({"error": e.to_string()}));
             }
         };
-        let rule_set = self.settings.rules.current().await;
-        let rules = rule_set.decide(&event);
-        if rules.is_empty() {
-            let outcome = Outcome::Skipped("no rule matches".into());
-            log_outcome(&event.id, None, None, &outcome, started);
-            return reply(
-                200,
-                json!({"id": event.id, "results": [result_json(None, &outcome)]}),
-            );
-        }
-        let mut results = Vec::new();
-        let mut outcomes = Vec::new();
-        let mut retry = false;
-        for rule in rules {
-            // Every step is bounded by the deadline; this bounds what is not (the table calls).
-            let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(500));
-            let outcome =
-                tokio::time::timeout_at(limit, self.act(&rule_set, &event, rule, deadline))
-                    .await
-                    .unwrap_or_else(|_| Outcome::Retry("the reply budget ran out".into()));
-            log_outcome(
-                &event.id,
-                Some(&rule.name),
-                Some(rule.action),
-                &outcome,
-                started,
-            );
-            retry |= matches!(outcome, Outcome::Retry(_));
-            results.push(result_json(Some(&rule.name), &outcome));
-            outcomes.push(outcome);
-        }
+        let text = String::from_utf8_lossy(body);
+        let outcomes = self.process(&event, &text, None, started).await;
         emit_metrics(&outcomes);
+        let retry = outcomes
+            .iter()
+            .any(|o| matches!(o.outcome, Outcome::Retry(_)));
+        let results: Vec<Value> = outcomes
+            .iter()
+            .map(|o| result_json(o.rule.as_deref(), &o.outcome))
+            .collect();
         reply(
             if retry { 503 } else { 200 },
             json!({"id": event.id, "results": results}),
         )
+    }
+
+    /// Runs a recorded failure again under the rules now in force: steps that had succeeded
+    /// are not repeated, and every create is idempotent through its external reference. A
+    /// new permanent failure is recorded anew.
+    pub async fn reprocess(&self, record: &FailureRecord) -> Result<Vec<RuleOutcome>, String> {
+        match alert::parse(record.delivery.as_bytes()) {
+            Ok(Delivery::Event(event)) => Ok(self
+                .process(&event, &record.delivery, Some(record), Instant::now())
+                .await),
+            Ok(Delivery::NotAnAlert { reason, .. }) => Ok(vec![RuleOutcome {
+                rule: None,
+                action: None,
+                outcome: Outcome::Skipped(reason),
+            }]),
+            Err(e) => Err(format!("the recorded delivery cannot be read: {e}")),
+        }
+    }
+
+    /// Decides and acts on an event, records permanent failures, logs every outcome. `resume`
+    /// is a failure record being re-processed: its completed steps are not run again.
+    pub async fn process(
+        &self,
+        event: &AlertEvent,
+        delivery: &str,
+        resume: Option<&FailureRecord>,
+        started: Instant,
+    ) -> Vec<RuleOutcome> {
+        let deadline = started + self.settings.budget;
+        let rule_set = self.settings.rules.current().await;
+        let rules = rule_set.decide(event);
+        let mut outcomes = Vec::new();
+        if rules.is_empty() {
+            let outcome = match rule_set.no_match {
+                NoMatch::Skip => Outcome::Skipped("no rule matches".into()),
+                NoMatch::Error => Outcome::failed("no rule matches (no_match = \"error\")"),
+            };
+            outcomes.push(RuleOutcome {
+                rule: None,
+                action: None,
+                outcome,
+            });
+        }
+        for rule in rules {
+            // Every step is bounded by the deadline; this bounds what is not (the table calls).
+            let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(500));
+            let completed = resume
+                .filter(|r| r.rule.as_deref() == Some(rule.name.as_str()))
+                .map(|r| r.completed_steps.clone())
+                .unwrap_or_default();
+            let outcome = tokio::time::timeout_at(
+                limit,
+                self.act(&rule_set, event, rule, completed, deadline),
+            )
+            .await
+            .unwrap_or_else(|_| Outcome::Retry("the reply budget ran out".into()));
+            outcomes.push(RuleOutcome {
+                rule: Some(rule.name.clone()),
+                action: Some(rule.action.to_string()),
+                outcome,
+            });
+        }
+        for o in &mut outcomes {
+            if let Outcome::Failed(failure) = &o.outcome {
+                let record = FailureRecord {
+                    version: 1,
+                    recorded_at:
+                        chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    event_id: event.id.clone(),
+                    source: event.source.clone(),
+                    rule: o.rule.clone(),
+                    action: o.action.clone(),
+                    step: failure.step.clone(),
+                    reason: failure.reason.clone(),
+                    request: failure.request.clone(),
+                    completed_steps: failure.completed_steps.clone(),
+                    delivery: delivery.to_string(),
+                };
+                match self.settings.failures.record(&record).await {
+                    Ok(place) => {
+                        tracing::info!(event_id = %event.id, rule = o.rule.as_deref(), recorded = %place, "failure recorded for e2b reprocess");
+                    }
+                    Err(e) => {
+                        // Not recorded, so not answered as done: the mesh keeps the event.
+                        o.outcome = Outcome::Retry(format!("{}; {e}", failure.reason));
+                    }
+                }
+            }
+            log_outcome(&event.id, o, started);
+        }
+        outcomes
     }
 
     async fn act(
@@ -166,35 +308,61 @@ impl<I: IdempotencyStore> Processor<I> {
         rules: &RuleSet,
         event: &AlertEvent,
         rule: &Rule,
+        completed: Map<String, Value>,
         deadline: Instant,
     ) -> Outcome {
-        match rule.action {
+        match &rule.action {
             ActionKind::Ignore => Outcome::Skipped(format!("rule `{}` ignores it", rule.name)),
             ActionKind::Log => Outcome::Complete(None),
-            ActionKind::CreateNotification => self.create_once(rules, event, rule, deadline).await,
+            ActionKind::CreateNotification => {
+                let identity = identity_for(event, rule, rules);
+                let scope = event.template_scope();
+                match notification_for(event, &rule.params, &identity, rules, &scope) {
+                    Ok(n) => {
+                        self.create_once(
+                            event,
+                            &n,
+                            rule.params.if_open.unwrap_or_default(),
+                            deadline,
+                        )
+                        .await
+                    }
+                    Err(reason) => Outcome::failed(reason),
+                }
+            }
+            ActionKind::CloseNotification => {
+                let scope = event.template_scope();
+                self.close_once(
+                    rules,
+                    event,
+                    &rule.params,
+                    &identity_for(event, rule, rules),
+                    &scope,
+                    deadline,
+                )
+                .await
+            }
+            ActionKind::Run(name) => match rules.action(name) {
+                Some(action) => {
+                    self.run_action(rules, event, rule, action, completed, deadline)
+                        .await
+                }
+                None => Outcome::failed(format!("action `{name}` is not in the rules")),
+            },
         }
     }
 
-    /// Creates the event's notification unless it exists: the idempotency record serialises
-    /// concurrent deliveries, the external-reference lookup is the source of truth.
-    async fn create_once(
+    /// Runs `work` at most once per `key` across deliveries: the idempotency record
+    /// serialises concurrent deliveries, and a completed record answers later ones.
+    async fn exactly_once(
         &self,
-        rules: &RuleSet,
-        event: &AlertEvent,
-        rule: &Rule,
-        deadline: Instant,
+        key: &str,
+        event_id: &str,
+        work: impl Future<Output = (Outcome, Keep)>,
     ) -> Outcome {
-        let Some(mapping) = rules.mapping_for(event) else {
-            return Outcome::Failed(format!(
-                "no [[mapping]] row for project {:?}, site {:?}, asset {:?}, position {:?}",
-                event.project, event.site, event.asset, event.position
-            ));
-        };
-        let notification = notification_for(event, rule, mapping, rules);
-        let key = notification.external_reference.clone();
         let owned = match self
             .idempotency
-            .begin(&key, self.settings.in_progress_for)
+            .begin(key, self.settings.in_progress_for)
             .await
         {
             Ok(Begin::Completed(number)) => return Outcome::Duplicate(number),
@@ -203,116 +371,51 @@ impl<I: IdempotencyStore> Processor<I> {
             }
             Ok(Begin::Started) => true,
             Err(e) => {
-                tracing::warn!(error = %e, event_id = %event.id, "idempotency table unavailable; relying on the S/4 lookup");
+                tracing::warn!(error = %e, event_id, "idempotency table unavailable; relying on the S/4 lookup");
                 false
             }
         };
-        let outcome = match self.s4.find_by_reference(&key, deadline).await {
-            Ok(Some(existing)) => Ok(Outcome::Duplicate(existing.number)),
-            Ok(None) => {
-                let policy = rule.params.if_open.unwrap_or_default();
-                match self
-                    .create_or_join(event, &notification, policy, deadline)
-                    .await
-                {
-                    // The write may have happened: look again before saying anything.
-                    Err(S4Error::Unclear(why)) => {
-                        match self.s4.find_by_reference(&key, deadline).await {
-                            Ok(Some(existing)) => Ok(Outcome::Complete(Some(existing.number))),
-                            _ => Err(S4Error::Unclear(why)),
-                        }
-                    }
-                    other => other,
-                }
-            }
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(done) => {
-                match (&done, owned) {
-                    (Outcome::Complete(Some(n)) | Outcome::Duplicate(n), true) => {
-                        if let Err(e) = self.idempotency.complete(&key, n).await {
-                            tracing::warn!(error = %e, event_id = %event.id, "idempotency record not completed; the S/4 lookup still prevents a duplicate");
-                        }
-                    }
-                    // Nothing created: a redelivery decides again, with the same result.
-                    (_, true) => self.release(&key, &event.id).await,
-                    (_, false) => {}
-                }
-                done
-            }
-            Err(S4Error::Unclear(why)) => {
-                // S/4 may still be saving it: the record stays in progress until it expires,
-                // so a redelivery before then is told to wait and one after it looks again.
-                Outcome::Retry(format!(
-                    "S/4 did not confirm the write ({why}); it is looked up again on redelivery"
-                ))
-            }
-            Err(error) => {
-                if owned {
-                    self.release(&key, &event.id).await;
-                }
-                match error {
-                    S4Error::Permanent { .. } => Outcome::Failed(error.to_string()),
-                    _ => Outcome::Retry(error.to_string()),
+        let (outcome, keep) = work.await;
+        if !owned || keep == Keep::InProgress {
+            return outcome;
+        }
+        let done = !matches!(outcome, Outcome::Failed(_) | Outcome::Retry(_));
+        let number = outcome.notification().map(str::to_string);
+        match (done, number, keep) {
+            (true, Some(n), _) => self.complete(key, event_id, &n).await,
+            (true, None, Keep::Done) => self.complete(key, event_id, "").await,
+            // Nothing done, or failed: a redelivery decides again, with the same result.
+            _ => {
+                if let Err(e) = self.idempotency.release(key).await {
+                    tracing::warn!(error = %e, event_id, "idempotency record not released; it expires by itself");
                 }
             }
         }
+        outcome
     }
 
-    async fn release(&self, key: &str, event_id: &str) {
-        if let Err(e) = self.idempotency.release(key).await {
-            tracing::warn!(error = %e, event_id, "idempotency record not released; it expires by itself");
+    async fn complete(&self, key: &str, event_id: &str, notification: &str) {
+        if let Err(e) = self.idempotency.complete(key, notification).await {
+            tracing::warn!(error = %e, event_id, "idempotency record not completed; the S/4 lookup still prevents a duplicate");
         }
     }
 }
 
-impl<I: IdempotencyStore> Processor<I> {
-    /// Creates the notification, unless the policy says to skip the alert or add it to a
-    /// notification already open for the technical object.
-    async fn create_or_join(
-        &self,
-        event: &AlertEvent,
-        notification: &crate::s4::NewNotification,
-        if_open: IfOpen,
-        deadline: Instant,
-    ) -> Result<Outcome, S4Error> {
-        if if_open != IfOpen::Create
-            && let Some(open) = self
-                .s4
-                .find_open_for_object(
-                    &notification.technical_object,
-                    &notification.object_kind,
-                    deadline,
-                )
-                .await?
-        {
-            if if_open == IfOpen::Skip {
-                return Ok(Outcome::Skipped(format!(
-                    "notification {} is already open for {}",
-                    open.number, notification.technical_object
-                )));
-            }
-            // Added once per event, even without the idempotency table: the text names the event.
-            let marker = format!("Monitron event: {}", event.id);
-            if !open.long_text.lines().any(|line| line == marker) {
-                let text = format!("{}\n{}", notification.text, notification.long_text);
-                self.s4
-                    .append_long_text(&open.number, &text, deadline)
-                    .await?;
-            }
-            return Ok(Outcome::Complete(Some(open.number)));
-        }
-        self.s4
-            .create(notification, deadline)
-            .await
-            .map(|number| Outcome::Complete(Some(number)))
-    }
+/// What becomes of an idempotency record after the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Completed when the outcome names a notification, else released (decided again).
+    ByOutcome,
+    /// Completed whatever the outcome, unless it failed (the work had effects of its own).
+    Done,
+    /// Left in progress until it expires: a write S/4 did not confirm (a redelivery before
+    /// then is told to wait, one after it looks again).
+    InProgress,
 }
 
 /// One EMF line per delivery (see [`crate::metrics`]).
-fn emit_metrics(outcomes: &[Outcome]) {
-    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as u64;
+fn emit_metrics(outcomes: &[RuleOutcome]) {
+    let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(&o.outcome)).count() as u64;
     crate::metrics::emit(
         "processor",
         &[
@@ -320,6 +423,14 @@ fn emit_metrics(outcomes: &[Outcome]) {
             (
                 "NotificationsCreated",
                 count(|o| matches!(o, Outcome::Complete(Some(_)))),
+            ),
+            (
+                "NotificationsUpdated",
+                count(|o| matches!(o, Outcome::Updated(_))),
+            ),
+            (
+                "RecoveriesClosed",
+                count(|o| matches!(o, Outcome::Closed(_))),
             ),
             (
                 "DuplicatesSuppressed",
@@ -341,59 +452,56 @@ fn reply(status: u16, body: Value) -> Reply {
 
 fn result_json(rule: Option<&str>, outcome: &Outcome) -> Value {
     let mut value = json!({"rule": rule, "status": outcome.status()});
+    if let Some(n) = outcome.notification() {
+        value["notification"] = json!(n);
+    }
+    if let Some(r) = outcome.reason() {
+        value["reason"] = json!(r);
+    }
+    if let Outcome::Failed(Failure {
+        step: Some(step), ..
+    }) = outcome
+    {
+        value["step"] = json!(step);
+    }
     match outcome {
-        Outcome::Complete(Some(n)) | Outcome::Duplicate(n) => value["notification"] = json!(n),
-        Outcome::Skipped(r) | Outcome::Failed(r) | Outcome::Retry(r) => value["reason"] = json!(r),
-        Outcome::Complete(None) => {}
+        Outcome::Updated(_) => value["change"] = json!("updated"),
+        Outcome::Closed(_) => value["change"] = json!("closed"),
+        _ => {}
     }
     value
 }
 
 /// One structured log record per event and action.
-fn log_outcome(
-    id: &str,
-    rule: Option<&str>,
-    action: Option<ActionKind>,
-    outcome: &Outcome,
-    started: Instant,
-) {
+fn log_outcome(id: &str, o: &RuleOutcome, started: Instant) {
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let action = action.map(|a| format!("{a:?}"));
-    let (notification, reason) = match outcome {
-        Outcome::Complete(n) => (n.clone(), None),
-        Outcome::Duplicate(n) => (Some(n.clone()), None),
-        Outcome::Skipped(r) | Outcome::Failed(r) | Outcome::Retry(r) => (None, Some(r.as_str())),
+    let outcome = &o.outcome;
+    let (rule, action) = (o.rule.as_deref(), o.action.as_deref());
+    let notification = outcome.notification();
+    let reason = outcome.reason();
+    let step = match outcome {
+        Outcome::Failed(f) => f.step.as_deref(),
+        _ => None,
     };
+    let status = outcome.status();
+    macro_rules! record {
+        ($level:ident) => {
+            tracing::$level!(
+                event_id = id,
+                rule,
+                action,
+                step,
+                notification,
+                status,
+                reason,
+                duration_ms,
+                "event processed"
+            )
+        };
+    }
     match outcome {
-        Outcome::Failed(_) => tracing::error!(
-            event_id = id,
-            rule,
-            action,
-            notification,
-            status = outcome.status(),
-            reason,
-            duration_ms,
-            "event processed"
-        ),
-        Outcome::Retry(_) => tracing::warn!(
-            event_id = id,
-            rule,
-            action,
-            notification,
-            status = outcome.status(),
-            reason,
-            duration_ms,
-            "event processed"
-        ),
-        _ => tracing::info!(
-            event_id = id,
-            rule,
-            action,
-            notification,
-            status = outcome.status(),
-            reason,
-            duration_ms,
-            "event processed"
-        ),
+        Outcome::Failed(_) => record!(error),
+        Outcome::Retry(_) => record!(warn),
+        _ => record!(info),
     }
 }

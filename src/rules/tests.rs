@@ -109,6 +109,9 @@ fn patterns_match_exactly_by_prefix_by_suffix_or_anything() {
     assert!(Matcher::AnyOf(vec!["A".into(), "B".into()]).matches(Some("B")));
 }
 
+/// A file with one rule running action `act`, whose first step `a` logs, and a destination.
+const ACTION: &str = "[[rule]]\nname = \"r\"\naction = \"act\"\n[destination.itsm]\nurl = \"https://itsm.example.com/api\"\n[[action]]\nname = \"act\"\n[[action.step]]\nname = \"a\"\ntype = \"log\"\n";
+
 #[test]
 fn mistakes_are_reported_precisely() {
     let cases = [
@@ -118,7 +121,7 @@ fn mistakes_are_reported_precisely() {
         ),
         (
             "[[rule]]\nname = \"a\"\naction = \"explode\"\n",
-            "unknown variant `explode`",
+            "action `explode` is neither built in",
         ),
         (
             "[[rule]]\nname = \"a\"\naction = \"log\"\n[[rule]]\nname = \"a\"\naction = \"log\"\n",
@@ -137,6 +140,46 @@ fn mistakes_are_reported_precisely() {
             "technical_object is empty",
         ),
         ("hit_policy = \"some\"\n", "unknown variant `some`"),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"itsm\"\nmethod = \"POST\"\npath = \"/x\"\nbody = {{ n = \"${{{{steps.lookp.id}}}}\" }}\n"
+            ),
+            "step `b`: body: `steps.lookp.id` does not name a step that runs before this one",
+        ),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"crm\"\nmethod = \"GET\"\npath = \"/x\"\n"
+            ),
+            "step `b`: there is no [destination.crm]",
+        ),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"itsm\"\nmethod = \"GET\"\npath = \"/x/${{{{event.asset}}}}\"\n"
+            ),
+            "`event.asset`: an event has id, source, type, time, data",
+        ),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"itsm\"\nmethod = \"GET\"\npath = \"/x/${{{{event.id\"\n"
+            ),
+            "is not closed",
+        ),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"log\"\ndestination = \"itsm\"\n"
+            ),
+            "`destination` does not apply to a Log step",
+        ),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"itsm\"\nmethod = \"GET\"\npath = \"/x\"\nbody_json = \"{{oops\"\n"
+            ),
+            "body_json is not JSON",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"log\"\n[destination.x]\nurl = \"https://x.example\"\nauth = \"basic\"\n",
+            "auth Basic needs `secret`",
+        ),
         ("", "no [[rule]]"),
         ("[[rule]\n", "test.toml"),
     ];

@@ -72,3 +72,57 @@ pub fn base64(input: &[u8]) -> String {
     }
     out
 }
+
+/// An answer: status line (`201 Created`), extra headers, JSON body.
+pub type Answer = (&'static str, Vec<(String, String)>, String);
+
+/// Serves HTTP/1.1 keep-alive connections on a loopback listener, answering each request
+/// with `answer` after `delay` (read per request, so faults can change mid-test). Returns the
+/// base URL and the accept task (abort it to stop).
+pub async fn serve<A, D>(
+    address: &str,
+    answer: A,
+    delay: D,
+) -> (String, tokio::task::JoinHandle<()>)
+where
+    A: Fn(&Request) -> Answer + Send + Sync + 'static,
+    D: Fn(&Request) -> Option<std::time::Duration> + Send + Sync + 'static,
+{
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let handlers = std::sync::Arc::new((answer, delay));
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handlers = handlers.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut reader = tokio::io::BufReader::new(read);
+                while let Ok(Some(request)) = read_request(&mut reader).await {
+                    if let Some(d) = (handlers.1)(&request) {
+                        tokio::time::sleep(d).await;
+                    }
+                    let (status, headers, body) = (handlers.0)(&request);
+                    let mut text = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+                        body.len()
+                    );
+                    for (k, v) in headers {
+                        text.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    text.push_str("\r\n");
+                    text.push_str(&body);
+                    if write.write_all(text.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, task)
+}

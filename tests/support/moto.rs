@@ -105,3 +105,40 @@ pub fn unique(prefix: &str) -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A new DynamoDB idempotency table (partition key `id`), as the template creates it.
+pub async fn idempotency_store() -> e2b::idempotency::DynamoStore {
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    let table = unique("idempotency");
+    let created = client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .send()
+        .await;
+    if let Err(e) = created {
+        panic!(
+            "create table: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        );
+    }
+    e2b::idempotency::DynamoStore {
+        client,
+        table,
+        keep_completed: Duration::from_secs(3600),
+    }
+}

@@ -4,15 +4,16 @@
 //! `x-csrf-token: Required`); the `MaintenanceNotification` field names and maximum lengths and
 //! the mandatory `NotificationText` (400 with a SAP-shaped error body); `$filter` on
 //! `MaintNotifExtReferenceNumber` and `TechnicalObject`. Faults on demand: 503 for the next N
-//! requests, a delay, all tokens expired, technical objects that "do not exist".
+//! requests, a delay, all tokens expired, technical objects that "do not exist". Changes
+//! (`MERGE`) and the function import `CompleteMaintNotification` (parameters as URI literals in
+//! the query) need `If-Match`, as the service has an entity tag; completing a completed
+//! notification is refused.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 pub const SERVICE: &str = "/sap/opu/odata/sap/API_MAINTNOTIFICATION";
 
@@ -51,6 +52,8 @@ struct State {
     oauth_client: Option<(String, String)>,
     tokens: HashSet<String>,
     token_requests: u64,
+    completions: u64,
+    updates: u64,
 }
 
 pub struct TestS4 {
@@ -79,54 +82,26 @@ impl TestS4 {
 
     /// Starts on a given loopback address (`127.0.0.1:PORT`).
     pub async fn start_at(address: &str, username: &str, password: &str) -> TestS4 {
-        let listener = TcpListener::bind(address)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let url = format!(
-            "http://{}",
-            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
-        );
         let state = Arc::new(Mutex::new(State {
             username: username.into(),
             password: password.into(),
             ..State::default()
         }));
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
-                    while let Ok(Some(request)) = super::http::read_request(&mut reader).await {
-                        let (delay, post_delay) = {
-                            let s = lock(&state);
-                            (s.delay, s.post_delay)
-                        };
-                        if let Some(d) = delay {
-                            tokio::time::sleep(d).await;
-                        }
-                        // A slow write is still carried out when the client has given up.
-                        if let Some(d) = post_delay.filter(|_| request.method == "POST") {
-                            tokio::time::sleep(d).await;
-                        }
-                        let (status, headers, body) = answer(&state, &request);
-                        let mut text = format!(
-                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-                            body.len()
-                        );
-                        for (k, v) in headers {
-                            text.push_str(&format!("{k}: {v}\r\n"));
-                        }
-                        text.push_str("\r\n");
-                        text.push_str(&body);
-                        if write.write_all(text.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
+        let (answering, delaying) = (state.clone(), state.clone());
+        let (url, task) = super::http::serve(
+            address,
+            move |request| answer(&answering, request),
+            move |request| {
+                let s = lock(&delaying);
+                // A slow write is still carried out when the client has given up.
+                let post = s.post_delay.filter(|_| request.method == "POST");
+                match (s.delay, post) {
+                    (None, None) => None,
+                    (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+                }
+            },
+        )
+        .await;
         TestS4 { url, state, task }
     }
 
@@ -156,6 +131,16 @@ impl TestS4 {
                 n["NotifProcessingPhase"] = json!("4");
             }
         }
+    }
+
+    /// `CompleteMaintNotification` calls that completed a notification.
+    pub fn completions(&self) -> u64 {
+        lock(&self.state).completions
+    }
+
+    /// Accepted `MERGE`s.
+    pub fn updates(&self) -> u64 {
+        lock(&self.state).updates
     }
 
     pub fn notifications(&self) -> Vec<Value> {
@@ -199,7 +184,7 @@ impl TestS4 {
     }
 }
 
-type Answer = (&'static str, Vec<(String, String)>, String);
+use super::http::Answer;
 
 fn sap_error(code: &str, message: &str) -> String {
     json!({"error": {"code": code, "message": {"lang": "en", "value": message},
@@ -325,10 +310,16 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
                     .find_map(|p| p.strip_prefix("$filter="))
                     .unwrap_or(""),
             );
+            let top = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("$top="))
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(usize::MAX);
             let results: Vec<Value> = s
                 .notifications
                 .iter()
                 .filter(|n| filter_matches(&filter, n))
+                .take(top)
                 .cloned()
                 .collect();
             (
@@ -421,42 +412,138 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             if !token_ok {
                 return csrf_refusal();
             }
+            if !request.headers.contains_key("if-match") {
+                return precondition_required();
+            }
             let number = entity
                 .trim_start_matches("/MaintenanceNotification('")
                 .trim_end_matches("')")
                 .to_string();
-            let added: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
-            let Some(text) = added
-                .get("MaintNotifLongTextForEdit")
-                .and_then(Value::as_str)
-            else {
+            let Ok(Value::Object(changes)) = serde_json::from_str::<Value>(&request.body) else {
                 return (
                     "400 Bad Request",
                     vec![],
-                    sap_error("/IWBEP/CM_MGW_RT/022", "Nothing to update"),
+                    sap_error(
+                        "/IWBEP/CM_MGW_RT/022",
+                        "The request body is not a JSON object",
+                    ),
                 );
             };
+            for (field, value) in &changes {
+                let Some((_, max)) = FIELDS.iter().find(|(f, _)| f == field) else {
+                    return (
+                        "400 Bad Request",
+                        vec![],
+                        sap_error(
+                            "/IWBEP/CM_MGW_RT/021",
+                            &format!("Property '{field}' is invalid"),
+                        ),
+                    );
+                };
+                if field == "NotificationType" {
+                    return (
+                        "400 Bad Request",
+                        vec![],
+                        sap_error(
+                            "/IWBEP/CM_MGW_RT/023",
+                            "Property 'NotificationType' cannot be changed",
+                        ),
+                    );
+                }
+                if value.as_str().is_some_and(|v| v.chars().count() > *max) {
+                    return (
+                        "400 Bad Request",
+                        vec![],
+                        sap_error(
+                            "/IWBEP/CM_MGW_RT/004",
+                            &format!("Value of '{field}' is too long (maximum {max})"),
+                        ),
+                    );
+                }
+            }
+            s.updates += 1;
             let Some(existing) = s
                 .notifications
                 .iter_mut()
                 .find(|n| n["MaintenanceNotification"] == number.as_str())
             else {
+                return not_found(&number);
+            };
+            for (field, value) in changes {
+                if field == "MaintNotifLongTextForEdit" {
+                    // S/4 adds the text as a new block of the long text.
+                    let before = existing[&field].as_str().unwrap_or_default().to_string();
+                    existing[&field] =
+                        json!(format!("{before}\n{}", value.as_str().unwrap_or_default()));
+                } else {
+                    existing[&field] = value;
+                }
+            }
+            ("204 No Content", vec![], String::new())
+        }
+        ("POST", "/CompleteMaintNotification") => {
+            if !token_ok {
+                return csrf_refusal();
+            }
+            if !request.headers.contains_key("if-match") {
+                return precondition_required();
+            }
+            let parameter = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                    .map(decode)
+            };
+            let Some(number) = parameter("MaintenanceNotification").and_then(|n| {
+                n.strip_prefix('\'')
+                    .and_then(|n| n.strip_suffix('\''))
+                    .map(str::to_string)
+            }) else {
                 return (
-                    "404 Not Found",
+                    "400 Bad Request",
                     vec![],
                     sap_error(
-                        "/IWBEP/CM_MGW_RT/020",
-                        &format!("Notification {number} not found"),
+                        "/IWBEP/CM_MGW_RT/106",
+                        "Parameter 'MaintenanceNotification' is missing or not a string literal",
                     ),
                 );
             };
-            // S/4 adds the text as a new block of the long text.
-            let before = existing["MaintNotifLongTextForEdit"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            existing["MaintNotifLongTextForEdit"] = json!(format!("{before}\n{text}"));
-            ("204 No Content", vec![], String::new())
+            let reference = parameter("MaintNotifReferenceDateTime");
+            if reference
+                .as_ref()
+                .is_some_and(|r| !(r.starts_with("datetimeoffset'") && r.ends_with('\'')))
+            {
+                return (
+                    "400 Bad Request",
+                    vec![],
+                    sap_error(
+                        "/IWBEP/CM_MGW_RT/107",
+                        "Parameter 'MaintNotifReferenceDateTime' is not an Edm.DateTimeOffset literal",
+                    ),
+                );
+            }
+            let Some(existing) = s
+                .notifications
+                .iter_mut()
+                .find(|n| n["MaintenanceNotification"] == number.as_str())
+            else {
+                return not_found(&number);
+            };
+            if existing["NotifProcessingPhase"] == "4" {
+                return (
+                    "400 Bad Request",
+                    vec![],
+                    sap_error(
+                        "IW/439",
+                        &format!("Notification {number} is already completed"),
+                    ),
+                );
+            }
+            existing["NotifProcessingPhase"] = json!("4");
+            existing["NotificationReferenceDateTime"] = json!(reference);
+            let done = existing.clone();
+            s.completions += 1;
+            ("200 OK", vec![], json!({"d": done}).to_string())
         }
         _ => (
             "405 Method Not Allowed",
@@ -464,6 +551,28 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             sap_error("/IWBEP/CM_MGW_RT/005", "Method not allowed"),
         ),
     }
+}
+
+fn precondition_required() -> Answer {
+    (
+        "428 Precondition Required",
+        vec![],
+        sap_error(
+            "/IWBEP/CM_MGW_RT/009",
+            "Precondition required: send If-Match",
+        ),
+    )
+}
+
+fn not_found(number: &str) -> Answer {
+    (
+        "404 Not Found",
+        vec![],
+        sap_error(
+            "/IWBEP/CM_MGW_RT/020",
+            &format!("Notification {number} not found"),
+        ),
+    )
 }
 
 fn csrf_refusal() -> Answer {

@@ -1,0 +1,178 @@
+//! `e2b reprocess`: list recorded failures, and run them again once the cause is fixed.
+
+use std::process::ExitCode;
+
+use crate::failures::{FailureSink, FailureTarget, Found};
+use crate::processor::config::ProcessorConfig;
+use crate::processor::{Outcome, setup};
+use crate::replay::parse_time;
+
+#[derive(clap::Args)]
+pub struct ReprocessArgs {
+    /// Where the failures are recorded: `s3://bucket/prefix` or an SQS queue URL. Default: the
+    /// processor's FAILURE_RECORDS.
+    #[arg(long, value_name = "TARGET")]
+    from: Option<String>,
+
+    /// Only the failures of this Monitron event id (repeatable).
+    #[arg(long = "id", value_name = "EVENT_ID")]
+    ids: Vec<String>,
+
+    /// Only failures recorded at or after this time (RFC 3339, or a date).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+
+    /// Only failures recorded before this time.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+
+    /// List the failures, run nothing.
+    #[arg(long)]
+    list: bool,
+
+    /// At most this many failures.
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+}
+
+pub fn run(args: ReprocessArgs) -> ExitCode {
+    let runtime = match super::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(reprocess(args))
+}
+
+async fn reprocess(args: ReprocessArgs) -> ExitCode {
+    let Some(target) = args
+        .from
+        .clone()
+        .or_else(|| std::env::var("FAILURE_RECORDS").ok())
+    else {
+        eprintln!(
+            "say where the failures are: --from s3://bucket/prefix or a queue URL (or set FAILURE_RECORDS)"
+        );
+        return ExitCode::from(2);
+    };
+    let target = match FailureTarget::parse(&target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("--from {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let times = [&args.since, &args.until].map(|t| t.as_deref().map(|t| (t, parse_time(t))));
+    if let Some((text, _)) = times.iter().flatten().find(|(_, parsed)| parsed.is_none()) {
+        eprintln!("`{text}` is not an RFC 3339 time or a date");
+        return ExitCode::from(2);
+    }
+    let [since, until] = times.map(|t| t.and_then(|(_, parsed)| parsed));
+    let aws = super::aws().await;
+    let s3 = super::s3_client(&aws).await;
+    let sink = FailureSink::new(Some(&target), s3.clone(), &aws);
+    // SQS messages read while re-processing stay hidden for five minutes.
+    let hold = if args.list { 1 } else { 300 };
+    let found = match sink.list(args.limit, hold).await {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    let chosen: Vec<Found> = found
+        .into_iter()
+        .filter(|f| seen.insert(f.record.file_name()))
+        .filter(|f| args.ids.is_empty() || args.ids.contains(&f.record.event_id))
+        .filter(|f| {
+            let at = parse_time(&f.record.recorded_at);
+            since.is_none_or(|s| at.is_some_and(|a| a >= s))
+                && until.is_none_or(|u| at.is_some_and(|a| a < u))
+        })
+        .collect();
+    if args.list {
+        for f in &chosen {
+            let r = &f.record;
+            println!(
+                "{}  event {}  rule {}  step {}  {}",
+                r.recorded_at,
+                r.event_id,
+                r.rule.as_deref().unwrap_or("-"),
+                r.step.as_deref().unwrap_or("-"),
+                r.reason
+            );
+        }
+        eprintln!("{} recorded failure(s)", chosen.len());
+        return ExitCode::SUCCESS;
+    }
+    let config = match ProcessorConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("re-processing uses the processor's settings: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let processor = match setup::build(&config, &aws, s3).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut resolved, mut open) = (0, 0);
+    for f in chosen {
+        let r = &f.record;
+        let outcomes = match processor.reprocess(r).await {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("event {}: {e}; the record is kept", r.event_id);
+                open += 1;
+                continue;
+            }
+        };
+        let mut retry = false;
+        for o in &outcomes {
+            retry |= matches!(o.outcome, Outcome::Retry(_));
+            println!(
+                "event {}  rule {}  {}{}{}",
+                r.event_id,
+                o.rule.as_deref().unwrap_or("-"),
+                o.outcome.status(),
+                o.outcome
+                    .notification()
+                    .map(|n| format!("  notification {n}"))
+                    .unwrap_or_default(),
+                o.outcome
+                    .reason()
+                    .map(|n| format!("  ({n})"))
+                    .unwrap_or_default()
+            );
+        }
+        let failed = outcomes
+            .iter()
+            .any(|o| matches!(o.outcome, Outcome::Failed(_)));
+        // Still transient: keep the record for the next run. Failed again: the new record
+        // (written by the processor) replaces this one.
+        if retry {
+            open += 1;
+            continue;
+        }
+        if let Err(e) = sink.remove(&f.handle).await {
+            eprintln!("{e}");
+        }
+        if failed {
+            open += 1;
+        } else {
+            resolved += 1;
+        }
+    }
+    eprintln!("{resolved} resolved, {open} still failing");
+    if open == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,103 @@
+//! Closing the loop: when an asset recovers (or a user closes the anomaly in Monitron), the
+//! open notification its alert created is completed, or annotated with the closure code.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::alert::AlertEvent;
+use crate::idempotency::IdempotencyStore;
+use crate::rules::{ActionParams, CloseMode, RuleSet};
+use crate::s4::{Existing, S4Error};
+
+use super::create::created_by_us;
+use super::{Keep, Outcome, Processor, external_reference, recovery_note, technical_object_for};
+
+impl<I: IdempotencyStore> Processor<I> {
+    /// Finds the open notifications the processor created for the event's technical object
+    /// and position, adds the recovery note (once per event), and completes them when the
+    /// params say so (the default). Exactly once per recovery event.
+    pub(super) async fn close_once(
+        &self,
+        rules: &RuleSet,
+        event: &AlertEvent,
+        params: &ActionParams,
+        identity: &str,
+        scope: &Value,
+        deadline: Instant,
+    ) -> Outcome {
+        let (object, kind, _) = match technical_object_for(event, params, rules, scope) {
+            Ok(found) => found,
+            Err(reason) => return Outcome::failed(reason),
+        };
+        let mode = params.close.unwrap_or_default();
+        let key = external_reference(&event.source, &format!("{identity}\nclose"));
+        self.exactly_once(&key, &event.id, async {
+            let closed = self
+                .close(event, &object, kind.odata_value(), mode, deadline)
+                .await;
+            match closed {
+                Ok(numbers) if numbers.is_empty() => (
+                    Outcome::Skipped(format!(
+                        "no open notification from Monitron for {object} ({})",
+                        event.position.as_deref().unwrap_or("any position")
+                    )),
+                    Keep::ByOutcome,
+                ),
+                Ok(numbers) => (Outcome::Closed(numbers.join(",")), Keep::ByOutcome),
+                Err(e @ S4Error::Permanent { .. }) => {
+                    (Outcome::failed(e.to_string()), Keep::ByOutcome)
+                }
+                // Completing twice is refused by S/4, so a redelivery cannot complete twice;
+                // the note carries the event id, so it is not added twice either.
+                Err(e) => (Outcome::Retry(e.to_string()), Keep::ByOutcome),
+            }
+        })
+        .await
+    }
+
+    async fn close(
+        &self,
+        event: &AlertEvent,
+        object: &str,
+        kind: &str,
+        mode: CloseMode,
+        deadline: Instant,
+    ) -> Result<Vec<String>, S4Error> {
+        let open = self.s4.open_for_object(object, kind, 20, deadline).await?;
+        let mine: Vec<Existing> = open
+            .into_iter()
+            .filter(created_by_us)
+            .filter(|n| same_position(n, event))
+            .collect();
+        let note = recovery_note(event);
+        let marker = format!("Monitron event: {}", event.id);
+        let mut closed = Vec::new();
+        for n in mine {
+            if !n.long_text.lines().any(|line| line == marker) {
+                self.s4.append_long_text(&n.number, &note, deadline).await?;
+            }
+            if mode == CloseMode::Complete {
+                self.s4
+                    .complete(&n.number, event.timestamp(), deadline)
+                    .await?;
+            }
+            closed.push(n.number);
+        }
+        Ok(closed)
+    }
+}
+
+/// A notification belongs to the event's position when its long text names that position (the
+/// processor writes `Position: …` into every notification it creates). One whose long text
+/// is not readable, or an event without a position, matches on the technical object alone.
+fn same_position(n: &Existing, event: &AlertEvent) -> bool {
+    let Some(position) = &event.position else {
+        return true;
+    };
+    if !n.long_text.lines().any(|l| l.starts_with("Position: ")) {
+        return true;
+    }
+    let line = format!("Position: {position}");
+    n.long_text.lines().any(|l| l == line)
+}

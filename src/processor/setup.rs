@@ -1,0 +1,59 @@
+//! Building the processor from its configuration: secrets read, rules loaded, clients made.
+//! Shared by the Lambda binary and `e2b reprocess`.
+
+use std::sync::Arc;
+
+use crate::destination::Destinations;
+use crate::failures::FailureSink;
+use crate::idempotency::DynamoStore;
+use crate::rules::RuleSource;
+use crate::s4::{S4Auth, S4Client};
+use crate::secrets::SecretStore;
+
+use super::config::{AuthScheme, ProcessorConfig};
+use super::{InboundAuth, Processor, ProcessorSettings};
+
+/// The processor as deployed: DynamoDB idempotency records when a table is configured.
+pub type DeployedProcessor = Processor<Option<DynamoStore>>;
+
+/// Reads the secrets and the rules and makes the clients; an error says what is wrong.
+pub async fn build(
+    config: &ProcessorConfig,
+    aws: &aws_config::SdkConfig,
+    s3: aws_sdk_s3::Client,
+) -> Result<DeployedProcessor, Box<dyn std::error::Error + Send + Sync>> {
+    let secrets = aws_sdk_secretsmanager::Client::new(aws);
+    let s4_auth = S4Auth::from_secret(
+        &config.s4_secret,
+        &secrets.secret_string(&config.s4_secret).await?,
+    )?;
+    let auth = match (&config.auth, &config.auth_secret) {
+        (AuthScheme::Iam, _) | (_, None) => InboundAuth::FunctionUrlIam,
+        (scheme, Some(id)) => {
+            let json = secrets.secret_string(id).await?;
+            InboundAuth::from_secret(*scheme, id, &json, &config.api_key_header)?
+        }
+    };
+    let rules = RuleSource::load(config.rules.clone(), config.rules_ttl, Some(s3.clone()))
+        .await
+        .map_err(|e| format!("rules: {e}"))?;
+    let s4 = S4Client::new(config.s4.clone(), s4_auth)?;
+    let idempotency = config.idempotency_table.clone().map(|table| DynamoStore {
+        client: aws_sdk_dynamodb::Client::new(aws),
+        table,
+        keep_completed: config.keep_completed,
+    });
+    let failures = FailureSink::new(config.failure_records.as_ref(), s3, aws);
+    Ok(Processor::new(
+        Arc::new(s4),
+        idempotency,
+        ProcessorSettings {
+            rules: Arc::new(rules),
+            auth,
+            budget: config.budget,
+            in_progress_for: config.in_progress_for,
+            failures: Arc::new(failures),
+            destinations: Arc::new(Destinations::new(Some(secrets))),
+        },
+    ))
+}

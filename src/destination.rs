@@ -239,12 +239,7 @@ impl Client {
                 response.status()
             )));
         }
-        let token = response
-            .headers()
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let token = crate::s4::csrf_token_in(response.headers());
         *cached = Some(token.clone());
         Ok(token)
     }
@@ -278,11 +273,7 @@ impl Client {
                 Err(e) => (format!("request failed: {e}"), read),
                 Ok(response) => {
                     let status = response.status();
-                    let csrf_required = response
-                        .headers()
-                        .get("x-csrf-token")
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.eq_ignore_ascii_case("required"));
+                    let csrf_required = crate::s4::csrf_required(response.headers());
                     let text = response.text().await.unwrap_or_default();
                     let success = if call.expect.is_empty() {
                         status.is_success()

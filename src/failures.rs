@@ -299,24 +299,7 @@ async fn read_s3(
     bucket: &str,
     key: &str,
 ) -> Result<FailureRecord, String> {
-    let object = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot read s3://{bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
-        })?;
-    let bytes = object
-        .body
-        .collect()
-        .await
-        .map_err(|e| format!("cannot read s3://{bucket}/{key}: {e}"))?
-        .into_bytes();
+    let bytes = crate::s3::read_small(client, bucket, key, 4 * 1024 * 1024).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| format!("s3://{bucket}/{key} is no failure record: {e}"))
 }

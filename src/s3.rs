@@ -102,3 +102,38 @@ impl ObjectStore for LocalDir {
         }
     }
 }
+
+/// A small S3 object (a rule file, a failure record) read whole, refused above `limit` bytes.
+/// Errors name the object.
+pub async fn read_small(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read s3://{bucket}/{key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        })?;
+    if object
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit))
+    {
+        return Err(format!("s3://{bucket}/{key} is larger than {limit} bytes"));
+    }
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read s3://{bucket}/{key}: {e}"))?
+        .into_bytes();
+    Ok(bytes.to_vec())
+}

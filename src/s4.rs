@@ -481,11 +481,7 @@ impl S4Client {
                 Err(e) => (format!("request failed: {e}"), false),
                 Ok(response) => {
                     let status = response.status();
-                    let csrf_required = response
-                        .headers()
-                        .get("x-csrf-token")
-                        .and_then(|v| v.to_str().ok())
-                        .is_some_and(|v| v.eq_ignore_ascii_case("required"));
+                    let csrf_required = crate::s4::csrf_required(response.headers());
                     let text = match response.text().await {
                         Ok(text) => text,
                         Err(e) if write => {
@@ -629,16 +625,28 @@ impl S4Client {
                 status.as_u16()
             )));
         }
-        // Some systems send no token; writes then go without one (as SAP's Cloud SDK does).
-        let token = response
-            .headers()
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let token = crate::s4::csrf_token_in(response.headers());
         *cached = Some(token.clone());
         Ok(token)
     }
+}
+
+/// The CSRF token an answer carries; empty when none (some systems send none, and writes then
+/// go without one, as SAP's Cloud SDK does).
+pub(crate) fn csrf_token_in(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// True when an answer asks for a (new) CSRF token: `x-csrf-token: Required`.
+pub(crate) fn csrf_required(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("required"))
 }
 
 /// SAP Gateway's error body → `code: message (detail; detail)`.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use e2b::idempotency::DynamoStore;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings, external_reference};
 use e2b::rules::{RuleSet, RuleSource};
-use e2b::s4::{S4Auth, S4Client, S4Config, S4Credentials};
+use e2b::s4::{S4Auth, S4Client, S4Config};
 use support::moto;
 use support::s4::TestS4;
 
@@ -55,21 +55,7 @@ async fn fixture_timed(
     in_progress_for: Duration,
 ) -> Fixture {
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
-    let config = S4Config {
-        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
-        sap_client: Some("100".into()),
-        request_timeout: s4_timeout,
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(20),
-    };
-    let client = S4Client::new(
-        config,
-        S4Auth::Basic(S4Credentials {
-            username: S4_USER.into(),
-            password: S4_PASSWORD.into(),
-        }),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let client = s4.client(S4_USER, S4_PASSWORD, s4_timeout);
     let idempotency = if with_table {
         Some(table().await)
     } else {

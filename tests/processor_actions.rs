@@ -15,7 +15,6 @@ use e2b::failures::FailureSink;
 use e2b::idempotency::DynamoStore;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 use e2b::rules::{RuleSet, RuleSource};
-use e2b::s4::{S4Auth, S4Client, S4Config, S4Credentials};
 use support::destination::TestDestination;
 use support::moto;
 use support::s4::TestS4;
@@ -48,20 +47,7 @@ async fn fixture(rules: &str, with_table: bool, records: Records) -> Fixture {
     let dest = TestDestination::start().await;
     let rules = RuleSet::parse("test rules", &rules.replace("DEST_URL", &dest.url))
         .unwrap_or_else(|e| panic!("{e}"));
-    let client = S4Client::new(
-        S4Config {
-            service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
-            sap_client: Some("100".into()),
-            request_timeout: Duration::from_millis(800),
-            max_attempts: 3,
-            backoff_base: Duration::from_millis(20),
-        },
-        S4Auth::Basic(S4Credentials {
-            username: S4_USER.into(),
-            password: S4_PASSWORD.into(),
-        }),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let client = s4.client(S4_USER, S4_PASSWORD, Duration::from_millis(800));
     let (sink, failures) = if records == Records::Sqs {
         let sqs = aws_sdk_sqs::Client::new(&moto::aws_config().await);
         let queue = sqs

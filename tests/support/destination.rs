@@ -51,10 +51,7 @@ impl Drop for TestDestination {
 }
 
 fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
-    match state.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
+    super::http::lock(state)
 }
 
 impl TestDestination {

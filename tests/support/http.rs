@@ -126,3 +126,11 @@ where
     });
     (url, task)
 }
+
+/// A test server's state, even after a panicking test thread poisoned the lock.
+pub fn lock<T>(state: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match state.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}

@@ -69,10 +69,7 @@ impl Drop for TestS4 {
 }
 
 fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
-    match state.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
+    super::http::lock(state)
 }
 
 impl TestS4 {
@@ -103,6 +100,23 @@ impl TestS4 {
         )
         .await;
         TestS4 { url, state, task }
+    }
+
+    /// A client for this server with Basic credentials, `sap-client` 100 and three attempts.
+    pub fn client(&self, username: &str, password: &str, timeout: Duration) -> e2b::s4::S4Client {
+        let config = e2b::s4::S4Config {
+            service_url: reqwest::Url::parse(&self.service_url()).unwrap_or_else(|e| panic!("{e}")),
+            sap_client: Some("100".into()),
+            request_timeout: timeout,
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(20),
+        };
+        let credentials = e2b::s4::S4Credentials {
+            username: username.into(),
+            password: password.into(),
+        };
+        e2b::s4::S4Client::new(config, e2b::s4::S4Auth::Basic(credentials))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// The service root URL.
@@ -332,43 +346,10 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             if !token_ok {
                 return csrf_refusal();
             }
-            let body: Value = match serde_json::from_str(&request.body) {
-                Ok(Value::Object(map)) => Value::Object(map),
-                _ => {
-                    return (
-                        "400 Bad Request",
-                        vec![],
-                        sap_error(
-                            "/IWBEP/CM_MGW_RT/022",
-                            "The request body is not a JSON object",
-                        ),
-                    );
-                }
+            let body = match fields_of(&request.body, false) {
+                Ok(map) => Value::Object(map),
+                Err(refusal) => return refusal,
             };
-            if let Some(object) = body.as_object() {
-                for (field, value) in object {
-                    let Some((_, max)) = FIELDS.iter().find(|(f, _)| f == field) else {
-                        return (
-                            "400 Bad Request",
-                            vec![],
-                            sap_error(
-                                "/IWBEP/CM_MGW_RT/021",
-                                &format!("Property '{field}' is invalid"),
-                            ),
-                        );
-                    };
-                    if value.as_str().is_some_and(|v| v.chars().count() > *max) {
-                        return (
-                            "400 Bad Request",
-                            vec![],
-                            sap_error(
-                                "/IWBEP/CM_MGW_RT/004",
-                                &format!("Value of '{field}' is too long (maximum {max})"),
-                            ),
-                        );
-                    }
-                }
-            }
             if body
                 .get("NotificationText")
                 .and_then(Value::as_str)
@@ -419,48 +400,10 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
                 .trim_start_matches("/MaintenanceNotification('")
                 .trim_end_matches("')")
                 .to_string();
-            let Ok(Value::Object(changes)) = serde_json::from_str::<Value>(&request.body) else {
-                return (
-                    "400 Bad Request",
-                    vec![],
-                    sap_error(
-                        "/IWBEP/CM_MGW_RT/022",
-                        "The request body is not a JSON object",
-                    ),
-                );
+            let changes = match fields_of(&request.body, true) {
+                Ok(map) => map,
+                Err(refusal) => return refusal,
             };
-            for (field, value) in &changes {
-                let Some((_, max)) = FIELDS.iter().find(|(f, _)| f == field) else {
-                    return (
-                        "400 Bad Request",
-                        vec![],
-                        sap_error(
-                            "/IWBEP/CM_MGW_RT/021",
-                            &format!("Property '{field}' is invalid"),
-                        ),
-                    );
-                };
-                if field == "NotificationType" {
-                    return (
-                        "400 Bad Request",
-                        vec![],
-                        sap_error(
-                            "/IWBEP/CM_MGW_RT/023",
-                            "Property 'NotificationType' cannot be changed",
-                        ),
-                    );
-                }
-                if value.as_str().is_some_and(|v| v.chars().count() > *max) {
-                    return (
-                        "400 Bad Request",
-                        vec![],
-                        sap_error(
-                            "/IWBEP/CM_MGW_RT/004",
-                            &format!("Value of '{field}' is too long (maximum {max})"),
-                        ),
-                    );
-                }
-            }
             s.updates += 1;
             let Some(existing) = s
                 .notifications
@@ -551,6 +494,39 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             sap_error("/IWBEP/CM_MGW_RT/005", "Method not allowed"),
         ),
     }
+}
+
+/// A body's fields, checked against the entity's: known, not too long, and (on a change)
+/// updatable. Otherwise the 400 S/4 answers.
+fn fields_of(body: &str, changing: bool) -> Result<serde_json::Map<String, Value>, Answer> {
+    let refuse = |code: &str, message: &str| ("400 Bad Request", vec![], sap_error(code, message));
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(body) else {
+        return Err(refuse(
+            "/IWBEP/CM_MGW_RT/022",
+            "The request body is not a JSON object",
+        ));
+    };
+    for (field, value) in &fields {
+        let Some((_, max)) = FIELDS.iter().find(|(f, _)| f == field) else {
+            return Err(refuse(
+                "/IWBEP/CM_MGW_RT/021",
+                &format!("Property '{field}' is invalid"),
+            ));
+        };
+        if changing && field == "NotificationType" {
+            return Err(refuse(
+                "/IWBEP/CM_MGW_RT/023",
+                "Property 'NotificationType' cannot be changed",
+            ));
+        }
+        if value.as_str().is_some_and(|v| v.chars().count() > *max) {
+            return Err(refuse(
+                "/IWBEP/CM_MGW_RT/004",
+                &format!("Value of '{field}' is too long (maximum {max})"),
+            ));
+        }
+    }
+    Ok(fields)
 }
 
 fn precondition_required() -> Answer {

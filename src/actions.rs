@@ -106,6 +106,8 @@ pub enum AuthKind {
     None,
     Basic,
     Bearer,
+    /// `{"api_key"}` sent in the header `api_key_header` (default `APIKey`, as SAP's API hub).
+    ApiKey,
     Oauth2,
 }
 
@@ -123,6 +125,8 @@ pub struct DestinationSpec {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub timeout_ms: Option<u64>,
+    /// The header an API key goes in (auth = api_key).
+    pub api_key_header: Option<String>,
 }
 
 /// A checked HTTP call.
@@ -167,6 +171,18 @@ pub struct Action {
     pub steps: Vec<Step>,
 }
 
+impl Step {
+    /// True when the step changes something elsewhere (a write, a notification): its result is
+    /// kept when re-processing, while reads (GET, SBPA decisions, logs) run again.
+    pub fn changes_things(&self) -> bool {
+        match &self.kind {
+            StepKind::Http(call) => call.method != Method::GET,
+            StepKind::CreateNotification | StepKind::CloseNotification => true,
+            StepKind::Sbpa { .. } | StepKind::Log(_) => false,
+        }
+    }
+}
+
 impl Action {
     /// True when `key` is this action's name or id (what an SBPA decision returns).
     pub fn answers_to(&self, key: &str) -> bool {
@@ -196,6 +212,19 @@ pub fn compile(
         .filter(|a| a.steps.iter().any(|s| s.choose_action.is_some()))
         .flat_map(|a| a.steps.iter().map(|s| s.name.as_str()))
         .collect();
+    // A chosen action's steps run beside its chooser's: their names must not meet.
+    for spec in specs {
+        for step in &spec.steps {
+            if chooser_steps.contains(step.name.as_str())
+                && !spec.steps.iter().any(|s| s.choose_action.is_some())
+            {
+                problems.push(format!(
+                    "{origin}: action `{}`, step `{}`: an action that chooses another has a step of this name; name them apart",
+                    spec.name, step.name
+                ));
+            }
+        }
+    }
     let mut names = HashSet::new();
     let mut actions = Vec::new();
     for spec in specs {
@@ -249,7 +278,13 @@ fn check_destination(at: &str, d: &DestinationSpec, problems: &mut Vec<String>) 
         Ok(url) if !url.username().is_empty() || url.password().is_some() => {
             problems.push(format!("{at}: put credentials in `secret`, not in the url"))
         }
-        Ok(url) if matches!(url.scheme(), "https" | "http") => {}
+        Ok(url) if url.scheme() == "https" => {}
+        Ok(url) if url.scheme() == "http" && d.auth == AuthKind::None => {}
+        // Credentials in clear text only to this machine (test peers).
+        Ok(url) if url.scheme() == "http" && is_loopback(&url) => {}
+        Ok(url) if url.scheme() == "http" => problems.push(format!(
+            "{at}: credentials would travel in clear text: use an https url"
+        )),
         _ => problems.push(format!("{at}: url `{}` is not an http(s) URL", d.url)),
     }
     if d.auth != AuthKind::None && d.secret.is_none() {
@@ -259,14 +294,44 @@ fn check_destination(at: &str, d: &DestinationSpec, problems: &mut Vec<String>) 
         ));
     }
     for (name, value) in &d.headers {
-        if name.eq_ignore_ascii_case("authorization") {
+        check_header(at, name, problems);
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
             problems.push(format!(
-                "{at}: put credentials in `secret`, not in an Authorization header"
+                "{at}: header {name} holds a character a header cannot"
             ));
         }
-        if value.contains(['\r', '\n']) {
-            problems.push(format!("{at}: header {name} holds a line break"));
-        }
+    }
+}
+
+/// True for `localhost` and loopback addresses.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Header names that carry credentials: those belong in the destination's secret, never in the
+/// rule file (and so never in failure records).
+const CREDENTIAL_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+    "apikey",
+    "api-key",
+    "x-csrf-token",
+];
+
+fn check_header(at: &str, name: &str, problems: &mut Vec<String>) {
+    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        problems.push(format!("{at}: `{name}` is not a header name"));
+    } else if CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        problems.push(format!(
+            "{at}: header {name} carries credentials: put them in the destination's `secret` (auth = basic, bearer, api_key or oauth2)"
+        ));
     }
 }
 
@@ -453,11 +518,7 @@ fn http_call(
         .headers
         .iter()
         .filter_map(|(name, value)| {
-            if name.eq_ignore_ascii_case("authorization") {
-                problems.push(format!(
-                    "{at}: credentials belong in the destination's secret, not in headers"
-                ));
-            }
+            check_header(at, name, problems);
             template(at, &format!("headers.{name}"), value, readable, problems)
                 .map(|t| (name.clone(), t))
         })

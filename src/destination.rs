@@ -35,16 +35,22 @@ pub struct Call {
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
-    /// A later attempt may work (down, timeout, 5xx, 429, credentials not readable now).
+    /// A later attempt may work (down, timeout, 5xx, 429, credentials not readable now, or
+    /// refused even after the secret was read again: someone must fix the credentials, and
+    /// the mesh keeps the event meanwhile).
     Transient(String),
     /// The destination refused it, or it is misconfigured: a redelivery cannot help.
     Permanent(String),
+    /// 401/403: the secret may have been rotated (handled inside [`Destinations::call`]).
+    Unauthorized(String),
 }
 
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Transient(m) | CallError::Permanent(m) => f.write_str(m),
+            CallError::Transient(m) | CallError::Permanent(m) | CallError::Unauthorized(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -53,6 +59,7 @@ enum Credentials {
     None,
     Basic(String, String),
     Bearer(String),
+    ApiKey(String, String),
     OAuth2(TokenCache),
 }
 
@@ -89,7 +96,23 @@ impl Destinations {
         deadline: Instant,
     ) -> Result<Value, CallError> {
         let client = self.client(name, spec).await?;
-        client.send(call, deadline).await
+        match client.send(call, deadline).await {
+            Err(CallError::Unauthorized(_)) if spec.secret.is_some() => {
+                // The secret may have been rotated: read it again once, with a new session.
+                self.clients.lock().await.remove(name);
+                let client = self.client(name, spec).await?;
+                client.send(call, deadline).await.map_err(|e| match e {
+                    CallError::Unauthorized(m) => CallError::Transient(format!(
+                        "{m} (also with the secret read again: check the destination's credentials)"
+                    )),
+                    other => other,
+                })
+            }
+            Err(CallError::Unauthorized(m)) => Err(CallError::Permanent(format!(
+                "{m} (the destination wants credentials: give it `auth` and `secret`)"
+            ))),
+            other => other,
+        }
     }
 
     /// The URL a call goes to (for failure records and `e2b rules test`).
@@ -109,7 +132,10 @@ impl Destinations {
                     "destination {name} has no secret"
                 )));
             }
-            (kind, Some(secret)) => self.credentials(name, *kind, secret).await?,
+            (kind, Some(secret)) => {
+                let header = spec.api_key_header.as_deref().unwrap_or("APIKey");
+                self.credentials(name, *kind, secret, header).await?
+            }
         };
         let timeout = Duration::from_millis(spec.timeout_ms.unwrap_or(8_000));
         let http = reqwest::Client::builder()
@@ -135,6 +161,7 @@ impl Destinations {
         name: &str,
         kind: AuthKind,
         secret: &str,
+        header: &str,
     ) -> Result<Credentials, CallError> {
         let Some(store) = &self.secrets else {
             return Err(CallError::Permanent(format!(
@@ -159,7 +186,18 @@ impl Destinations {
             AuthKind::Bearer => field("token")
                 .map(Credentials::Bearer)
                 .ok_or_else(|| bad("`token`")),
+            AuthKind::ApiKey => field("api_key")
+                .map(|key| Credentials::ApiKey(header.to_string(), key))
+                .ok_or_else(|| bad("`api_key`")),
             AuthKind::Oauth2 => match ClientCredentials::from_json(&value) {
+                Some(Ok(c))
+                    if c.token_url.scheme() != "https"
+                        && !crate::actions::is_loopback(&c.token_url) =>
+                {
+                    Err(bad(
+                        "an https token_url (the client secret would travel in clear text)",
+                    ))
+                }
                 Some(Ok(c)) => Ok(Credentials::OAuth2(TokenCache::new(c))),
                 Some(Err(e)) => Err(bad(&e)),
                 None => Err(bad("`client_id`, `client_secret` and `token_url`")),
@@ -204,6 +242,7 @@ impl Client {
             Credentials::None => request,
             Credentials::Basic(u, p) => request.basic_auth(u, Some(p)),
             Credentials::Bearer(t) => request.bearer_auth(t),
+            Credentials::ApiKey(header, key) => request.header(header, key),
             Credentials::OAuth2(cache) => request.bearer_auth(
                 cache
                     .token(&self.http, refresh, timeout)
@@ -232,12 +271,20 @@ impl Client {
             .map_err(|e| {
                 CallError::Transient(format!("destination {}: CSRF fetch failed: {e}", self.name))
             })?;
-        if !response.status().is_success() {
-            return Err(CallError::Transient(format!(
-                "destination {}: CSRF fetch answered {}",
-                self.name,
-                response.status()
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(CallError::Unauthorized(format!(
+                "destination {}: CSRF fetch answered {status}",
+                self.name
             )));
+        }
+        if !status.is_success() {
+            let message = format!("destination {}: CSRF fetch answered {status}", self.name);
+            return Err(if status.is_server_error() || status.as_u16() == 429 {
+                CallError::Transient(message)
+            } else {
+                CallError::Permanent(format!("{message} (check the destination's url)"))
+            });
         }
         let token = crate::s4::csrf_token_in(response.headers());
         *cached = Some(token.clone());
@@ -270,6 +317,13 @@ impl Client {
             let (failure, again) = match request.send().await {
                 Err(e) if e.is_connect() => (format!("cannot connect: {e}"), true),
                 Err(e) if e.is_timeout() => (format!("no answer within {timeout:?}"), read),
+                // A request that cannot even be built (a bad header) never will be.
+                Err(e) if e.is_builder() => {
+                    return Err(CallError::Permanent(format!(
+                        "destination {name}: {} {}: the request cannot be built: {e}",
+                        call.method, call.path
+                    )));
+                }
                 Err(e) => (format!("request failed: {e}"), read),
                 Ok(response) => {
                     let status = response.status();
@@ -319,6 +373,7 @@ impl Client {
                         }
                     );
                     match status.as_u16() {
+                        401 | 403 => return Err(CallError::Unauthorized(described)),
                         408 | 429 => (described, true),
                         s if s >= 500 => (described, read),
                         _ => return Err(CallError::Permanent(described)),

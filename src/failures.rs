@@ -48,6 +48,44 @@ impl FailureRecord {
     }
 }
 
+/// The largest record written: SQS takes messages up to 256 KiB on queues made before 2025.
+pub const MAX_RECORD_BYTES: usize = 250 * 1024;
+
+/// A record as JSON within [`MAX_RECORD_BYTES`]: step results and the request body are
+/// trimmed first (they help the reader; only the delivery is needed to re-process). The
+/// non-characters U+FFFE and U+FFFF, which SQS refuses, are written as escapes.
+pub fn fitted(record: &FailureRecord) -> Result<String, String> {
+    let text = |r: &FailureRecord| {
+        serde_json::to_string(r)
+            .map(|t| {
+                t.replace('\u{FFFE}', "\\ufffe")
+                    .replace('\u{FFFF}', "\\uffff")
+            })
+            .map_err(|e| e.to_string())
+    };
+    let whole = text(record)?;
+    if whole.len() <= MAX_RECORD_BYTES {
+        return Ok(whole);
+    }
+    let mut trimmed = record.clone();
+    for value in trimmed.completed_steps.values_mut() {
+        *value = Value::String(format!("(trimmed: {} bytes)", value.to_string().len()));
+    }
+    if let Some(body) = trimmed.request.as_mut().and_then(|r| r.get_mut("body")) {
+        *body = Value::String(format!("(trimmed: {} bytes)", body.to_string().len()));
+    }
+    let smaller = text(&trimmed)?;
+    if smaller.len() <= MAX_RECORD_BYTES {
+        return Ok(smaller);
+    }
+    Err(format!(
+        "the failure record of event {} is {} bytes, over the {MAX_RECORD_BYTES} a record may have (the delivery alone is {} bytes)",
+        record.event_id,
+        smaller.len(),
+        record.delivery.len()
+    ))
+}
+
 /// Where failure records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailureTarget {
@@ -134,7 +172,7 @@ impl FailureSink {
 
     /// Writes a record; returns where it went.
     pub async fn record(&self, record: &FailureRecord) -> Result<String, String> {
-        let body = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        let body = fitted(record)?;
         match self {
             FailureSink::LogOnly => Ok("the log only (FAILURE_RECORDS is not set)".into()),
             FailureSink::S3 {
@@ -220,7 +258,9 @@ impl FailureSink {
             }
             FailureSink::Sqs { client, queue_url } => {
                 let mut found = Vec::new();
-                while found.len() < limit {
+                // A message seen twice means the queue has been read round: stop.
+                let mut seen = std::collections::HashSet::new();
+                'receiving: while found.len() < limit {
                     let batch = client
                         .receive_message()
                         .queue_url(queue_url)
@@ -243,6 +283,9 @@ impl FailureSink {
                         let (Some(body), Some(handle)) = (m.body(), m.receipt_handle()) else {
                             continue;
                         };
+                        if !seen.insert(m.message_id().unwrap_or(handle).to_string()) {
+                            break 'receiving;
+                        }
                         let record = serde_json::from_str(body).map_err(|e| {
                             format!(
                                 "message {} in {queue_url} is no failure record: {e}",
@@ -307,6 +350,35 @@ async fn read_s3(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_records_are_trimmed_and_non_characters_escaped() {
+        let mut record = FailureRecord {
+            version: 1,
+            recorded_at: "2024-03-01T09:00:00.000Z".into(),
+            event_id: "e-1".into(),
+            source: "s".into(),
+            rule: Some("r".into()),
+            action: None,
+            step: Some("b".into()),
+            reason: "x".into(),
+            request: Some(serde_json::json!({"url": "https://x", "body": "y".repeat(300_000)})),
+            completed_steps: Map::new(),
+            delivery: "{\"id\":\"e-1\",\"n\":\"\u{FFFF}\"}".into(),
+        };
+        record
+            .completed_steps
+            .insert("a".into(), Value::String("z".repeat(300_000)));
+        let Ok(text) = fitted(&record) else {
+            panic!("not fitted")
+        };
+        assert!(text.len() < MAX_RECORD_BYTES && !text.contains('\u{FFFF}'));
+        let back: FailureRecord = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.delivery, record.delivery, "the delivery is kept whole");
+        assert_eq!(back.completed_steps["a"], "(trimmed: 300002 bytes)");
+        record.delivery = "d".repeat(MAX_RECORD_BYTES);
+        assert!(fitted(&record).is_err_and(|e| e.contains("e-1")));
+    }
 
     #[test]
     fn targets_are_an_s3_prefix_or_a_queue_url() {

@@ -2,8 +2,9 @@
 //! external reference, written conditionally (the usual Lambda idempotency pattern).
 //!
 //! `begin` writes `IN_PROGRESS` with an expiry unless a live record exists; `complete` turns it
-//! into `COMPLETED` with the notification number; `release` deletes it after a failure so that a
-//! redelivery may try again. The S/4 lookup by external reference stays the source of truth when
+//! into `COMPLETED` with the notification number; `release` deletes it when nothing was done so
+//! that a redelivery decides again; `pause` keeps an action's finished steps (`PARTIAL`) so
+//! that the next delivery resumes after them instead of repeating them. The S/4 lookup by external reference stays the source of truth when
 //! the record is missing, expired or the table cannot be reached.
 
 use std::collections::HashMap;
@@ -21,6 +22,9 @@ pub enum Begin {
     InProgress,
     /// Done before: the notification number.
     Completed(String),
+    /// A delivery stopped part-way (a temporary fault or a failure after some steps): this
+    /// delivery owns the event now and resumes after the steps in this progress (JSON).
+    Resume(String),
 }
 
 /// The table could not be used; the caller falls back to the S/4 lookup.
@@ -48,6 +52,12 @@ pub trait IdempotencyStore: Send + Sync {
         notification: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Keeps what was done (`progress`, JSON) for the next delivery to resume from.
+    fn pause(
+        &self,
+        key: &str,
+        progress: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Records in a DynamoDB table with partition key `id` (S) and TTL attribute `expiration`.
@@ -120,6 +130,7 @@ impl IdempotencyStore for DynamoStore {
                     .map(String::as_str);
                 match (status, item.get("notification").and_then(|v| v.as_s().ok())) {
                     (Some("COMPLETED"), Some(number)) => Ok(Begin::Completed(number.clone())),
+                    (Some("PARTIAL"), _) => self.claim_partial(key, in_progress_for).await,
                     _ => Ok(Begin::InProgress),
                 }
             }
@@ -127,6 +138,21 @@ impl IdempotencyStore for DynamoStore {
                 aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
             )),
         }
+    }
+
+    async fn pause(&self, key: &str, progress: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_string()))
+            .update_expression("SET #status = :partial, progress = :p")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":partial", AttributeValue::S("PARTIAL".into()))
+            .expression_attribute_values(":p", AttributeValue::S(progress.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
     }
 
     async fn complete(&self, key: &str, notification: &str) -> Result<(), StoreError> {
@@ -160,6 +186,47 @@ impl IdempotencyStore for DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Takes over a paused record (one delivery wins), returning its progress.
+    async fn claim_partial(
+        &self,
+        key: &str,
+        in_progress_for: Duration,
+    ) -> Result<Begin, StoreError> {
+        let until = (now() + in_progress_for).as_millis().to_string();
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_string()))
+            .update_expression("SET #status = :in_progress, in_progress_expiration = :until")
+            .condition_expression("#status = :partial")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(":partial", AttributeValue::S("PARTIAL".into()))
+            .expression_attribute_values(":until", AttributeValue::N(until))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match claimed {
+            Ok(out) => Ok(Begin::Resume(
+                out.attributes
+                    .and_then(|a| a.get("progress").and_then(|v| v.as_s().ok()).cloned())
+                    .unwrap_or_default(),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Begin::InProgress)
+            }
+            Err(e) => Err(StoreError(
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+            )),
+        }
+    }
+}
+
 /// Without a table every delivery proceeds, and the S/4 lookup alone prevents duplicates.
 impl<T: IdempotencyStore> IdempotencyStore for Option<T> {
     async fn begin(&self, key: &str, in_progress_for: Duration) -> Result<Begin, StoreError> {
@@ -179,6 +246,13 @@ impl<T: IdempotencyStore> IdempotencyStore for Option<T> {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Some(store) => store.release(key).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn pause(&self, key: &str, progress: &str) -> Result<(), StoreError> {
+        match self {
+            Some(store) => store.pause(key, progress).await,
             None => Ok(()),
         }
     }

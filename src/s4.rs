@@ -418,9 +418,9 @@ impl S4Client {
         body.pointer("/d/MaintenanceNotification")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .ok_or_else(|| S4Error::Permanent {
-                status: 201,
-                message: "S/4 answered without a MaintenanceNotification number".into(),
+            // Created, perhaps: the caller looks it up by its external reference.
+            .ok_or_else(|| {
+                S4Error::Unclear("S/4 answered without a MaintenanceNotification number".into())
             })
     }
 

@@ -118,8 +118,10 @@ pub enum TemplateError {
         found: String,
         missing: String,
     },
-    /// A header value would hold a line break.
+    /// A header value would hold a line break or another control character.
     LineBreak(String),
+    /// A path segment would be empty.
+    Empty(String),
 }
 
 impl fmt::Display for TemplateError {
@@ -137,8 +139,12 @@ impl fmt::Display for TemplateError {
                 found,
                 missing,
             } => write!(f, "template path `{path}`: `{found}` has no `{missing}`"),
-            TemplateError::LineBreak(path) => {
-                write!(f, "template path `{path}` puts a line break into a header")
+            TemplateError::LineBreak(path) => write!(
+                f,
+                "template path `{path}` puts a line break or control character into a header"
+            ),
+            TemplateError::Empty(path) => {
+                write!(f, "template path `{path}` is empty or null in a URL path")
             }
         }
     }
@@ -159,12 +165,9 @@ pub struct Template {
     parts: Vec<Part>,
 }
 
-/// Bytes encoded in a path placeholder: everything but unreserved characters.
-const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// Bytes encoded in a path placeholder: everything but `-`, `_` and `~` (a `.` too, so that a
+/// value `..` cannot climb out of the path).
+const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
 
 impl Template {
     /// Parses a template; an unclosed or empty placeholder is an error.
@@ -214,17 +217,23 @@ impl Template {
         self.render_with(scope, |text, _| text)
     }
 
-    /// For a URL path: every inserted value percent-encoded.
+    /// For a URL path: every inserted value percent-encoded; an empty or `null` value is an
+    /// error (`/items/` is not `/items/<id>`).
     pub fn render_path(&self, scope: &Value) -> Result<String, TemplateError> {
+        for path in self.paths() {
+            if matches!(path.lookup(scope)?, Value::Null) || path.lookup(scope)? == "" {
+                return Err(TemplateError::Empty(path.text.clone()));
+            }
+        }
         self.render_with(scope, |text, _| {
             utf8_percent_encode(&text, PATH_VALUE).to_string()
         })
     }
 
-    /// For a header value: like text, but a line break is an error.
+    /// For a header value: like text, but a control character (a line break) is an error.
     pub fn render_header(&self, scope: &Value) -> Result<String, TemplateError> {
         let text = self.render_text(scope)?;
-        if text.contains(['\r', '\n']) {
+        if text.chars().any(|c| c.is_control() && c != '\t') {
             let path = self.paths().next().map(|p| p.text.clone());
             return Err(TemplateError::LineBreak(path.unwrap_or_default()));
         }
@@ -397,6 +406,17 @@ mod tests {
             t.render_path(&scope()).as_deref(),
             Ok("/sites/Werk%20S%C3%BCd%2FHalle%203/items?id=e-1")
         );
+        let climb = json!({"event": {"data": {"site": "..", "none": null}}});
+        assert_eq!(
+            Template::parse("/sites/${{event.data.site}}/x")
+                .and_then(|t| t.render_path(&climb).map_err(|e| e.to_string()))
+                .as_deref(),
+            Ok("/sites/%2E%2E/x")
+        );
+        assert!(matches!(
+            Template::parse("/items/${{event.data.none}}").map(|t| t.render_path(&climb)),
+            Ok(Err(TemplateError::Empty(_)))
+        ));
     }
 
     #[test]

@@ -385,6 +385,30 @@ async fn three_steps_run_in_order_and_pass_a_value_from_the_first_to_the_third()
     assert_eq!(f.dest.seen().len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_fault_mid_action_resumes_without_repeating_what_was_done() {
+    let f = fixture(THREE_STEPS, true, Records::None).await;
+    f.dest.require_csrf();
+    f.dest.fail_matching("/api/tickets/", &[503]);
+    let alarm = event("t-1", "ALARM", "HEALTHY", "measurement", PUMP);
+    let (status, reply) = deliver(&f, &alarm).await;
+    assert_eq!(status, 503, "the mesh redelivers: {reply}");
+    assert_eq!(reply["results"][0]["status"], "RETRY");
+    let (status, reply) = deliver(&f, &alarm).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["results"][0]["status"], "COMPLETE");
+    let targets: Vec<String> = f.dest.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(
+        targets,
+        [
+            "/api/tickets",
+            "/api/tickets/R-2/comments",
+            "/api/tickets/R-2/comments"
+        ],
+        "the ticket is opened once; only the refused comment is sent again"
+    );
+}
+
 const MISSING_PATH: &str = r#"
 no_match = "error"
 [[rule]]

@@ -109,7 +109,11 @@ async fn reprocess(args: ReprocessArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let config = match ProcessorConfig::from_env() {
-        Ok(c) => c,
+        // What fails again is recorded where it was found, whatever FAILURE_RECORDS says.
+        Ok(c) => ProcessorConfig {
+            failure_records: Some(target.clone()),
+            ..c
+        },
         Err(e) => {
             eprintln!("re-processing uses the processor's settings: {e}");
             return ExitCode::from(2);

@@ -32,7 +32,7 @@ impl<I: IdempotencyStore> Processor<I> {
         };
         let mode = params.close.unwrap_or_default();
         let key = external_reference(&event.source, &format!("{identity}\nclose"));
-        self.exactly_once(&key, &event.id, async {
+        self.exactly_once(&key, &event.id, |_| async {
             let closed = self
                 .close(event, &object, kind.odata_value(), mode, deadline)
                 .await;
@@ -64,7 +64,7 @@ impl<I: IdempotencyStore> Processor<I> {
         mode: CloseMode,
         deadline: Instant,
     ) -> Result<Vec<String>, S4Error> {
-        let open = self.s4.open_for_object(object, kind, 20, deadline).await?;
+        let open = self.s4.open_for_object(object, kind, 100, deadline).await?;
         let mine: Vec<Existing> = open
             .into_iter()
             .filter(created_by_us)
@@ -88,16 +88,54 @@ impl<I: IdempotencyStore> Processor<I> {
     }
 }
 
-/// A notification belongs to the event's position when its long text names that position (the
-/// processor writes `Position: …` into every notification it creates). One whose long text
-/// is not readable, or an event without a position, matches on the technical object alone.
+/// A notification belongs to the event's position when the first position its long text names
+/// is that one (the processor writes `Position: …` into every notification it creates; alerts
+/// of other positions appended later come after it). One whose long text names no position (a
+/// custom `long_text`), or an event without a position, matches on the technical object alone.
 fn same_position(n: &Existing, event: &AlertEvent) -> bool {
     let Some(position) = &event.position else {
         return true;
     };
-    if !n.long_text.lines().any(|l| l.starts_with("Position: ")) {
-        return true;
+    match n
+        .long_text
+        .lines()
+        .find_map(|l| l.strip_prefix("Position: "))
+    {
+        Some(first) => first == position,
+        None => true,
     }
-    let line = format!("Position: {position}");
-    n.long_text.lines().any(|l| l == line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_belongs_to_the_position_that_created_it() {
+        let event = |position: &str| {
+            let body = serde_json::json!({"specversion": "1.0", "id": "r-1", "source": "monitron/x/y",
+                "type": "com.amazon.monitron.asset.recovered", "data": {"position": position}});
+            match crate::alert::parse(body.to_string().as_bytes()) {
+                Ok(crate::alert::Delivery::Event(e)) => *e,
+                other => panic!("{other:?}"),
+            }
+        };
+        let n = Existing {
+            number: "1".into(),
+            processing_phase: Some("1".into()),
+            priority: None,
+            external_reference: Some("MON0".into()),
+            long_text: "Asset: Pump 7\nPosition: Motor DE\n…\nPosition: Motor NDE".into(),
+        };
+        assert!(same_position(&n, &event("Motor DE")));
+        assert!(
+            !same_position(&n, &event("Motor NDE")),
+            "appended later, not its creator"
+        );
+        let custom = Existing {
+            long_text: "written by a template".into(),
+            ..n
+        };
+        assert!(same_position(&custom, &event("Motor NDE")));
+    }
 }

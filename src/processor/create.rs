@@ -20,7 +20,7 @@ impl<I: IdempotencyStore> Processor<I> {
         deadline: Instant,
     ) -> Outcome {
         let key = notification.external_reference.clone();
-        self.exactly_once(&key, &event.id, async {
+        self.exactly_once(&key, &event.id, |_| async {
             let outcome = match self.s4.find_by_reference(&key, deadline).await {
                 Ok(Some(existing)) => Ok(Outcome::Duplicate(existing.number)),
                 Ok(None) => {
@@ -72,7 +72,7 @@ impl<I: IdempotencyStore> Processor<I> {
                 .open_for_object(
                     &notification.technical_object,
                     &notification.object_kind,
-                    20,
+                    100,
                     deadline,
                 )
                 .await?;

@@ -239,8 +239,26 @@ impl<I: IdempotencyStore> Processor<I> {
     ) -> Vec<RuleOutcome> {
         let deadline = started + self.settings.budget;
         let rule_set = self.settings.rules.current().await;
-        let rules = rule_set.decide(event);
+        let mut rules = rule_set.decide(event);
+        // Re-processing runs the rule that failed, not the others that matched (done already).
+        let recorded_rule = resume.and_then(|r| r.rule.as_deref());
+        if let Some(name) = recorded_rule {
+            rules.retain(|r| r.name == name);
+        }
         let mut outcomes = Vec::new();
+        if let (Some(name), true) = (recorded_rule, rules.is_empty()) {
+            outcomes.push(RuleOutcome {
+                rule: Some(name.to_string()),
+                action: None,
+                outcome: Outcome::Skipped(format!(
+                    "rule `{name}` no longer matches this event under the rules in force"
+                )),
+            });
+            for o in &outcomes {
+                log_outcome(&event.id, o, started);
+            }
+            return outcomes;
+        }
         if rules.is_empty() {
             let outcome = match rule_set.no_match {
                 NoMatch::Skip => Outcome::Skipped("no rule matches".into()),
@@ -354,12 +372,14 @@ impl<I: IdempotencyStore> Processor<I> {
 
     /// Runs `work` at most once per `key` across deliveries: the idempotency record
     /// serialises concurrent deliveries, and a completed record answers later ones.
-    async fn exactly_once(
+    /// `work` gets the progress a paused delivery left (empty when none).
+    async fn exactly_once<F: Future<Output = (Outcome, Keep)>>(
         &self,
         key: &str,
         event_id: &str,
-        work: impl Future<Output = (Outcome, Keep)>,
+        work: impl FnOnce(Map<String, Value>) -> F,
     ) -> Outcome {
+        let mut progress = Map::new();
         let owned = match self
             .idempotency
             .begin(key, self.settings.in_progress_for)
@@ -370,13 +390,28 @@ impl<I: IdempotencyStore> Processor<I> {
                 return Outcome::Retry("another delivery of this event is being processed".into());
             }
             Ok(Begin::Started) => true,
+            Ok(Begin::Resume(saved)) => {
+                match serde_json::from_str(&saved) {
+                    Ok(Value::Object(map)) => progress = map,
+                    _ => {
+                        tracing::warn!(event_id, "the saved progress is unreadable; starting over")
+                    }
+                }
+                true
+            }
             Err(e) => {
                 tracing::warn!(error = %e, event_id, "idempotency table unavailable; relying on the S/4 lookup");
                 false
             }
         };
-        let (outcome, keep) = work.await;
+        let (outcome, keep) = work(progress).await;
         if !owned || keep == Keep::InProgress {
+            return outcome;
+        }
+        if let Keep::Pause(progress) = &keep {
+            if let Err(e) = self.idempotency.pause(key, progress).await {
+                tracing::warn!(error = %e, event_id, "progress not saved; the next delivery starts over");
+            }
             return outcome;
         }
         let done = !matches!(outcome, Outcome::Failed(_) | Outcome::Retry(_));
@@ -402,8 +437,10 @@ impl<I: IdempotencyStore> Processor<I> {
 }
 
 /// What becomes of an idempotency record after the work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Keep {
+    /// Kept with what was done (JSON): the next delivery resumes after it.
+    Pause(String),
     /// Completed when the outcome names a notification, else released (decided again).
     ByOutcome,
     /// Completed whatever the outcome, unless it failed (the work had effects of its own).

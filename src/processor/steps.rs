@@ -35,16 +35,29 @@ impl<I: IdempotencyStore> Processor<I> {
             &event.source,
             &format!("{}\naction:{}", event.id, rule.name),
         );
-        self.exactly_once(&key, &event.id, async {
-            let outcome = self
-                .run_steps(rules, event, rule, action, completed, deadline)
+        self.exactly_once(&key, &event.id, |mut progress| async move {
+            // A re-processed failure's results, and what a paused delivery had done.
+            progress.extend(completed);
+            let (outcome, results) = self
+                .run_steps(rules, event, rule, action, progress, deadline)
                 .await;
-            // Steps of its own (HTTP calls) ran: done, whatever the notification steps said.
-            (outcome, Keep::Done)
+            match outcome {
+                // Steps of its own (HTTP calls) ran: done, whatever the notification steps said.
+                Outcome::Failed(_) | Outcome::Retry(_) if results.is_empty() => {
+                    (outcome, Keep::ByOutcome)
+                }
+                // Stopped part-way: the next delivery (or e2b reprocess) resumes after the
+                // steps that changed things, instead of repeating them.
+                Outcome::Failed(_) | Outcome::Retry(_) => {
+                    (outcome, Keep::Pause(Value::Object(results).to_string()))
+                }
+                done => (done, Keep::Done),
+            }
         })
         .await
     }
 
+    /// Runs the steps; returns the outcome and the results of the steps that ran.
     async fn run_steps(
         &self,
         rules: &RuleSet,
@@ -53,6 +66,21 @@ impl<I: IdempotencyStore> Processor<I> {
         action: &Action,
         mut results: Map<String, Value>,
         deadline: Instant,
+    ) -> (Outcome, Map<String, Value>) {
+        let outcome = self
+            .run_queue(rules, event, rule, action, &mut results, deadline)
+            .await;
+        (outcome, results)
+    }
+
+    async fn run_queue(
+        &self,
+        rules: &RuleSet,
+        event: &AlertEvent,
+        rule: &Rule,
+        action: &Action,
+        results: &mut Map<String, Value>,
+        deadline: Instant,
     ) -> Outcome {
         let mut queue: Vec<(&Action, &Step)> = action.steps.iter().map(|s| (action, s)).collect();
         queue.reverse();
@@ -60,7 +88,8 @@ impl<I: IdempotencyStore> Processor<I> {
         // The outcome of the last notification step is the action's.
         let mut summary = Outcome::Complete(None);
         while let Some((owner, step)) = queue.pop() {
-            if results.contains_key(&step.name) {
+            // Re-processing: what changed things is not done again; reads run again.
+            if results.contains_key(&step.name) && step.changes_things() {
                 continue;
             }
             let mut scope = event.template_scope();
@@ -76,7 +105,7 @@ impl<I: IdempotencyStore> Processor<I> {
             let result = match &step.kind {
                 StepKind::Log(message) => {
                     let text = match message.as_ref().map(|m| m.render_text(&scope)) {
-                        Some(Err(e)) => return fail(e.to_string(), None, &results),
+                        Some(Err(e)) => return fail(e.to_string(), None, results),
                         Some(Ok(t)) => t,
                         None => String::new(),
                     };
@@ -84,11 +113,14 @@ impl<I: IdempotencyStore> Processor<I> {
                     json!({"message": text})
                 }
                 StepKind::CreateNotification | StepKind::CloseNotification => {
+                    let chained = owner.name != action.name;
                     let outcome = self
-                        .notification_step(rules, event, rule, owner, step, &scope, deadline)
+                        .notification_step(
+                            rules, event, rule, owner, chained, step, &scope, deadline,
+                        )
                         .await;
                     match outcome {
-                        Outcome::Failed(f) => return fail(f.reason, None, &results),
+                        Outcome::Failed(f) => return fail(f.reason, None, results),
                         Outcome::Retry(r) => {
                             return Outcome::Retry(format!("step `{}`: {r}", step.name));
                         }
@@ -103,13 +135,13 @@ impl<I: IdempotencyStore> Processor<I> {
                 StepKind::Http(call) | StepKind::Sbpa { call, .. } => {
                     let (rendered, request) = match render(call, rules, &scope) {
                         Ok(r) => r,
-                        Err(e) => return fail(e.to_string(), None, &results),
+                        Err(e) => return fail(e.to_string(), None, results),
                     };
                     let Some(destination) = rules.destinations.get(&call.destination) else {
                         return fail(
                             format!("no destination `{}`", call.destination),
                             None,
-                            &results,
+                            results,
                         );
                     };
                     match self
@@ -120,9 +152,9 @@ impl<I: IdempotencyStore> Processor<I> {
                     {
                         Ok(answer) => answer,
                         Err(CallError::Permanent(reason)) => {
-                            return fail(reason, Some(request), &results);
+                            return fail(reason, Some(request), results);
                         }
-                        Err(CallError::Transient(reason)) => {
+                        Err(CallError::Transient(reason) | CallError::Unauthorized(reason)) => {
                             return Outcome::Retry(format!("step `{}`: {reason}", step.name));
                         }
                     }
@@ -136,22 +168,22 @@ impl<I: IdempotencyStore> Processor<I> {
                     Ok(Value::String(key)) => key.clone(),
                     Ok(other) => {
                         let reason = format!("the decision chose `{other}`, not an action name");
-                        return fail(reason, None, &results);
+                        return fail(reason, None, results);
                     }
-                    Err(e) => return fail(format!("the decision's answer: {e}"), None, &results),
+                    Err(e) => return fail(format!("the decision's answer: {e}"), None, results),
                 };
                 let Some(next) = rules.action(&chosen) else {
                     let reason = format!(
                         "the decision chose action `{chosen}`, which the rules do not have"
                     );
-                    return fail(reason, None, &results);
+                    return fail(reason, None, results);
                 };
                 chained += 1;
                 if chained > MAX_CHAINED_ACTIONS {
                     return fail(
                         format!("more than {MAX_CHAINED_ACTIONS} chained actions"),
                         None,
-                        &results,
+                        results,
                     );
                 }
                 queue.extend(next.steps.iter().rev().map(|s| (next, s)));
@@ -168,11 +200,16 @@ impl<I: IdempotencyStore> Processor<I> {
         event: &AlertEvent,
         rule: &Rule,
         action: &Action,
+        chained: bool,
         step: &Step,
         scope: &Value,
         deadline: Instant,
     ) -> Outcome {
         let mut identity = identity_for(event, rule, rules);
+        // An action chosen by another (SBPA) creates under its own name.
+        if chained {
+            identity = format!("{identity}\naction:{}", action.name);
+        }
         let creates = action.steps.iter().filter(|s| s.kind == step.kind).count();
         if creates > 1 {
             identity = format!("{identity}\n{}", step.name);

@@ -180,6 +180,22 @@ fn mistakes_are_reported_precisely() {
             "[[rule]]\nname = \"a\"\naction = \"log\"\n[destination.x]\nurl = \"https://x.example\"\nauth = \"basic\"\n",
             "auth Basic needs `secret`",
         ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"log\"\n[destination.x]\nurl = \"http://crm.example\"\nauth = \"basic\"\nsecret = \"s\"\n",
+            "credentials would travel in clear text",
+        ),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"itsm\"\nmethod = \"GET\"\npath = \"/x\"\nheaders = {{ APIKey = \"k\" }}\n"
+            ),
+            "header APIKey carries credentials",
+        ),
+        (
+            &format!(
+                "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"itsm\"\nmethod = \"GET\"\npath = \"/x\"\nheaders = {{ \"X Source\" = \"k\" }}\n"
+            ),
+            "`X Source` is not a header name",
+        ),
         ("", "no [[rule]]"),
         ("[[rule]\n", "test.toml"),
     ];

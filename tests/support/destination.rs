@@ -31,8 +31,9 @@ struct State {
     csrf: bool,
     sessions: HashMap<String, String>,
     seen: Vec<Seen>,
-    /// Statuses to answer before serving normally, e.g. 500 for the next N requests.
-    faults: Vec<u16>,
+    /// Statuses to answer before serving normally, to requests whose target starts with the
+    /// prefix: e.g. 500 for the next N requests.
+    faults: Vec<(String, u16)>,
     /// Rule service id → rows: (conditions on the first vocabulary object's fields, result).
     decisions: HashMap<String, Vec<(Value, Value)>>,
     next: u64,
@@ -80,7 +81,12 @@ impl TestDestination {
 
     /// The next requests (not token requests) are answered with these statuses.
     pub fn fail_with(&self, statuses: &[u16]) {
-        lock(&self.state).faults = statuses.to_vec();
+        self.fail_matching("", statuses);
+    }
+
+    /// The next requests to targets starting with `prefix` are answered with these statuses.
+    pub fn fail_matching(&self, prefix: &str, statuses: &[u16]) {
+        lock(&self.state).faults = statuses.iter().map(|s| (prefix.to_string(), *s)).collect();
     }
 
     /// A decision table of the rule service.
@@ -198,8 +204,12 @@ fn answer(state: &Arc<Mutex<State>>, request: &Request) -> Answer {
         headers: request.headers.clone(),
         body: body.clone(),
     });
-    if !s.faults.is_empty() {
-        let status = s.faults.remove(0);
+    if let Some(i) = s
+        .faults
+        .iter()
+        .position(|(prefix, _)| request.target.starts_with(prefix.as_str()))
+    {
+        let (_, status) = s.faults.remove(i);
         let error = json!({"error": {"code": "FAULT", "message": format!("injected {status}")}});
         return (status_line(status), vec![], error.to_string());
     }

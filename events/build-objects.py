@@ -88,6 +88,12 @@ many = "\n".join(
 compressed = gz(many)
 files["truncated.json.gz"] = compressed[: len(compressed) // 2]
 
+# A gzip bomb with a 100 MiB single line in it: 100 KiB compressed, a record far over the
+# limit, then an alarm that must still be forwarded.
+files["bomb-100MiB-line.json.gz"] = gz(
+    b'{"note":"' + b"x" * (100 * 1024 * 1024) + b'"}\n' + alarm.replace('"e-200"', '"after-the-bomb"').encode() + b"\n"
+)
+
 for name, data in files.items():
     (objects / name).write_bytes(data)
     print(f"{name}: {len(data)} bytes")

@@ -76,6 +76,7 @@ async fn run(events: usize) {
             in_progress_for: Duration::from_secs(60),
             failures: Default::default(),
             destinations: Default::default(),
+            auth_source: None,
         },
     );
     let mut headers = HeaderMap::new();

@@ -9,16 +9,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
-ensure_venv moto cargo-lambda
+ensure_venv moto cargo-lambda cfn-lint
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export E2B_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
+export E2B_PYTHON="$PWD/.venv/bin/python"   # cfn-lint's YAML loader for the IAM check
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked 2>&1 | tee "$log" || status=$?
+# Every log line of the suite goes into $log (tests/support/mod.rs), for the secret scan below.
+# The console shows the tests, not the log lines.
+E2B_TEST_LOGS=1 RUST_LOG=info cargo test --locked 2>&1 | tee "$log" \
+  | grep -Ev $'^(\e\\[[0-9;]*m)* *(TRACE|DEBUG|INFO|WARN|ERROR)\\b|^\\{"' || status=$?
+[ "$status" -eq 0 ] && { bash scripts/scan-logs.sh "$log" || status=$?; }
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

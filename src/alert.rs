@@ -112,21 +112,43 @@ struct SapData<'a> {
     event_data: &'a RawValue,
 }
 
+/// A JSON error without the values it quotes from the body: the reply and the log say where the
+/// body is wrong, never what it holds (a body may carry anything).
+fn described(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let message = text.split(" at line ").next().unwrap_or("");
+    // Only these name nothing but the fields this processor knows.
+    let what = if message.starts_with("missing field") || message.starts_with("duplicate field") {
+        message.to_string()
+    } else {
+        match e.classify() {
+            serde_json::error::Category::Syntax => "a syntax error".to_string(),
+            serde_json::error::Category::Data => "a value of the wrong type".to_string(),
+            serde_json::error::Category::Eof => "it ends too early".to_string(),
+            serde_json::error::Category::Io => "it could not be read".to_string(),
+        }
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
 /// Reads a delivery: a CloudEvent (`specversion` present) or the SAP sample's envelope.
 pub fn parse(body: &[u8]) -> Result<Delivery, DeliveryError> {
     let text =
         std::str::from_utf8(body).map_err(|_| DeliveryError("the body is not UTF-8".into()))?;
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| DeliveryError(format!("the body is not JSON: {e}")))?;
+        .map_err(|e| DeliveryError(format!("the body is not JSON: {}", described(&e))))?;
     if value.get("specversion").is_some() {
         let event: CloudEvent = serde_json::from_value(value).map_err(|e| {
-            DeliveryError(format!("not a CloudEvent this processor understands: {e}"))
+            DeliveryError(format!(
+                "not a CloudEvent this processor understands: {}",
+                described(&e)
+            ))
         })?;
         return from_cloudevent(event).map(|e| Delivery::Event(Box::new(e)));
     }
     if value.pointer("/data/eventData").is_some() {
         let envelope: SapEnvelope<'_> = serde_json::from_str(text)
-            .map_err(|e| DeliveryError(format!("not a SAP sample envelope: {e}")))?;
+            .map_err(|e| DeliveryError(format!("not a SAP sample envelope: {}", described(&e))))?;
         return from_sap_envelope(&envelope.data);
     }
     Err(DeliveryError(
@@ -137,16 +159,14 @@ pub fn parse(body: &[u8]) -> Result<Delivery, DeliveryError> {
 
 fn from_cloudevent(event: CloudEvent) -> Result<AlertEvent, DeliveryError> {
     if event.specversion != "1.0" {
-        return Err(DeliveryError(format!(
-            "CloudEvents specversion `{}` is not 1.0",
-            event.specversion
-        )));
+        return Err(DeliveryError(
+            "the CloudEvents specversion is not 1.0".into(),
+        ));
     }
     let Some(suffix) = event.event_type.strip_prefix("com.amazon.monitron.") else {
-        return Err(DeliveryError(format!(
-            "type `{}` is not a Monitron event",
-            event.event_type
-        )));
+        return Err(DeliveryError(
+            "the type is not a Monitron event type (com.amazon.monitron.*)".into(),
+        ));
     };
     let (category, kind) = suffix.split_once('.').unwrap_or((suffix, ""));
     if event.id.is_empty() {
@@ -187,7 +207,7 @@ fn from_cloudevent(event: CloudEvent) -> Result<AlertEvent, DeliveryError> {
 fn from_sap_envelope(data: &SapData<'_>) -> Result<Delivery, DeliveryError> {
     let raw = data.event_data.get();
     let record: Record<'_> = serde_json::from_str(raw)
-        .map_err(|e| DeliveryError(format!("eventData cannot be read: {e}")))?;
+        .map_err(|e| DeliveryError(format!("eventData cannot be read: {}", described(&e))))?;
     let Record::Object(record) = &record else {
         return Err(DeliveryError("eventData is not a Monitron record".into()));
     };
@@ -220,7 +240,9 @@ fn from_sap_envelope(data: &SapData<'_>) -> Result<Delivery, DeliveryError> {
             };
             let event = builder
                 .build(forwarded, source_of(record, schema), &origin)
-                .map_err(|e| DeliveryError(format!("eventData cannot be read: {e}")))?;
+                .map_err(|e| {
+                    DeliveryError(format!("eventData cannot be read: {}", described(&e)))
+                })?;
             match parse(event.payload.as_bytes())? {
                 Delivery::Event(e) => Ok(Delivery::Event(e)),
                 other => Ok(other),

@@ -19,6 +19,8 @@ pub mod event;
 pub mod failures;
 pub mod firehose;
 pub mod forwarder;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod idempotency;
 pub mod mesh;
 pub mod metrics;

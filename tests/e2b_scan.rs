@@ -270,3 +270,19 @@ fn oversized_records_are_skipped_with_their_offset() {
     assert!(err.contains("malformed record: events/objects/monitron-v2-ndjson.json at byte 0: record larger than the limit of 1000 bytes"), "{err}");
     assert_eq!(ids_and_types(&output), expected_v2());
 }
+
+#[test]
+fn a_gzip_bomb_with_a_100_mib_line_is_skipped_and_what_follows_is_forwarded() {
+    // 100 KiB of gzip holding a 100 MiB record: inflated as a stream, the record dropped as it
+    // streams by (never held), the alarm after it forwarded.
+    let output = e2b(&["scan", "events/objects/bomb-100MiB-line.json.gz"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("at byte 0: record larger than the limit of 1048576 bytes"),
+        "{err}"
+    );
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("\"id\":\"after-the-bomb\""), "{out}");
+}

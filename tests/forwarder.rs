@@ -310,7 +310,7 @@ async fn a_rotated_secret_is_read_again_after_a_401() {
 async fn wrong_credentials_fail_after_one_fresh_read_of_the_secret() {
     let f = Fixture::new().await;
     f.put("e.json", ALARM.as_bytes()).await;
-    f.broker.set_credentials(USER, "a-password-nobody-has");
+    f.broker.set_credentials(USER, "rotated-s3cret-nobody-has");
     let result = f.forwarder().handle(&f.s3_event(&["e.json"]), soon()).await;
     let Err(error) = result else {
         panic!("delivered with wrong credentials")

@@ -124,6 +124,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     // The function's own log (what CloudWatch would hold) names the failure, never the secret.
     drop(lambda);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    support::show_log(&log);
     let _ = std::fs::remove_file(&log_path);
     assert!(
         log.contains("event not delivered"),

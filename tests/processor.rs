@@ -74,6 +74,7 @@ async fn fixture_timed(
             in_progress_for,
             failures: Default::default(),
             destinations: Default::default(),
+            auth_source: None,
         },
     );
     Fixture {
@@ -628,6 +629,7 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
             in_progress_for: Duration::from_secs(30),
             failures: Default::default(),
             destinations: Default::default(),
+            auth_source: None,
         },
     );
     for id in ["o-1", "o-2"] {
@@ -727,4 +729,179 @@ async fn appending_is_once_per_event_even_without_a_table() {
         .as_str()
         .unwrap_or_default();
     assert_eq!(long.matches("Monitron event: na-2").count(), 1, "{long}");
+}
+
+fn processor_with_auth(
+    s4: &TestS4,
+    auth: InboundAuth,
+    source: Option<Arc<e2b::processor::AuthSource>>,
+) -> Handler {
+    Processor::new(
+        Arc::new(s4.client(S4_USER, S4_PASSWORD, Duration::from_millis(800))),
+        None,
+        ProcessorSettings {
+            rules: Arc::new(RuleSource::fixed(
+                RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")),
+            )),
+            auth,
+            budget: Duration::from_secs(5),
+            in_progress_for: Duration::from_secs(30),
+            failures: Default::default(),
+            destinations: Default::default(),
+            auth_source: source,
+        },
+    )
+}
+
+fn with_header(name: &'static str, value: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        name,
+        HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}")),
+    );
+    h
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scheme_refuses_missing_and_wrong_credentials_and_says_nothing_of_them() {
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let basic = InboundAuth::Basic {
+        username: "rdp".into(),
+        password: "rdp-s3cret".into(),
+    };
+    let bearer = InboundAuth::Bearer {
+        token: "token-s3cret".into(),
+    };
+    let key = InboundAuth::ApiKey {
+        header: "x-api-key".into(),
+        key: "key-s3cret".into(),
+    };
+    let cases = [
+        (
+            basic,
+            with_header("authorization", RDP_AUTH),
+            with_header("authorization", "Basic cmRwOnJkcC1zM2NyZXR4"),
+        ),
+        (
+            bearer,
+            with_header("authorization", "Bearer token-s3cret"),
+            with_header("authorization", "Bearer token-s3cre"),
+        ),
+        (
+            key,
+            with_header("x-api-key", "key-s3cret"),
+            with_header("authorization", "key-s3cret"),
+        ),
+    ];
+    for (n, (auth, right, wrong)) in cases.into_iter().enumerate() {
+        let processor = processor_with_auth(&s4, auth, None);
+        let before = s4.requests();
+        for refused in [HeaderMap::new(), wrong] {
+            let reply = processor
+                .handle(&refused, alarm(&format!("s-{n}")).as_bytes())
+                .await;
+            assert_eq!(reply.status, 401);
+            assert!(!reply.body.to_string().contains("s3cre"), "{}", reply.body);
+        }
+        assert_eq!(
+            s4.requests(),
+            before,
+            "nothing reaches S/4 without credentials"
+        );
+        let reply = processor
+            .handle(&right, alarm(&format!("s-{n}")).as_bytes())
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    assert_eq!(s4.notifications().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_never_echo_the_body() {
+    let f = fixture().await;
+    for body in [
+        r#"{"specversion":"9-leak-s3cret","id":"x","source":"s","type":"com.amazon.monitron.asset.alert"}"#,
+        r#"{"specversion":"1.0","id":"x","source":"s","type":"leak-s3cret"}"#,
+        r#"{"specversion":"1.0","id":7,"source":"leak-s3cret","type":"t"}"#,
+        r#"{"specversion":"1.0","id":["leak-s3cret"],"source":"s","type":"t"}"#,
+        r#"{"data":{"eventData":{"eventId":["leak-s3cret"],"eventType":"assetStateTransition","eventPayload":{}}}}"#,
+        r#"{"specversion":"1.0","id":"leak-s3cret"#,
+    ] {
+        let reply = f.processor.handle(&headers(), body.as_bytes()).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        let text = reply.body.to_string();
+        assert!(!text.contains("leak-s3cret"), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_credentials_rotate_without_a_refused_delivery() {
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let secrets = moto::secrets().await;
+    let secret = moto::unique("rdp-rotation");
+    let put = |json: Value| {
+        let (secrets, secret) = (secrets.clone(), secret.clone());
+        async move {
+            let put = secrets
+                .put_secret_value()
+                .secret_id(&secret)
+                .secret_string(json.to_string());
+            assert!(put.send().await.is_ok());
+        }
+    };
+    let created = secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string(json!({"username": "rdp", "password": "old-s3cret"}).to_string())
+        .send()
+        .await;
+    assert!(created.is_ok());
+    let scheme = e2b::processor::config::AuthScheme::Basic;
+    let first = json!({"username": "rdp", "password": "old-s3cret"}).to_string();
+    let auth = InboundAuth::from_secret(scheme, &secret, &first, "x-api-key")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let source =
+        e2b::processor::AuthSource::new(secrets.clone(), &secret, scheme, "x-api-key", false);
+    let processor = processor_with_auth(&s4, auth, Some(Arc::new(source)));
+    let basic = |password: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(&format!(
+                "Basic {}",
+                support::http::base64(format!("rdp:{password}").as_bytes())
+            ))
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        h
+    };
+    // The new password beside the old; the RDP switches; the warm processor reads it again.
+    put(json!({"username": "rdp", "password": "new-s3cret", "previous_password": "old-s3cret"}))
+        .await;
+    for (id, password) in [
+        ("r-1", "new-s3cret"),
+        ("r-2", "old-s3cret"),
+        ("r-3", "new-s3cret"),
+    ] {
+        let reply = processor
+            .handle(&basic(password), alarm(id).as_bytes())
+            .await;
+        assert_eq!(reply.status, 200, "{password}: {}", reply.body);
+    }
+    // The old one removed: refused once the secret is read again (at most once a minute).
+    put(json!({"username": "rdp", "password": "new-s3cret"})).await;
+    assert_eq!(
+        processor
+            .handle(&basic("wrong-s3cret"), alarm("r-4").as_bytes())
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        processor
+            .handle(&basic("new-s3cret"), alarm("r-5").as_bytes())
+            .await
+            .status,
+        200
+    );
 }

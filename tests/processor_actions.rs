@@ -90,6 +90,7 @@ async fn fixture(rules: &str, with_table: bool, records: Records) -> Fixture {
             in_progress_for: Duration::from_secs(30),
             failures: Arc::new(sink),
             destinations: Arc::new(Destinations::new(Some(moto::secrets().await))),
+            auth_source: None,
         },
     );
     Fixture {

@@ -114,6 +114,7 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
 
     drop(lambda);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    support::show_log(&log);
     let _ = std::fs::remove_file(&log_path);
     assert!(
         log.contains("event processed"),

@@ -158,6 +158,9 @@ where
     })
 }
 
+/// The most one read asks of the (inflating) source.
+const MAX_READ_BYTES: usize = 16 * 1024;
+
 /// The reading thread: sniffs gzip, then sends full chunks until the end or the first error.
 /// Returns whether the object was gzip.
 fn read_chunks<R: Read>(
@@ -179,7 +182,10 @@ fn read_chunks<R: Read>(
         let mut filled = 0;
         let mut error = None;
         while filled < chunk_bytes {
-            match source.read(&mut chunk[filled..]) {
+            // Inflate reports a corrupt stream without the bytes it produced in that same call:
+            // small calls bound what a corruption can take with it.
+            let end = (filled + MAX_READ_BYTES).min(chunk_bytes);
+            match source.read(&mut chunk[filled..end]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -16,6 +16,8 @@ pub enum InboundAuth {
     Bearer { token: String },
     /// A header (e.g. `x-api-key`) with a fixed key.
     ApiKey { header: String, key: String },
+    /// The current or the previous credentials, while a rotation is under way.
+    Either(Box<InboundAuth>, Box<InboundAuth>),
 }
 
 impl fmt::Debug for InboundAuth {
@@ -25,6 +27,7 @@ impl fmt::Debug for InboundAuth {
             InboundAuth::Basic { .. } => "Basic(***)",
             InboundAuth::Bearer { .. } => "Bearer(***)",
             InboundAuth::ApiKey { .. } => "ApiKey(***)",
+            InboundAuth::Either(current, _) => return write!(f, "{current:?} or the previous"),
         };
         f.write_str(scheme)
     }
@@ -50,19 +53,46 @@ impl InboundAuth {
                 .map(str::to_string)
                 .ok_or_else(|| format!("secret {secret_id} has no non-empty `{name}`"))
         };
-        Ok(match scheme {
-            AuthScheme::Iam => InboundAuth::FunctionUrlIam,
-            AuthScheme::Basic => InboundAuth::Basic {
-                username: field("username")?,
-                password: field("password")?,
-            },
-            AuthScheme::Bearer => InboundAuth::Bearer {
-                token: field("token")?,
-            },
-            AuthScheme::ApiKey => InboundAuth::ApiKey {
-                header: api_key_header.to_ascii_lowercase(),
-                key: field("api_key")?,
-            },
+        let optional = |name: &str| {
+            value
+                .get(name)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let header = api_key_header.to_ascii_lowercase();
+        // `previous_*`: the credentials being rotated out, accepted until removed.
+        let (current, previous) = match scheme {
+            AuthScheme::Iam => return Ok(InboundAuth::FunctionUrlIam),
+            AuthScheme::Basic => {
+                let username = field("username")?;
+                let previous = optional("previous_password").map(|password| InboundAuth::Basic {
+                    username: username.clone(),
+                    password,
+                });
+                let current = InboundAuth::Basic {
+                    username,
+                    password: field("password")?,
+                };
+                (current, previous)
+            }
+            AuthScheme::Bearer => (
+                InboundAuth::Bearer {
+                    token: field("token")?,
+                },
+                optional("previous_token").map(|token| InboundAuth::Bearer { token }),
+            ),
+            AuthScheme::ApiKey => (
+                InboundAuth::ApiKey {
+                    header: header.clone(),
+                    key: field("api_key")?,
+                },
+                optional("previous_api_key").map(|key| InboundAuth::ApiKey { header, key }),
+            ),
+        };
+        Ok(match previous {
+            Some(previous) => InboundAuth::Either(Box::new(current), Box::new(previous)),
+            None => current,
         })
     }
 
@@ -91,7 +121,58 @@ impl InboundAuth {
             InboundAuth::ApiKey { header: name, key } => {
                 constant_time_eq(header(name).as_bytes(), key.as_bytes())
             }
+            // Both compared, whatever the first says.
+            InboundAuth::Either(current, previous) => {
+                current.admits(headers) | previous.admits(headers)
+            }
         }
+    }
+}
+
+/// Where the delivery credentials come from, read again when a request's credentials do not
+/// match (the secret may have been rotated), at most once a minute whatever is sent.
+pub struct AuthSource {
+    secrets: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    scheme: super::config::AuthScheme,
+    api_key_header: String,
+    last_read: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl AuthSource {
+    /// `read_now`: the secret was just read (at start-up).
+    pub fn new(
+        secrets: aws_sdk_secretsmanager::Client,
+        secret_id: &str,
+        scheme: super::config::AuthScheme,
+        api_key_header: &str,
+        read_now: bool,
+    ) -> AuthSource {
+        AuthSource {
+            secrets,
+            secret_id: secret_id.to_string(),
+            scheme,
+            api_key_header: api_key_header.to_string(),
+            last_read: tokio::sync::Mutex::new(read_now.then(std::time::Instant::now)),
+        }
+    }
+
+    /// The credentials as the secret has them now, unless it was read less than a minute ago.
+    pub async fn read_again(&self) -> Option<InboundAuth> {
+        use crate::secrets::SecretStore;
+        let mut last = self.last_read.lock().await;
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60)) {
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        let read = match self.secrets.secret_string(&self.secret_id).await {
+            Ok(json) => {
+                InboundAuth::from_secret(self.scheme, &self.secret_id, &json, &self.api_key_header)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        read.inspect_err(|e| tracing::warn!(error = %e, "delivery credentials not read again"))
+            .ok()
     }
 }
 

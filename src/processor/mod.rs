@@ -30,7 +30,7 @@ use crate::idempotency::{Begin, IdempotencyStore};
 use crate::rules::{ActionKind, NoMatch, Rule, RuleSet, RuleSource};
 use crate::s4::S4Client;
 
-pub use auth::InboundAuth;
+pub use auth::{AuthSource, InboundAuth};
 pub use notification::{
     external_reference, identity_for, notification_for, recovery_note, technical_object_for,
 };
@@ -51,6 +51,8 @@ pub struct ProcessorSettings {
     pub failures: Arc<FailureSink>,
     /// The clients of the rule files' destinations.
     pub destinations: Arc<Destinations>,
+    /// The secret `auth` came from, read again when credentials do not match (rotation).
+    pub auth_source: Option<Arc<AuthSource>>,
 }
 
 /// The HTTP answer.
@@ -147,6 +149,8 @@ pub struct RuleOutcome {
 pub struct Processor<I> {
     s4: Arc<S4Client>,
     idempotency: I,
+    /// The delivery credentials in force (changed when the secret is read again).
+    auth: tokio::sync::RwLock<InboundAuth>,
     settings: ProcessorSettings,
 }
 
@@ -155,6 +159,7 @@ impl<I: IdempotencyStore> Processor<I> {
         Processor {
             s4,
             idempotency,
+            auth: tokio::sync::RwLock::new(settings.auth.clone()),
             settings,
         }
     }
@@ -166,7 +171,7 @@ impl<I: IdempotencyStore> Processor<I> {
     /// Handles one delivery.
     pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Reply {
         let started = Instant::now();
-        if !self.settings.auth.admits(headers) {
+        if !self.admitted(headers).await {
             tracing::warn!("delivery refused: missing or wrong credentials");
             return reply(401, json!({"error": "missing or wrong credentials"}));
         }
@@ -209,6 +214,23 @@ impl<I: IdempotencyStore> Processor<I> {
             if retry { 503 } else { 200 },
             json!({"id": event.id, "results": results}),
         )
+    }
+
+    /// Whether a request's credentials match; when they do not, the secret is read again (at
+    /// most once a minute) in case it was rotated.
+    async fn admitted(&self, headers: &HeaderMap) -> bool {
+        if self.auth.read().await.admits(headers) {
+            return true;
+        }
+        let Some(source) = &self.settings.auth_source else {
+            return false;
+        };
+        let Some(fresh) = source.read_again().await else {
+            return false;
+        };
+        let admitted = fresh.admits(headers);
+        *self.auth.write().await = fresh;
+        admitted
     }
 
     /// Runs a recorded failure again under the rules now in force: steps that had succeeded

@@ -11,7 +11,7 @@ use crate::s4::{S4Auth, S4Client};
 use crate::secrets::SecretStore;
 
 use super::config::{AuthScheme, ProcessorConfig};
-use super::{InboundAuth, Processor, ProcessorSettings};
+use super::{AuthSource, InboundAuth, Processor, ProcessorSettings};
 
 /// The processor as deployed: DynamoDB idempotency records when a table is configured.
 pub type DeployedProcessor = Processor<Option<DynamoStore>>;
@@ -27,11 +27,14 @@ pub async fn build(
         &config.s4_secret,
         &secrets.secret_string(&config.s4_secret).await?,
     )?;
-    let auth = match (&config.auth, &config.auth_secret) {
-        (AuthScheme::Iam, _) | (_, None) => InboundAuth::FunctionUrlIam,
+    let (auth, auth_source) = match (&config.auth, &config.auth_secret) {
+        (AuthScheme::Iam, _) | (_, None) => (InboundAuth::FunctionUrlIam, None),
         (scheme, Some(id)) => {
             let json = secrets.secret_string(id).await?;
-            InboundAuth::from_secret(*scheme, id, &json, &config.api_key_header)?
+            let auth = InboundAuth::from_secret(*scheme, id, &json, &config.api_key_header)?;
+            let source =
+                AuthSource::new(secrets.clone(), id, *scheme, &config.api_key_header, true);
+            (auth, Some(Arc::new(source)))
         }
     };
     let rules = RuleSource::load(config.rules.clone(), config.rules_ttl, Some(s3.clone()))
@@ -54,6 +57,7 @@ pub async fn build(
             in_progress_for: config.in_progress_for,
             failures: Arc::new(failures),
             destinations: Arc::new(Destinations::new(Some(secrets))),
+            auth_source,
         },
     ))
 }

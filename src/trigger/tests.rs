@@ -179,3 +179,19 @@ fn other_events_and_versions_are_refused_or_ignored_with_a_reason() {
         assert!(parse(&other).is_err(), "{other}");
     }
 }
+
+#[test]
+fn a_huge_batch_is_read_whole() {
+    let record = |i: usize| {
+        serde_json::json!({"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": format!("k/{i}.json"), "size": 1}}})
+    };
+    let event = serde_json::json!({"Records": (0..10_000).map(record).collect::<Vec<_>>()});
+    match parse(&event) {
+        Ok(Trigger::Objects(objects)) => {
+            assert_eq!(objects.len(), 10_000);
+            assert_eq!(objects[9_999].key, "k/9999.json");
+        }
+        other => panic!("{other:?}"),
+    }
+}

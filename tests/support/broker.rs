@@ -47,8 +47,26 @@ impl Stored {
     }
 }
 
+/// Random faults, per thousand requests (after the script, instead of the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chaos {
+    /// 503 Service Unavailable (the mesh is busy: retried).
+    pub transient: u32,
+    /// 400 Bad Request (refused for good: the invocation fails, naming the event).
+    pub permanent: u32,
+    /// Accepted after `slow`.
+    pub slow: u32,
+    pub slow_by: Duration,
+    pub seed: u64,
+}
+
 #[derive(Default)]
 struct State {
+    chaos: Option<Chaos>,
+    rng: u64,
+    /// Keep only ids (message id → times stored), not the messages (long runs).
+    ids_only: bool,
+    stored_counts: HashMap<String, u32>,
     username: String,
     password: String,
     stored: Vec<Stored>,
@@ -78,6 +96,7 @@ impl Drop for TestBroker {
 impl TestBroker {
     /// Starts a broker that accepts `username`/`password`.
     pub async fn start(username: &str, password: &str) -> TestBroker {
+        super::init_logs();
         let listener = match TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
             Err(e) => panic!("test broker cannot listen: {e}"),
@@ -129,6 +148,23 @@ impl TestBroker {
     }
 
     /// What every request without a script gets (default: accept).
+    /// Random faults from now on (replies scripted per message id still come first).
+    pub fn set_chaos(&self, chaos: Chaos) {
+        let mut s = lock(&self.state);
+        s.rng = chaos.seed.max(1);
+        s.chaos = Some(chaos);
+    }
+
+    /// Keep only how often each message id was stored, not the messages (for long runs).
+    pub fn keep_ids_only(&self) {
+        lock(&self.state).ids_only = true;
+    }
+
+    /// Message id → times stored (every mode).
+    pub fn stored_counts(&self) -> HashMap<String, u32> {
+        lock(&self.state).stored_counts.clone()
+    }
+
     pub fn set_default(&self, reply: Reply) {
         self.with(|s| s.default = Some(reply));
     }
@@ -236,6 +272,24 @@ fn decide(
         .unwrap_or_default();
     *s.attempts.entry(id.clone()).or_default() += 1;
     let scripted = s.script.get_mut(&id).and_then(VecDeque::pop_front);
+    if scripted.is_none()
+        && let Some(chaos) = s.chaos
+    {
+        // xorshift64: reproducible for a seed.
+        s.rng ^= s.rng << 13;
+        s.rng ^= s.rng >> 7;
+        s.rng ^= s.rng << 17;
+        let roll = (s.rng % 1000) as u32;
+        return if roll < chaos.transient {
+            Reply::Status(503, "Service Unavailable")
+        } else if roll < chaos.transient + chaos.permanent {
+            Reply::Status(400, "Bad Request")
+        } else if roll < chaos.transient + chaos.permanent + chaos.slow {
+            Reply::Delay(chaos.slow_by, Box::new(Reply::Accept))
+        } else {
+            Reply::Accept
+        };
+    }
     scripted
         .or_else(|| s.default.clone())
         .unwrap_or(Reply::Accept)
@@ -243,12 +297,20 @@ fn decide(
 
 fn store(state: &Arc<Mutex<State>>, target: &str, headers: HashMap<String, String>, body: String) {
     if let Some((kind, destination)) = destination(target) {
-        lock(state).stored.push(Stored {
-            kind,
-            destination,
-            headers,
-            body,
-        });
+        let mut s = lock(state);
+        let id = headers
+            .get("solace-message-id")
+            .cloned()
+            .unwrap_or_default();
+        *s.stored_counts.entry(id).or_default() += 1;
+        if !s.ids_only {
+            s.stored.push(Stored {
+                kind,
+                destination,
+                headers,
+                body,
+            });
+        }
     }
 }
 

@@ -20,7 +20,9 @@ pub async fn e2b(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output 
         for (k, v) in env {
             command.env(k, v);
         }
-        command.output().unwrap_or_else(|e| panic!("{e}"))
+        let output = command.output().unwrap_or_else(|e| panic!("{e}"));
+        super::show_log(&String::from_utf8_lossy(&output.stderr));
+        output
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"))

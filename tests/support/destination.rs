@@ -57,6 +57,7 @@ fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
 
 impl TestDestination {
     pub async fn start() -> TestDestination {
+        super::init_logs();
         let state = Arc::new(Mutex::new(State::default()));
         let answering = state.clone();
         let (url, task) =

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod campaign;
 pub mod cli;
 pub mod destination;
 pub mod http;
@@ -10,3 +11,24 @@ pub mod lambda_api;
 pub mod lambda_watch;
 pub mod moto;
 pub mod s4;
+
+/// With `E2B_TEST_LOGS` set (`scripts/test.sh` sets it), the library's logs go, through the
+/// subscriber the Lambdas use, to stderr past the test harness's capture, so that
+/// `scripts/scan-logs.sh` reads every log line of the suite. Called by the test peers' starts.
+pub fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("E2B_TEST_LOGS").is_some() {
+        ONCE.call_once(|| {
+            lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
+        });
+    }
+}
+
+/// Logs of other processes (a Lambda under `cargo lambda watch`, the `e2b` binary), to the same
+/// place as [`init_logs`].
+pub fn show_log(text: &str) {
+    use std::io::Write;
+    if std::env::var_os("E2B_TEST_LOGS").is_some() {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}

@@ -72,6 +72,7 @@ fn wait_for(port: u16) {
 
 /// AWS configuration pointing at moto, with dummy credentials.
 pub async fn aws_config() -> aws_config::SdkConfig {
+    super::init_logs();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint())
         .region(aws_config::Region::new("us-east-1"))

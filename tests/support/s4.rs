@@ -54,6 +54,12 @@ struct State {
     token_requests: u64,
     completions: u64,
     updates: u64,
+    /// Random 503s per thousand requests, and every how many requests all CSRF tokens expire.
+    fail_per_mille: u32,
+    expire_every: u64,
+    rng: u64,
+    /// External reference → index in `notifications`.
+    by_reference: HashMap<String, usize>,
 }
 
 pub struct TestS4 {
@@ -79,6 +85,7 @@ impl TestS4 {
 
     /// Starts on a given loopback address (`127.0.0.1:PORT`).
     pub async fn start_at(address: &str, username: &str, password: &str) -> TestS4 {
+        super::init_logs();
         let state = Arc::new(Mutex::new(State {
             username: username.into(),
             password: password.into(),
@@ -169,6 +176,15 @@ impl TestS4 {
         lock(&self.state).requests
     }
 
+    /// From now on: random 503s per thousand requests, and all CSRF tokens expiring every
+    /// `expire_every` requests (0: never).
+    pub fn set_chaos(&self, fail_per_mille: u32, expire_every: u64, seed: u64) {
+        let mut s = lock(&self.state);
+        s.fail_per_mille = fail_per_mille;
+        s.expire_every = expire_every;
+        s.rng = seed.max(1);
+    }
+
     pub fn fail_next(&self, count: u64) {
         lock(&self.state).fail_next = count;
     }
@@ -210,6 +226,22 @@ fn sap_error(code: &str, message: &str) -> String {
 fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
     let mut s = lock(state);
     s.requests += 1;
+    if s.expire_every > 0 && s.requests.is_multiple_of(s.expire_every) {
+        s.sessions.clear();
+    }
+    if s.fail_per_mille > 0 {
+        // xorshift64: reproducible for a seed.
+        s.rng ^= s.rng << 13;
+        s.rng ^= s.rng >> 7;
+        s.rng ^= s.rng << 17;
+        if ((s.rng % 1000) as u32) < s.fail_per_mille {
+            return (
+                "503 Service Unavailable",
+                vec![],
+                sap_error("/IWBEP/CM_MGW_RT/000", "Service unavailable"),
+            );
+        }
+    }
     if s.fail_next > 0 {
         s.fail_next -= 1;
         return (
@@ -329,13 +361,27 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
                 .find_map(|p| p.strip_prefix("$top="))
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(usize::MAX);
-            let results: Vec<Value> = s
-                .notifications
-                .iter()
-                .filter(|n| filter_matches(&filter, n))
-                .take(top)
-                .cloned()
-                .collect();
+            // The lookup by external reference, indexed (long runs hold many notifications).
+            let indexed = filter
+                .strip_prefix("MaintNotifExtReferenceNumber eq '")
+                .and_then(|r| r.strip_suffix('\''))
+                .filter(|r| !r.contains(' '));
+            let results: Vec<Value> = match indexed {
+                Some(reference) => s
+                    .by_reference
+                    .get(reference)
+                    .and_then(|i| s.notifications.get(*i))
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                None => s
+                    .notifications
+                    .iter()
+                    .filter(|n| filter_matches(&filter, n))
+                    .take(top)
+                    .cloned()
+                    .collect(),
+            };
             (
                 "200 OK",
                 vec![],
@@ -376,6 +422,10 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             let mut created = body.clone();
             created["MaintenanceNotification"] = json!(number);
             created["NotifProcessingPhase"] = json!("1");
+            if let Some(reference) = created["MaintNotifExtReferenceNumber"].as_str() {
+                let index = s.notifications.len();
+                s.by_reference.insert(reference.to_string(), index);
+            }
             s.notifications.push(created.clone());
             (
                 "201 Created",

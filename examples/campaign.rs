@@ -1,0 +1,113 @@
+//! The full-size fault and load campaigns (`bash bench/campaign.sh`):
+//! `campaign forwarder OBJECTS EVENTS_PER_OBJECT` and `campaign processor ALERTS S4_SERVICE_URL`
+//! (the S/4 test server in its own process, so that this one's memory is the processor's).
+//! Needs moto (`E2B_MOTO_SERVER` or `E2B_MOTO_ENDPOINT`, as the tests).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use support::broker::Chaos;
+use support::campaign;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize| args.get(i).and_then(|a| a.parse::<usize>().ok());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start tokio: {e}");
+            std::process::exit(1);
+        }
+    };
+    let ok = match (args.first().map(String::as_str), number(1)) {
+        (Some("forwarder"), Some(objects)) => {
+            let per_object = number(2).unwrap_or(50);
+            let chaos = Chaos {
+                transient: 100,
+                permanent: 10,
+                slow: 50,
+                slow_by: Duration::from_millis(40),
+                seed: 7,
+            };
+            let f = runtime.block_on(campaign::forwarder(objects, per_object, chaos));
+            println!(
+                "forwarder campaign: {} objects, {} events expected, {} delivered, {} duplicates, {} of {} invocations failed in the first round, {} rounds, {} unaccounted, RSS {} KiB after round 1 -> {} KiB at the end, {:.1} s",
+                f.objects,
+                f.expected,
+                f.delivered,
+                f.duplicates,
+                f.failed_invocations,
+                f.objects,
+                f.rounds,
+                f.unaccounted,
+                f.rss_start_kib,
+                f.rss_end_kib,
+                f.seconds
+            );
+            f.unaccounted == 0 && f.delivered == f.expected
+        }
+        (Some("processor"), Some(alerts)) => {
+            let Some(url) = args.get(2).cloned() else {
+                eprintln!("campaign processor ALERTS S4_SERVICE_URL");
+                std::process::exit(2);
+            };
+            let list_url = format!("{url}/MaintenanceNotification?$format=json");
+            let list = move || {
+                let list_url = list_url.clone();
+                std::thread::spawn(move || fetch(&list_url))
+                    .join()
+                    .unwrap_or_default()
+            };
+            let f = runtime.block_on(campaign::processor(alerts, &url, list));
+            println!(
+                "processor campaign: {} alerts, {} deliveries ({} redelivered after a 503), {} notifications, {} alerts without exactly one, {} deliveries without an outcome, RSS {} KiB after 10% -> {} KiB at the end, {:.1} s",
+                f.alerts,
+                f.deliveries,
+                f.redeliveries,
+                f.notifications,
+                f.wrong,
+                f.without_outcome,
+                f.rss_start_kib,
+                f.rss_end_kib,
+                f.seconds
+            );
+            f.wrong == 0 && f.without_outcome == 0
+        }
+        _ => {
+            eprintln!(
+                "campaign forwarder OBJECTS [EVENTS_PER_OBJECT] | campaign processor ALERTS S4_SERVICE_URL"
+            );
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+/// Every notification the S/4 test server holds (a blocking GET on a thread of its own).
+fn fetch(url: &str) -> Vec<serde_json::Value> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(_) => return Vec::new(),
+    };
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(url)
+            .basic_auth("CAMPAIGN", Some("campaign-s4-s3cret"))
+            .send()
+            .await;
+        let body: serde_json::Value = match response {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        body["d"]["results"].as_array().cloned().unwrap_or_default()
+    })
+}

@@ -1,0 +1,41 @@
+//! The fault and load campaigns of `tests/support/campaign.rs` in their short form (CI); the full
+//! size runs with `bash bench/campaign.sh`.
+
+mod support;
+
+use std::time::Duration;
+
+use support::broker::Chaos;
+use support::campaign;
+use support::s4::TestS4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarder_under_faults_delivers_every_event_or_names_it() {
+    let chaos = Chaos {
+        transient: 100,
+        permanent: 10,
+        slow: 50,
+        slow_by: Duration::from_millis(40),
+        seed: 7,
+    };
+    let f = campaign::forwarder(40, 25, chaos).await;
+    eprintln!("{f:?}");
+    assert_eq!(
+        f.unaccounted, 0,
+        "events neither delivered nor named: {f:?}"
+    );
+    assert_eq!(f.delivered, f.expected, "{f:?}");
+    assert!(f.failed_invocations > 0, "the faults did not bite: {f:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processor_under_faults_makes_one_notification_per_alert() {
+    let s4 = TestS4::start("CAMPAIGN", "campaign-s4-s3cret").await;
+    s4.set_chaos(100, 50, 11);
+    let f = campaign::processor(500, &s4.service_url(), || s4.notifications()).await;
+    eprintln!("{f:?}");
+    assert_eq!(f.wrong, 0, "alerts without exactly one notification: {f:?}");
+    assert_eq!(f.without_outcome, 0, "{f:?}");
+    assert_eq!(f.notifications, 500);
+    assert!(f.redeliveries > 0, "the faults did not bite: {f:?}");
+}

@@ -1,0 +1,120 @@
+//! Security properties that hold for the whole project: least privilege in the SAM template, and
+//! TLS verification that no code turns off.
+
+use std::path::Path;
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `scripts/check-iam.py` on a template text; (passed, output).
+fn check_iam(text: &str) -> (bool, String) {
+    let python = std::env::var("E2B_PYTHON")
+        .unwrap_or_else(|_| root().join(".venv/bin/python").display().to_string());
+    let path = std::env::temp_dir().join(format!(
+        "e2b-template-{}-{}.yaml",
+        std::process::id(),
+        text.len()
+    ));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let output = Command::new(&python)
+        .arg(root().join("scripts/check-iam.py"))
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{python} (run scripts/test.sh, which installs cfn-lint into .venv): {e}")
+        });
+    let _ = std::fs::remove_file(&path);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!text.contains("Traceback"), "{text}");
+    (output.status.success(), text)
+}
+
+#[test]
+fn the_template_grants_each_function_only_named_actions_on_named_resources() {
+    let template =
+        std::fs::read_to_string(root().join("template.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    let (passed, output) = check_iam(&template);
+    assert!(passed, "{output}");
+    assert!(
+        output.contains("ForwarderFunction, ProcessorFunction"),
+        "{output}"
+    );
+
+    // The check catches what it is for.
+    let wider = [
+        (
+            "Action: [sqs:SendMessage]",
+            "Action: [\"sqs:*\"]",
+            "wildcard or computed action",
+        ),
+        (
+            "Resource: !GetAtt ProcessorFailureRecords.Arn",
+            "Resource: \"*\"",
+            "is not scoped",
+        ),
+        (
+            "${ExportBucketName}/${ExportKeyPrefix}*",
+            "*/${ExportKeyPrefix}*",
+            "is not scoped",
+        ),
+        (
+            "- AWSSecretsManagerGetSecretValuePolicy:\n            SecretArn: !Ref AemCredentialsSecretArn",
+            "- AdministratorAccess",
+            "managed policy 'AdministratorAccess'",
+        ),
+    ];
+    for (from, to, problem) in wider {
+        assert!(template.contains(from), "the template changed: {from}");
+        let (passed, output) = check_iam(&template.replacen(from, to, 1));
+        assert!(!passed && output.contains(problem), "{to}: {output}");
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_code_turns_tls_verification_off() {
+    let mut files = Vec::new();
+    for dir in ["src", "examples", "tests/support"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 40, "{} files", files.len());
+    let forbidden = [
+        "danger_accept_invalid_certs",
+        "danger_accept_invalid_hostnames",
+        "tls_built_in_root_certs(false)",
+        "dangerous()",
+        "NoCertificateVerification",
+    ];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for word in forbidden {
+            assert!(!text.contains(word), "{} uses {word}", file.display());
+        }
+    }
+    // Every HTTP client is built with rustls and its web PKI roots (reqwest's `rustls` feature).
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap_or_default();
+    let reqwest = manifest
+        .lines()
+        .find(|l| l.starts_with("reqwest ="))
+        .unwrap_or_default();
+    assert!(
+        reqwest.contains("\"rustls\"") && reqwest.contains("default-features = false"),
+        "{reqwest}"
+    );
+}

@@ -1,0 +1,327 @@
+//! Fault and load campaigns against real peers, shared by `tests/campaigns.rs` (a short form,
+//! in CI) and `examples/campaign.rs` (the full size, `bench/campaign.sh`).
+//!
+//! - Forwarder: objects of alarm records on moto S3, published through the test broker failing
+//!   a share of publishes transiently (503) and for good (400) and answering some slowly. Every
+//!   event must be delivered or named in its failed invocation; failed invocations are retried
+//!   as Lambda (and then `e2b replay`) would, until everything is delivered.
+//! - Processor: every alert delivered twice, in parallel, to the handler, with S/4 failing a
+//!   share of requests and expiring CSRF tokens; 503s are redelivered as the mesh would. Exactly
+//!   one notification per alert, and every delivery ends with an outcome.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
+use e2b::mesh::{Destination, MeshConfig, Publisher};
+use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
+use e2b::rules::{RuleSet, RuleSource};
+use e2b::scan::ScanConfig;
+use e2b::secrets::CachedCredentials;
+
+use super::broker::{Chaos, TestBroker};
+use super::moto;
+
+const ALARM: &str =
+    include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
+
+/// Resident memory of this process, in KiB (Linux).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Default)]
+pub struct ForwarderFigures {
+    pub objects: usize,
+    pub expected: usize,
+    pub delivered: usize,
+    pub duplicates: u64,
+    pub failed_invocations: usize,
+    pub rounds: usize,
+    /// Events neither delivered nor named in their invocation's failure: must be 0.
+    pub unaccounted: usize,
+    pub rss_start_kib: u64,
+    pub rss_end_kib: u64,
+    pub seconds: f64,
+}
+
+/// `objects` objects of `per_object` alarm records each.
+pub async fn forwarder(objects: usize, per_object: usize, chaos: Chaos) -> ForwarderFigures {
+    let started = Instant::now();
+    let broker = TestBroker::start("campaign", "campaign-s3cret").await;
+    broker.keep_ids_only();
+    let s3 = moto::s3().await;
+    let secrets = moto::secrets().await;
+    let bucket = moto::unique("campaign");
+    let secret = moto::unique("campaign-aem");
+    assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
+    let login = json!({"username": "campaign", "password": "campaign-s3cret"}).to_string();
+    assert!(
+        secrets
+            .create_secret()
+            .name(&secret)
+            .secret_string(login)
+            .send()
+            .await
+            .is_ok()
+    );
+    let keys: Vec<String> = (0..objects)
+        .map(|o| format!("campaign/{o:05}.json"))
+        .collect();
+    let mut expected: HashMap<String, HashSet<String>> = HashMap::new();
+    futures::stream::iter(keys.iter().enumerate())
+        .map(|(o, key)| {
+            let ids: Vec<String> = (0..per_object).map(|i| format!("o{o}-{i}")).collect();
+            let body = ids
+                .iter()
+                .map(|id| ALARM.trim().replace("e-200", id))
+                .collect::<Vec<_>>()
+                .join("\n");
+            expected.insert(format!("s3://{bucket}/{key}"), ids.into_iter().collect());
+            let (s3, bucket) = (s3.clone(), bucket.clone());
+            async move {
+                let put = s3
+                    .put_object()
+                    .bucket(&bucket)
+                    .key(key)
+                    .body(body.into_bytes().into());
+                assert!(put.send().await.is_ok());
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    broker.set_chaos(chaos);
+    let mesh = MeshConfig {
+        base_url: reqwest::Url::parse(&broker.url).unwrap_or_else(|e| panic!("{e}")),
+        destination: Destination::Topics,
+        message_ttl_ms: None,
+        request_timeout: Duration::from_millis(500),
+        max_attempts: 5,
+        backoff_base: Duration::from_millis(10),
+        backoff_cap: Duration::from_millis(100),
+    };
+    let credentials = Arc::new(CachedCredentials::new(
+        secrets,
+        &secret,
+        Duration::from_secs(300),
+    ));
+    let publisher = Arc::new(Publisher::new(mesh, credentials).unwrap_or_else(|e| panic!("{e}")));
+    let forwarder = Arc::new(Forwarder::new(
+        s3,
+        publisher,
+        ForwarderSettings {
+            scan: ScanConfig::default(),
+            filter: Default::default(),
+            concurrency: 16,
+        },
+    ));
+    let event = |key: &str| {
+        json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": e2b::replay::form_urlencode(key), "size": 1}}}]})
+    };
+    let mut figures = ForwarderFigures {
+        objects,
+        expected: objects * per_object,
+        ..ForwarderFigures::default()
+    };
+    let mut pending: Vec<String> = keys.clone();
+    while !pending.is_empty() && figures.rounds < 12 {
+        figures.rounds += 1;
+        // Four invocations at a time, as several warm containers would run them.
+        let outcomes: Vec<(String, Result<Value, HandlerError>)> =
+            futures::stream::iter(pending.iter().cloned())
+                .map(|key| {
+                    let (forwarder, event) = (forwarder.clone(), event(&key));
+                    async move {
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        (key, forwarder.handle(&event, deadline).await)
+                    }
+                })
+                .buffer_unordered(4)
+                .collect()
+                .await;
+        if figures.rounds == 1 {
+            figures.rss_start_kib = rss_kib();
+        }
+        let stored = broker.stored_counts();
+        pending.clear();
+        for (key, outcome) in outcomes {
+            let Err(error) = outcome else { continue };
+            if figures.rounds == 1 {
+                figures.failed_invocations += 1;
+            }
+            pending.push(key.clone());
+            let HandlerError::Forward(error) = error else {
+                panic!("{key}: {error}");
+            };
+            for failure in &error.failures {
+                let named: HashSet<&str> = failure
+                    .undelivered
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect();
+                let ids = expected.get(&failure.object).cloned().unwrap_or_default();
+                figures.unaccounted += ids
+                    .iter()
+                    .filter(|id| !stored.contains_key(*id) && !named.contains(id.as_str()))
+                    .count();
+            }
+        }
+    }
+    let stored = broker.stored_counts();
+    figures.delivered = expected
+        .values()
+        .flatten()
+        .filter(|id| stored.contains_key(*id))
+        .count();
+    figures.duplicates = stored
+        .values()
+        .map(|n| u64::from(n.saturating_sub(1)))
+        .sum();
+    figures.rss_end_kib = rss_kib();
+    figures.seconds = started.elapsed().as_secs_f64();
+    figures
+}
+
+#[derive(Debug, Default)]
+pub struct ProcessorFigures {
+    pub alerts: usize,
+    pub deliveries: u64,
+    pub redeliveries: u64,
+    pub notifications: usize,
+    /// Alerts with no notification, or more than one: must be 0.
+    pub wrong: usize,
+    /// Deliveries that ended without COMPLETE or DUPLICATE: must be 0.
+    pub without_outcome: usize,
+    pub rss_start_kib: u64,
+    pub rss_end_kib: u64,
+    pub seconds: f64,
+}
+
+/// `alerts` alerts, each delivered twice at once, to a processor whose S/4 is at `s4_url`
+/// (a test server, possibly in another process, failing as it was told).
+pub async fn processor(
+    alerts: usize,
+    s4_url: &str,
+    list: impl Fn() -> Vec<Value>,
+) -> ProcessorFigures {
+    let started = Instant::now();
+    let config = e2b::s4::S4Config {
+        service_url: reqwest::Url::parse(s4_url).unwrap_or_else(|e| panic!("{e}")),
+        sap_client: Some("100".into()),
+        request_timeout: Duration::from_secs(2),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(5),
+    };
+    let credentials = e2b::s4::S4Credentials {
+        username: "CAMPAIGN".into(),
+        password: "campaign-s4-s3cret".into(),
+    };
+    let client = e2b::s4::S4Client::new(config, e2b::s4::S4Auth::Basic(credentials))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rules = RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"));
+    let processor = Arc::new(Processor::new(
+        Arc::new(client),
+        Some(moto::idempotency_store().await),
+        ProcessorSettings {
+            rules: Arc::new(RuleSource::fixed(rules)),
+            auth: InboundAuth::FunctionUrlIam,
+            // A short hold on unconfirmed creates, so that the run is short; still longer
+            // than the budget, as the configuration demands.
+            budget: Duration::from_secs(2),
+            in_progress_for: Duration::from_secs(3),
+            failures: Default::default(),
+            destinations: Default::default(),
+            auth_source: None,
+        },
+    ));
+    let body = |i: usize| {
+        json!({"specversion": "1.0", "id": format!("c-{i}"), "source": "monitron/111122223333/Plant%20A",
+            "type": "com.amazon.monitron.asset.alert", "time": "2024-03-01T09:00:01Z",
+            "data": {"schemaVersion": "2", "project": "Plant A", "site": "Site 1", "asset": format!("Pump {}", i % 50),
+                "position": "Motor DE", "state": {"new": "ALARM", "previous": "WARNING"}, "transition": "measurement"}})
+        .to_string()
+    };
+    let mut figures = ProcessorFigures {
+        alerts,
+        ..ProcessorFigures::default()
+    };
+    let headers = lambda_http::http::HeaderMap::new();
+    // Every alert twice, at once; a 503 is redelivered (after a growing pause, as the RDP
+    // does) until an outcome comes, for up to two minutes.
+    let outcomes: Vec<(u64, u64, bool)> = futures::stream::iter(0..alerts)
+        .map(|i| {
+            let (processor, body, headers) = (processor.clone(), body(i), headers.clone());
+            async move {
+                let deliver = || async {
+                    let (mut attempts, mut pause) = (0u64, Duration::from_millis(50));
+                    let give_up = Instant::now() + Duration::from_secs(120);
+                    loop {
+                        attempts += 1;
+                        let reply = processor.handle(&headers, body.as_bytes()).await;
+                        let status = reply.body["results"][0]["status"].as_str().unwrap_or("");
+                        if reply.status == 200 {
+                            return (attempts, matches!(status, "COMPLETE" | "DUPLICATE"));
+                        }
+                        if Instant::now() > give_up {
+                            return (attempts, false);
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                    }
+                };
+                let ((a, ok_a), (b, ok_b)) = tokio::join!(deliver(), deliver());
+                (a + b, a + b - 2, ok_a && ok_b)
+            }
+        })
+        .buffer_unordered(16)
+        .enumerate()
+        .map(|(n, outcome)| {
+            if n == alerts / 10 {
+                figures.rss_start_kib = rss_kib();
+            }
+            outcome
+        })
+        .collect()
+        .await;
+    for (deliveries, redeliveries, ok) in outcomes {
+        figures.deliveries += deliveries;
+        figures.redeliveries += redeliveries;
+        figures.without_outcome += usize::from(!ok);
+    }
+    let notifications = list();
+    figures.notifications = notifications.len();
+    let mut per_reference: HashMap<String, usize> = HashMap::new();
+    for n in &notifications {
+        let reference = n["MaintNotifExtReferenceNumber"].as_str().unwrap_or("");
+        *per_reference.entry(reference.to_string()).or_default() += 1;
+    }
+    let expected: HashSet<String> = (0..alerts)
+        .map(|i| {
+            e2b::processor::external_reference("monitron/111122223333/Plant%20A", &format!("c-{i}"))
+        })
+        .collect();
+    figures.wrong = expected
+        .iter()
+        .filter(|r| per_reference.get(*r) != Some(&1))
+        .count()
+        + per_reference
+            .keys()
+            .filter(|r| !expected.contains(*r))
+            .count();
+    figures.rss_end_kib = rss_kib();
+    figures.seconds = started.elapsed().as_secs_f64();
+    figures
+}

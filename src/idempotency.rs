@@ -52,6 +52,12 @@ pub trait IdempotencyStore: Send + Sync {
         notification: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Keeps an in-progress record from now for `for_`: a write may still be under way.
+    fn hold(
+        &self,
+        key: &str,
+        for_: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Keeps what was done (`progress`, JSON) for the next delivery to resume from.
     fn pause(
         &self,
@@ -138,6 +144,25 @@ impl IdempotencyStore for DynamoStore {
                 aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
             )),
         }
+    }
+
+    async fn hold(&self, key: &str, for_: Duration) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_string()))
+            .update_expression("SET in_progress_expiration = :until")
+            .condition_expression("#status = :in_progress")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
+            .expression_attribute_values(
+                ":until",
+                AttributeValue::N((now() + for_).as_millis().to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
     }
 
     async fn pause(&self, key: &str, progress: &str) -> Result<(), StoreError> {
@@ -246,6 +271,13 @@ impl<T: IdempotencyStore> IdempotencyStore for Option<T> {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Some(store) => store.release(key).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn hold(&self, key: &str, for_: Duration) -> Result<(), StoreError> {
+        match self {
+            Some(store) => store.hold(key, for_).await,
             None => Ok(()),
         }
     }

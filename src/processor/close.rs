@@ -32,7 +32,7 @@ impl<I: IdempotencyStore> Processor<I> {
         };
         let mode = params.close.unwrap_or_default();
         let key = external_reference(&event.source, &format!("{identity}\nclose"));
-        self.exactly_once(&key, &event.id, |_| async {
+        self.exactly_once(&key, &event.id, deadline, |_| async {
             let closed = self
                 .close(event, &object, kind.odata_value(), mode, deadline)
                 .await;

@@ -20,7 +20,7 @@ impl<I: IdempotencyStore> Processor<I> {
         deadline: Instant,
     ) -> Outcome {
         let key = notification.external_reference.clone();
-        self.exactly_once(&key, &event.id, |_| async {
+        self.exactly_once(&key, &event.id, deadline, |_| async {
             let outcome = match self.s4.find_by_reference(&key, deadline).await {
                 Ok(Some(existing)) => Ok(Outcome::Duplicate(existing.number)),
                 Ok(None) => {

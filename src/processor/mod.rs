@@ -294,7 +294,7 @@ impl<I: IdempotencyStore> Processor<I> {
         }
         for rule in rules {
             // Every step is bounded by the deadline; this bounds what is not (the table calls).
-            let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(500));
+            let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(1500));
             let completed = resume
                 .filter(|r| r.rule.as_deref() == Some(rule.name.as_str()))
                 .map(|r| r.completed_steps.clone())
@@ -395,10 +395,14 @@ impl<I: IdempotencyStore> Processor<I> {
     /// Runs `work` at most once per `key` across deliveries: the idempotency record
     /// serialises concurrent deliveries, and a completed record answers later ones.
     /// `work` gets the progress a paused delivery left (empty when none).
+    ///
+    /// The work ends by the reply budget: cut short, a write of it may still be under way, so
+    /// the record is held in progress as for a write S/4 did not confirm.
     async fn exactly_once<F: Future<Output = (Outcome, Keep)>>(
         &self,
         key: &str,
         event_id: &str,
+        deadline: Instant,
         work: impl FnOnce(Map<String, Value>) -> F,
     ) -> Outcome {
         let mut progress = Map::new();
@@ -426,8 +430,25 @@ impl<I: IdempotencyStore> Processor<I> {
                 false
             }
         };
-        let (outcome, keep) = work(progress).await;
-        if !owned || keep == Keep::InProgress {
+        let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(250));
+        let (outcome, keep) = tokio::time::timeout_at(limit, work(progress))
+            .await
+            .unwrap_or_else(|_| {
+                let why = "the reply budget ran out while S/4 or a destination was being called";
+                (Outcome::Retry(why.into()), Keep::InProgress)
+            });
+        if !owned {
+            return outcome;
+        }
+        if keep == Keep::InProgress {
+            // From now, not from the start: the write may have been sent just before.
+            if let Err(e) = self
+                .idempotency
+                .hold(key, self.settings.in_progress_for)
+                .await
+            {
+                tracing::warn!(error = %e, event_id, "in-progress record not extended; it expires as first set");
+            }
             return outcome;
         }
         if let Keep::Pause(progress) = &keep {
@@ -467,8 +488,8 @@ enum Keep {
     ByOutcome,
     /// Completed whatever the outcome, unless it failed (the work had effects of its own).
     Done,
-    /// Left in progress until it expires: a write S/4 did not confirm (a redelivery before
-    /// then is told to wait, one after it looks again).
+    /// Held in progress for `in_progress_for` from now: a write S/4 did not confirm (a
+    /// redelivery before then is told to wait, one after it looks again).
     InProgress,
 }
 

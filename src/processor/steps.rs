@@ -35,7 +35,7 @@ impl<I: IdempotencyStore> Processor<I> {
             &event.source,
             &format!("{}\naction:{}", event.id, rule.name),
         );
-        self.exactly_once(&key, &event.id, |mut progress| async move {
+        self.exactly_once(&key, &event.id, deadline, |mut progress| async move {
             // A re-processed failure's results, and what a paused delivery had done.
             progress.extend(completed);
             let (outcome, results) = self

@@ -66,7 +66,7 @@ fn main() {
             };
             let f = runtime.block_on(campaign::processor(alerts, &url, list));
             println!(
-                "processor campaign: {} alerts, {} deliveries ({} redelivered after a 503), {} notifications, {} alerts without exactly one, {} deliveries without an outcome, RSS {} KiB after 10% -> {} KiB at the end, {:.1} s",
+                "processor campaign: {} alerts, {} deliveries ({} redelivered after a 503), {} notifications, {} alerts without exactly one, {} deliveries without an outcome, RSS {} KiB after 10% -> {} KiB half-way -> {} KiB at the end, {:.1} s",
                 f.alerts,
                 f.deliveries,
                 f.redeliveries,
@@ -74,6 +74,7 @@ fn main() {
                 f.wrong,
                 f.without_outcome,
                 f.rss_start_kib,
+                f.rss_middle_kib,
                 f.rss_end_kib,
                 f.seconds
             );

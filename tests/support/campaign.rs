@@ -306,6 +306,8 @@ pub async fn processor(
         figures.redeliveries += redeliveries;
         figures.without_outcome += usize::from(!ok);
     }
+    // Before the check reads every notification into this process.
+    figures.rss_end_kib = rss_kib();
     let notifications = list();
     figures.notifications = notifications.len();
     let mut per_reference: HashMap<String, usize> = HashMap::new();
@@ -326,7 +328,6 @@ pub async fn processor(
             .keys()
             .filter(|r| !expected.contains(*r))
             .count();
-    figures.rss_end_kib = rss_kib();
     figures.seconds = started.elapsed().as_secs_f64();
     figures
 }

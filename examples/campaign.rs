@@ -35,9 +35,9 @@ fn main() {
                 slow_by: Duration::from_millis(40),
                 seed: 7,
             };
-            let f = runtime.block_on(campaign::forwarder(objects, per_object, chaos));
+            let f = runtime.block_on(campaign::forwarder(objects, per_object, chaos, true));
             println!(
-                "forwarder campaign: {} objects, {} events expected, {} delivered, {} duplicates, {} of {} invocations failed in the first round, {} rounds, {} unaccounted, RSS {} KiB after round 1 -> {} KiB at the end, {:.1} s",
+                "forwarder campaign: {} objects, {} events expected, {} delivered, {} duplicates, {} of {} invocations failed in the first round, {} rounds, {} unaccounted, RSS {} KiB after round 1 -> {} KiB at the end -> {} and {} KiB after two more passes over every object, {:.1} s",
                 f.objects,
                 f.expected,
                 f.delivered,
@@ -48,6 +48,8 @@ fn main() {
                 f.unaccounted,
                 f.rss_start_kib,
                 f.rss_end_kib,
+                f.rss_after_more_passes_kib[0],
+                f.rss_after_more_passes_kib[1],
                 f.seconds
             );
             f.unaccounted == 0 && f.delivered == f.expected

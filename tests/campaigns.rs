@@ -18,7 +18,7 @@ async fn forwarder_under_faults_delivers_every_event_or_names_it() {
         slow_by: Duration::from_millis(40),
         seed: 7,
     };
-    let f = campaign::forwarder(40, 25, chaos).await;
+    let f = campaign::forwarder(40, 25, chaos, false).await;
     eprintln!("{f:?}");
     assert_eq!(
         f.unaccounted, 0,

@@ -155,6 +155,11 @@ impl TestBroker {
         s.chaos = Some(chaos);
     }
 
+    /// No more random faults.
+    pub fn calm(&self) {
+        lock(&self.state).chaos = None;
+    }
+
     /// Keep only how often each message id was stored, not the messages (for long runs).
     pub fn keep_ids_only(&self) {
         lock(&self.state).ids_only = true;
@@ -270,7 +275,9 @@ fn decide(
         .get("solace-message-id")
         .cloned()
         .unwrap_or_default();
-    *s.attempts.entry(id.clone()).or_default() += 1;
+    if !s.ids_only {
+        *s.attempts.entry(id.clone()).or_default() += 1;
+    }
     let scripted = s.script.get_mut(&id).and_then(VecDeque::pop_front);
     if scripted.is_none()
         && let Some(chaos) = s.chaos

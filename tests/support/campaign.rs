@@ -53,11 +53,19 @@ pub struct ForwarderFigures {
     pub unaccounted: usize,
     pub rss_start_kib: u64,
     pub rss_end_kib: u64,
+    /// After two more passes over every object without faults: flat memory means no leak.
+    pub rss_after_more_passes_kib: [u64; 2],
     pub seconds: f64,
 }
 
 /// `objects` objects of `per_object` alarm records each.
-pub async fn forwarder(objects: usize, per_object: usize, chaos: Chaos) -> ForwarderFigures {
+/// With `more_passes`, two more passes over every object follow, without faults, for memory.
+pub async fn forwarder(
+    objects: usize,
+    per_object: usize,
+    chaos: Chaos,
+    more_passes: bool,
+) -> ForwarderFigures {
     let started = Instant::now();
     let broker = TestBroker::start("campaign", "campaign-s3cret").await;
     broker.keep_ids_only();
@@ -192,6 +200,23 @@ pub async fn forwarder(objects: usize, per_object: usize, chaos: Chaos) -> Forwa
         .sum();
     figures.rss_end_kib = rss_kib();
     figures.seconds = started.elapsed().as_secs_f64();
+    if more_passes {
+        broker.calm();
+        for pass in 0..2 {
+            futures::stream::iter(keys.iter().cloned())
+                .map(|key| {
+                    let (forwarder, event) = (forwarder.clone(), event(&key));
+                    async move {
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        let _ = forwarder.handle(&event, deadline).await;
+                    }
+                })
+                .buffer_unordered(4)
+                .collect::<Vec<_>>()
+                .await;
+            figures.rss_after_more_passes_kib[pass] = rss_kib();
+        }
+    }
     figures
 }
 

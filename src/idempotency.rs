@@ -5,7 +5,8 @@
 //! into `COMPLETED` with the notification number; `release` deletes it when nothing was done so
 //! that a redelivery decides again; `pause` keeps an action's finished steps (`PARTIAL`) so
 //! that the next delivery resumes after them instead of repeating them. The S/4 lookup by external reference stays the source of truth when
-//! the record is missing, expired or the table cannot be reached.
+//! the record is missing or expired; while the table cannot be reached the processor answers 503
+//! rather than risk a parallel delivery creating too.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -406,7 +406,7 @@ impl<I: IdempotencyStore> Processor<I> {
         work: impl FnOnce(Map<String, Value>) -> F,
     ) -> Outcome {
         let mut progress = Map::new();
-        let owned = match self
+        match self
             .idempotency
             .begin(key, self.settings.in_progress_for)
             .await
@@ -425,9 +425,12 @@ impl<I: IdempotencyStore> Processor<I> {
                 }
                 true
             }
+            // Going on without it could let a parallel delivery of the same event create too:
+            // the mesh redelivers once the table answers again.
             Err(e) => {
-                tracing::warn!(error = %e, event_id, "idempotency table unavailable; relying on the S/4 lookup");
-                false
+                return Outcome::Retry(format!(
+                    "{e}; the event waits until the idempotency table can be used"
+                ));
             }
         };
         let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(250));
@@ -437,9 +440,6 @@ impl<I: IdempotencyStore> Processor<I> {
                 let why = "the reply budget ran out while S/4 or a destination was being called";
                 (Outcome::Retry(why.into()), Keep::InProgress)
             });
-        if !owned {
-            return outcome;
-        }
         if keep == Keep::InProgress {
             // From now, not from the start: the write may have been sent just before.
             if let Err(e) = self

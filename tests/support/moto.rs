@@ -1,4 +1,4 @@
-//! moto server (S3 and Secrets Manager over real HTTP) for the integration tests.
+//! moto server (S3, Secrets Manager, DynamoDB, SQS over real HTTP) for the integration tests.
 //!
 //! `scripts/test.sh` starts one and exports `E2B_MOTO_ENDPOINT`; without it, the first test that
 //! needs moto starts `moto_server` (from `$E2B_MOTO_SERVER`, `PATH` or `.venv/bin`) on a free
@@ -25,8 +25,20 @@ pub fn endpoint() -> &'static str {
         });
         let port = free_port();
         let parent = std::process::id();
+        // With the venv's python beside it, DynamoDB's conditional writes are made atomic
+        // (tests/support/moto_atomic.py), as in DynamoDB.
+        let python = std::path::Path::new(&server).with_file_name("python");
+        let command = if python.exists() {
+            format!(
+                "'{}' '{}'",
+                python.display(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/moto_atomic.py")
+            )
+        } else {
+            format!("'{server}'")
+        };
         let script = format!(
-            "'{server}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+            "{command} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
              while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m"
         );
         if let Err(e) = Command::new("sh").arg("-c").arg(script).spawn() {

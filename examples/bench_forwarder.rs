@@ -38,17 +38,7 @@ impl SecretStore for FixedSecret {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            std::process::exit(1);
-        }
-    };
+    let runtime = support::runtime(true);
     let number =
         |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {

@@ -34,17 +34,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2000);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            std::process::exit(1);
-        }
-    };
+    let runtime = support::runtime(true);
     runtime.block_on(run(events));
 }
 

@@ -14,17 +14,7 @@ use support::campaign;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize| args.get(i).and_then(|a| a.parse::<usize>().ok());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            std::process::exit(1);
-        }
-    };
+    let runtime = support::runtime(true);
     let ok = match (args.first().map(String::as_str), number(1)) {
         (Some("forwarder"), Some(objects)) => {
             let per_object = number(2).unwrap_or(50);

@@ -12,16 +12,7 @@ fn main() {
         eprintln!("usage: s4_test_server PORT USER PASSWORD");
         std::process::exit(2);
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start tokio: {e}");
-            std::process::exit(1);
-        }
-    };
+    let runtime = support::runtime(false);
     runtime.block_on(async {
         let server =
             support::s4::TestS4::start_at(&format!("127.0.0.1:{port}"), user, password).await;

@@ -32,3 +32,22 @@ pub fn show_log(text: &str) {
         let _ = std::io::stderr().write_all(text.as_bytes());
     }
 }
+
+/// The examples' tokio runtime (two workers, or one thread); exits with a message if it cannot
+/// start.
+pub fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let built = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    built.unwrap_or_else(|e| {
+        eprintln!("cannot start tokio: {e}");
+        std::process::exit(1);
+    })
+}

@@ -56,18 +56,15 @@ async fn run(events: usize) {
     let processor = Processor::new(
         client.clone(),
         None::<DynamoStore>,
-        ProcessorSettings {
-            rules: Arc::new(RuleSource::fixed(rules)),
-            auth: InboundAuth::Basic {
+        ProcessorSettings::new(
+            RuleSource::fixed(rules),
+            InboundAuth::Basic {
                 username: "rdp".into(),
                 password: "rdp-s3cret".into(),
             },
-            budget: Duration::from_secs(25),
-            in_progress_for: Duration::from_secs(60),
-            failures: Default::default(),
-            destinations: Default::default(),
-            auth_source: None,
-        },
+            Duration::from_secs(25),
+            Duration::from_secs(60),
+        ),
     );
     let mut headers = HeaderMap::new();
     headers.insert(

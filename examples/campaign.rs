@@ -6,9 +6,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
-
-use support::broker::Chaos;
 use support::campaign;
 
 fn main() {
@@ -18,14 +15,7 @@ fn main() {
     let ok = match (args.first().map(String::as_str), number(1)) {
         (Some("forwarder"), Some(objects)) => {
             let per_object = number(2).unwrap_or(50);
-            let chaos = Chaos {
-                transient: 100,
-                permanent: 10,
-                slow: 50,
-                slow_by: Duration::from_millis(40),
-                seed: 7,
-            };
-            let f = runtime.block_on(campaign::forwarder(objects, per_object, chaos, true));
+            let f = runtime.block_on(campaign::forwarder(objects, per_object, true));
             println!(
                 "forwarder campaign: {} objects, {} events expected, {} delivered, {} duplicates, {} of {} invocations failed in the first round, {} rounds, {} unaccounted, RSS {} KiB after round 1 -> {} KiB at the end -> {} and {} KiB after two more passes over every object, {:.1} s",
                 f.objects,

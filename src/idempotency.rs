@@ -67,6 +67,10 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+fn store_error(e: impl std::error::Error) -> StoreError {
+    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
+}
+
 /// Records in a DynamoDB table with partition key `id` (S) and TTL attribute `expiration`.
 pub struct DynamoStore {
     pub client: aws_sdk_dynamodb::Client,
@@ -127,9 +131,7 @@ impl IdempotencyStore for DynamoStore {
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(|e| {
-                        StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
-                    })?;
+                    .map_err(store_error)?;
                 let item = got.item.unwrap_or_default();
                 let status = item
                     .get("status")
@@ -141,20 +143,14 @@ impl IdempotencyStore for DynamoStore {
                     _ => Ok(Begin::InProgress),
                 }
             }
-            Err(e) => Err(StoreError(
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-            )),
+            Err(e) => Err(store_error(e)),
         }
     }
 
     async fn hold(&self, key: &str, for_: Duration) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_string()))
+        self.update(key)
             .update_expression("SET in_progress_expiration = :until")
             .condition_expression("#status = :in_progress")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
             .expression_attribute_values(
                 ":until",
@@ -163,31 +159,23 @@ impl IdempotencyStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
+            .map_err(store_error)
     }
 
     async fn pause(&self, key: &str, progress: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_string()))
+        self.update(key)
             .update_expression("SET #status = :partial, progress = :p")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":partial", AttributeValue::S("PARTIAL".into()))
             .expression_attribute_values(":p", AttributeValue::S(progress.to_string()))
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
+            .map_err(store_error)
     }
 
     async fn complete(&self, key: &str, notification: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_string()))
+        self.update(key)
             .update_expression("SET #status = :done, notification = :n, expiration = :exp")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":done", AttributeValue::S("COMPLETED".into()))
             .expression_attribute_values(":n", AttributeValue::S(notification.to_string()))
             .expression_attribute_values(
@@ -197,7 +185,7 @@ impl IdempotencyStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
+            .map_err(store_error)
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
@@ -208,11 +196,23 @@ impl IdempotencyStore for DynamoStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))
+            .map_err(store_error)
     }
 }
 
 impl DynamoStore {
+    /// An update of the record `key`, with `#status` naming the status attribute.
+    fn update(
+        &self,
+        key: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(key.to_string()))
+            .expression_attribute_names("#status", "status")
+    }
+
     /// Takes over a paused record (one delivery wins), returning its progress.
     async fn claim_partial(
         &self,
@@ -221,13 +221,9 @@ impl DynamoStore {
     ) -> Result<Begin, StoreError> {
         let until = (now() + in_progress_for).as_millis().to_string();
         let claimed = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(key.to_string()))
+            .update(key)
             .update_expression("SET #status = :in_progress, in_progress_expiration = :until")
             .condition_expression("#status = :partial")
-            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", AttributeValue::S("IN_PROGRESS".into()))
             .expression_attribute_values(":partial", AttributeValue::S("PARTIAL".into()))
             .expression_attribute_values(":until", AttributeValue::N(until))
@@ -246,9 +242,7 @@ impl DynamoStore {
             {
                 Ok(Begin::InProgress)
             }
-            Err(e) => Err(StoreError(
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-            )),
+            Err(e) => Err(store_error(e)),
         }
     }
 }

@@ -261,19 +261,6 @@ impl S4Client {
         self.first_match(&filter, deadline).await
     }
 
-    /// An open notification (processing phase 1, 2 or 3) for a technical object, if any.
-    pub async fn find_open_for_object(
-        &self,
-        technical_object: &str,
-        object_kind: &str,
-        deadline: Instant,
-    ) -> Result<Option<Existing>, S4Error> {
-        let open = self
-            .open_for_object(technical_object, object_kind, 1, deadline)
-            .await?;
-        Ok(open.into_iter().next())
-    }
-
     /// Open notifications (processing phase 1, 2 or 3) for a technical object, oldest first.
     pub async fn open_for_object(
         &self,

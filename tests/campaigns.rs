@@ -3,22 +3,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use support::broker::Chaos;
 use support::campaign;
 use support::s4::TestS4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarder_under_faults_delivers_every_event_or_names_it() {
-    let chaos = Chaos {
-        transient: 100,
-        permanent: 10,
-        slow: 50,
-        slow_by: Duration::from_millis(40),
-        seed: 7,
-    };
-    let f = campaign::forwarder(40, 25, chaos, false).await;
+    let f = campaign::forwarder(40, 25, false).await;
     eprintln!("{f:?}");
     assert_eq!(
         f.unaccounted, 0,

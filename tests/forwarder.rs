@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use e2b::config::KeyFilter;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
-use e2b::mesh::{Destination, MeshConfig, Publisher};
+use e2b::mesh::{MeshConfig, Publisher};
 use e2b::scan::ScanConfig;
 use e2b::secrets::CachedCredentials;
 use support::broker::{Reply, TestBroker};
@@ -83,15 +83,7 @@ impl Fixture {
     }
 
     fn mesh(&self) -> MeshConfig {
-        MeshConfig {
-            base_url: reqwest::Url::parse(&self.broker.url).unwrap_or_else(|e| panic!("{e}")),
-            destination: Destination::Topics,
-            message_ttl_ms: None,
-            request_timeout: Duration::from_millis(500),
-            max_attempts: 5,
-            backoff_base: Duration::from_millis(10),
-            backoff_cap: Duration::from_millis(100),
-        }
+        self.broker.mesh_config()
     }
 
     fn forwarder_with(&self, mesh: MeshConfig, concurrency: usize) -> S3Forwarder {

@@ -64,18 +64,15 @@ async fn fixture_timed(
     let processor = Processor::new(
         Arc::new(client),
         idempotency,
-        ProcessorSettings {
-            rules: Arc::new(RuleSource::fixed(rules)),
-            auth: InboundAuth::Basic {
+        ProcessorSettings::new(
+            RuleSource::fixed(rules),
+            InboundAuth::Basic {
                 username: "rdp".into(),
                 password: "rdp-s3cret".into(),
             },
             budget,
             in_progress_for,
-            failures: Default::default(),
-            destinations: Default::default(),
-            auth_source: None,
-        },
+        ),
     );
     Fixture {
         s4,
@@ -620,17 +617,12 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
     let processor = Processor::new(
         client.clone(),
         None::<DynamoStore>,
-        ProcessorSettings {
-            rules: Arc::new(RuleSource::fixed(
-                RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")),
-            )),
-            auth: InboundAuth::FunctionUrlIam,
-            budget: Duration::from_secs(5),
-            in_progress_for: Duration::from_secs(30),
-            failures: Default::default(),
-            destinations: Default::default(),
-            auth_source: None,
-        },
+        ProcessorSettings::new(
+            RuleSource::fixed(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"))),
+            InboundAuth::FunctionUrlIam,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        ),
     );
     for id in ["o-1", "o-2"] {
         assert_eq!(
@@ -740,15 +732,13 @@ fn processor_with_auth(
         Arc::new(s4.client(S4_USER, S4_PASSWORD, Duration::from_millis(800))),
         None,
         ProcessorSettings {
-            rules: Arc::new(RuleSource::fixed(
-                RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")),
-            )),
-            auth,
-            budget: Duration::from_secs(5),
-            in_progress_for: Duration::from_secs(30),
-            failures: Default::default(),
-            destinations: Default::default(),
             auth_source: source,
+            ..ProcessorSettings::new(
+                RuleSource::fixed(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"))),
+                auth,
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            )
         },
     )
 }

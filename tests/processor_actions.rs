@@ -84,13 +84,14 @@ async fn fixture(rules: &str, with_table: bool, records: Records) -> Fixture {
         Arc::new(client),
         idempotency,
         ProcessorSettings {
-            rules: Arc::new(RuleSource::fixed(rules)),
-            auth: InboundAuth::FunctionUrlIam,
-            budget: Duration::from_secs(5),
-            in_progress_for: Duration::from_secs(30),
             failures: Arc::new(sink),
             destinations: Arc::new(Destinations::new(Some(moto::secrets().await))),
-            auth_source: None,
+            ..ProcessorSettings::new(
+                RuleSource::fixed(rules),
+                InboundAuth::FunctionUrlIam,
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            )
         },
     );
     Fixture {

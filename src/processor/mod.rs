@@ -55,6 +55,27 @@ pub struct ProcessorSettings {
     pub auth_source: Option<Arc<AuthSource>>,
 }
 
+impl ProcessorSettings {
+    /// Rules, delivery credentials and timing; failures only logged, no destinations' secrets,
+    /// credentials never read again (set the fields for more).
+    pub fn new(
+        rules: RuleSource,
+        auth: InboundAuth,
+        budget: Duration,
+        in_progress_for: Duration,
+    ) -> ProcessorSettings {
+        ProcessorSettings {
+            rules: Arc::new(rules),
+            auth,
+            budget,
+            in_progress_for,
+            failures: Arc::default(),
+            destinations: Arc::default(),
+            auth_source: None,
+        }
+    }
+}
+
 /// The HTTP answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {

@@ -51,13 +51,10 @@ pub async fn build(
         Arc::new(s4),
         idempotency,
         ProcessorSettings {
-            rules: Arc::new(rules),
-            auth,
-            budget: config.budget,
-            in_progress_for: config.in_progress_for,
             failures: Arc::new(failures),
             destinations: Arc::new(Destinations::new(Some(secrets))),
             auth_source,
+            ..ProcessorSettings::new(rules, auth, config.budget, config.in_progress_for)
         },
     ))
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::actions::{Action, HttpCall, Step, StepKind};
+use crate::actions::{Action, DestinationSpec, HttpCall, Step, StepKind};
 use crate::alert::AlertEvent;
 use crate::destination::{Call, CallError, Destinations};
 use crate::idempotency::IdempotencyStore;
@@ -133,16 +133,16 @@ impl<I: IdempotencyStore> Processor<I> {
                     }
                 }
                 StepKind::Http(call) | StepKind::Sbpa { call, .. } => {
-                    let (rendered, request) = match render(call, rules, &scope) {
-                        Ok(r) => r,
-                        Err(e) => return fail(e.to_string(), None, results),
-                    };
                     let Some(destination) = rules.destinations.get(&call.destination) else {
                         return fail(
                             format!("no destination `{}`", call.destination),
                             None,
                             results,
                         );
+                    };
+                    let rendered = match render(call, &scope) {
+                        Ok(r) => r,
+                        Err(e) => return fail(e.to_string(), None, results),
                     };
                     match self
                         .settings
@@ -152,6 +152,7 @@ impl<I: IdempotencyStore> Processor<I> {
                     {
                         Ok(answer) => answer,
                         Err(CallError::Permanent(reason)) => {
+                            let request = recorded(&call.destination, destination, &rendered);
                             return fail(reason, Some(request), results);
                         }
                         Err(CallError::Transient(reason) | CallError::Unauthorized(reason)) => {
@@ -230,40 +231,35 @@ impl<I: IdempotencyStore> Processor<I> {
     }
 }
 
-/// A step's call, rendered; and what is recorded of it (no credentials: those are added by
-/// the destination client and never pass through here).
-fn render(call: &HttpCall, rules: &RuleSet, scope: &Value) -> Result<(Call, Value), TemplateError> {
-    let path = call.path.render_path(scope)?;
+/// A step's call, rendered.
+fn render(call: &HttpCall, scope: &Value) -> Result<Call, TemplateError> {
     let headers = call
         .headers
         .iter()
         .map(|(k, v)| Ok((k.clone(), v.render_header(scope)?)))
         .collect::<Result<Vec<_>, TemplateError>>()?;
-    let body = call.body.as_ref().map(|b| b.render(scope)).transpose()?;
-    let url = rules
-        .destinations
-        .get(&call.destination)
-        .map(|d| Destinations::url_of(d, &path))
-        .unwrap_or_default();
-    let request = json!({
-        "destination": call.destination,
+    Ok(Call {
+        method: call.method.clone(),
+        path: call.path.render_path(scope)?,
+        headers,
+        body: call.body.as_ref().map(|b| b.render(scope)).transpose()?,
+        csrf: call.csrf,
+        expect: call.expect.clone(),
+    })
+}
+
+/// What a failure record keeps of a refused call: no credentials, as those are added by the
+/// destination client and never pass through a `Call`.
+fn recorded(name: &str, destination: &DestinationSpec, call: &Call) -> Value {
+    json!({
+        "destination": name,
         "method": call.method.as_str(),
-        "url": url,
-        "headers": headers
+        "url": Destinations::url_of(destination, &call.path),
+        "headers": call
+            .headers
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect::<Map<String, Value>>(),
-        "body": body,
-    });
-    Ok((
-        Call {
-            method: call.method.clone(),
-            path,
-            headers,
-            body,
-            csrf: call.csrf,
-            expect: call.expect.clone(),
-        },
-        request,
-    ))
+        "body": call.body,
+    })
 }

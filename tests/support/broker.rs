@@ -155,6 +155,20 @@ impl TestBroker {
         s.chaos = Some(chaos);
     }
 
+    /// How the tests publish to this broker: topics, 500 ms per request, five attempts with a
+    /// short backoff.
+    pub fn mesh_config(&self) -> e2b::mesh::MeshConfig {
+        e2b::mesh::MeshConfig {
+            base_url: reqwest::Url::parse(&self.url).unwrap_or_else(|e| panic!("{e}")),
+            destination: e2b::mesh::Destination::Topics,
+            message_ttl_ms: None,
+            request_timeout: Duration::from_millis(500),
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(10),
+            backoff_cap: Duration::from_millis(100),
+        }
+    }
+
     /// No more random faults.
     pub fn calm(&self) {
         lock(&self.state).chaos = None;

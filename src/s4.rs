@@ -6,6 +6,8 @@
 //! - `sap-client` goes on every request, the token fetch included.
 //! - 5xx, connection errors and timeouts are retried with backoff within the deadline; other
 //!   errors are permanent, with SAP's error body turned into a readable reason.
+//! - Refused credentials (401, or no OAuth2 token) are read again from their secret, at most once
+//!   a minute, when the client was given it ([`S4Client::reread_secret_on_refusal`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,9 +16,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Timelike, Utc};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
-use crate::oauth::{ClientCredentials, TokenCache};
+use crate::oauth::ClientCredentials;
+
+mod session;
+use session::{Session, Sessions, Unprepared};
 
 /// The service path under a host.
 pub const SERVICE_PATH: &str = "/sap/opu/odata/sap/API_MAINTNOTIFICATION";
@@ -196,32 +200,17 @@ pub struct Existing {
 
 /// The client, one per warm Lambda.
 pub struct S4Client {
-    http: reqwest::Client,
     config: S4Config,
-    auth: S4Auth,
-    oauth: Option<TokenCache>,
-    csrf: Mutex<Option<String>>,
+    sessions: Sessions,
     round_trips: AtomicU64,
     csrf_fetches: AtomicU64,
 }
 
 impl S4Client {
     pub fn new(config: S4Config, auth: S4Auth) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("e2b-processor/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         Ok(S4Client {
-            http,
+            sessions: Sessions::new(Session::new(&config, auth, 0)?),
             config,
-            oauth: match &auth {
-                S4Auth::OAuth2(c) => Some(TokenCache::new(c.clone())),
-                S4Auth::Basic(_) => None,
-            },
-            auth,
-            csrf: Mutex::new(None),
             round_trips: AtomicU64::new(0),
             csrf_fetches: AtomicU64::new(0),
         })
@@ -229,8 +218,7 @@ impl S4Client {
 
     /// HTTP requests sent to S/4 so far.
     pub fn round_trips(&self) -> u64 {
-        self.round_trips.load(Ordering::Relaxed)
-            + self.oauth.as_ref().map_or(0, TokenCache::requests)
+        self.round_trips.load(Ordering::Relaxed) + self.sessions.token_requests()
     }
 
     /// CSRF token fetches so far.
@@ -426,18 +414,23 @@ impl S4Client {
         let mut attempts = 0;
         let mut token_refreshed = false;
         let mut oauth_refreshed = false;
+        let mut renewed = false;
         loop {
             attempts += 1;
-            let token = if write {
-                Some(self.csrf_token(false, deadline).await?)
-            } else {
-                None
-            };
-            let request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header("Accept", "application/json");
-            let mut request = self.authorize(request, false, deadline).await?;
+            let session = self.sessions.current();
+            let (token, mut request) =
+                match self.prepare(&session, &method, &url, write, deadline).await {
+                    Ok(prepared) => prepared,
+                    Err(Unprepared::Refused(why)) => {
+                        if !renewed && self.renew(session.generation).await {
+                            renewed = true;
+                            attempts -= 1;
+                            continue;
+                        }
+                        return Err(S4Error::Transient(why));
+                    }
+                    Err(Unprepared::Failed(e)) => return Err(e),
+                };
             // The time left is measured once the token and the credentials are at hand.
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -490,17 +483,34 @@ impl S4Client {
                     if status == StatusCode::FORBIDDEN && csrf_required && write && !token_refreshed
                     {
                         token_refreshed = true;
-                        self.csrf_token(true, deadline).await?;
+                        self.csrf_token(&session, true, deadline)
+                            .await
+                            .map_err(Unprepared::into_error)?;
                         attempts -= 1;
                         continue;
                     }
                     if status == StatusCode::UNAUTHORIZED
-                        && self.oauth.is_some()
+                        && session.oauth.is_some()
                         && !oauth_refreshed
                     {
                         // The access token expired early or was revoked: one new token.
                         oauth_refreshed = true;
-                        self.access_token(true, deadline).await?;
+                        attempts -= 1;
+                        if let Err(refused) = self.access_token(&session, true, deadline).await {
+                            if !renewed && self.renew(session.generation).await {
+                                renewed = true;
+                                continue;
+                            }
+                            return Err(refused.into_error());
+                        }
+                        continue;
+                    }
+                    if status == StatusCode::UNAUTHORIZED
+                        && !renewed
+                        && self.renew(session.generation).await
+                    {
+                        // Refused before any work: the secret held new credentials.
+                        renewed = true;
                         attempts -= 1;
                         continue;
                     }
@@ -549,37 +559,72 @@ impl S4Client {
         }
     }
 
+    /// The request with its credentials and, for a write, the CSRF token.
+    async fn prepare(
+        &self,
+        session: &Session,
+        method: &Method,
+        url: &Url,
+        write: bool,
+        deadline: Instant,
+    ) -> Result<(Option<String>, reqwest::RequestBuilder), Unprepared> {
+        let token = if write {
+            Some(self.csrf_token(session, false, deadline).await?)
+        } else {
+            None
+        };
+        let request = session
+            .http
+            .request(method.clone(), url.clone())
+            .header("Accept", "application/json");
+        Ok((token, self.authorize(session, request, deadline).await?))
+    }
+
     /// Adds the credentials to a request: Basic, or an OAuth2 bearer token.
     async fn authorize(
         &self,
+        session: &Session,
         request: reqwest::RequestBuilder,
-        refresh: bool,
         deadline: Instant,
-    ) -> Result<reqwest::RequestBuilder, S4Error> {
-        match &self.auth {
+    ) -> Result<reqwest::RequestBuilder, Unprepared> {
+        match &session.auth {
             S4Auth::Basic(c) => Ok(request.basic_auth(&c.username, Some(&c.password))),
             S4Auth::OAuth2(_) => {
-                Ok(request.bearer_auth(self.access_token(refresh, deadline).await?))
+                Ok(request.bearer_auth(self.access_token(session, false, deadline).await?))
             }
         }
     }
 
-    /// The cached OAuth2 access token, or a new one.
-    async fn access_token(&self, refresh: bool, deadline: Instant) -> Result<String, S4Error> {
-        let Some(cache) = &self.oauth else {
+    /// The cached OAuth2 access token, or a new one. No token is a refusal of the credentials:
+    /// nothing was done yet, and the mesh redelivers until they are fixed.
+    async fn access_token(
+        &self,
+        session: &Session,
+        refresh: bool,
+        deadline: Instant,
+    ) -> Result<String, Unprepared> {
+        let Some(cache) = &session.oauth else {
             return Ok(String::new());
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        // Nothing was done yet: the mesh redelivers until the client's credentials are fixed.
         cache
-            .token(&self.http, refresh, self.config.request_timeout.min(left))
+            .token(
+                &session.http,
+                refresh,
+                self.config.request_timeout.min(left),
+            )
             .await
-            .map_err(S4Error::Transient)
+            .map_err(Unprepared::Refused)
     }
 
     /// The cached CSRF token, or a new one (`refresh`, or none yet).
-    async fn csrf_token(&self, refresh: bool, deadline: Instant) -> Result<String, S4Error> {
-        let mut cached = self.csrf.lock().await;
+    async fn csrf_token(
+        &self,
+        session: &Session,
+        refresh: bool,
+        deadline: Instant,
+    ) -> Result<String, Unprepared> {
+        let mut cached = session.csrf.lock().await;
         if !refresh && let Some(token) = cached.as_ref() {
             return Ok(token.clone());
         }
@@ -587,30 +632,35 @@ impl S4Client {
         let url = self.url("/")?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         self.csrf_fetches.fetch_add(1, Ordering::Relaxed);
-        let request = self
+        let request = session
             .http
             .get(url)
             .timeout(self.config.request_timeout.min(left))
             .header("x-csrf-token", "Fetch")
             .header("Accept", "application/json");
         let response = self
-            .authorize(request, false, deadline)
+            .authorize(session, request, deadline)
             .await?
             .send()
             .await
             .map_err(|e| S4Error::Transient(format!("CSRF token fetch failed: {e}")))?;
         let status = response.status();
         if status.is_server_error() {
-            return Err(S4Error::Transient(format!("CSRF token fetch: {status}")));
+            return Err(S4Error::Transient(format!("CSRF token fetch: {status}")).into());
         }
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
             let message = sap_error_message(&text).unwrap_or_else(|| status.to_string());
             // Nothing was written yet: redelivery is safe until the user or URL is fixed.
-            return Err(S4Error::Transient(format!(
+            let why = format!(
                 "CSRF token fetch answered {}: {message} (check S4_BASE_URL and the S/4 user)",
                 status.as_u16()
-            )));
+            );
+            return Err(if status == StatusCode::UNAUTHORIZED {
+                Unprepared::Refused(why)
+            } else {
+                Unprepared::Failed(S4Error::Transient(why))
+            });
         }
         let token = crate::s4::csrf_token_in(response.headers());
         *cached = Some(token.clone());

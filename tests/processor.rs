@@ -606,14 +606,7 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
     let secret = serde_json::json!({"client_id": "e2b-client", "client_secret": "client-s3cret", "token_url": format!("{}/oauth/token", s4.url)}).to_string();
     let auth = S4Auth::from_secret("s4-oauth", &secret).unwrap_or_else(|e| panic!("{e}"));
     assert!(!format!("{auth:?}").contains("client-s3cret"));
-    let config = S4Config {
-        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
-        sap_client: None,
-        request_timeout: Duration::from_millis(800),
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(20),
-    };
-    let client = Arc::new(S4Client::new(config, auth).unwrap_or_else(|e| panic!("{e}")));
+    let client = Arc::new(S4Client::new(s4_config(&s4, 3), auth).unwrap_or_else(|e| panic!("{e}")));
     let processor = Processor::new(
         client.clone(),
         None::<DynamoStore>,
@@ -647,13 +640,7 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
 
     let wrong = serde_json::json!({"client_id": "e2b-client", "client_secret": "wrong", "token_url": format!("{}/oauth/token", s4.url)}).to_string();
     let bad = S4Client::new(
-        S4Config {
-            service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
-            sap_client: None,
-            request_timeout: Duration::from_millis(800),
-            max_attempts: 1,
-            backoff_base: Duration::from_millis(20),
-        },
+        s4_config(&s4, 1),
         S4Auth::from_secret("s4-oauth", &wrong).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -894,4 +881,112 @@ async fn delivery_credentials_rotate_without_a_refused_delivery() {
             .status,
         200
     );
+}
+
+fn s4_config(s4: &TestS4, max_attempts: u32) -> S4Config {
+    S4Config {
+        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
+        sap_client: None,
+        request_timeout: Duration::from_millis(800),
+        max_attempts,
+        backoff_base: Duration::from_millis(20),
+    }
+}
+
+/// A processor whose S/4 credentials come from a Secrets Manager secret on moto.
+async fn processor_with_s4_secret(
+    s4: &TestS4,
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+    credentials: Value,
+) -> Handler {
+    let created = secrets
+        .create_secret()
+        .name(secret)
+        .secret_string(credentials.to_string())
+        .send()
+        .await;
+    assert!(created.is_ok(), "{created:?}");
+    let auth =
+        S4Auth::from_secret(secret, &credentials.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let client = S4Client::new(s4_config(s4, 3), auth)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .reread_secret_on_refusal(secrets.clone(), secret);
+    Processor::new(
+        Arc::new(client),
+        None,
+        ProcessorSettings::new(
+            RuleSource::fixed(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"))),
+            InboundAuth::FunctionUrlIam,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        ),
+    )
+}
+
+async fn put_secret(secrets: &aws_sdk_secretsmanager::Client, secret: &str, value: Value) {
+    let put = secrets
+        .put_secret_value()
+        .secret_id(secret)
+        .secret_string(value.to_string())
+        .send()
+        .await;
+    assert!(put.is_ok(), "{put:?}");
+}
+
+async fn deliver(processor: &Handler, id: &str) -> u16 {
+    processor
+        .handle(&HeaderMap::new(), alarm(id).as_bytes())
+        .await
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_s4_credentials_are_read_again_at_the_first_refusal() {
+    let secrets = moto::secrets().await;
+
+    // Basic: a second technical user replaces the first.
+    let s4 = TestS4::start("E2B_OLD", "old-s4-s3cret").await;
+    let secret = moto::unique("s4-rotation");
+    let old = json!({"username": "E2B_OLD", "password": "old-s4-s3cret"});
+    let processor = processor_with_s4_secret(&s4, &secrets, &secret, old).await;
+    assert_eq!(deliver(&processor, "k-1").await, 200);
+    put_secret(
+        &secrets,
+        &secret,
+        json!({"username": "E2B_NEW", "password": "new-s4-s3cret"}),
+    )
+    .await;
+    s4.set_user("E2B_NEW", "new-s4-s3cret");
+    assert_eq!(
+        deliver(&processor, "k-2").await,
+        200,
+        "the warm client switched"
+    );
+    assert_eq!(s4.notifications().len(), 2);
+    // A user changed in S/4 but not in the secret: nothing is done, the mesh redelivers.
+    s4.set_user("E2B_THIRD", "third-s4-s3cret");
+    assert_eq!(deliver(&processor, "k-3").await, 503);
+    assert_eq!(s4.notifications().len(), 2);
+
+    // OAuth2: a new client secret, the old one deleted and its tokens revoked.
+    let s4 = TestS4::start("nobody", "unused").await;
+    s4.enable_oauth("e2b-client", "old-client-s3cret");
+    let secret = moto::unique("s4-oauth-rotation");
+    let token_url = format!("{}/oauth/token", s4.url);
+    let client = |client_secret: &str| json!({"client_id": "e2b-client", "client_secret": client_secret, "token_url": token_url});
+    let processor =
+        processor_with_s4_secret(&s4, &secrets, &secret, client("old-client-s3cret")).await;
+    assert_eq!(deliver(&processor, "o-1").await, 200);
+    s4.enable_oauth("e2b-client", "new-client-s3cret");
+    s4.revoke_tokens();
+    put_secret(&secrets, &secret, client("new-client-s3cret")).await;
+    assert_eq!(
+        deliver(&processor, "o-2").await,
+        200,
+        "the warm client switched"
+    );
+    assert_eq!(s4.notifications().len(), 2);
+    // The first token, one refused with the old client secret, one with the new.
+    assert_eq!(s4.token_requests(), 3);
 }

@@ -40,7 +40,8 @@ pub async fn build(
     let rules = RuleSource::load(config.rules.clone(), config.rules_ttl, Some(s3.clone()))
         .await
         .map_err(|e| format!("rules: {e}"))?;
-    let s4 = S4Client::new(config.s4.clone(), s4_auth)?;
+    let s4 = S4Client::new(config.s4.clone(), s4_auth)?
+        .reread_secret_on_refusal(secrets.clone(), &config.s4_secret);
     let idempotency = config.idempotency_table.clone().map(|table| DynamoStore {
         client: aws_sdk_dynamodb::Client::new(aws),
         table,

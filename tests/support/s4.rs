@@ -136,6 +136,14 @@ impl TestS4 {
         lock(&self.state).oauth_client = Some((client_id.into(), client_secret.into()));
     }
 
+    /// Another technical user (a rotation): the old credentials are refused from now on.
+    pub fn set_user(&self, username: &str, password: &str) {
+        let mut s = lock(&self.state);
+        s.username = username.into();
+        s.password = password.into();
+        s.sessions.clear();
+    }
+
     /// Every issued access token stops being valid.
     pub fn revoke_tokens(&self) {
         lock(&self.state).tokens.clear();

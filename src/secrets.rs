@@ -193,5 +193,46 @@ impl<S: SecretStore> CachedCredentials<S> {
     }
 }
 
+/// A refused credential's secret is read again at most this often, however many requests are
+/// refused: a wrong credential costs one read a minute, not one per request.
+pub const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(60);
+
+/// A secret read again when the credentials it gave are refused (it may have been rotated).
+pub struct Reread<S> {
+    store: S,
+    secret_id: String,
+    last_read: Mutex<Option<Instant>>,
+}
+
+impl<S: SecretStore> Reread<S> {
+    /// `read_now`: the secret was just read (at start-up), so the first re-read waits a minute.
+    pub fn new(store: S, secret_id: &str, read_now: bool) -> Self {
+        Reread {
+            store,
+            secret_id: secret_id.to_string(),
+            last_read: Mutex::new(read_now.then(Instant::now)),
+        }
+    }
+
+    pub fn secret_id(&self) -> &str {
+        &self.secret_id
+    }
+
+    /// Reads the secret and hands what was read to `apply`, both under one lock: callers
+    /// refused at the same time wait for the first, and then find what its `apply` did. `None`
+    /// when the secret was read less than [`REREAD_AT_MOST_EVERY`] ago.
+    pub async fn read_again<T>(
+        &self,
+        apply: impl FnOnce(Result<String, SecretError>) -> T,
+    ) -> Option<T> {
+        let mut last_read = self.last_read.lock().await;
+        if last_read.is_some_and(|at| at.elapsed() < REREAD_AT_MOST_EVERY) {
+            return None;
+        }
+        *last_read = Some(Instant::now());
+        Some(apply(self.store.secret_string(&self.secret_id).await))
+    }
+}
+
 #[cfg(test)]
 mod tests;

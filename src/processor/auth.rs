@@ -5,6 +5,8 @@ use std::fmt;
 
 use lambda_http::http::HeaderMap;
 
+use crate::secrets::{Reread, SecretError};
+
 /// How deliveries authenticate.
 #[derive(Clone, PartialEq, Eq)]
 pub enum InboundAuth {
@@ -132,11 +134,9 @@ impl InboundAuth {
 /// Where the delivery credentials come from, read again when a request's credentials do not
 /// match (the secret may have been rotated), at most once a minute whatever is sent.
 pub struct AuthSource {
-    secrets: aws_sdk_secretsmanager::Client,
-    secret_id: String,
+    secret: Reread<aws_sdk_secretsmanager::Client>,
     scheme: super::config::AuthScheme,
     api_key_header: String,
-    last_read: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl AuthSource {
@@ -149,30 +149,24 @@ impl AuthSource {
         read_now: bool,
     ) -> AuthSource {
         AuthSource {
-            secrets,
-            secret_id: secret_id.to_string(),
+            secret: Reread::new(secrets, secret_id, read_now),
             scheme,
             api_key_header: api_key_header.to_string(),
-            last_read: tokio::sync::Mutex::new(read_now.then(std::time::Instant::now)),
         }
     }
 
     /// The credentials as the secret has them now, unless it was read less than a minute ago.
     pub async fn read_again(&self) -> Option<InboundAuth> {
-        use crate::secrets::SecretStore;
-        let mut last = self.last_read.lock().await;
-        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60)) {
-            return None;
-        }
-        *last = Some(std::time::Instant::now());
-        let read = match self.secrets.secret_string(&self.secret_id).await {
-            Ok(json) => {
-                InboundAuth::from_secret(self.scheme, &self.secret_id, &json, &self.api_key_header)
-            }
-            Err(e) => Err(e.to_string()),
+        let id = self.secret.secret_id();
+        let parse = |read: Result<String, SecretError>| {
+            read.map_err(|e| e.to_string())
+                .and_then(|json| {
+                    InboundAuth::from_secret(self.scheme, id, &json, &self.api_key_header)
+                })
+                .inspect_err(|e| tracing::warn!(error = %e, "delivery credentials not read again"))
+                .ok()
         };
-        read.inspect_err(|e| tracing::warn!(error = %e, "delivery credentials not read again"))
-            .ok()
+        self.secret.read_again(parse).await.flatten()
     }
 }
 

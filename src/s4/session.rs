@@ -8,16 +8,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 
 use super::{S4Auth, S4Client, S4Config, S4Error};
 use crate::oauth::TokenCache;
-use crate::secrets::SecretStore;
-
-/// The secret is read again at most this often, however many requests are refused.
-const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(60);
+use crate::secrets::{Reread, SecretError};
 
 /// One set of credentials and what S/4 gave for them.
 pub(super) struct Session {
@@ -81,18 +78,12 @@ impl From<S4Error> for Unprepared {
     }
 }
 
-/// Where the credentials came from, to read them again after a refusal.
-pub(super) struct Renewal {
-    secrets: aws_sdk_secretsmanager::Client,
-    secret_id: String,
-    last_read: Mutex<Option<Instant>>,
-}
-
 /// The sessions of one client: the current one, and the token requests of those replaced.
 pub(super) struct Sessions {
     current: RwLock<Arc<Session>>,
     retired_token_requests: AtomicU64,
-    renewal: Option<Renewal>,
+    /// Where the credentials came from, to read them again after a refusal.
+    renewal: Option<Reread<aws_sdk_secretsmanager::Client>>,
 }
 
 impl Sessions {
@@ -124,11 +115,7 @@ impl S4Client {
         secrets: aws_sdk_secretsmanager::Client,
         secret_id: &str,
     ) -> S4Client {
-        self.sessions.renewal = Some(Renewal {
-            secrets,
-            secret_id: secret_id.to_string(),
-            last_read: Mutex::new(None),
-        });
+        self.sessions.renewal = Some(Reread::new(secrets, secret_id, false));
         self
     }
 
@@ -139,21 +126,29 @@ impl S4Client {
         let Some(renewal) = &self.sessions.renewal else {
             return false;
         };
-        let mut last_read = renewal.last_read.lock().await;
+        let switched = || self.sessions.current().generation != used;
+        if switched() {
+            return true;
+        }
+        let id = renewal.secret_id();
+        match renewal.read_again(|read| self.switch(used, id, read)).await {
+            Some(switched) => switched,
+            // Read within the last minute, maybe by a request refused at the same time.
+            None => switched(),
+        }
+    }
+
+    /// Goes on with the credentials read from secret `id` when they differ from those of
+    /// session `used`.
+    fn switch(&self, used: u64, id: &str, read: Result<String, SecretError>) -> bool {
         let current = self.sessions.current();
         if current.generation != used {
             return true;
         }
-        if last_read.is_some_and(|at| at.elapsed() < REREAD_AT_MOST_EVERY) {
-            return false;
-        }
-        *last_read = Some(Instant::now());
-        let id = &renewal.secret_id;
-        let read = match renewal.secrets.secret_string(id).await {
-            Ok(json) => S4Auth::from_secret(id, &json),
-            Err(e) => Err(e.to_string()),
-        };
-        let auth = match read {
+        let auth = match read
+            .map_err(|e| e.to_string())
+            .and_then(|json| S4Auth::from_secret(id, &json))
+        {
             Ok(auth) if auth == current.auth => {
                 tracing::warn!(
                     secret = %id,

@@ -150,15 +150,7 @@ async fn replay_publishes_through_the_same_publisher() {
     let secrets = moto::secrets().await;
     let secret = moto::unique("replay-aem");
     let value = json!({"username": "replayer", "password": "replay-s3cret"}).to_string();
-    assert!(
-        secrets
-            .create_secret()
-            .name(&secret)
-            .secret_string(value)
-            .send()
-            .await
-            .is_ok()
-    );
+    moto::create_secret(&secrets, &secret, &value).await;
     let env = vec![
         ("AEM_REST_URL", broker.url.clone()),
         ("AEM_CREDENTIALS_SECRET", secret),

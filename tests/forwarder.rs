@@ -47,18 +47,7 @@ impl Fixture {
             );
         }
         let value = json!({"username": USER, "password": PASSWORD}).to_string();
-        if let Err(e) = secrets
-            .create_secret()
-            .name(&secret)
-            .secret_string(value)
-            .send()
-            .await
-        {
-            panic!(
-                "create secret: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            );
-        }
+        moto::create_secret(&secrets, &secret, &value).await;
         Fixture {
             broker,
             bucket,
@@ -282,14 +271,7 @@ async fn a_rotated_secret_is_read_again_after_a_401() {
     );
     // The password is rotated in the secret and on the broker.
     let rotated = json!({"username": USER, "password": "second-s3cret-value"}).to_string();
-    let put = f
-        .secrets
-        .put_secret_value()
-        .secret_id(&f.secret)
-        .secret_string(rotated)
-        .send()
-        .await;
-    assert!(put.is_ok());
+    moto::put_secret(&f.secrets, &f.secret, &rotated).await;
     f.broker.set_credentials(USER, "second-s3cret-value");
     f.put("d.json", ALARM.replace("e-200", "e-300").as_bytes())
         .await;

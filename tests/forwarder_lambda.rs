@@ -53,15 +53,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     let secret = moto::unique("lambda-aem");
     assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
     let credentials = json!({"username": USER, "password": PASSWORD}).to_string();
-    assert!(
-        secrets
-            .create_secret()
-            .name(&secret)
-            .secret_string(credentials)
-            .send()
-            .await
-            .is_ok()
-    );
+    moto::create_secret(&secrets, &secret, &credentials).await;
     let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz";
     let object = include_bytes!("../events/objects/monitron-v2-ndjson.json.gz").to_vec();
     assert!(

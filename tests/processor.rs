@@ -816,25 +816,9 @@ async fn delivery_credentials_rotate_without_a_refused_delivery() {
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
     let secrets = moto::secrets().await;
     let secret = moto::unique("rdp-rotation");
-    let put = |json: Value| {
-        let (secrets, secret) = (secrets.clone(), secret.clone());
-        async move {
-            let put = secrets
-                .put_secret_value()
-                .secret_id(&secret)
-                .secret_string(json.to_string());
-            assert!(put.send().await.is_ok());
-        }
-    };
-    let created = secrets
-        .create_secret()
-        .name(&secret)
-        .secret_string(json!({"username": "rdp", "password": "old-s3cret"}).to_string())
-        .send()
-        .await;
-    assert!(created.is_ok());
-    let scheme = e2b::processor::config::AuthScheme::Basic;
     let first = json!({"username": "rdp", "password": "old-s3cret"}).to_string();
+    moto::create_secret(&secrets, &secret, &first).await;
+    let scheme = e2b::processor::config::AuthScheme::Basic;
     let auth = InboundAuth::from_secret(scheme, &secret, &first, "x-api-key")
         .unwrap_or_else(|e| panic!("{e}"));
     let source =
@@ -853,8 +837,9 @@ async fn delivery_credentials_rotate_without_a_refused_delivery() {
         h
     };
     // The new password beside the old; the RDP switches; the warm processor reads it again.
-    put(json!({"username": "rdp", "password": "new-s3cret", "previous_password": "old-s3cret"}))
-        .await;
+    let both =
+        json!({"username": "rdp", "password": "new-s3cret", "previous_password": "old-s3cret"});
+    moto::put_secret(&secrets, &secret, &both.to_string()).await;
     for (id, password) in [
         ("r-1", "new-s3cret"),
         ("r-2", "old-s3cret"),
@@ -866,7 +851,8 @@ async fn delivery_credentials_rotate_without_a_refused_delivery() {
         assert_eq!(reply.status, 200, "{password}: {}", reply.body);
     }
     // The old one removed: refused once the secret is read again (at most once a minute).
-    put(json!({"username": "rdp", "password": "new-s3cret"})).await;
+    let new = json!({"username": "rdp", "password": "new-s3cret"});
+    moto::put_secret(&secrets, &secret, &new.to_string()).await;
     assert_eq!(
         processor
             .handle(&basic("wrong-s3cret"), alarm("r-4").as_bytes())
@@ -900,15 +886,9 @@ async fn processor_with_s4_secret(
     secret: &str,
     credentials: Value,
 ) -> Handler {
-    let created = secrets
-        .create_secret()
-        .name(secret)
-        .secret_string(credentials.to_string())
-        .send()
-        .await;
-    assert!(created.is_ok(), "{created:?}");
-    let auth =
-        S4Auth::from_secret(secret, &credentials.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let credentials = credentials.to_string();
+    moto::create_secret(secrets, secret, &credentials).await;
+    let auth = S4Auth::from_secret(secret, &credentials).unwrap_or_else(|e| panic!("{e}"));
     let client = S4Client::new(s4_config(s4, 3), auth)
         .unwrap_or_else(|e| panic!("{e}"))
         .reread_secret_on_refusal(secrets.clone(), secret);
@@ -922,16 +902,6 @@ async fn processor_with_s4_secret(
             Duration::from_secs(30),
         ),
     )
-}
-
-async fn put_secret(secrets: &aws_sdk_secretsmanager::Client, secret: &str, value: Value) {
-    let put = secrets
-        .put_secret_value()
-        .secret_id(secret)
-        .secret_string(value.to_string())
-        .send()
-        .await;
-    assert!(put.is_ok(), "{put:?}");
 }
 
 async fn deliver(processor: &Handler, id: &str) -> u16 {
@@ -951,12 +921,8 @@ async fn rotated_s4_credentials_are_read_again_at_the_first_refusal() {
     let old = json!({"username": "E2B_OLD", "password": "old-s4-s3cret"});
     let processor = processor_with_s4_secret(&s4, &secrets, &secret, old).await;
     assert_eq!(deliver(&processor, "k-1").await, 200);
-    put_secret(
-        &secrets,
-        &secret,
-        json!({"username": "E2B_NEW", "password": "new-s4-s3cret"}),
-    )
-    .await;
+    let new = json!({"username": "E2B_NEW", "password": "new-s4-s3cret"});
+    moto::put_secret(&secrets, &secret, &new.to_string()).await;
     s4.set_user("E2B_NEW", "new-s4-s3cret");
     assert_eq!(
         deliver(&processor, "k-2").await,
@@ -980,7 +946,7 @@ async fn rotated_s4_credentials_are_read_again_at_the_first_refusal() {
     assert_eq!(deliver(&processor, "o-1").await, 200);
     s4.enable_oauth("e2b-client", "new-client-s3cret");
     s4.revoke_tokens();
-    put_secret(&secrets, &secret, client("new-client-s3cret")).await;
+    moto::put_secret(&secrets, &secret, &client("new-client-s3cret").to_string()).await;
     assert_eq!(
         deliver(&processor, "o-2").await,
         200,

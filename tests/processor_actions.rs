@@ -525,15 +525,7 @@ async fn an_sbpa_decision_chooses_the_action_and_its_equipment() {
     let secret = moto::unique("sbpa");
     let f = fixture(&SBPA.replace("SBPA_SECRET", &secret), false, Records::None).await;
     let key = json!({"clientid": "sb-e2b", "clientsecret": "sbpa-s3cret", "url": f.dest.url});
-    assert!(
-        secrets
-            .create_secret()
-            .name(&secret)
-            .secret_string(key.to_string())
-            .send()
-            .await
-            .is_ok()
-    );
+    moto::create_secret(&secrets, &secret, &key.to_string()).await;
     f.dest.require_oauth("sb-e2b", "sbpa-s3cret");
     f.dest.add_decision(
         "e2b-decision",
@@ -641,15 +633,7 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
     let secrets = moto::secrets().await;
     let s4_secret = moto::unique("s4");
     let creds = json!({"username": S4_USER, "password": S4_PASSWORD}).to_string();
-    assert!(
-        secrets
-            .create_secret()
-            .name(&s4_secret)
-            .secret_string(creds)
-            .send()
-            .await
-            .is_ok()
-    );
+    moto::create_secret(&secrets, &s4_secret, &creds).await;
     let from = format!("s3://{bucket}/e2b/failures");
     let env = vec![
         ("S4_BASE_URL", f.s4.service_url()),

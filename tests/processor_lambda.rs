@@ -21,24 +21,8 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
     let rdp_secret = moto::unique("rdp-login");
     let s4_login = json!({"username": "E2B_TECH_USER", "password": "s4-lambda-s3cret"}).to_string();
     let rdp_login = json!({"username": "rdp", "password": "rdp-lambda-s3cret"}).to_string();
-    assert!(
-        secrets
-            .create_secret()
-            .name(&s4_secret)
-            .secret_string(s4_login)
-            .send()
-            .await
-            .is_ok()
-    );
-    assert!(
-        secrets
-            .create_secret()
-            .name(&rdp_secret)
-            .secret_string(rdp_login)
-            .send()
-            .await
-            .is_ok()
-    );
+    moto::create_secret(&secrets, &s4_secret, &s4_login).await;
+    moto::create_secret(&secrets, &rdp_secret, &rdp_login).await;
 
     let env = [
         ("S4_BASE_URL", s4.service_url()),

@@ -47,20 +47,15 @@ impl InboundAuth {
         use super::config::AuthScheme;
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|_| format!("secret {secret_id} is not a JSON object"))?;
-        let field = |name: &str| {
-            value
-                .get(name)
-                .and_then(|v| v.as_str())
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| format!("secret {secret_id} has no non-empty `{name}`"))
-        };
         let optional = |name: &str| {
             value
                 .get(name)
                 .and_then(|v| v.as_str())
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
+        };
+        let field = |name: &str| {
+            optional(name).ok_or_else(|| format!("secret {secret_id} has no non-empty `{name}`"))
         };
         let header = api_key_header.to_ascii_lowercase();
         // `previous_*`: the credentials being rotated out, accepted until removed.

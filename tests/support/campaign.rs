@@ -80,15 +80,7 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
     let secret = moto::unique("campaign-aem");
     assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
     let login = json!({"username": "campaign", "password": "campaign-s3cret"}).to_string();
-    assert!(
-        secrets
-            .create_secret()
-            .name(&secret)
-            .secret_string(login)
-            .send()
-            .await
-            .is_ok()
-    );
+    moto::create_secret(&secrets, &secret, &login).await;
     let keys: Vec<String> = (0..objects)
         .map(|o| format!("campaign/{o:05}.json"))
         .collect();

@@ -108,6 +108,31 @@ pub async fn secrets() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&aws_config().await)
 }
 
+/// Creates secret `name` holding `value`, as an operator would.
+pub async fn create_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
+    let created = client.create_secret().name(name).secret_string(value);
+    if let Err(e) = created.send().await {
+        panic!(
+            "create secret {name}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        );
+    }
+}
+
+/// Puts a new value into secret `name`: a rotation.
+pub async fn put_secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
+    let put = client
+        .put_secret_value()
+        .secret_id(name)
+        .secret_string(value);
+    if let Err(e) = put.send().await {
+        panic!(
+            "put secret {name}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+        );
+    }
+}
+
 /// A bucket and a secret name no other test uses.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -16,13 +16,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2b::config::KeyFilter;
+use e2b::aws::s3::LocalDir;
+use e2b::aws::secrets::{CachedCredentials, SecretError, SecretStore};
+use e2b::forwarder::mesh::{Destination, MeshConfig, Publisher};
+use e2b::forwarder::scan::{ScanConfig, Scanner};
+use e2b::forwarder::trigger::KeyFilter;
+use e2b::forwarder::trigger::ObjectRef;
 use e2b::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
-use e2b::mesh::{Destination, MeshConfig, Publisher};
-use e2b::s3::LocalDir;
-use e2b::scan::{ScanConfig, Scanner};
-use e2b::secrets::{CachedCredentials, SecretError, SecretStore};
-use e2b::trigger::ObjectRef;
 use support::broker::{Reply, TestBroker};
 
 const ALARM: &str =

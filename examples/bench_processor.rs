@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use lambda_http::http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
-use e2b::idempotency::DynamoStore;
+use e2b::processor::idempotency::DynamoStore;
+use e2b::processor::rules::{RuleSet, RuleSource};
+use e2b::processor::s4::{S4Auth, S4Client, S4Config, S4Credentials};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
-use e2b::rules::{RuleSet, RuleSource};
-use e2b::s4::{S4Auth, S4Client, S4Config, S4Credentials};
 use support::s4::TestS4;
 
 const DELIVERY: &str = include_str!("../events/deliveries/alarm.cloudevent.json");

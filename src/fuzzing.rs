@@ -5,14 +5,14 @@
 
 use serde_json::Value;
 
-use crate::alert::{self, Delivery};
-use crate::event::Origin;
-use crate::firehose::DecodeOptions;
-use crate::rules::RuleSet;
-use crate::scan::{Report, ScanConfig, Scanner};
-use crate::template::{JsonTemplate, Template};
+use crate::forwarder::event::Origin;
+use crate::forwarder::firehose::DecodeOptions;
+use crate::forwarder::scan::{Report, ScanConfig, Scanner};
+use crate::processor::delivery::{self, Delivery};
+use crate::processor::rules::RuleSet;
+use crate::processor::rules::template::{JsonTemplate, Template};
 
-fn scan(data: &[u8], chunk_bytes: usize) -> (Vec<String>, crate::scan::Summary) {
+fn scan(data: &[u8], chunk_bytes: usize) -> (Vec<String>, crate::forwarder::scan::Summary) {
     let config = ScanConfig {
         decode: DecodeOptions {
             max_record_bytes: 4096,
@@ -69,7 +69,7 @@ pub fn monitron_record(data: &[u8]) {
     let mut envelope = br#"{"data":{"BUCKETId":"fuzz-bucket","eventData":"#.to_vec();
     envelope.extend_from_slice(data);
     envelope.extend_from_slice(b"}}");
-    if let Ok(Delivery::Event(event)) = alert::parse(&envelope) {
+    if let Ok(Delivery::Event(event)) = delivery::parse(&envelope) {
         assert!(!event.id.is_empty());
         assert!(event.event_type.starts_with("com.amazon.monitron."));
     }
@@ -78,13 +78,13 @@ pub fn monitron_record(data: &[u8]) {
 /// A Lambda invocation's event for the forwarder (S3, EventBridge, SNS, SQS envelopes).
 pub fn trigger(data: &[u8]) {
     if let Ok(value) = serde_json::from_slice::<Value>(data) {
-        let _ = crate::trigger::parse(&value);
+        let _ = crate::forwarder::trigger::parse(&value);
     }
 }
 
 /// A processor delivery: parsed, decided under the bundled rules, notification content built.
 pub fn delivery(data: &[u8]) {
-    let Ok(Delivery::Event(event)) = alert::parse(data) else {
+    let Ok(Delivery::Event(event)) = delivery::parse(data) else {
         return;
     };
     let Ok(rules) = RuleSet::bundled() else {
@@ -111,15 +111,15 @@ pub fn rule_file(data: &[u8]) {
         return;
     };
     let sample = br#"{"specversion":"1.0","id":"e-1","source":"monitron/1/P","type":"com.amazon.monitron.asset.alert","time":"2024-03-01T09:00:00Z","data":{"project":"P","site":"S","asset":"A","position":"X","state":{"new":"ALARM","previous":"HEALTHY"}}}"#;
-    let Ok(Delivery::Event(event)) = alert::parse(sample) else {
+    let Ok(Delivery::Event(event)) = delivery::parse(sample) else {
         panic!("the sample event does not parse");
     };
     let scope = event.template_scope();
     let _ = rules.decide(&event);
     for action in &rules.actions {
         for step in &action.steps {
-            if let crate::actions::StepKind::Http(call)
-            | crate::actions::StepKind::Sbpa { call, .. } = &step.kind
+            if let crate::processor::rules::actions::StepKind::Http(call)
+            | crate::processor::rules::actions::StepKind::Sbpa { call, .. } = &step.kind
             {
                 let _ = call.path.render_path(&scope);
                 let _ = call.body.as_ref().map(|b| b.render(&scope));

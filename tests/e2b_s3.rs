@@ -231,8 +231,8 @@ async fn replay_can_hand_each_object_to_the_deployed_forwarder() {
     for (function, payload) in &invocations {
         assert_eq!(function, "monitron-forwarder");
         let event: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
-        match e2b::trigger::parse(&event) {
-            Ok(e2b::trigger::Trigger::Objects(objects)) => {
+        match e2b::forwarder::trigger::parse(&event) {
+            Ok(e2b::forwarder::trigger::Trigger::Objects(objects)) => {
                 keys.extend(objects.into_iter().map(|o| o.key))
             }
             other => panic!("{other:?}"),

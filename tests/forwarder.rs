@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use e2b::config::KeyFilter;
+use e2b::aws::secrets::CachedCredentials;
+use e2b::forwarder::mesh::{MeshConfig, Publisher};
+use e2b::forwarder::scan::ScanConfig;
+use e2b::forwarder::trigger::KeyFilter;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
-use e2b::mesh::{MeshConfig, Publisher};
-use e2b::scan::ScanConfig;
-use e2b::secrets::CachedCredentials;
 use support::broker::{Reply, TestBroker};
 use support::moto;
 
@@ -117,7 +117,7 @@ impl Fixture {
                     "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
                     "eventTime": "2024-03-01T09:01:02.345Z", "eventName": "ObjectCreated:Put",
                     "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": self.bucket, "arn": format!("arn:aws:s3:::{}", self.bucket)},
-                           "object": {"key": e2b::replay::form_urlencode(key), "size": 1}}
+                           "object": {"key": e2b::forwarder::replay::form_urlencode(key), "size": 1}}
                 })
             })
             .collect();

@@ -9,10 +9,10 @@ use std::time::Duration;
 use lambda_http::http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use e2b::idempotency::DynamoStore;
+use e2b::processor::idempotency::DynamoStore;
+use e2b::processor::rules::{RuleSet, RuleSource};
+use e2b::processor::s4::{S4Auth, S4Client, S4Config};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings, external_reference};
-use e2b::rules::{RuleSet, RuleSource};
-use e2b::s4::{S4Auth, S4Client, S4Config};
 use support::moto;
 use support::s4::TestS4;
 
@@ -471,7 +471,7 @@ async fn rules_read_from_s3_change_without_a_redeploy() {
     };
     let log_only = "[[rule]]\nname = \"log-all\"\naction = \"log\"\n".to_string();
     put(log_only).await;
-    let origin = e2b::rules::RuleOrigin::S3 {
+    let origin = e2b::processor::rules::RuleOrigin::S3 {
         bucket: bucket.clone(),
         key: "rules.toml".into(),
     };
@@ -480,13 +480,13 @@ async fn rules_read_from_s3_change_without_a_redeploy() {
         .unwrap_or_else(|e| panic!("{e}"));
     let rules = source.current().await;
     let event_body = alarm("s3-rules");
-    let event = match e2b::alert::parse(event_body.as_bytes()) {
-        Ok(e2b::alert::Delivery::Event(e)) => e,
+    let event = match e2b::processor::delivery::parse(event_body.as_bytes()) {
+        Ok(e2b::processor::delivery::Delivery::Event(e)) => e,
         other => panic!("{other:?}"),
     };
     assert_eq!(rules.decide(&event)[0].name, "log-all");
 
-    put(e2b::rules::BUNDLED.to_string()).await;
+    put(e2b::processor::rules::BUNDLED.to_string()).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         source.current().await.decide(&event)[0].name,
@@ -504,7 +504,7 @@ async fn rules_read_from_s3_change_without_a_redeploy() {
 }
 
 fn rules_with_if_open(policy: &str) -> RuleSet {
-    let text = e2b::rules::BUNDLED.replace(
+    let text = e2b::processor::rules::BUNDLED.replace(
         "params = { priority = \"1\" }",
         &format!("params = {{ priority = \"1\", if_open = \"{policy}\" }}"),
     );
@@ -649,7 +649,7 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
         .await;
     // Nothing was written: answered 503 so the mesh redelivers once the client is fixed.
     assert!(
-        matches!(&refused, Err(e2b::s4::S4Error::Transient(message)) if message.contains("Bad credentials")),
+        matches!(&refused, Err(e2b::processor::s4::S4Error::Transient(message)) if message.contains("Bad credentials")),
         "{refused:?}"
     );
 }

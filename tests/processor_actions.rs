@@ -10,11 +10,11 @@ use std::time::Duration;
 use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 
-use e2b::destination::Destinations;
-use e2b::failures::FailureSink;
-use e2b::idempotency::DynamoStore;
+use e2b::processor::destination::Destinations;
+use e2b::processor::failures::FailureSink;
+use e2b::processor::idempotency::DynamoStore;
+use e2b::processor::rules::{RuleSet, RuleSource};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
-use e2b::rules::{RuleSet, RuleSource};
 use support::destination::TestDestination;
 use support::moto;
 use support::s4::TestS4;
@@ -164,7 +164,7 @@ async fn recorded(f: &Fixture) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_completes_the_alert_s_notification_exactly_once() {
-    let f = fixture(e2b::rules::BUNDLED, true, Records::None).await;
+    let f = fixture(e2b::processor::rules::BUNDLED, true, Records::None).await;
     let (status, reply) = deliver(&f, &event("a-1", "ALARM", "HEALTHY", "measurement", PUMP)).await;
     assert_eq!(status, 200, "{reply}");
     let number = notification(&reply);
@@ -227,7 +227,7 @@ async fn a_recovery_completes_the_alert_s_notification_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_automatic_recovery_only_adds_a_note_and_manual_notifications_are_left_alone() {
-    let f = fixture(e2b::rules::BUNDLED, false, Records::None).await;
+    let f = fixture(e2b::processor::rules::BUNDLED, false, Records::None).await;
     let (_, reply) = deliver(&f, &event("a-10", "ALARM", "HEALTHY", "measurement", PUMP)).await;
     let number = notification(&reply);
     let recovery = event("r-10", "HEALTHY", "ALARM", "measurement", PUMP);
@@ -253,7 +253,7 @@ async fn an_automatic_recovery_only_adds_a_note_and_manual_notifications_are_lef
     assert_eq!(n[0]["MaintenanceNotification"], number.as_str());
 
     // With nothing from Monitron open, a closure touches nothing.
-    let g = fixture(e2b::rules::BUNDLED, false, Records::None).await;
+    let g = fixture(e2b::processor::rules::BUNDLED, false, Records::None).await;
     let (status, reply) = deliver(&g, &event("c-11", "HEALTHY", "ALARM", "userInput", PUMP)).await;
     assert_eq!(
         (status, reply["results"][0]["status"].as_str()),

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use e2b::config::ForwarderConfig;
+use e2b::aws::secrets::CachedCredentials;
+use e2b::forwarder::config::ForwarderConfig;
+use e2b::forwarder::mesh::Publisher;
 use e2b::forwarder::{Forwarder, ForwarderSettings};
-use e2b::mesh::Publisher;
-use e2b::secrets::CachedCredentials;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

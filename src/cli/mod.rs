@@ -70,13 +70,13 @@ async fn aws() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// An S3 client; `S3_FORCE_PATH_STYLE=true` for S3-compatible stores and emulators.
+/// An S3 client; `S3_FORCE_PATH_STYLE=true` for S3-compatible stores and emulators (read as
+/// every flag is, see [`crate::env`]; a value that is no flag is said and taken as false).
 async fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let path_style = std::env::var("S3_FORCE_PATH_STYLE")
-        .is_ok_and(|v| matches!(v.trim(), "true" | "1" | "yes"));
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(aws)
-            .force_path_style(path_style)
-            .build(),
-    )
+    let mut env = crate::env::Env::new("e2b", &crate::env::process);
+    let path_style = env.flag("S3_FORCE_PATH_STYLE");
+    if let Err(e) = env.finish() {
+        eprintln!("warning: {e}");
+    }
+    crate::aws::s3::client(aws, path_style)
 }

@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::io::SyncIoBridge;
 
-use crate::config::ForwarderConfig;
-use crate::event::Origin;
+use crate::aws::s3::ObjectStore;
+use crate::aws::secrets::CachedCredentials;
+use crate::forwarder::config::ForwarderConfig;
+use crate::forwarder::event::Origin;
+use crate::forwarder::mesh::Publisher;
+use crate::forwarder::replay::{
+    Invoker, Listed, S3Url, list_objects, notification_for, parse_time,
+};
+use crate::forwarder::scan::{Report, ScanConfig, Scanner};
+use crate::forwarder::trigger::ObjectRef;
 use crate::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
-use crate::mesh::Publisher;
-use crate::replay::{Invoker, Listed, S3Url, list_objects, notification_for, parse_time};
-use crate::s3::ObjectStore;
-use crate::scan::{Report, ScanConfig, Scanner};
-use crate::secrets::CachedCredentials;
-use crate::trigger::ObjectRef;
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use crate::failures::{FailureSink, FailureTarget, Found};
+use crate::forwarder::replay::parse_time;
 use crate::processor::config::ProcessorConfig;
+use crate::processor::failures::{FailureSink, FailureTarget, Found};
 use crate::processor::{Outcome, setup};
-use crate::replay::parse_time;
 
 #[derive(clap::Args)]
 pub struct ReprocessArgs {

@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
-use crate::actions::StepKind;
-use crate::alert::{self, AlertEvent, Delivery};
-use crate::destination::Destinations;
+use crate::processor::delivery::{self, AlertEvent, Delivery};
+use crate::processor::destination::Destinations;
+use crate::processor::rules::actions::StepKind;
+use crate::processor::rules::{ActionKind, ActionParams, Rule, RuleSet};
+use crate::processor::s4::SERVICE_PATH;
 use crate::processor::{identity_for, notification_for, technical_object_for};
-use crate::rules::{ActionKind, ActionParams, Rule, RuleSet};
-use crate::s4::SERVICE_PATH;
 
 #[derive(clap::Subcommand)]
 pub enum RulesCommand {
@@ -66,7 +66,7 @@ pub fn run(command: RulesCommand) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let event = match alert::parse(&body) {
+            let event = match delivery::parse(&body) {
                 Ok(Delivery::Event(e)) => e,
                 Ok(Delivery::NotAnAlert { id, reason }) => {
                     println!("event {id}: not an alert change ({reason}): nothing would be done");
@@ -176,7 +176,7 @@ fn explain_close(rules: &RuleSet, event: &AlertEvent, params: &ActionParams) {
             println!("  for each open one created by Monitron (MON… reference) at this position:");
             println!("  MERGE …/MaintenanceNotification('<number>') with the recovery note:");
             println!("{}", crate::processor::recovery_note(event));
-            if params.close.unwrap_or_default() == crate::rules::CloseMode::Complete {
+            if params.close.unwrap_or_default() == crate::processor::rules::CloseMode::Complete {
                 println!(
                     "  POST {SERVICE_PATH}/CompleteMaintNotification?MaintenanceNotification='<number>'"
                 );

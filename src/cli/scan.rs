@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use tokio_util::io::SyncIoBridge;
 
-use crate::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
-use crate::firehose::{DecodeOptions, ObjectError};
-use crate::monitron::ForwardingRules;
-use crate::replay::S3Url;
-use crate::s3::ObjectStore;
-use crate::scan::{Report, ScanConfig, Scanner};
-use crate::trigger::ObjectRef;
+use crate::aws::s3::ObjectStore;
+use crate::forwarder::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
+use crate::forwarder::firehose::{DecodeOptions, ObjectError};
+use crate::forwarder::monitron::ForwardingRules;
+use crate::forwarder::replay::S3Url;
+use crate::forwarder::scan::{Report, ScanConfig, Scanner};
+use crate::forwarder::trigger::ObjectRef;
 
 #[derive(clap::Args)]
 pub struct ScanArgs {
@@ -44,7 +44,7 @@ pub struct ScanArgs {
     connectivity: bool,
 
     /// Records larger than this many bytes are reported as malformed and skipped.
-    #[arg(long, value_name = "BYTES", default_value_t = crate::firehose::DEFAULT_MAX_RECORD_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::forwarder::firehose::DEFAULT_MAX_RECORD_BYTES)]
     max_record_bytes: usize,
 
     /// Print only the summary, not each problem.

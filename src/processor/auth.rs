@@ -5,7 +5,7 @@ use std::fmt;
 
 use lambda_http::http::HeaderMap;
 
-use crate::secrets::{Reread, SecretError};
+use crate::aws::secrets::{Reread, SecretError};
 
 /// How deliveries authenticate.
 #[derive(Clone, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::alert::AlertEvent;
-use crate::idempotency::IdempotencyStore;
-use crate::rules::{ActionParams, CloseMode, RuleSet};
-use crate::s4::{Existing, S4Error};
+use crate::processor::delivery::AlertEvent;
+use crate::processor::idempotency::IdempotencyStore;
+use crate::processor::rules::{ActionParams, CloseMode, RuleSet};
+use crate::processor::s4::{Existing, S4Error};
 
 use super::create::created_by_us;
 use super::{Keep, Outcome, Processor, external_reference, recovery_note, technical_object_for};
@@ -115,8 +115,8 @@ mod tests {
         let event = |position: &str| {
             let body = serde_json::json!({"specversion": "1.0", "id": "r-1", "source": "monitron/x/y",
                 "type": "com.amazon.monitron.asset.recovered", "data": {"position": position}});
-            match crate::alert::parse(body.to_string().as_bytes()) {
-                Ok(crate::alert::Delivery::Event(e)) => *e,
+            match crate::processor::delivery::parse(body.to_string().as_bytes()) {
+                Ok(crate::processor::delivery::Delivery::Event(e)) => *e,
                 other => panic!("{other:?}"),
             }
         };

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::failures::FailureTarget;
-use crate::rules::RuleOrigin;
-use crate::s4::{S4Config, SERVICE_PATH};
+use crate::env::{ConfigError, Env};
+use crate::processor::failures::FailureTarget;
+use crate::processor::rules::RuleOrigin;
+use crate::processor::s4::{S4Config, SERVICE_PATH};
 
 /// How deliveries authenticate, before the secret is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,42 +40,23 @@ pub struct ProcessorConfig {
 }
 
 impl ProcessorConfig {
-    pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(crate::env::process)
     }
 
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, crate::config::ConfigError> {
-        let text = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let mut problems = Vec::new();
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env::new("processor", &lookup);
         let mut warnings = Vec::new();
-        let mut number = |name: &str, default: u64, min: u64, max: u64| match text(name) {
-            None => default,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => n,
-                _ => {
-                    problems.push(format!(
-                        "{name} `{v}` is not a whole number from {min} to {max}"
-                    ));
-                    default
-                }
-            },
-        };
-        let timeout_ms = number("S4_TIMEOUT_MS", 8_000, 100, 60_000);
-        let attempts = number("S4_MAX_ATTEMPTS", 3, 1, 10);
-        let budget_ms = number("REPLY_BUDGET_MS", 25_000, 1_000, 29_000);
-        let keep_hours = number("IDEMPOTENCY_KEEP_HOURS", 168, 1, 24 * 365);
-        let in_progress_s = number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1, 900);
-        let rules_ttl = Duration::from_secs(number("RULES_CACHE_TTL_SECONDS", 300, 1, 86_400));
+        let timeout_ms = env.number("S4_TIMEOUT_MS", 8_000, 100, 60_000);
+        let attempts = env.number("S4_MAX_ATTEMPTS", 3, 1, 10);
+        let budget_ms = env.number("REPLY_BUDGET_MS", 25_000, 1_000, 29_000);
+        let keep_hours = env.number("IDEMPOTENCY_KEEP_HOURS", 168, 1, 24 * 365);
+        let in_progress_s = env.number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1, 900);
+        let rules_ttl = Duration::from_secs(env.number("RULES_CACHE_TTL_SECONDS", 300, 1, 86_400));
 
-        let service_url = match text("S4_BASE_URL") {
+        let service_url = match env.text("S4_BASE_URL") {
             None => {
-                problems.push("S4_BASE_URL is missing: the S/4HANA host or the API_MAINTNOTIFICATION service URL".into());
+                env.problem("S4_BASE_URL is missing: the S/4HANA host or the API_MAINTNOTIFICATION service URL");
                 None
             }
             Some(v) => match Url::parse(&v) {
@@ -90,62 +72,63 @@ impl ProcessorConfig {
                     Some(url)
                 }
                 _ => {
-                    problems.push("S4_BASE_URL is not an http(s) URL".into());
+                    env.problem("S4_BASE_URL is not an http(s) URL");
                     None
                 }
             },
         };
-        let s4_secret = text("S4_CREDENTIALS_SECRET").unwrap_or_else(|| {
-            problems.push("S4_CREDENTIALS_SECRET is missing: the secret with the S/4 user's username and password".into());
+        let s4_secret = env.text("S4_CREDENTIALS_SECRET").unwrap_or_else(|| {
+            env.problem("S4_CREDENTIALS_SECRET is missing: the secret with the S/4 user's username and password");
             String::new()
         });
-        let rules = RuleOrigin::parse(&text("RULES_SOURCE").unwrap_or_else(|| "bundled".into()));
-        let auth = match text("PROCESSOR_AUTH").as_deref().unwrap_or("basic") {
+        let rules =
+            RuleOrigin::parse(&env.text("RULES_SOURCE").unwrap_or_else(|| "bundled".into()));
+        let auth = match env.text("PROCESSOR_AUTH").as_deref().unwrap_or("basic") {
             "basic" => AuthScheme::Basic,
             "bearer" => AuthScheme::Bearer,
             "api-key" => AuthScheme::ApiKey,
             "iam" => AuthScheme::Iam,
             other => {
-                problems.push(format!(
+                env.problem(format!(
                     "PROCESSOR_AUTH `{other}` is none of basic, bearer, api-key, iam"
                 ));
                 AuthScheme::Basic
             }
         };
-        let auth_secret = text("PROCESSOR_CREDENTIALS_SECRET");
+        let auth_secret = env.text("PROCESSOR_CREDENTIALS_SECRET");
         if auth != AuthScheme::Iam && auth_secret.is_none() {
-            problems.push("PROCESSOR_CREDENTIALS_SECRET is missing: the secret with the credentials the mesh sends (or set PROCESSOR_AUTH=iam)".into());
+            env.problem("PROCESSOR_CREDENTIALS_SECRET is missing: the secret with the credentials the mesh sends (or set PROCESSOR_AUTH=iam)");
         }
-        let idempotency_table = text("IDEMPOTENCY_TABLE");
+        let idempotency_table = env.text("IDEMPOTENCY_TABLE");
         if idempotency_table.is_none() {
             warnings.push("IDEMPOTENCY_TABLE is not set: concurrent deliveries of one event rely on the S/4 lookup alone".into());
         }
         if in_progress_s * 1000 < budget_ms + 5_000 {
-            problems.push(format!(
+            env.problem(format!(
                 "IDEMPOTENCY_IN_PROGRESS_SECONDS {in_progress_s} must exceed REPLY_BUDGET_MS ({budget_ms} ms) by 5 s, or a second delivery could start while the first is still working"
             ));
         }
-        let failure_records = match text("FAILURE_RECORDS").map(|t| FailureTarget::parse(&t)) {
+        let failure_records = match env
+            .text("FAILURE_RECORDS")
+            .map(|t| FailureTarget::parse(&t))
+        {
             None => {
                 warnings.push("FAILURE_RECORDS is not set: permanent failures are logged but not recorded for e2b reprocess".into());
                 None
             }
             Some(Ok(target)) => Some(target),
             Some(Err(e)) => {
-                problems.push(format!("FAILURE_RECORDS {e}"));
+                env.problem(format!("FAILURE_RECORDS {e}"));
                 None
             }
         };
-        let Some(service_url) = service_url else {
-            return Err(crate::config::ConfigError(problems));
+        let Some(service_url) = service_url.filter(|_| !env.has_problems()) else {
+            return Err(env.error());
         };
-        if !problems.is_empty() {
-            return Err(crate::config::ConfigError(problems));
-        }
         Ok(ProcessorConfig {
             s4: S4Config {
                 service_url,
-                sap_client: text("S4_SAP_CLIENT"),
+                sap_client: env.text("S4_SAP_CLIENT"),
                 request_timeout: Duration::from_millis(timeout_ms),
                 max_attempts: attempts as u32,
                 backoff_base: Duration::from_millis(200),
@@ -158,7 +141,9 @@ impl ProcessorConfig {
             in_progress_for: Duration::from_secs(in_progress_s),
             auth,
             auth_secret,
-            api_key_header: text("PROCESSOR_API_KEY_HEADER").unwrap_or_else(|| "x-api-key".into()),
+            api_key_header: env
+                .text("PROCESSOR_API_KEY_HEADER")
+                .unwrap_or_else(|| "x-api-key".into()),
             budget: Duration::from_millis(budget_ms),
             failure_records,
             warnings,
@@ -172,7 +157,7 @@ mod tests {
 
     use super::*;
 
-    fn read(pairs: &[(&str, &str)]) -> Result<ProcessorConfig, crate::config::ConfigError> {
+    fn read(pairs: &[(&str, &str)]) -> Result<ProcessorConfig, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

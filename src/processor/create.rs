@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use crate::alert::AlertEvent;
-use crate::idempotency::IdempotencyStore;
-use crate::rules::IfOpen;
-use crate::s4::{Existing, NewNotification, S4Error};
+use crate::processor::delivery::AlertEvent;
+use crate::processor::idempotency::IdempotencyStore;
+use crate::processor::rules::IfOpen;
+use crate::processor::s4::{Existing, NewNotification, S4Error};
 
 use super::{Keep, Outcome, Processor};
 
@@ -121,7 +121,7 @@ impl<I: IdempotencyStore> Processor<I> {
             let text = format!("{}\n{}", notification.text, notification.long_text);
             fields.insert(
                 "MaintNotifLongTextForEdit".into(),
-                crate::s4::cut(&text, 1333).into(),
+                crate::processor::s4::cut(&text, 1333).into(),
             );
         }
         if escalate

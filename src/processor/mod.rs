@@ -13,7 +13,13 @@ pub mod auth;
 mod close;
 pub mod config;
 mod create;
+pub mod delivery;
+pub mod destination;
+pub mod failures;
+pub mod idempotency;
 mod notification;
+pub mod rules;
+pub mod s4;
 pub mod setup;
 mod steps;
 
@@ -23,12 +29,12 @@ use std::time::{Duration, Instant};
 use lambda_http::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use crate::alert::{self, AlertEvent, Delivery};
-use crate::destination::Destinations;
-use crate::failures::{FailureRecord, FailureSink};
-use crate::idempotency::{Begin, IdempotencyStore};
-use crate::rules::{ActionKind, NoMatch, Rule, RuleSet, RuleSource};
-use crate::s4::S4Client;
+use crate::processor::delivery::{AlertEvent, Delivery};
+use crate::processor::destination::Destinations;
+use crate::processor::failures::{FailureRecord, FailureSink};
+use crate::processor::idempotency::{Begin, IdempotencyStore};
+use crate::processor::rules::{ActionKind, NoMatch, Rule, RuleSet, RuleSource};
+use crate::processor::s4::S4Client;
 
 pub use auth::{AuthSource, InboundAuth};
 pub use notification::{
@@ -202,7 +208,7 @@ impl<I: IdempotencyStore> Processor<I> {
                 json!({"error": format!("body larger than {MAX_BODY_BYTES} bytes")}),
             );
         }
-        let event = match alert::parse(body) {
+        let event = match delivery::parse(body) {
             Ok(Delivery::Event(event)) => event,
             Ok(Delivery::NotAnAlert { id, reason }) => {
                 let skipped = RuleOutcome {
@@ -258,7 +264,7 @@ impl<I: IdempotencyStore> Processor<I> {
     /// are not repeated, and every create is idempotent through its external reference. A
     /// new permanent failure is recorded anew.
     pub async fn reprocess(&self, record: &FailureRecord) -> Result<Vec<RuleOutcome>, String> {
-        match alert::parse(record.delivery.as_bytes()) {
+        match delivery::parse(record.delivery.as_bytes()) {
             Ok(Delivery::Event(event)) => Ok(self
                 .process(&event, &record.delivery, Some(record), Instant::now())
                 .await),

@@ -3,10 +3,10 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::alert::AlertEvent;
-use crate::rules::{ActionParams, HitPolicy, Mapping, ObjectKind, Rule, RuleSet};
-use crate::s4::NewNotification;
-use crate::template::Template;
+use crate::processor::delivery::AlertEvent;
+use crate::processor::rules::template::Template;
+use crate::processor::rules::{ActionParams, HitPolicy, Mapping, ObjectKind, Rule, RuleSet};
+use crate::processor::s4::NewNotification;
 
 /// `MaintNotifExtReferenceNumber` for an event: `MON` and 17 hex digits of SHA-256 over the
 /// event's identity (`source` + `id`), 20 characters, the same on every redelivery.

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::destination::Destinations;
-use crate::failures::FailureSink;
-use crate::idempotency::DynamoStore;
-use crate::rules::RuleSource;
-use crate::s4::{S4Auth, S4Client};
-use crate::secrets::SecretStore;
+use crate::aws::secrets::SecretStore;
+use crate::processor::destination::Destinations;
+use crate::processor::failures::FailureSink;
+use crate::processor::idempotency::DynamoStore;
+use crate::processor::rules::RuleSource;
+use crate::processor::s4::{S4Auth, S4Client};
 
 use super::config::{AuthScheme, ProcessorConfig};
 use super::{AuthSource, InboundAuth, Processor, ProcessorSettings};

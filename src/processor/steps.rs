@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use crate::actions::{Action, DestinationSpec, HttpCall, Step, StepKind};
-use crate::alert::AlertEvent;
-use crate::destination::{Call, CallError, Destinations};
-use crate::idempotency::IdempotencyStore;
-use crate::rules::{Rule, RuleSet};
-use crate::template::TemplateError;
+use crate::processor::delivery::AlertEvent;
+use crate::processor::destination::{Call, CallError, Destinations};
+use crate::processor::idempotency::IdempotencyStore;
+use crate::processor::rules::actions::{Action, DestinationSpec, HttpCall, Step, StepKind};
+use crate::processor::rules::template::TemplateError;
+use crate::processor::rules::{Rule, RuleSet};
 
 use super::{
     Failure, Keep, Outcome, Processor, external_reference, identity_for, notification_for,

@@ -157,10 +157,10 @@ impl TestBroker {
 
     /// How the tests publish to this broker: topics, 500 ms per request, five attempts with a
     /// short backoff.
-    pub fn mesh_config(&self) -> e2b::mesh::MeshConfig {
-        e2b::mesh::MeshConfig {
+    pub fn mesh_config(&self) -> e2b::forwarder::mesh::MeshConfig {
+        e2b::forwarder::mesh::MeshConfig {
             base_url: reqwest::Url::parse(&self.url).unwrap_or_else(|e| panic!("{e}")),
-            destination: e2b::mesh::Destination::Topics,
+            destination: e2b::forwarder::mesh::Destination::Topics,
             message_ttl_ms: None,
             request_timeout: Duration::from_millis(500),
             max_attempts: 5,

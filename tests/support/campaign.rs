@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use e2b::aws::secrets::CachedCredentials;
+use e2b::forwarder::mesh::Publisher;
+use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
-use e2b::mesh::Publisher;
+use e2b::processor::rules::{RuleSet, RuleSource};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
-use e2b::rules::{RuleSet, RuleSource};
-use e2b::scan::ScanConfig;
-use e2b::secrets::CachedCredentials;
 
 use super::broker::{Chaos, TestBroker};
 use super::moto;
@@ -126,7 +126,7 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
     ));
     let event = |key: &str| {
         json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": bucket}, "object": {"key": e2b::replay::form_urlencode(key), "size": 1}}}]})
+            "s3": {"bucket": {"name": bucket}, "object": {"key": e2b::forwarder::replay::form_urlencode(key), "size": 1}}}]})
     };
     let mut figures = ForwarderFigures {
         objects,
@@ -234,19 +234,20 @@ pub async fn processor(
     list: impl Fn() -> Vec<Value>,
 ) -> ProcessorFigures {
     let started = Instant::now();
-    let config = e2b::s4::S4Config {
+    let config = e2b::processor::s4::S4Config {
         service_url: reqwest::Url::parse(s4_url).unwrap_or_else(|e| panic!("{e}")),
         sap_client: Some("100".into()),
         request_timeout: Duration::from_secs(2),
         max_attempts: 3,
         backoff_base: Duration::from_millis(5),
     };
-    let credentials = e2b::s4::S4Credentials {
+    let credentials = e2b::processor::s4::S4Credentials {
         username: "CAMPAIGN".into(),
         password: "campaign-s4-s3cret".into(),
     };
-    let client = e2b::s4::S4Client::new(config, e2b::s4::S4Auth::Basic(credentials))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let client =
+        e2b::processor::s4::S4Client::new(config, e2b::processor::s4::S4Auth::Basic(credentials))
+            .unwrap_or_else(|e| panic!("{e}"));
     let rules = RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"));
     let processor = Arc::new(Processor::new(
         Arc::new(client),

@@ -145,7 +145,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A new DynamoDB idempotency table (partition key `id`), as the template creates it.
-pub async fn idempotency_store() -> e2b::idempotency::DynamoStore {
+pub async fn idempotency_store() -> e2b::processor::idempotency::DynamoStore {
     let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
     let table = unique("idempotency");
     let created = client
@@ -174,7 +174,7 @@ pub async fn idempotency_store() -> e2b::idempotency::DynamoStore {
             aws_sdk_dynamodb::error::DisplayErrorContext(&e)
         );
     }
-    e2b::idempotency::DynamoStore {
+    e2b::processor::idempotency::DynamoStore {
         client,
         table,
         keep_completed: Duration::from_secs(3600),

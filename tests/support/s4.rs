@@ -110,19 +110,24 @@ impl TestS4 {
     }
 
     /// A client for this server with Basic credentials, `sap-client` 100 and three attempts.
-    pub fn client(&self, username: &str, password: &str, timeout: Duration) -> e2b::s4::S4Client {
-        let config = e2b::s4::S4Config {
+    pub fn client(
+        &self,
+        username: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> e2b::processor::s4::S4Client {
+        let config = e2b::processor::s4::S4Config {
             service_url: reqwest::Url::parse(&self.service_url()).unwrap_or_else(|e| panic!("{e}")),
             sap_client: Some("100".into()),
             request_timeout: timeout,
             max_attempts: 3,
             backoff_base: Duration::from_millis(20),
         };
-        let credentials = e2b::s4::S4Credentials {
+        let credentials = e2b::processor::s4::S4Credentials {
             username: username.into(),
             password: password.into(),
         };
-        e2b::s4::S4Client::new(config, e2b::s4::S4Auth::Basic(credentials))
+        e2b::processor::s4::S4Client::new(config, e2b::processor::s4::S4Auth::Basic(credentials))
             .unwrap_or_else(|e| panic!("{e}"))
     }
 

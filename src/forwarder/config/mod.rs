@@ -1,0 +1,235 @@
+//! The forwarder's configuration: environment variables, read and checked once at start-up.
+//!
+//! Every problem is reported at once, each by the variable's name; nothing is discovered at the
+//! first event. The table in the README ("Forwarder configuration") lists every variable.
+
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::env::{ConfigError, Env};
+use crate::forwarder::event::{EventBuilder, PayloadFormat, TopicTemplate};
+use crate::forwarder::firehose::DecodeOptions;
+use crate::forwarder::mesh::{Destination, MeshConfig};
+use crate::forwarder::monitron::ForwardingRules;
+use crate::forwarder::scan::ScanConfig;
+use crate::forwarder::trigger::KeyFilter;
+
+/// Everything the forwarder Lambda needs to know.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    pub mesh: MeshConfig,
+    /// Secret (name or ARN) with the broker's `username` and `password`.
+    pub secret_id: String,
+    pub secret_ttl: Duration,
+    pub scan: ScanConfig,
+    pub filter: KeyFilter,
+    /// Publishes in flight at once.
+    pub concurrency: usize,
+    /// Time kept free before the Lambda deadline to report what was not delivered.
+    pub deadline_margin: Duration,
+    /// Path-style S3 addressing (S3-compatible stores, emulators).
+    pub s3_force_path_style: bool,
+    /// Things worth saying at start-up that do not stop it.
+    pub warnings: Vec<String>,
+}
+
+/// Default publishes in flight.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+impl ForwarderConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(crate::env::process)
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env::new("forwarder", &lookup);
+        let mut warnings = Vec::new();
+
+        let broker = broker(&mut env);
+        let secret_id = match (
+            env.text("AEM_CREDENTIALS_SECRET"),
+            env.text("SAP_AEM_CREDENTIALS"),
+        ) {
+            (Some(id), None) | (None, Some(id)) => id,
+            (Some(_), Some(_)) => {
+                env.problem(
+                    "set AEM_CREDENTIALS_SECRET or its alias SAP_AEM_CREDENTIALS, not both",
+                );
+                String::new()
+            }
+            (None, None) => {
+                env.problem("AEM_CREDENTIALS_SECRET is missing: the name or ARN of the Secrets Manager secret with the broker's username and password (SAP_AEM_CREDENTIALS is accepted too)");
+                String::new()
+            }
+        };
+        let topics = match env.text("AEM_TOPIC_TEMPLATE") {
+            None => TopicTemplate::default(),
+            Some(t) => TopicTemplate::parse(&t).unwrap_or_else(|e| {
+                env.problem(format!("AEM_TOPIC_TEMPLATE: {e}"));
+                TopicTemplate::default()
+            }),
+        };
+        let format = match env.text("PAYLOAD_FORMAT") {
+            None => PayloadFormat::CloudEvents,
+            Some(name) => PayloadFormat::from_name(&name).unwrap_or_else(|| {
+                env.problem(format!(
+                    "PAYLOAD_FORMAT `{name}` is neither `cloudevents` nor `sap-e2b`"
+                ));
+                PayloadFormat::CloudEvents
+            }),
+        };
+        let rules = ForwardingRules {
+            model_transitions: env.flag("FORWARD_MODEL_TRANSITIONS"),
+            connectivity: env.flag("FORWARD_CONNECTIVITY"),
+        };
+        let concurrency =
+            env.number("PUBLISH_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 1024) as usize;
+        let timeout_ms = env.number("PUBLISH_TIMEOUT_MS", 5_000, 100, 900_000);
+        let max_attempts = env.number("PUBLISH_MAX_ATTEMPTS", 6, 1, 100) as u32;
+        let ttl_ms = env
+            .text("AEM_MESSAGE_TTL_MS")
+            .map(|_| env.number("AEM_MESSAGE_TTL_MS", 0, 1, u64::MAX));
+        let secret_ttl = env.number("SECRET_CACHE_TTL_SECONDS", 300, 1, 86_400);
+        let max_record = env.number(
+            "MAX_RECORD_BYTES",
+            crate::forwarder::firehose::DEFAULT_MAX_RECORD_BYTES as u64,
+            1024,
+            1 << 30,
+        );
+        let margin_ms = env.number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000);
+        let filter = KeyFilter {
+            prefix: env.text("OBJECT_KEY_PREFIX").unwrap_or_default(),
+            suffix: env.text("OBJECT_KEY_SUFFIX").unwrap_or_default(),
+            exclude_prefixes: env
+                .text("OBJECT_KEY_EXCLUDE_PREFIXES")
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE");
+
+        let Some((base_url, destination)) = broker.filter(|_| !env.has_problems()) else {
+            return Err(env.error());
+        };
+        if base_url.scheme() == "http" {
+            warnings.push(format!(
+                "the broker URL {base_url} is plain http: credentials and events travel unencrypted; use https outside tests"
+            ));
+        }
+        if matches!(destination, Destination::FixedUrl(_))
+            && env.text("AEM_TOPIC_TEMPLATE").is_some()
+        {
+            warnings.push(
+                "SAP_AEM_REST_URL names the topic in its path; AEM_TOPIC_TEMPLATE is not used"
+                    .into(),
+            );
+        }
+        if matches!(destination, Destination::Queue(_)) && env.text("AEM_TOPIC_TEMPLATE").is_some()
+        {
+            warnings.push(
+                "AEM_QUEUE is set: every event goes to that queue; AEM_TOPIC_TEMPLATE is not used"
+                    .into(),
+            );
+        }
+        Ok(ForwarderConfig {
+            mesh: MeshConfig {
+                base_url,
+                destination,
+                message_ttl_ms: ttl_ms,
+                request_timeout: Duration::from_millis(timeout_ms),
+                max_attempts,
+                backoff_base: Duration::from_millis(100),
+                backoff_cap: Duration::from_secs(5),
+            },
+            secret_id,
+            secret_ttl: Duration::from_secs(secret_ttl),
+            scan: ScanConfig {
+                rules,
+                events: EventBuilder { format, topics },
+                decode: DecodeOptions {
+                    max_record_bytes: max_record as usize,
+                    ..DecodeOptions::default()
+                },
+            },
+            filter,
+            concurrency,
+            deadline_margin: Duration::from_millis(margin_ms),
+            s3_force_path_style,
+            warnings,
+        })
+    }
+}
+
+/// The broker's base URL and where messages go; `None` after recording the problem.
+fn broker(env: &mut Env) -> Option<(Url, Destination)> {
+    let queue = env.text("AEM_QUEUE");
+    match (env.text("AEM_REST_URL"), env.text("SAP_AEM_REST_URL")) {
+        (Some(_), Some(_)) => {
+            env.problem("set AEM_REST_URL or the SAP sample's SAP_AEM_REST_URL, not both");
+            None
+        }
+        (None, None) => {
+            env.problem("AEM_REST_URL is missing: the broker's REST messaging URL, e.g. https://mr-connection-xxxx.messaging.solace.cloud:9443 (SAP_AEM_REST_URL is accepted too)");
+            None
+        }
+        (Some(url), None) => {
+            let base = http_url(env, "AEM_REST_URL", &url)?;
+            if base.path() != "/" && !base.path().is_empty() {
+                env.problem(format!(
+                    "AEM_REST_URL `{url}` has a path; give the broker's base URL (the topic comes from AEM_TOPIC_TEMPLATE, or use SAP_AEM_REST_URL for a fixed topic)"
+                ));
+                return None;
+            }
+            Some((base, queue.map_or(Destination::Topics, Destination::Queue)))
+        }
+        (None, Some(url)) => {
+            let full = http_url(env, "SAP_AEM_REST_URL", &url)?;
+            if full.path().trim_matches('/').is_empty() {
+                env.problem("SAP_AEM_REST_URL has no path: its path is the topic, e.g. https://mr-connection-xxxx.messaging.solace.cloud:9443/monitron/messages");
+                return None;
+            }
+            if queue.is_some() {
+                env.problem(
+                    "AEM_QUEUE cannot be used with SAP_AEM_REST_URL, whose path is the topic",
+                );
+                return None;
+            }
+            let mut base = full.clone();
+            base.set_path("/");
+            Some((base, Destination::FixedUrl(full)))
+        }
+    }
+}
+
+fn http_url(env: &mut Env, name: &str, text: &str) -> Option<Url> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {
+            if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+                env.problem(format!("{name} must not carry a query or credentials (credentials come from the secret)"));
+                return None;
+            }
+            Some(url)
+        }
+        _ => {
+            // The value is not repeated when it may hold a password (`user:pass@host`).
+            let shown = if text.contains('@') {
+                "(value not shown)".to_string()
+            } else {
+                format!("`{text}`")
+            };
+            env.problem(format!("{name} {shown} is not an http(s) URL"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,202 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn read(pairs: &[(&str, &str)]) -> Result<ForwarderConfig, ConfigError> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ForwarderConfig::from_lookup(|name| map.get(name).cloned())
+}
+
+const MINIMAL: [(&str, &str); 2] = [
+    (
+        "AEM_REST_URL",
+        "https://mr-connection-abc.messaging.solace.cloud:9443",
+    ),
+    ("AEM_CREDENTIALS_SECRET", "aem-credentials"),
+];
+
+#[test]
+fn two_settings_are_enough_and_the_rest_has_documented_defaults() {
+    let Ok(config) = read(&MINIMAL) else {
+        panic!("minimal settings refused")
+    };
+    assert_eq!(config.mesh.destination, Destination::Topics);
+    assert_eq!(config.secret_id, "aem-credentials");
+    assert_eq!(config.concurrency, 16);
+    assert_eq!(config.mesh.request_timeout, Duration::from_secs(5));
+    assert_eq!(config.mesh.max_attempts, 6);
+    assert_eq!(config.mesh.message_ttl_ms, None);
+    assert_eq!(config.secret_ttl, Duration::from_secs(300));
+    assert_eq!(config.scan.events.format, PayloadFormat::CloudEvents);
+    assert_eq!(config.scan.rules, ForwardingRules::default());
+    assert_eq!(config.filter, KeyFilter::default());
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn the_sap_sample_variables_work_as_aliases() {
+    let Ok(config) = read(&[
+        (
+            "SAP_AEM_REST_URL",
+            "https://mr-connection-abc.messaging.solace.cloud:9443/monitron/messages",
+        ),
+        (
+            "SAP_AEM_CREDENTIALS",
+            "arn:aws:secretsmanager:eu-central-1:111122223333:secret:sapaem-credentials",
+        ),
+        ("PAYLOAD_FORMAT", "sap-e2b"),
+    ]) else {
+        panic!("the SAP sample's settings were refused")
+    };
+    let Destination::FixedUrl(url) = &config.mesh.destination else {
+        panic!()
+    };
+    assert_eq!(url.path(), "/monitron/messages");
+    assert_eq!(
+        config.mesh.base_url.as_str(),
+        "https://mr-connection-abc.messaging.solace.cloud:9443/"
+    );
+    assert!(config.secret_id.ends_with(":secret:sapaem-credentials"));
+    assert_eq!(config.scan.events.format, PayloadFormat::SapE2b);
+}
+
+#[test]
+fn every_wrong_setting_is_named_at_once() {
+    let Err(ConfigError { problems, .. }) = read(&[
+        ("AEM_REST_URL", "mr-connection-abc:9443"),
+        ("PAYLOAD_FORMAT", "xml"),
+        ("PUBLISH_CONCURRENCY", "0"),
+        ("FORWARD_CONNECTIVITY", "sometimes"),
+        ("AEM_TOPIC_TEMPLATE", "a//b"),
+        ("SECRET_CACHE_TTL_SECONDS", "0"),
+    ]) else {
+        panic!("accepted")
+    };
+    let all = problems.join("\n");
+    for name in [
+        "SECRET_CACHE_TTL_SECONDS",
+        "AEM_REST_URL",
+        "AEM_CREDENTIALS_SECRET",
+        "PAYLOAD_FORMAT",
+        "PUBLISH_CONCURRENCY",
+        "FORWARD_CONNECTIVITY",
+        "AEM_TOPIC_TEMPLATE",
+    ] {
+        assert!(all.contains(name), "{name} not named in:\n{all}");
+    }
+}
+
+#[test]
+fn conflicting_or_unsafe_urls_are_refused() {
+    for (pairs, expected) in [
+        (
+            vec![
+                ("AEM_REST_URL", "https://h:9443"),
+                ("SAP_AEM_REST_URL", "https://h:9443/t"),
+            ],
+            "not both",
+        ),
+        (
+            vec![("AEM_REST_URL", "https://h:9443/monitron/messages")],
+            "has a path",
+        ),
+        (
+            vec![("AEM_REST_URL", "https://user:pw@h:9443")],
+            "must not carry",
+        ),
+        (vec![("AEM_REST_URL", "ftp://h")], "not an http(s) URL"),
+        (
+            vec![("SAP_AEM_REST_URL", "https://h:9443/t"), ("AEM_QUEUE", "q")],
+            "AEM_QUEUE cannot",
+        ),
+        (vec![("SAP_AEM_REST_URL", "https://h:9443/")], "has no path"),
+        (
+            vec![("AEM_REST_URL", "https://aem:pw@h:99999")],
+            "value not shown",
+        ),
+        (vec![("AEM_REST_URL", "aem:pw@h")], "value not shown"),
+    ] {
+        let mut all = pairs.clone();
+        all.push(("AEM_CREDENTIALS_SECRET", "s"));
+        match read(&all) {
+            Err(e) => {
+                assert!(e.to_string().contains(expected), "{e}");
+                assert!(
+                    !e.to_string().contains("pw@"),
+                    "a password in a URL is not repeated: {e}"
+                );
+            }
+            Ok(_) => panic!("{pairs:?} accepted"),
+        }
+    }
+}
+
+#[test]
+fn plain_http_is_allowed_for_test_brokers_but_said_loudly() {
+    let Ok(config) = read(&[
+        ("AEM_REST_URL", "http://127.0.0.1:9000"),
+        ("AEM_CREDENTIALS_SECRET", "s"),
+    ]) else {
+        panic!()
+    };
+    assert!(config.warnings.iter().any(|w| w.contains("plain http")));
+}
+
+#[test]
+fn switches_filters_and_numbers_are_read() {
+    let mut pairs = MINIMAL.to_vec();
+    pairs.extend([
+        ("AEM_QUEUE", "Q/monitron"),
+        ("FORWARD_MODEL_TRANSITIONS", "true"),
+        ("FORWARD_CONNECTIVITY", "1"),
+        ("PUBLISH_CONCURRENCY", "32"),
+        ("AEM_MESSAGE_TTL_MS", "86400000"),
+        ("OBJECT_KEY_PREFIX", "project="),
+        ("OBJECT_KEY_SUFFIX", ".gz"),
+        ("OBJECT_KEY_EXCLUDE_PREFIXES", "error/, tmp/"),
+        ("AEM_TOPIC_TEMPLATE", "x/{site}"),
+    ]);
+    let Ok(config) = read(&pairs) else { panic!() };
+    assert_eq!(
+        config.mesh.destination,
+        Destination::Queue("Q/monitron".into())
+    );
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("AEM_TOPIC_TEMPLATE is not used"))
+    );
+    assert!(config.scan.rules.model_transitions && config.scan.rules.connectivity);
+    assert_eq!(config.concurrency, 32);
+    assert_eq!(config.mesh.message_ttl_ms, Some(86_400_000));
+    assert_eq!(
+        config.filter.exclude_prefixes,
+        vec!["error/".to_string(), "tmp/".to_string()]
+    );
+    assert_eq!(config.filter.skip_reason("project=A/x.gz"), None);
+    assert!(
+        config
+            .filter
+            .skip_reason("project=A/x.json")
+            .is_some_and(|r| r.contains("OBJECT_KEY_SUFFIX"))
+    );
+    assert!(
+        config
+            .filter
+            .skip_reason("error/x.gz")
+            .is_some_and(|r| r.contains("OBJECT_KEY_PREFIX"))
+    );
+    let only_exclude = KeyFilter {
+        exclude_prefixes: vec!["error/".into()],
+        ..KeyFilter::default()
+    };
+    assert!(
+        only_exclude
+            .skip_reason("error/processing-failed/x")
+            .is_some_and(|r| r.contains("error/"))
+    );
+}

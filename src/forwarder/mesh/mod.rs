@@ -1,0 +1,396 @@
+//! Publishing to SAP Advanced Event Mesh over Solace's REST messaging protocol.
+//!
+//! `POST {base}/TOPIC/{topic}` (or `/QUEUE/{queue}`, or the SAP sample's fixed URL whose path is
+//! the topic) with `Content-Type: application/json`, `Solace-Delivery-Mode: persistent`,
+//! `Solace-Message-ID` (the event id, the same on every redelivery), `Solace-Correlation-ID`,
+//! `Solace-DMQ-Eligible: true`, an optional `Solace-Time-To-Live-In-ms`, and Basic
+//! authentication. The broker answers 200 once a persistent message is stored.
+//!
+//! Outcomes: 2xx is done; 5xx, 429, connection errors and timeouts are retried with exponential
+//! backoff and full jitter within the attempt limit and the deadline; a 401 refreshes the
+//! credentials once (a rotated secret) and tries again; any other 4xx is permanent and keeps the
+//! broker's reason phrase.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{StatusCode, Url};
+
+use crate::aws::secrets::{CachedCredentials, Credentials, SecretError, SecretStore};
+use crate::forwarder::event::ForwardedEvent;
+
+/// Where messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// `{base}/TOPIC/{the event's topic}`.
+    Topics,
+    /// `{base}/QUEUE/{queue}`: every event to one queue.
+    Queue(String),
+    /// A fixed URL whose path is the topic (the SAP sample's `SAP_AEM_REST_URL`).
+    FixedUrl(Url),
+}
+
+/// How messages are published.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    /// The broker's REST messaging base URL, e.g. `https://mr-connection-x.messaging.solace.cloud:9443`.
+    pub base_url: Url,
+    pub destination: Destination,
+    /// `Solace-Time-To-Live-In-ms`, when set.
+    pub message_ttl_ms: Option<u64>,
+    /// Time allowed for one HTTP request.
+    pub request_timeout: Duration,
+    /// Attempts per message, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubles each time, up to `backoff_cap`, with full jitter.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// The broker refused it for good (4xx other than 401 and 429): status and reason phrase.
+    Rejected { status: u16, reason: String },
+    /// 401 even with freshly read credentials.
+    Unauthorized { reason: String },
+    /// Retryable failures until the attempts or the time ran out; the last one.
+    GaveUp { attempts: u32, last: String },
+    /// The credentials could not be read.
+    Credentials(SecretError),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Rejected { status, reason } => {
+                write!(f, "refused by the broker: {status} {reason}")
+            }
+            PublishError::Unauthorized { reason } => write!(
+                f,
+                "401 {reason}: the broker refuses the credentials, also after reading the secret again"
+            ),
+            PublishError::GaveUp { attempts, last } => {
+                write!(f, "not delivered after {attempts} attempts; last: {last}")
+            }
+            PublishError::Credentials(e) => write!(f, "no broker credentials: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// A delivered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub attempts: u32,
+}
+
+/// Characters escaped in a topic level inside the URL path: all but RFC 3986's unreserved.
+const LEVEL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Publishes events to the mesh; one per warm Lambda, shared by all publishes.
+pub struct Publisher<S> {
+    http: reqwest::Client,
+    config: MeshConfig,
+    credentials: Arc<CachedCredentials<S>>,
+    jitter: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl<S: SecretStore> Publisher<S> {
+    /// A publisher with its own connection pool (kept alive between invocations). TLS
+    /// certificates are always verified.
+    pub fn new(
+        config: MeshConfig,
+        credentials: Arc<CachedCredentials<S>>,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .tcp_nodelay(true)
+            // A redirect would turn the POST into a GET without the event: refuse it instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("e2b-forwarder/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+            | 1;
+        Ok(Publisher {
+            http,
+            config,
+            credentials,
+            jitter: AtomicU64::new(seed),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &MeshConfig {
+        &self.config
+    }
+
+    /// Retries made so far by this publisher (attempts beyond the first).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The URL an event is posted to.
+    pub fn url_for(&self, topic: &str) -> Result<Url, url_error::UrlError> {
+        url_for(&self.config, topic)
+    }
+
+    /// Publishes one event, retrying what a retry can fix, until `deadline`.
+    pub async fn publish(
+        &self,
+        event: &ForwardedEvent,
+        correlation_id: &str,
+        deadline: Instant,
+    ) -> Result<Delivered, PublishError> {
+        let url = self
+            .url_for(&event.topic)
+            .map_err(|e| PublishError::Rejected {
+                status: 0,
+                reason: e.to_string(),
+            })?;
+        let mut attempts = 0u32;
+        let mut refreshed = false;
+        let mut credentials: Option<Arc<Credentials>> = None;
+        loop {
+            attempts += 1;
+            if Instant::now() >= deadline {
+                return Err(PublishError::GaveUp {
+                    attempts: attempts - 1,
+                    last: "no time left before the deadline".into(),
+                });
+            }
+            let outcome = match &credentials {
+                Some(c) => self.attempt(&url, event, correlation_id, c, deadline).await,
+                None => match self.credentials_until(deadline).await {
+                    Ok(c) => {
+                        let outcome = self
+                            .attempt(&url, event, correlation_id, &c, deadline)
+                            .await;
+                        credentials = Some(c);
+                        outcome
+                    }
+                    Err(SecretError::Transient(e)) => Attempt::Retry(format!("secret: {e}")),
+                    Err(e) => return Err(PublishError::Credentials(e)),
+                },
+            };
+            let last = match outcome {
+                Attempt::Delivered => return Ok(Delivered { attempts }),
+                Attempt::Refused { status, reason } => {
+                    return Err(PublishError::Rejected { status, reason });
+                }
+                Attempt::Unauthorized(reason) => {
+                    if refreshed {
+                        return Err(PublishError::Unauthorized { reason });
+                    }
+                    let Some(stale) = credentials.take() else {
+                        return Err(PublishError::Unauthorized { reason });
+                    };
+                    match self.credentials.refresh(&stale).await {
+                        Ok(fresh) => {
+                            refreshed = true;
+                            credentials = Some(fresh);
+                            // A rotated secret: try again at once, not counted as a retry.
+                            attempts -= 1;
+                            continue;
+                        }
+                        // The refresh is still owed: a later attempt tries again.
+                        Err(SecretError::Transient(e)) => {
+                            format!("401 {reason}; reading the secret again failed: {e}")
+                        }
+                        Err(e) => return Err(PublishError::Credentials(e)),
+                    }
+                }
+                Attempt::Retry(last) => last,
+            };
+            if attempts >= self.config.max_attempts {
+                return Err(PublishError::GaveUp { attempts, last });
+            }
+            let pause = self.backoff(attempts);
+            if Instant::now() + pause + Duration::from_millis(50) >= deadline {
+                return Err(PublishError::GaveUp {
+                    attempts,
+                    last: format!("{last} (no time left before the deadline)"),
+                });
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The credentials, or a transient error once the deadline has come.
+    async fn credentials_until(&self, deadline: Instant) -> Result<Arc<Credentials>, SecretError> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match tokio::time::timeout_at(deadline, self.credentials.get()).await {
+            Ok(result) => result,
+            Err(_) => Err(SecretError::Transient(format!(
+                "reading secret {} did not finish before the deadline",
+                self.credentials.secret_id()
+            ))),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        url: &Url,
+        event: &ForwardedEvent,
+        correlation_id: &str,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Attempt {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Attempt::Retry("no time left before the deadline".into());
+        }
+        let mut request = self
+            .http
+            .post(url.clone())
+            .timeout(self.config.request_timeout.min(left))
+            .basic_auth(&credentials.username, Some(&credentials.password))
+            .header("Content-Type", "application/json")
+            .header("Solace-Delivery-Mode", "persistent")
+            .header("Solace-Message-ID", header_safe(&event.id))
+            .header("Solace-Correlation-ID", header_safe(correlation_id))
+            .header("Solace-DMQ-Eligible", "true")
+            .body(event.payload.clone());
+        if let Some(ttl) = self.config.message_ttl_ms {
+            request = request.header("Solace-Time-To-Live-In-ms", ttl.to_string());
+        }
+        match request.send().await {
+            Err(e) if e.is_timeout() => Attempt::Retry("timed out".into()),
+            Err(e) if e.is_connect() => {
+                Attempt::Retry(format!("cannot connect: {}", source_chain(&e)))
+            }
+            Err(e) => Attempt::Retry(format!("request failed: {}", source_chain(&e))),
+            Ok(response) => {
+                let status = response.status();
+                if status.is_success() {
+                    return Attempt::Delivered;
+                }
+                let reason = reason_phrase(&response);
+                let body = response.text().await.unwrap_or_default();
+                let reason = with_body(reason, &body);
+                match status {
+                    StatusCode::UNAUTHORIZED => Attempt::Unauthorized(reason),
+                    StatusCode::TOO_MANY_REQUESTS => Attempt::Retry(format!("429 {reason}")),
+                    s if s.is_server_error() => Attempt::Retry(format!("{} {reason}", s.as_u16())),
+                    s => Attempt::Refused {
+                        status: s.as_u16(),
+                        reason,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Full jitter: a random pause between zero and the capped exponential backoff.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .config
+            .backoff_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.config.backoff_cap);
+        let mut x = self.jitter.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter.store(x, Ordering::Relaxed);
+        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
+        ceiling.mul_f64(fraction)
+    }
+}
+
+enum Attempt {
+    Delivered,
+    Refused { status: u16, reason: String },
+    Unauthorized(String),
+    Retry(String),
+}
+
+/// The URL for a topic under a configuration.
+pub fn url_for(config: &MeshConfig, topic: &str) -> Result<Url, url_error::UrlError> {
+    let base = config.base_url.as_str().trim_end_matches('/');
+    let text = match &config.destination {
+        Destination::FixedUrl(url) => return Ok(url.clone()),
+        // Slashes stay raw in the path, for topic levels and queue names alike.
+        Destination::Queue(queue) => format!("{base}/QUEUE/{}", encode_path(queue)),
+        Destination::Topics => format!("{base}/TOPIC/{}", encode_path(topic)),
+    };
+    Url::parse(&text)
+        .map_err(|e| url_error::UrlError(format!("cannot build the URL for topic `{topic}`: {e}")))
+}
+
+fn encode_path(name: &str) -> String {
+    let levels: Vec<String> = name
+        .split('/')
+        .map(|level| utf8_percent_encode(level, LEVEL).to_string())
+        .collect();
+    levels.join("/")
+}
+
+pub mod url_error {
+    /// A URL that could not be built.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct UrlError(pub String);
+
+    impl std::fmt::Display for UrlError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for UrlError {}
+}
+
+/// The broker's own reason phrase (Solace sends e.g. `503 Spool Over Quota`), or the standard one.
+fn reason_phrase(response: &reqwest::Response) -> String {
+    response
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .and_then(|r| std::str::from_utf8(r.as_bytes()).ok())
+        .map(str::to_string)
+        .or_else(|| response.status().canonical_reason().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn with_body(reason: String, body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() || body == reason {
+        return reason;
+    }
+    let cut: String = body.chars().take(200).collect();
+    format!("{reason} ({cut})")
+}
+
+/// Header values cannot hold control characters; ids from the export never do, but be safe.
+fn header_safe(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect()
+}
+
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

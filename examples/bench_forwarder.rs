@@ -23,6 +23,7 @@ use e2b::forwarder::scan::{ScanConfig, Scanner};
 use e2b::forwarder::trigger::KeyFilter;
 use e2b::forwarder::trigger::ObjectRef;
 use e2b::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
+use e2b::http::retry::Backoff;
 use support::broker::{Reply, TestBroker};
 
 const ALARM: &str =
@@ -80,9 +81,11 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         destination: Destination::Topics,
         message_ttl_ms: None,
         request_timeout: Duration::from_secs(5),
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(10),
-        backoff_cap: Duration::from_millis(100),
+        retry: Backoff {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(100),
+            attempts: 3,
+        },
     };
     let credentials = Arc::new(CachedCredentials::new(
         FixedSecret,

@@ -10,6 +10,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use e2b::http::retry::Backoff;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,8 +45,11 @@ async fn run(events: usize) {
         service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
         sap_client: Some("100".into()),
         request_timeout: Duration::from_secs(5),
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(50),
+        retry: Backoff {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(50) * 64,
+            attempts: 3,
+        },
     };
     let auth = S4Auth::Basic(S4Credentials {
         username: "BENCH".into(),

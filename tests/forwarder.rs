@@ -363,7 +363,7 @@ async fn an_unreachable_broker_fails_the_invocation_before_the_deadline() {
     f.put("f.json", ALARM.as_bytes()).await;
     let mut mesh = f.mesh();
     mesh.base_url = reqwest::Url::parse("http://127.0.0.1:9").unwrap_or_else(|e| panic!("{e}"));
-    mesh.max_attempts = 100;
+    mesh.retry.attempts = 100;
     let start = Instant::now();
     let result = f
         .forwarder_with(mesh, 4)

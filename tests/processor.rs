@@ -9,6 +9,7 @@ use std::time::Duration;
 use lambda_http::http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
+use e2b::http::retry::Backoff;
 use e2b::processor::idempotency::DynamoStore;
 use e2b::processor::rules::{RuleSet, RuleSource};
 use e2b::processor::s4::{S4Auth, S4Client, S4Config};
@@ -874,8 +875,11 @@ fn s4_config(s4: &TestS4, max_attempts: u32) -> S4Config {
         service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
         sap_client: None,
         request_timeout: Duration::from_millis(800),
-        max_attempts,
-        backoff_base: Duration::from_millis(20),
+        retry: Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(20) * 64,
+            attempts: max_attempts,
+        },
     }
 }
 

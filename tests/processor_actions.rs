@@ -85,7 +85,10 @@ async fn fixture(rules: &str, with_table: bool, records: Records) -> Fixture {
         idempotency,
         ProcessorSettings {
             failures: Arc::new(sink),
-            destinations: Arc::new(Destinations::new(Some(moto::secrets().await))),
+            destinations: Arc::new(Destinations::new(
+                Some(moto::secrets().await),
+                e2b::processor::destination::DEFAULT_RETRY,
+            )),
             ..ProcessorSettings::new(
                 RuleSource::fixed(rules),
                 InboundAuth::FunctionUrlIam,

@@ -1,38 +1,40 @@
 //! Reading Firehose objects from S3 as byte streams.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use tokio::io::AsyncRead;
 
 use crate::forwarder::trigger::ObjectRef;
+use crate::outcome::{Disposed, Disposition};
 
 /// An object's bytes as they arrive.
 pub type ObjectBody = Pin<Box<dyn AsyncRead + Send>>;
 
 /// Why an object could not be opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GetError {
     /// The object (or that version) no longer exists: a retry cannot help; logged and skipped.
+    #[error("{0} (no longer exists; skipped)")]
     NotFound(String),
     /// Access denied: the role or the bucket policy must change; the invocation fails.
+    #[error("{0} (access denied: check the function's role)")]
     Denied(String),
     /// Anything a retry may fix (throttling, network, 5xx); the invocation fails.
+    #[error("{0}")]
     Transient(String),
 }
 
-impl fmt::Display for GetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Disposed for GetError {
+    /// A missing object is given up (logged and skipped); access denied is retried, as the
+    /// role or bucket policy fixed cures every object.
+    fn disposition(&self) -> Disposition {
         match self {
-            GetError::NotFound(m) => write!(f, "{m} (no longer exists; skipped)"),
-            GetError::Denied(m) => write!(f, "{m} (access denied: check the function's role)"),
-            GetError::Transient(m) => f.write_str(m),
+            GetError::NotFound(_) => Disposition::GiveUp,
+            GetError::Denied(_) | GetError::Transient(_) => Disposition::Retry,
         }
     }
 }
-
-impl std::error::Error for GetError {}
 
 /// Where objects come from: S3 in production.
 pub trait ObjectStore: Send + Sync {

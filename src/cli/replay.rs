@@ -164,7 +164,7 @@ async fn replay(
             let result = match outcome {
                 ObjectOutcome::Done { delivered } => Ok(delivered),
                 ObjectOutcome::Filtered(_) | ObjectOutcome::Missing(_) => Ok(0),
-                ObjectOutcome::Failed(failure) => Err(failure.to_string()),
+                ObjectOutcome::Retry(failure) => Err(failure.to_string()),
             };
             tally.record(&mut progress, &location.bucket, object, result);
         }

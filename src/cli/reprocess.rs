@@ -157,7 +157,7 @@ async fn reprocess(args: ReprocessArgs) -> ExitCode {
         }
         let failed = outcomes
             .iter()
-            .any(|o| matches!(o.outcome, Outcome::Failed(_)));
+            .any(|o| matches!(o.outcome, Outcome::GaveUp(_)));
         // Still transient: keep the record for the next run. Failed again: the new record
         // (written by the processor) replaces this one.
         if retry {

@@ -64,13 +64,13 @@ pub enum ObjectOutcome {
     Filtered(String),
     /// No longer exists.
     Missing(String),
-    /// Not read to its end, or events not delivered.
-    Failed(ObjectFailure),
+    /// Not read to its end, or events not delivered: the invocation fails so Lambda retries.
+    Retry(Unfinished),
 }
 
 /// An object that needs another try, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectFailure {
+pub struct Unfinished {
     pub object: String,
     /// Why the object could not be read (to its end), if it could not.
     pub read_error: Option<String>,
@@ -79,7 +79,7 @@ pub struct ObjectFailure {
     pub delivered: u64,
 }
 
-impl std::fmt::Display for ObjectFailure {
+impl std::fmt::Display for Unfinished {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:", self.object)?;
         if let Some(e) = &self.read_error {
@@ -110,7 +110,7 @@ impl std::fmt::Display for ObjectFailure {
 /// A failed invocation: Lambda retries it, then hands it to the on-failure destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardError {
-    pub failures: Vec<ObjectFailure>,
+    pub failures: Vec<Unfinished>,
     pub summary: Summary,
 }
 
@@ -128,23 +128,15 @@ impl std::fmt::Display for ForwardError {
 
 impl std::error::Error for ForwardError {}
 
-/// The invocation's own event could not be read.
-#[derive(Debug)]
+/// Why an invocation fails: its own event could not be read, or objects were not fully
+/// forwarded (Lambda retries both).
+#[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    Trigger(trigger::TriggerError),
+    #[error(transparent)]
+    Trigger(crate::forwarder::trigger::TriggerError),
+    #[error(transparent)]
     Forward(ForwardError),
 }
-
-impl std::fmt::Display for HandlerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HandlerError::Trigger(e) => write!(f, "{e}"),
-            HandlerError::Forward(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for HandlerError {}
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(error: HandlerError) -> Self {
@@ -183,7 +175,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 let mut delivered = 0;
                 for object in &objects {
                     match self.forward_object(&mut scanner, object, deadline).await {
-                        ObjectOutcome::Failed(failure) => failures.push(failure),
+                        ObjectOutcome::Retry(failure) => failures.push(failure),
                         ObjectOutcome::Done { delivered: n } => delivered += n,
                         ObjectOutcome::Filtered(_) | ObjectOutcome::Missing(_) => {}
                     }
@@ -212,7 +204,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                         Err(reason) => {
                             tracing::error!(message_id = %message.message_id, %reason, "SQS message is not an S3 notification; left for the queue's redrive policy");
                             failed_ids.push(message.message_id.clone());
-                            failures.push(ObjectFailure {
+                            failures.push(Unfinished {
                                 object: format!("SQS message {}", message.message_id),
                                 read_error: Some(reason.clone()),
                                 undelivered: Vec::new(),
@@ -223,7 +215,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     };
                     let mut failed = false;
                     for object in objects {
-                        if let ObjectOutcome::Failed(failure) =
+                        if let ObjectOutcome::Retry(failure) =
                             self.forward_object(&mut scanner, object, deadline).await
                         {
                             tracing::error!(message_id = %message.message_id, %failure, "object not fully forwarded; the message returns to the queue");
@@ -264,7 +256,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         objects: usize,
         summary: &Summary,
         delivered: u64,
-        failures: &[ObjectFailure],
+        failures: &[Unfinished],
         retries_before: u64,
     ) {
         let undelivered: usize = failures.iter().map(|f| f.undelivered.len()).sum();
@@ -300,7 +292,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             return ObjectOutcome::Filtered(reason);
         }
         if Instant::now() >= deadline {
-            return ObjectOutcome::Failed(ObjectFailure {
+            return ObjectOutcome::Retry(Unfinished {
                 object: label,
                 read_error: Some("not read: no time left before the invocation's deadline".into()),
                 undelivered: Vec::new(),
@@ -314,7 +306,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 return ObjectOutcome::Missing(message);
             }
             Err(e) => {
-                return ObjectOutcome::Failed(ObjectFailure {
+                return ObjectOutcome::Retry(Unfinished {
                     object: label,
                     read_error: Some(e.to_string()),
                     undelivered: Vec::new(),
@@ -414,7 +406,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             tracing::info!(object = %label, delivered, "object forwarded");
             ObjectOutcome::Done { delivered }
         } else {
-            ObjectOutcome::Failed(ObjectFailure {
+            ObjectOutcome::Retry(Unfinished {
                 object: label,
                 read_error,
                 undelivered,

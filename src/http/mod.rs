@@ -1,1 +1,3 @@
 pub mod oauth;
+pub mod retry;
+pub mod sap;

@@ -28,7 +28,7 @@ impl<I: IdempotencyStore> Processor<I> {
     ) -> Outcome {
         let (object, kind, _) = match technical_object_for(event, params, rules, scope) {
             Ok(found) => found,
-            Err(reason) => return Outcome::failed(reason),
+            Err(reason) => return Outcome::gave_up(reason),
         };
         let mode = params.close.unwrap_or_default();
         let key = external_reference(&event.source, &format!("{identity}\nclose"));
@@ -45,12 +45,9 @@ impl<I: IdempotencyStore> Processor<I> {
                     Keep::ByOutcome,
                 ),
                 Ok(numbers) => (Outcome::Closed(numbers.join(",")), Keep::ByOutcome),
-                Err(e @ S4Error::Permanent { .. }) => {
-                    (Outcome::failed(e.to_string()), Keep::ByOutcome)
-                }
                 // Completing twice is refused by S/4, so a redelivery cannot complete twice;
                 // the note carries the event id, so it is not added twice either.
-                Err(e) => (Outcome::Retry(e.to_string()), Keep::ByOutcome),
+                Err(e) => (Outcome::of_error(&e), Keep::ByOutcome),
             }
         })
         .await

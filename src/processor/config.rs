@@ -5,6 +5,8 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::env::{ConfigError, Env};
+use crate::http::retry::Backoff;
+use crate::processor::destination::DEFAULT_RETRY;
 use crate::processor::failures::FailureTarget;
 use crate::processor::rules::RuleOrigin;
 use crate::processor::s4::{S4Config, SERVICE_PATH};
@@ -36,6 +38,8 @@ pub struct ProcessorConfig {
     pub budget: Duration,
     /// `FAILURE_RECORDS`: where permanent failures are recorded for `e2b reprocess`.
     pub failure_records: Option<FailureTarget>,
+    /// The rule files' destinations: attempts per call (`DESTINATION_MAX_ATTEMPTS`).
+    pub destination_retry: Backoff,
     pub warnings: Vec<String>,
 }
 
@@ -49,6 +53,12 @@ impl ProcessorConfig {
         let mut warnings = Vec::new();
         let timeout_ms = env.number("S4_TIMEOUT_MS", 8_000, 100, 60_000);
         let attempts = env.number("S4_MAX_ATTEMPTS", 3, 1, 10);
+        let destination_attempts = env.number(
+            "DESTINATION_MAX_ATTEMPTS",
+            u64::from(DEFAULT_RETRY.attempts),
+            1,
+            10,
+        );
         let budget_ms = env.number("REPLY_BUDGET_MS", 25_000, 1_000, 29_000);
         let keep_hours = env.number("IDEMPOTENCY_KEEP_HOURS", 168, 1, 24 * 365);
         let in_progress_s = env.number("IDEMPOTENCY_IN_PROGRESS_SECONDS", 60, 1, 900);
@@ -130,8 +140,11 @@ impl ProcessorConfig {
                 service_url,
                 sap_client: env.text("S4_SAP_CLIENT"),
                 request_timeout: Duration::from_millis(timeout_ms),
-                max_attempts: attempts as u32,
-                backoff_base: Duration::from_millis(200),
+                retry: Backoff {
+                    base: Duration::from_millis(200),
+                    cap: Duration::from_millis(200 * 64),
+                    attempts: attempts as u32,
+                },
             },
             s4_secret,
             rules,
@@ -146,6 +159,10 @@ impl ProcessorConfig {
                 .unwrap_or_else(|| "x-api-key".into()),
             budget: Duration::from_millis(budget_ms),
             failure_records,
+            destination_retry: Backoff {
+                attempts: destination_attempts as u32,
+                ..DEFAULT_RETRY
+            },
             warnings,
         })
     }

@@ -48,10 +48,7 @@ impl<I: IdempotencyStore> Processor<I> {
                     )),
                     Keep::InProgress,
                 ),
-                Err(e @ S4Error::Permanent { .. }) => {
-                    (Outcome::failed(e.to_string()), Keep::ByOutcome)
-                }
-                Err(e) => (Outcome::Retry(e.to_string()), Keep::ByOutcome),
+                Err(e) => (Outcome::of_error(&e), Keep::ByOutcome),
             }
         })
         .await

@@ -7,7 +7,6 @@
 //! else that may have been carried out is reported, never repeated blindly.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,8 @@ use tokio::sync::Mutex;
 
 use crate::aws::secrets::{SecretError, SecretStore};
 use crate::http::oauth::{ClientCredentials, TokenCache};
+use crate::http::retry::Backoff;
+use crate::outcome::{Disposed, Disposition};
 use crate::processor::rules::actions::{AuthKind, DestinationSpec};
 
 /// A request to send, rendered from a step.
@@ -33,24 +34,26 @@ pub struct Call {
 }
 
 /// Why a call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// A later attempt may work (down, timeout, 5xx, 429, credentials not readable now, or
     /// refused even after the secret was read again: someone must fix the credentials, and
     /// the mesh keeps the event meanwhile).
+    #[error("{0}")]
     Transient(String),
     /// The destination refused it, or it is misconfigured: a redelivery cannot help.
+    #[error("{0}")]
     Permanent(String),
     /// 401/403: the secret may have been rotated (handled inside [`Destinations::call`]).
+    #[error("{0}")]
     Unauthorized(String),
 }
 
-impl fmt::Display for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Disposed for CallError {
+    fn disposition(&self) -> Disposition {
         match self {
-            CallError::Transient(m) | CallError::Permanent(m) | CallError::Unauthorized(m) => {
-                f.write_str(m)
-            }
+            CallError::Transient(_) | CallError::Unauthorized(_) => Disposition::Retry,
+            CallError::Permanent(_) => Disposition::GiveUp,
         }
     }
 }
@@ -65,6 +68,7 @@ enum Credentials {
 
 struct Client {
     name: String,
+    retry: Backoff,
     spec: DestinationSpec,
     http: reqwest::Client,
     credentials: Credentials,
@@ -72,17 +76,31 @@ struct Client {
 }
 
 /// The destinations' clients, made on first use.
-#[derive(Default)]
 pub struct Destinations {
     secrets: Option<aws_sdk_secretsmanager::Client>,
     clients: Mutex<HashMap<String, Arc<Client>>>,
+    retry: Backoff,
+}
+
+/// The destinations' retry schedule unless configured (`DESTINATION_MAX_ATTEMPTS`).
+pub const DEFAULT_RETRY: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    cap: Duration::from_millis(6_400),
+    attempts: 3,
+};
+
+impl Default for Destinations {
+    fn default() -> Self {
+        Destinations::new(None, DEFAULT_RETRY)
+    }
 }
 
 impl Destinations {
-    pub fn new(secrets: Option<aws_sdk_secretsmanager::Client>) -> Destinations {
+    pub fn new(secrets: Option<aws_sdk_secretsmanager::Client>, retry: Backoff) -> Destinations {
         Destinations {
             secrets,
             clients: Mutex::new(HashMap::new()),
+            retry,
         }
     }
 
@@ -147,6 +165,7 @@ impl Destinations {
             .map_err(|e| CallError::Permanent(format!("destination {name}: {e}")))?;
         let client = Arc::new(Client {
             name: name.to_string(),
+            retry: self.retry,
             spec: spec.clone(),
             http,
             credentials,
@@ -286,7 +305,7 @@ impl Client {
                 CallError::Permanent(format!("{message} (check the destination's url)"))
             });
         }
-        let token = crate::processor::s4::csrf_token_in(response.headers());
+        let token = crate::http::sap::csrf_token_in(response.headers());
         *cached = Some(token.clone());
         Ok(token)
     }
@@ -327,7 +346,7 @@ impl Client {
                 Err(e) => (format!("request failed: {e}"), read),
                 Ok(response) => {
                     let status = response.status();
-                    let csrf_required = crate::processor::s4::csrf_required(response.headers());
+                    let csrf_required = crate::http::sap::csrf_required(response.headers());
                     let text = response.text().await.unwrap_or_default();
                     let success = if call.expect.is_empty() {
                         status.is_success()
@@ -359,7 +378,7 @@ impl Client {
                         attempts -= 1;
                         continue;
                     }
-                    let reason = crate::processor::s4::sap_error_message(&text)
+                    let reason = crate::http::sap::error_message(&text)
                         .unwrap_or_else(|| text.chars().take(300).collect());
                     let described = format!(
                         "destination {name}: {} {} answered {}{}",
@@ -380,8 +399,8 @@ impl Client {
                     }
                 }
             };
-            let pause = Duration::from_millis(200) * (1 << (attempts - 1).min(5));
-            if !again || attempts >= 3 || Instant::now() + pause >= deadline {
+            let next = self.retry.next(attempts, deadline).ok().filter(|_| again);
+            let Some(pause) = next else {
                 return Err(CallError::Transient(
                     if failure.starts_with("destination") {
                         failure
@@ -392,7 +411,7 @@ impl Client {
                         )
                     },
                 ));
-            }
+            };
             tokio::time::sleep(pause).await;
         }
     }

@@ -29,16 +29,9 @@ pub enum Begin {
 }
 
 /// The table could not be used; the caller falls back to the S/4 lookup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("idempotency table: {0}")]
 pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "idempotency table: {}", self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// Where idempotency records live.
 pub trait IdempotencyStore: Send + Sync {

@@ -53,7 +53,7 @@ pub async fn build(
         idempotency,
         ProcessorSettings {
             failures: Arc::new(failures),
-            destinations: Arc::new(Destinations::new(Some(secrets))),
+            destinations: Arc::new(Destinations::new(Some(secrets), config.destination_retry)),
             auth_source,
             ..ProcessorSettings::new(rules, auth, config.budget, config.in_progress_for)
         },

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::{Map, Value, json};
 
 use crate::processor::delivery::AlertEvent;
-use crate::processor::destination::{Call, CallError, Destinations};
+use crate::processor::destination::{Call, Destinations};
 use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::actions::{Action, DestinationSpec, HttpCall, Step, StepKind};
 use crate::processor::rules::template::TemplateError;
@@ -43,12 +43,12 @@ impl<I: IdempotencyStore> Processor<I> {
                 .await;
             match outcome {
                 // Steps of its own (HTTP calls) ran: done, whatever the notification steps said.
-                Outcome::Failed(_) | Outcome::Retry(_) if results.is_empty() => {
+                Outcome::GaveUp(_) | Outcome::Retry(_) if results.is_empty() => {
                     (outcome, Keep::ByOutcome)
                 }
                 // Stopped part-way: the next delivery (or e2b reprocess) resumes after the
                 // steps that changed things, instead of repeating them.
-                Outcome::Failed(_) | Outcome::Retry(_) => {
+                Outcome::GaveUp(_) | Outcome::Retry(_) => {
                     (outcome, Keep::Pause(Value::Object(results).to_string()))
                 }
                 done => (done, Keep::Done),
@@ -95,7 +95,7 @@ impl<I: IdempotencyStore> Processor<I> {
             let mut scope = event.template_scope();
             scope["steps"] = Value::Object(results.clone());
             let fail = |reason: String, request: Option<Value>, results: &Map<String, Value>| {
-                Outcome::Failed(Failure {
+                Outcome::GaveUp(Failure {
                     reason: format!("step `{}`: {reason}", step.name),
                     step: Some(step.name.clone()),
                     request,
@@ -120,7 +120,7 @@ impl<I: IdempotencyStore> Processor<I> {
                         )
                         .await;
                     match outcome {
-                        Outcome::Failed(f) => return fail(f.reason, None, results),
+                        Outcome::GaveUp(f) => return fail(f.reason, None, results),
                         Outcome::Retry(r) => {
                             return Outcome::Retry(format!("step `{}`: {r}", step.name));
                         }
@@ -151,13 +151,16 @@ impl<I: IdempotencyStore> Processor<I> {
                         .await
                     {
                         Ok(answer) => answer,
-                        Err(CallError::Permanent(reason)) => {
-                            let request = recorded(&call.destination, destination, &rendered);
-                            return fail(reason, Some(request), results);
-                        }
-                        Err(CallError::Transient(reason) | CallError::Unauthorized(reason)) => {
-                            return Outcome::Retry(format!("step `{}`: {reason}", step.name));
-                        }
+                        Err(e) => match Outcome::of_error(&e) {
+                            Outcome::GaveUp(f) => {
+                                let request = recorded(&call.destination, destination, &rendered);
+                                return fail(f.reason, Some(request), results);
+                            }
+                            Outcome::Retry(reason) => {
+                                return Outcome::Retry(format!("step `{}`: {reason}", step.name));
+                            }
+                            done => return done,
+                        },
                     }
                 }
             };
@@ -225,7 +228,7 @@ impl<I: IdempotencyStore> Processor<I> {
                     self.create_once(event, &n, step.params.if_open.unwrap_or_default(), deadline)
                         .await
                 }
-                Err(reason) => Outcome::failed(reason),
+                Err(reason) => Outcome::gave_up(reason),
             },
         }
     }

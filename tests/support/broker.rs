@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use e2b::http::retry::Backoff;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -163,9 +164,11 @@ impl TestBroker {
             destination: e2b::forwarder::mesh::Destination::Topics,
             message_ttl_ms: None,
             request_timeout: Duration::from_millis(500),
-            max_attempts: 5,
-            backoff_base: Duration::from_millis(10),
-            backoff_cap: Duration::from_millis(100),
+            retry: Backoff {
+                base: Duration::from_millis(10),
+                cap: Duration::from_millis(100),
+                attempts: 5,
+            },
         }
     }
 

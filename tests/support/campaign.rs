@@ -20,6 +20,7 @@ use e2b::aws::secrets::CachedCredentials;
 use e2b::forwarder::mesh::Publisher;
 use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
+use e2b::http::retry::Backoff;
 use e2b::processor::rules::{RuleSet, RuleSource};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 
@@ -238,8 +239,11 @@ pub async fn processor(
         service_url: reqwest::Url::parse(s4_url).unwrap_or_else(|e| panic!("{e}")),
         sap_client: Some("100".into()),
         request_timeout: Duration::from_secs(2),
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(5),
+        retry: Backoff {
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(5) * 64,
+            attempts: 3,
+        },
     };
     let credentials = e2b::processor::s4::S4Credentials {
         username: "CAMPAIGN".into(),

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use e2b::http::retry::Backoff;
 use serde_json::{Value, json};
 
 pub const SERVICE: &str = "/sap/opu/odata/sap/API_MAINTNOTIFICATION";
@@ -120,8 +121,11 @@ impl TestS4 {
             service_url: reqwest::Url::parse(&self.service_url()).unwrap_or_else(|e| panic!("{e}")),
             sap_client: Some("100".into()),
             request_timeout: timeout,
-            max_attempts: 3,
-            backoff_base: Duration::from_millis(20),
+            retry: Backoff {
+                base: Duration::from_millis(20),
+                cap: Duration::from_millis(20) * 64,
+                attempts: 3,
+            },
         };
         let credentials = e2b::processor::s4::S4Credentials {
             username: username.into(),

@@ -6,6 +6,7 @@
 //! Nothing secret is ever written to a log or an error: `Credentials` prints its password as
 //! `***`.
 
+use crate::outcome::{Disposed, Disposition};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -30,24 +31,24 @@ impl fmt::Debug for Credentials {
 }
 
 /// Why credentials could not be had. Messages name the secret, never its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     /// A later attempt may work (throttling, network, service error).
+    #[error("{0} (temporary; retried)")]
     Transient(String),
     /// No attempt will work until someone fixes it (missing secret, access denied, bad JSON).
+    #[error("{0}")]
     Permanent(String),
 }
 
-impl fmt::Display for SecretError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Disposed for SecretError {
+    fn disposition(&self) -> Disposition {
         match self {
-            SecretError::Transient(m) => write!(f, "{m} (temporary; retried)"),
-            SecretError::Permanent(m) => f.write_str(m),
+            SecretError::Transient(_) => Disposition::Retry,
+            SecretError::Permanent(_) => Disposition::GiveUp,
         }
     }
 }
-
-impl std::error::Error for SecretError {}
 
 /// Where secret strings come from: Secrets Manager in production.
 pub trait SecretStore: Send + Sync {

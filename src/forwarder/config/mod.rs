@@ -14,6 +14,7 @@ use crate::forwarder::mesh::{Destination, MeshConfig};
 use crate::forwarder::monitron::ForwardingRules;
 use crate::forwarder::scan::ScanConfig;
 use crate::forwarder::trigger::KeyFilter;
+use crate::http::retry::Backoff;
 
 /// Everything the forwarder Lambda needs to know.
 #[derive(Debug, Clone)]
@@ -145,9 +146,11 @@ impl ForwarderConfig {
                 destination,
                 message_ttl_ms: ttl_ms,
                 request_timeout: Duration::from_millis(timeout_ms),
-                max_attempts,
-                backoff_base: Duration::from_millis(100),
-                backoff_cap: Duration::from_secs(5),
+                retry: Backoff {
+                    base: Duration::from_millis(100),
+                    cap: Duration::from_secs(5),
+                    attempts: max_attempts,
+                },
             },
             secret_id,
             secret_ttl: Duration::from_secs(secret_ttl),

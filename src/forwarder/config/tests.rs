@@ -27,7 +27,7 @@ fn two_settings_are_enough_and_the_rest_has_documented_defaults() {
     assert_eq!(config.secret_id, "aem-credentials");
     assert_eq!(config.concurrency, 16);
     assert_eq!(config.mesh.request_timeout, Duration::from_secs(5));
-    assert_eq!(config.mesh.max_attempts, 6);
+    assert_eq!(config.mesh.retry.attempts, 6);
     assert_eq!(config.mesh.message_ttl_ms, None);
     assert_eq!(config.secret_ttl, Duration::from_secs(300));
     assert_eq!(config.scan.events.format, PayloadFormat::CloudEvents);

@@ -11,7 +11,6 @@
 //! credentials once (a rotated secret) and tries again; any other 4xx is permanent and keeps the
 //! broker's reason phrase.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +20,8 @@ use reqwest::{StatusCode, Url};
 
 use crate::aws::secrets::{CachedCredentials, Credentials, SecretError, SecretStore};
 use crate::forwarder::event::ForwardedEvent;
+use crate::http::retry::{Backoff, Stop};
+use crate::outcome::{Disposed, Disposition};
 
 /// Where messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,44 +45,42 @@ pub struct MeshConfig {
     /// Time allowed for one HTTP request.
     pub request_timeout: Duration,
     /// Attempts per message, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the second attempt; doubles each time, up to `backoff_cap`, with full jitter.
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
+    /// Attempts and pauses between them (base 100 ms, cap 5 s, full jitter).
+    pub retry: Backoff,
 }
 
 /// Why a message was not delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The broker refused it for good (4xx other than 401 and 429): status and reason phrase.
+    #[error("refused by the broker: {status} {reason}")]
     Rejected { status: u16, reason: String },
     /// 401 even with freshly read credentials.
+    #[error(
+        "401 {reason}: the broker refuses the credentials, also after reading the secret again"
+    )]
     Unauthorized { reason: String },
-    /// Retryable failures until the attempts or the time ran out; the last one.
-    GaveUp { attempts: u32, last: String },
+    /// Retryable failures until the attempts or the time ran out; the last one. A later
+    /// invocation may deliver it.
+    #[error("not delivered after {attempts} attempts; last: {last}")]
+    Exhausted { attempts: u32, last: String },
     /// The credentials could not be read.
+    #[error("no broker credentials: {0}")]
     Credentials(SecretError),
 }
 
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Disposed for PublishError {
+    /// Only a refusal of the message itself is given up; credentials refused or unreadable
+    /// are fixed once for every event, so the invocation fails and Lambda retries.
+    fn disposition(&self) -> Disposition {
         match self {
-            PublishError::Rejected { status, reason } => {
-                write!(f, "refused by the broker: {status} {reason}")
-            }
-            PublishError::Unauthorized { reason } => write!(
-                f,
-                "401 {reason}: the broker refuses the credentials, also after reading the secret again"
-            ),
-            PublishError::GaveUp { attempts, last } => {
-                write!(f, "not delivered after {attempts} attempts; last: {last}")
-            }
-            PublishError::Credentials(e) => write!(f, "no broker credentials: {e}"),
+            PublishError::Rejected { .. } => Disposition::GiveUp,
+            PublishError::Unauthorized { .. }
+            | PublishError::Exhausted { .. }
+            | PublishError::Credentials(_) => Disposition::Retry,
         }
     }
 }
-
-impl std::error::Error for PublishError {}
 
 /// A delivered message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +100,6 @@ pub struct Publisher<S> {
     http: reqwest::Client,
     config: MeshConfig,
     credentials: Arc<CachedCredentials<S>>,
-    jitter: AtomicU64,
     retries: AtomicU64,
 }
 
@@ -120,15 +118,10 @@ impl<S: SecretStore> Publisher<S> {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("e2b-forwarder/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
-            | 1;
         Ok(Publisher {
             http,
             config,
             credentials,
-            jitter: AtomicU64::new(seed),
             retries: AtomicU64::new(0),
         })
     }
@@ -166,7 +159,7 @@ impl<S: SecretStore> Publisher<S> {
         loop {
             attempts += 1;
             if Instant::now() >= deadline {
-                return Err(PublishError::GaveUp {
+                return Err(PublishError::Exhausted {
                     attempts: attempts - 1,
                     last: "no time left before the deadline".into(),
                 });
@@ -214,16 +207,16 @@ impl<S: SecretStore> Publisher<S> {
                 }
                 Attempt::Retry(last) => last,
             };
-            if attempts >= self.config.max_attempts {
-                return Err(PublishError::GaveUp { attempts, last });
-            }
-            let pause = self.backoff(attempts);
-            if Instant::now() + pause + Duration::from_millis(50) >= deadline {
-                return Err(PublishError::GaveUp {
-                    attempts,
-                    last: format!("{last} (no time left before the deadline)"),
-                });
-            }
+            let pause = match self.config.retry.next(attempts, deadline) {
+                Ok(pause) => pause,
+                Err(Stop::Attempts(_)) => return Err(PublishError::Exhausted { attempts, last }),
+                Err(Stop::Deadline) => {
+                    return Err(PublishError::Exhausted {
+                        attempts,
+                        last: format!("{last} (no time left before the deadline)"),
+                    });
+                }
+            };
             self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(pause).await;
         }
@@ -293,22 +286,6 @@ impl<S: SecretStore> Publisher<S> {
             }
         }
     }
-
-    /// Full jitter: a random pause between zero and the capped exponential backoff.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.config.backoff_cap);
-        let mut x = self.jitter.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter.store(x, Ordering::Relaxed);
-        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
-        ceiling.mul_f64(fraction)
-    }
 }
 
 enum Attempt {
@@ -341,16 +318,9 @@ fn encode_path(name: &str) -> String {
 
 pub mod url_error {
     /// A URL that could not be built.
-    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("{0}")]
     pub struct UrlError(pub String);
-
-    impl std::fmt::Display for UrlError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
-
-    impl std::error::Error for UrlError {}
 }
 
 /// The broker's own reason phrase (Solace sends e.g. `503 Spool Over Quota`), or the standard one.

@@ -1,3 +1,4 @@
+use crate::http::retry::Backoff;
 use std::time::Duration;
 
 use super::*;
@@ -9,9 +10,11 @@ fn config(destination: Destination) -> MeshConfig {
         destination,
         message_ttl_ms: None,
         request_timeout: Duration::from_secs(5),
-        max_attempts: 5,
-        backoff_base: Duration::from_millis(100),
-        backoff_cap: Duration::from_secs(2),
+        retry: Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+            attempts: 5,
+        },
     }
 }
 

@@ -78,16 +78,9 @@ pub struct SqsMessage {
 }
 
 /// A notification that is none of the accepted shapes, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unrecognised trigger event: {0}")]
 pub struct TriggerError(pub String);
-
-impl std::fmt::Display for TriggerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unrecognised trigger event: {}", self.0)
-    }
-}
-
-impl std::error::Error for TriggerError {}
 
 /// Reads an invocation's event.
 pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {

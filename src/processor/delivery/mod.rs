@@ -76,16 +76,9 @@ pub enum Delivery {
 }
 
 /// Why a body is not a delivery this processor understands (answered 400).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct DeliveryError(pub String);
-
-impl std::fmt::Display for DeliveryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DeliveryError {}
 
 #[derive(Deserialize)]
 struct CloudEvent {

@@ -343,16 +343,9 @@ pub struct RuleSet {
 }
 
 /// Why a rule file was refused: each problem with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
 pub struct RuleError(pub Vec<String>);
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("\n"))
-    }
-}
-
-impl std::error::Error for RuleError {}
 
 impl RuleSet {
     /// Parses and checks a rule file (`origin` names it in errors).

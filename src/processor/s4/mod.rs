@@ -18,6 +18,9 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
 use crate::http::oauth::ClientCredentials;
+use crate::http::retry::Backoff;
+use crate::http::sap;
+use crate::outcome::{Disposed, Disposition};
 
 mod session;
 use session::{Session, Sessions, Unprepared};
@@ -32,8 +35,9 @@ pub struct S4Config {
     pub service_url: Url,
     pub sap_client: Option<String>,
     pub request_timeout: Duration,
-    pub max_attempts: u32,
-    pub backoff_base: Duration,
+    /// Attempts and pauses (base 200 ms, cap 12.8 s, full jitter); writes whose outcome is
+    /// unknown are never repeated, whatever the schedule allows.
+    pub retry: Backoff,
 }
 
 /// S/4 credentials (Basic).
@@ -98,29 +102,28 @@ impl S4Auth {
 }
 
 /// What went wrong, as the processor acts on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum S4Error {
-    /// A later attempt may work (S/4 down, timeout, 5xx).
+    /// A later attempt may work (S/4 down, timeout, 5xx, credentials refused).
+    #[error("S/4 not reachable for now: {0}")]
     Transient(String),
     /// S/4 refused the request (4xx): status and SAP's reason.
+    #[error("S/4 refused the request: {status} {message}")]
     Permanent { status: u16, message: String },
-    /// A write whose outcome is unknown (no answer, a 5xx): it may have been done.
+    /// A write whose outcome is unknown (no answer, a 5xx): it may have been done; looked up
+    /// before anything is written again.
+    #[error("S/4 did not confirm the write: {0}")]
     Unclear(String),
 }
 
-impl fmt::Display for S4Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Disposed for S4Error {
+    fn disposition(&self) -> Disposition {
         match self {
-            S4Error::Transient(m) => write!(f, "S/4 not reachable for now: {m}"),
-            S4Error::Permanent { status, message } => {
-                write!(f, "S/4 refused the request: {status} {message}")
-            }
-            S4Error::Unclear(m) => write!(f, "S/4 did not confirm the write: {m}"),
+            S4Error::Transient(_) | S4Error::Unclear(_) => Disposition::Retry,
+            S4Error::Permanent { .. } => Disposition::GiveUp,
         }
     }
 }
-
-impl std::error::Error for S4Error {}
 
 /// A notification to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,10 +184,7 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
-/// At most `max` characters, cut on a character boundary.
-pub fn cut(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
-}
+pub use crate::http::sap::cut;
 
 /// A notification S/4 already has.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,7 +461,7 @@ impl S4Client {
                 Err(e) => (format!("request failed: {e}"), false),
                 Ok(response) => {
                     let status = response.status();
-                    let csrf_required = crate::processor::s4::csrf_required(response.headers());
+                    let csrf_required = sap::csrf_required(response.headers());
                     let text = match response.text().await {
                         Ok(text) => text,
                         Err(e) if write => {
@@ -514,7 +514,7 @@ impl S4Client {
                         attempts -= 1;
                         continue;
                     }
-                    let message = sap_error_message(&text).unwrap_or_else(|| {
+                    let message = sap::error_message(&text).unwrap_or_else(|| {
                         status.canonical_reason().unwrap_or("error").to_string()
                     });
                     let described = format!("{} {message}", status.as_u16());
@@ -541,20 +541,10 @@ impl S4Client {
             if !sure_not_done && write {
                 return Err(S4Error::Unclear(failure));
             }
-            if attempts >= self.config.max_attempts {
-                return Err(S4Error::Transient(format!(
-                    "{failure} (after {attempts} attempts)"
-                )));
-            }
-            let pause = self
-                .config
-                .backoff_base
-                .saturating_mul(1 << (attempts - 1).min(6));
-            if Instant::now() + pause >= deadline {
-                return Err(S4Error::Transient(format!(
-                    "{failure} (no time left to retry)"
-                )));
-            }
+            let pause =
+                self.config.retry.next(attempts, deadline).map_err(|stop| {
+                    S4Error::Transient(format!("{failure} ({})", stop.describe()))
+                })?;
             tokio::time::sleep(pause).await;
         }
     }
@@ -650,7 +640,7 @@ impl S4Client {
         }
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            let message = sap_error_message(&text).unwrap_or_else(|| status.to_string());
+            let message = sap::error_message(&text).unwrap_or_else(|| status.to_string());
             // Nothing was written yet: redelivery is safe until the user or URL is fixed.
             let why = format!(
                 "CSRF token fetch answered {}: {message} (check S4_BASE_URL and the S/4 user)",
@@ -662,91 +652,15 @@ impl S4Client {
                 Unprepared::Failed(S4Error::Transient(why))
             });
         }
-        let token = crate::processor::s4::csrf_token_in(response.headers());
+        let token = sap::csrf_token_in(response.headers());
         *cached = Some(token.clone());
         Ok(token)
     }
 }
 
-/// The CSRF token an answer carries; empty when none (some systems send none, and writes then
-/// go without one, as SAP's Cloud SDK does).
-pub(crate) fn csrf_token_in(headers: &reqwest::header::HeaderMap) -> String {
-    headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// True when an answer asks for a (new) CSRF token: `x-csrf-token: Required`.
-pub(crate) fn csrf_required(headers: &reqwest::header::HeaderMap) -> bool {
-    headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("required"))
-}
-
-/// SAP Gateway's error body → `code: message (detail; detail)`.
-pub fn sap_error_message(body: &str) -> Option<String> {
-    let value: Value = serde_json::from_str(body).ok()?;
-    let error = value.get("error")?;
-    let message = match error.get("message") {
-        Some(Value::String(s)) => s.clone(),
-        Some(m) => m
-            .get("value")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        None => String::new(),
-    };
-    let code = error
-        .get("code")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let details: Vec<String> = error
-        .pointer("/innererror/errordetails")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|d| match d.get("message") {
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(m) => m.get("value").and_then(Value::as_str).map(str::to_string),
-                    None => None,
-                })
-                .filter(|m| *m != message)
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut text = if code.is_empty() {
-        message
-    } else {
-        format!("{code}: {message}")
-    };
-    if !details.is_empty() {
-        text.push_str(&format!(" ({})", details.join("; ")));
-    }
-    Some(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sap_error_bodies_become_readable_reasons() {
-        let body = r#"{"error":{"code":"IW/123","message":{"lang":"en","value":"Technical object is invalid"},
-            "innererror":{"errordetails":[{"code":"IW/123","message":"Technical object is invalid","severity":"error"},
-            {"code":"IW/7","message":"Equipment 99 does not exist","severity":"error"}]}}}"#;
-        assert_eq!(
-            sap_error_message(body).as_deref(),
-            Some("IW/123: Technical object is invalid (Equipment 99 does not exist)")
-        );
-        assert_eq!(
-            sap_error_message(r#"{"error":{"message":"plain"}}"#).as_deref(),
-            Some("plain")
-        );
-        assert_eq!(sap_error_message("<html>"), None);
-    }
 
     #[test]
     fn the_body_has_the_odata_field_names_and_cut_texts() {

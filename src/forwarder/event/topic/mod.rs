@@ -12,8 +12,6 @@
 //!   until it fits;
 //! - any other character, spaces and non-ASCII letters included, is kept as it is.
 
-use std::fmt;
-
 /// Solace's limit on a topic's length, in bytes.
 pub const MAX_TOPIC_BYTES: usize = 250;
 /// Solace's limit on a topic's number of levels.
@@ -46,16 +44,9 @@ pub const PLACEHOLDERS: [(&str, &str); 15] = [
 ];
 
 /// A template that failed validation, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid topic template: {0}")]
 pub struct TemplateError(pub String);
-
-impl fmt::Display for TemplateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid topic template: {}", self.0)
-    }
-}
-
-impl std::error::Error for TemplateError {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {

@@ -247,3 +247,44 @@ async fn replay_can_hand_each_object_to_the_deployed_forwarder() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_counts_with_the_forwarders_selection() {
+    let s3 = moto::s3().await;
+    let bucket = moto::unique("dryrun");
+    assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
+    let record = include_bytes!("../events/records/illustrative-v2-sensor-disconnected.json");
+    assert!(
+        s3.put_object()
+            .bucket(&bucket)
+            .key("connectivity/a.json")
+            .body(record.to_vec().into())
+            .send()
+            .await
+            .is_ok()
+    );
+    let run = |env: Vec<(&'static str, String)>| {
+        e2b(
+            vec![
+                "replay".into(),
+                format!("s3://{bucket}/connectivity/"),
+                "--dry-run".into(),
+            ],
+            env,
+        )
+    };
+    let default = run(vec![]).await;
+    assert!(
+        stderr(&default).contains("1 object(s), 0 event(s) would be published"),
+        "{}",
+        stderr(&default)
+    );
+    let connectivity = run(vec![("FORWARD_CONNECTIVITY", "true".into())]).await;
+    assert!(
+        stderr(&connectivity).contains("1 object(s), 1 event(s) would be published"),
+        "FORWARD_CONNECTIVITY is the forwarder's setting, and the dry run's: {}",
+        stderr(&connectivity)
+    );
+    let wrong = run(vec![("FORWARD_CONNECTIVITY", "sometimes".into())]).await;
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+}

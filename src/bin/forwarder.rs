@@ -9,10 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
-use e2b::aws::secrets::CachedCredentials;
 use e2b::forwarder::config::ForwarderConfig;
-use e2b::forwarder::mesh::Publisher;
-use e2b::forwarder::{Forwarder, ForwarderSettings};
+use e2b::forwarder::setup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -23,28 +21,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         tracing::warn!("{warning}");
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&aws)
-            .force_path_style(config.s3_force_path_style)
-            .build(),
-    );
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let credentials = Arc::new(CachedCredentials::new(
-        secrets,
-        config.secret_id.clone(),
-        config.secret_ttl,
-    ));
-    let publisher = Arc::new(Publisher::new(config.mesh.clone(), credentials)?);
     let margin = config.deadline_margin;
-    let forwarder = Arc::new(Forwarder::new(
-        s3,
-        publisher,
-        ForwarderSettings {
-            scan: config.scan,
-            filter: config.filter,
-            concurrency: config.concurrency,
-        },
-    ));
+    let forwarder = Arc::new(setup::forwarder(&config, &aws)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let forwarder = forwarder.clone();
         async move {

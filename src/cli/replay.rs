@@ -2,23 +2,20 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio_util::io::SyncIoBridge;
 
 use crate::aws::s3::ObjectStore;
-use crate::aws::secrets::CachedCredentials;
 use crate::forwarder::config::ForwarderConfig;
 use crate::forwarder::event::Origin;
-use crate::forwarder::mesh::Publisher;
 use crate::forwarder::replay::{
     Invoker, Listed, S3Url, list_objects, notification_for, parse_time,
 };
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::forwarder::trigger::ObjectRef;
-use crate::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
+use crate::forwarder::{ObjectOutcome, setup};
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
@@ -139,22 +136,10 @@ async fn replay(
         for warning in &config.warnings {
             eprintln!("e2b replay: warning: {warning}");
         }
-        let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-        let credentials = Arc::new(CachedCredentials::new(
-            secrets,
-            config.secret_id.clone(),
-            config.secret_ttl,
-        ));
-        let publisher = Publisher::new(config.mesh.clone(), credentials).map_err(|e| {
+        let forwarder = setup::forwarder(&config, &aws).map_err(|e| {
             eprintln!("e2b replay: cannot build the HTTP client: {e}");
             ExitCode::FAILURE
         })?;
-        let settings = ForwarderSettings {
-            scan: config.scan.clone(),
-            filter: config.filter.clone(),
-            concurrency: config.concurrency,
-        };
-        let forwarder = Forwarder::new(s3, Arc::new(publisher), settings);
         let mut scanner = Some(Scanner::new(config.scan));
         let deadline = Instant::now() + Duration::from_secs(24 * 3600);
         for object in &listed {
@@ -170,7 +155,12 @@ async fn replay(
         }
         progress.finish(&tally, "event(s) delivered");
     } else {
-        let mut scanner = Some(Scanner::new(ScanConfig::default()));
+        // The forwarder's own selection (FORWARD_MODEL_TRANSITIONS, ...), without a broker.
+        let scan = crate::forwarder::config::scan_settings(crate::env::process).map_err(|e| {
+            eprintln!("e2b replay: {e}");
+            ExitCode::from(2)
+        })?;
+        let mut scanner = Some(Scanner::new(scan));
         for object in &listed {
             let result = count_events(&s3, &mut scanner, &object_ref(location, object)).await;
             tally.record(&mut progress, &location.bucket, object, result);

@@ -17,6 +17,7 @@ pub mod mesh;
 pub mod monitron;
 pub mod replay;
 pub mod scan;
+pub mod setup;
 pub mod trigger;
 
 use std::sync::Arc;
@@ -136,6 +137,9 @@ pub enum HandlerError {
     Trigger(crate::forwarder::trigger::TriggerError),
     #[error(transparent)]
     Forward(ForwardError),
+    /// The SQS partial batch response could not be written: the whole batch is retried.
+    #[error("the partial batch response could not be written: {0}")]
+    Response(serde_json::Error),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -143,6 +147,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
         let error_type = match &error {
             HandlerError::Trigger(_) => "UnrecognisedTrigger",
             HandlerError::Forward(_) => "NotFullyForwarded",
+            HandlerError::Response(_) => "ResponseNotWritten",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.to_string(),
@@ -241,11 +246,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     // where the trigger was set up without ReportBatchItemFailures.
                     return Err(HandlerError::Forward(ForwardError { failures, summary }));
                 }
-                let failures: Vec<Value> = failed_ids
-                    .iter()
-                    .map(|id| json!({"itemIdentifier": id}))
-                    .collect();
-                Ok(json!({"batchItemFailures": failures}))
+                sqs_batch_response(failed_ids).map_err(HandlerError::Response)
             }
         }
     }
@@ -427,4 +428,20 @@ fn summary_json(summary: &Summary, delivered: u64, objects: usize) -> Value {
         "unrecognised": summary.unrecognised,
         "malformed": summary.malformed,
     })
+}
+
+/// The partial batch response Lambda reads for an SQS trigger with `ReportBatchItemFailures`
+/// (`aws_lambda_events`' type, so its field names are Lambda's own).
+fn sqs_batch_response(failed_ids: Vec<String>) -> Result<Value, serde_json::Error> {
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed_ids
+        .into_iter()
+        .map(|item_identifier| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = item_identifier;
+            failure
+        })
+        .collect();
+    serde_json::to_value(response)
 }

@@ -66,26 +66,7 @@ impl ForwarderConfig {
                 String::new()
             }
         };
-        let topics = match env.text("AEM_TOPIC_TEMPLATE") {
-            None => TopicTemplate::default(),
-            Some(t) => TopicTemplate::parse(&t).unwrap_or_else(|e| {
-                env.problem(format!("AEM_TOPIC_TEMPLATE: {e}"));
-                TopicTemplate::default()
-            }),
-        };
-        let format = match env.text("PAYLOAD_FORMAT") {
-            None => PayloadFormat::CloudEvents,
-            Some(name) => PayloadFormat::from_name(&name).unwrap_or_else(|| {
-                env.problem(format!(
-                    "PAYLOAD_FORMAT `{name}` is neither `cloudevents` nor `sap-e2b`"
-                ));
-                PayloadFormat::CloudEvents
-            }),
-        };
-        let rules = ForwardingRules {
-            model_transitions: env.flag("FORWARD_MODEL_TRANSITIONS"),
-            connectivity: env.flag("FORWARD_CONNECTIVITY"),
-        };
+        let scan = read_scan(&mut env);
         let concurrency =
             env.number("PUBLISH_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 1024) as usize;
         let timeout_ms = env.number("PUBLISH_TIMEOUT_MS", 5_000, 100, 900_000);
@@ -94,12 +75,6 @@ impl ForwarderConfig {
             .text("AEM_MESSAGE_TTL_MS")
             .map(|_| env.number("AEM_MESSAGE_TTL_MS", 0, 1, u64::MAX));
         let secret_ttl = env.number("SECRET_CACHE_TTL_SECONDS", 300, 1, 86_400);
-        let max_record = env.number(
-            "MAX_RECORD_BYTES",
-            crate::forwarder::firehose::DEFAULT_MAX_RECORD_BYTES as u64,
-            1024,
-            1 << 30,
-        );
         let margin_ms = env.number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000);
         let filter = KeyFilter {
             prefix: env.text("OBJECT_KEY_PREFIX").unwrap_or_default(),
@@ -154,20 +129,60 @@ impl ForwarderConfig {
             },
             secret_id,
             secret_ttl: Duration::from_secs(secret_ttl),
-            scan: ScanConfig {
-                rules,
-                events: EventBuilder { format, topics },
-                decode: DecodeOptions {
-                    max_record_bytes: max_record as usize,
-                    ..DecodeOptions::default()
-                },
-            },
+            scan,
             filter,
             concurrency,
             deadline_margin: Duration::from_millis(margin_ms),
             s3_force_path_style,
             warnings,
         })
+    }
+}
+
+/// The settings that decide what an object's records become: the same for the Lambda and
+/// `e2b replay --dry-run`, which counts events without a broker (`PAYLOAD_FORMAT`,
+/// `AEM_TOPIC_TEMPLATE`, `FORWARD_MODEL_TRANSITIONS`, `FORWARD_CONNECTIVITY`,
+/// `MAX_RECORD_BYTES`).
+pub fn scan_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<ScanConfig, ConfigError> {
+    let mut env = Env::new("forwarder", &lookup);
+    let scan = read_scan(&mut env);
+    env.finish().map(|()| scan)
+}
+
+fn read_scan(env: &mut Env) -> ScanConfig {
+    let topics = match env.text("AEM_TOPIC_TEMPLATE") {
+        None => TopicTemplate::default(),
+        Some(t) => TopicTemplate::parse(&t).unwrap_or_else(|e| {
+            env.problem(format!("AEM_TOPIC_TEMPLATE: {e}"));
+            TopicTemplate::default()
+        }),
+    };
+    let format = match env.text("PAYLOAD_FORMAT") {
+        None => PayloadFormat::CloudEvents,
+        Some(name) => PayloadFormat::from_name(&name).unwrap_or_else(|| {
+            env.problem(format!(
+                "PAYLOAD_FORMAT `{name}` is neither `cloudevents` nor `sap-e2b`"
+            ));
+            PayloadFormat::CloudEvents
+        }),
+    };
+    let rules = ForwardingRules {
+        model_transitions: env.flag("FORWARD_MODEL_TRANSITIONS"),
+        connectivity: env.flag("FORWARD_CONNECTIVITY"),
+    };
+    let max_record = env.number(
+        "MAX_RECORD_BYTES",
+        crate::forwarder::firehose::DEFAULT_MAX_RECORD_BYTES as u64,
+        1024,
+        1 << 30,
+    );
+    ScanConfig {
+        rules,
+        events: EventBuilder { format, topics },
+        decode: DecodeOptions {
+            max_record_bytes: max_record as usize,
+            ..DecodeOptions::default()
+        },
     }
 }
 

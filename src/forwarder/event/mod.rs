@@ -156,6 +156,10 @@ impl EventBuilder {
         // pretty-printed record still makes a one-line payload.
         let compact = compact_json(raw);
         let raw_record: &RawValue = serde_json::from_str(&compact)?;
+        // A user's closure code is an object in the record: compact too, one event per line.
+        let closure = names.closure_code.map(|c| compact_json(c.get()));
+        let closure_code: Option<&RawValue> =
+            closure.as_deref().map(serde_json::from_str).transpose()?;
         let event_type = type_of(change);
         let timestamp = record.timestamp.as_str();
         let time = timestamp.and_then(to_rfc3339_utc);
@@ -178,7 +182,10 @@ impl EventBuilder {
                     subject: names.subject(),
                     time,
                     datacontenttype: "application/json",
-                    data: Data::new(&names, schema, change, origin, raw_record),
+                    data: Data {
+                        closure_code,
+                        ..Data::new(&names, schema, change, origin, raw_record)
+                    },
                 };
                 serde_json::to_string(&event)?
             }

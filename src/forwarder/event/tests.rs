@@ -247,3 +247,23 @@ fn payload_formats_have_configuration_names() {
     );
     assert_eq!(PayloadFormat::from_name("xml"), None);
 }
+
+#[test]
+fn a_pretty_printed_closure_code_is_one_line_in_the_payload() {
+    let one_line = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/records/illustrative-v2-asset-state-transition-user-closure.json"
+    ));
+    let record: Json = serde_json::from_str(one_line).unwrap_or_else(|e| panic!("{e}"));
+    let pretty = serde_json::to_string_pretty(&record).unwrap_or_else(|e| panic!("{e}"));
+    assert!(pretty.contains("\n"));
+    let (event, payload) = build(&pretty);
+    assert!(!event.payload.contains('\n'), "{}", event.payload);
+    let closure = &payload["data"]["closureCode"];
+    assert!(closure.is_object(), "{payload}");
+    assert_eq!(
+        Some(closure),
+        record.pointer("/eventPayload/closureCode"),
+        "the same code, compact"
+    );
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault and load campaigns at full size (issue 7); the short form runs in CI (tests/campaigns.rs).
+# Fault and load campaigns at full size (issue 7); the short form runs in CI (tests/it/campaigns.rs).
 #
 # - forwarder: 1,000 objects with 50,000 alarm events on moto S3, through the test broker failing
 #   10% of publishes transiently (503), 1% for good (400) and answering 5% after 40 ms. Every

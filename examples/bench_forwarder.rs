@@ -77,7 +77,7 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         return;
     }
     let mesh = MeshConfig {
-        base_url: reqwest::Url::parse(&broker.url).unwrap_or_else(|e| panic!("{e}")),
+        base_url: reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
         destination: Destination::Topics,
         message_ttl_ms: None,
         request_timeout: Duration::from_secs(5),
@@ -92,7 +92,8 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         "bench",
         Duration::from_secs(300),
     ));
-    let publisher = Arc::new(Publisher::new(mesh, credentials).unwrap_or_else(|e| panic!("{e}")));
+    let publisher =
+        Arc::new(Publisher::new(mesh, credentials).expect("publisher (Publisher::new)"));
     let forwarder = Forwarder::new(
         LocalDir { root: dir.clone() },
         publisher,
@@ -103,8 +104,7 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         },
     );
     let object = ObjectRef {
-        bucket: "bench-bucket".into(),
-        key: "bench.json".into(),
+        location: e2b::aws::s3::S3Location::new("bench-bucket", "bench.json"),
         version_id: None,
         size: None,
     };
@@ -193,8 +193,8 @@ async fn cold_start(binary: &str) {
     use tokio::io::{AsyncWriteExt, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        .expect("listener (tokio::net::TcpListener::bind)");
+    let address = listener.local_addr().expect("address (local_addr)");
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Instant>(4);
     // A minimal Lambda Runtime API: one s3:TestEvent, then hold the next poll open.
     tokio::spawn(async move {

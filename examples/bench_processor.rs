@@ -18,7 +18,8 @@ use lambda_http::http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
 use e2b::processor::idempotency::DynamoStore;
-use e2b::processor::rules::{RuleSet, RuleSource};
+use e2b::processor::rules::RuleSet;
+use e2b::processor::rules::source::RuleSource;
 use e2b::processor::s4::{S4Auth, S4Client, S4Config, S4Credentials};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 use support::s4::TestS4;
@@ -42,7 +43,8 @@ fn main() {
 async fn run(events: usize) {
     let s4 = TestS4::start("BENCH", "bench-password").await;
     let config = S4Config {
-        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
+        service_url: reqwest::Url::parse(&s4.service_url())
+            .expect("service_url in the test set-up"),
         sap_client: Some("100".into()),
         request_timeout: Duration::from_secs(5),
         retry: Backoff {
@@ -55,8 +57,8 @@ async fn run(events: usize) {
         username: "BENCH".into(),
         password: "bench-password".into(),
     });
-    let client = Arc::new(S4Client::new(config, auth).unwrap_or_else(|e| panic!("{e}")));
-    let rules = RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"));
+    let client = Arc::new(S4Client::new(config, auth).expect("client (S4Client::new)"));
+    let rules = RuleSet::bundled().expect("rules (RuleSet::bundled)");
     let processor = Processor::new(
         client.clone(),
         None::<DynamoStore>,
@@ -88,7 +90,7 @@ async fn run(events: usize) {
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("build in the test set-up");
     let service = s4.service_url();
     let token = http
         .get(format!("{service}/?sap-client=100"))

@@ -1,4 +1,26 @@
 //! Amazon Monitron → SAP Advanced Event Mesh → SAP S/4HANA.
+//!
+//! # Layout
+//!
+//! Two data paths, and the parts they share. Arrows point down: the binaries and the CLI use
+//! the paths, the paths use the shared parts, and nothing shared knows a path.
+//!
+//! - [`forwarder`]: PATH 1, a Lambda trigger → S3 objects → Monitron records → events on the
+//!   mesh. `trigger` (what invoked it, which keys to skip), `firehose` (object bytes → JSON
+//!   values), `monitron` (record model, recognition, classification), `event` (CloudEvent or
+//!   SAP envelope, topic), `scan` (the three over objects), `mesh` (Solace REST publishing),
+//!   `config` and `setup` (settings and clients), `replay` (listing stored objects).
+//! - [`processor`]: PATH 2, a mesh delivery → one typed event → the decision table → actions
+//!   in S/4HANA. `delivery` (what the mesh pushes), `rules` (decision and mapping tables,
+//!   actions, templates), `create`/`close`/`steps` (the actions), `once` (the idempotency
+//!   protocol), `s4` (the OData client), `destination`, `failures`, `outcome`, `report`.
+//!   The one arrow between the paths, `processor::delivery` → `forwarder::{monitron, event}`,
+//!   is explained in that module.
+//! - Shared: [`aws`] (S3 objects and locations, Secrets Manager), [`http`] (the one retry
+//!   schedule, SAP Gateway conventions, OAuth2 client credentials), [`env`] (the one
+//!   environment reader), [`outcome`] (done / retry / give up), [`metrics`] (EMF lines).
+//! - [`cli`]: `e2b scan | replay | rules | reprocess`; `src/bin/`: the three binaries, wiring
+//!   only.
 
 pub mod aws;
 pub mod cli;

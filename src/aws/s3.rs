@@ -5,8 +5,52 @@ use std::pin::Pin;
 
 use tokio::io::AsyncRead;
 
-use crate::forwarder::trigger::ObjectRef;
 use crate::outcome::{Disposed, Disposition};
+
+/// A place in S3: a bucket and a key, or a key prefix; written `s3://bucket/key`. The one S3
+/// location type of the crate: objects to read, rule files, failure records, replay prefixes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct S3Location {
+    pub bucket: String,
+    /// A key, or a prefix of keys; may be empty (the whole bucket).
+    pub key: String,
+}
+
+impl S3Location {
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> S3Location {
+        S3Location {
+            bucket: bucket.into(),
+            key: key.into(),
+        }
+    }
+
+    /// Parses `s3://bucket/key`; `None` for anything else. The key may be empty.
+    pub fn parse(text: &str) -> Option<S3Location> {
+        let rest = text.strip_prefix("s3://")?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        (!bucket.is_empty()).then(|| S3Location::new(bucket, key))
+    }
+}
+
+impl std::fmt::Display for S3Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// One S3 object (version) to read, its key decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    pub location: S3Location,
+    pub version_id: Option<String>,
+    pub size: Option<u64>,
+}
+
+impl ObjectRef {
+    pub fn label(&self) -> String {
+        self.location.to_string()
+    }
+}
 
 /// An object's bytes as they arrive.
 pub type ObjectBody = Pin<Box<dyn AsyncRead + Send>>;
@@ -48,8 +92,8 @@ impl ObjectStore for aws_sdk_s3::Client {
         use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
         let request = self
             .get_object()
-            .bucket(&object.bucket)
-            .key(&object.key)
+            .bucket(&object.location.bucket)
+            .key(&object.location.key)
             .set_version_id(object.version_id.clone());
         match request.send().await {
             Ok(output) => Ok(Box::pin(output.body.into_async_read())),
@@ -87,7 +131,10 @@ pub struct LocalDir {
 
 impl ObjectStore for LocalDir {
     async fn open(&self, object: &ObjectRef) -> Result<ObjectBody, GetError> {
-        let path = self.root.join(&object.bucket).join(&object.key);
+        let path = self
+            .root
+            .join(&object.location.bucket)
+            .join(&object.location.key);
         match tokio::fs::File::open(&path).await {
             Ok(file) => Ok(Box::pin(file)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(GetError::NotFound(format!(
@@ -119,19 +166,18 @@ pub fn client(aws: &aws_config::SdkConfig, path_style: bool) -> aws_sdk_s3::Clie
 /// Errors name the object.
 pub async fn read_small(
     client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
+    location: &S3Location,
     limit: usize,
 ) -> Result<Vec<u8>, String> {
     let object = client
         .get_object()
-        .bucket(bucket)
-        .key(key)
+        .bucket(&location.bucket)
+        .key(&location.key)
         .send()
         .await
         .map_err(|e| {
             format!(
-                "cannot read s3://{bucket}/{key}: {}",
+                "cannot read {location}: {}",
                 aws_sdk_s3::error::DisplayErrorContext(&e)
             )
         })?;
@@ -139,13 +185,44 @@ pub async fn read_small(
         .content_length()
         .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit))
     {
-        return Err(format!("s3://{bucket}/{key} is larger than {limit} bytes"));
+        return Err(format!("{location} is larger than {limit} bytes"));
     }
     let bytes = object
         .body
         .collect()
         .await
-        .map_err(|e| format!("cannot read s3://{bucket}/{key}: {e}"))?
+        .map_err(|e| format!("cannot read {location}: {e}"))?
         .into_bytes();
     Ok(bytes.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_name_a_bucket_and_a_key_or_prefix() {
+        assert_eq!(
+            S3Location::parse("s3://b/project=Plant A/x.gz"),
+            Some(S3Location {
+                bucket: "b".into(),
+                key: "project=Plant A/x.gz".into()
+            })
+        );
+        assert_eq!(
+            S3Location::parse("s3://b"),
+            Some(S3Location {
+                bucket: "b".into(),
+                key: String::new()
+            })
+        );
+        assert_eq!(S3Location::parse("s3:///k"), None);
+        assert_eq!(S3Location::parse("/tmp/x"), None);
+    }
+
+    #[test]
+    fn a_location_is_written_as_an_s3_url() {
+        let at = S3Location::new("b", "project=Plant A/x.gz");
+        assert_eq!(S3Location::parse(&at.to_string()), Some(at));
+    }
 }

@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::io::SyncIoBridge;
 
-use crate::aws::s3::ObjectStore;
+use crate::aws::s3::{ObjectStore, S3Location};
 use crate::forwarder::config::ForwarderConfig;
 use crate::forwarder::event::Origin;
-use crate::forwarder::replay::{
-    Invoker, Listed, S3Url, list_objects, notification_for, parse_time,
-};
+use crate::forwarder::replay::{Invoker, Listed, list_objects, notification_for, parse_time};
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::forwarder::trigger::ObjectRef;
 use crate::forwarder::{ObjectOutcome, setup};
@@ -50,7 +48,7 @@ struct Tally {
 }
 
 pub fn run(args: ReplayArgs) -> ExitCode {
-    let Some(location) = S3Url::parse(&args.location) else {
+    let Some(location) = S3Location::parse(&args.location) else {
         eprintln!(
             "e2b replay: `{}` is not an s3://bucket/prefix location",
             args.location
@@ -90,7 +88,7 @@ pub fn run(args: ReplayArgs) -> ExitCode {
 
 async fn replay(
     args: &ReplayArgs,
-    location: &S3Url,
+    location: &S3Location,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Tally, ExitCode> {
@@ -170,10 +168,9 @@ async fn replay(
     Ok(tally)
 }
 
-fn object_ref(location: &S3Url, object: &Listed) -> ObjectRef {
+fn object_ref(location: &S3Location, object: &Listed) -> ObjectRef {
     ObjectRef {
-        bucket: location.bucket.clone(),
-        key: object.key.clone(),
+        location: S3Location::new(&location.bucket, &object.key),
         version_id: None,
         size: Some(object.size),
     }
@@ -190,10 +187,7 @@ async fn count_events(
     let mut decoder = scanner
         .take()
         .unwrap_or_else(|| Scanner::new(ScanConfig::default()));
-    let origin = Origin::S3 {
-        bucket: object.bucket.clone(),
-        key: object.key.clone(),
-    };
+    let origin = Origin::S3(object.location.clone());
     let (decoder, result) = tokio::task::spawn_blocking(move || {
         let mut events = 0u64;
         let result = decoder.scan(&origin, bridge, |report| {

@@ -6,7 +6,11 @@ use crate::processor::delivery::{self, AlertEvent, Delivery};
 use crate::processor::destination::Destinations;
 use crate::processor::rules::actions::StepKind;
 use crate::processor::rules::{ActionKind, ActionParams, Rule, RuleSet};
-use crate::processor::s4::SERVICE_PATH;
+use reqwest::Url;
+
+use crate::env::Env;
+use crate::processor::rules::IfOpen;
+use crate::processor::s4::{Requests, S4Error, S4Request, SERVICE_PATH};
 use crate::processor::{identity_for, notification_for, technical_object_for};
 
 #[derive(clap::Subcommand)]
@@ -142,6 +146,45 @@ fn explain(rules: &RuleSet, event: &AlertEvent, rule: &Rule) {
     }
 }
 
+/// The S/4 requests as the client builds them: against `S4_BASE_URL` (and `S4_SAP_CLIENT`)
+/// when set, else against a placeholder host.
+fn s4_requests() -> Option<Requests> {
+    let env = Env::new("e2b rules test", &crate::env::process);
+    let configured = env.text("S4_BASE_URL");
+    if configured.is_none() {
+        println!("  (S4_BASE_URL not set: requests shown against {PLACEHOLDER_HOST})");
+    }
+    let text = configured.unwrap_or_else(|| PLACEHOLDER_HOST.to_string());
+    match Url::parse(&text) {
+        Ok(mut url) => {
+            if url.path().trim_matches('/').is_empty() {
+                url.set_path(SERVICE_PATH);
+            }
+            Some(Requests::for_service(url, env.text("S4_SAP_CLIENT")))
+        }
+        Err(e) => {
+            println!("  S4_BASE_URL `{text}` is not a URL ({e}): no requests shown");
+            None
+        }
+    }
+}
+
+const PLACEHOLDER_HOST: &str = "https://s4.example.com";
+/// Stands for the number S/4 gives a notification.
+const NUMBER: &str = "NOTIFICATION";
+
+/// Prints a request indented under its step.
+fn show(request: Result<S4Request, S4Error>) {
+    match request {
+        Ok(r) => {
+            for line in r.describe().lines() {
+                println!("    {line}");
+            }
+        }
+        Err(e) => println!("    ({e})"),
+    }
+}
+
 fn explain_create(rules: &RuleSet, event: &AlertEvent, params: &ActionParams, identity: &str) {
     let notification =
         match notification_for(event, params, identity, rules, &event.template_scope()) {
@@ -151,35 +194,45 @@ fn explain_create(rules: &RuleSet, event: &AlertEvent, params: &ActionParams, id
                 return;
             }
         };
-    let filter = format!(
-        "MaintNotifExtReferenceNumber eq '{}'",
-        notification.external_reference
-    );
-    println!("  GET {SERVICE_PATH}/MaintenanceNotification?$filter={filter}&$top=1&$format=json");
-    println!("  (when none exists:)");
-    println!("  POST {SERVICE_PATH}/MaintenanceNotification");
-    println!("  Content-Type: application/json");
-    println!("  x-csrf-token: <fetched once with x-csrf-token: Fetch>");
-    match serde_json::to_string_pretty(&notification.body()) {
-        Ok(text) => println!("{text}"),
-        Err(e) => println!("  (body not printable: {e})"),
+    let Some(requests) = s4_requests() else {
+        return;
+    };
+    println!("  1. is it there already (its external reference)?");
+    show(requests.find_by_reference(&notification.external_reference));
+    let if_open = params.if_open.unwrap_or_default();
+    if if_open != IfOpen::Create {
+        println!("  2. (when not) is one open for the technical object? (if_open = {if_open:?})");
+        show(requests.open_for_object(
+            &notification.technical_object,
+            &notification.object_kind,
+            100,
+        ));
+        if if_open != IfOpen::Skip {
+            println!("     (when one is open) the alert is added to it:");
+            show(requests.append_long_text(
+                NUMBER,
+                &format!("{}\n{}", notification.text, notification.long_text),
+            ));
+        }
     }
+    println!("  (when none:) create it");
+    show(requests.create(&notification));
 }
 
 fn explain_close(rules: &RuleSet, event: &AlertEvent, params: &ActionParams) {
     match technical_object_for(event, params, rules, &event.template_scope()) {
         Ok((object, kind, _)) => {
+            let Some(requests) = s4_requests() else {
+                return;
+            };
+            println!("  1. the open notifications of the technical object:");
+            show(requests.open_for_object(&object, kind.odata_value(), 100));
             println!(
-                "  GET {SERVICE_PATH}/MaintenanceNotification?$filter=TechnicalObject eq '{object}' and TechObjIsEquipOrFuncnlLoc eq '{}' and (NotifProcessingPhase eq '1' or … '3')",
-                kind.odata_value()
+                "  2. for each open one created by Monitron (MON… reference) at this position:"
             );
-            println!("  for each open one created by Monitron (MON… reference) at this position:");
-            println!("  MERGE …/MaintenanceNotification('<number>') with the recovery note:");
-            println!("{}", crate::processor::recovery_note(event));
+            show(requests.append_long_text(NUMBER, &crate::processor::recovery_note(event)));
             if params.close.unwrap_or_default() == crate::processor::rules::CloseMode::Complete {
-                println!(
-                    "  POST {SERVICE_PATH}/CompleteMaintNotification?MaintenanceNotification='<number>'"
-                );
+                show(requests.complete(NUMBER, event.timestamp()));
             }
         }
         Err(e) => println!("  {e}: the event would fail (ERROR, recorded)"),

@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use tokio_util::io::SyncIoBridge;
 
-use crate::aws::s3::ObjectStore;
+use crate::aws::s3::{ObjectStore, S3Location};
 use crate::forwarder::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
 use crate::forwarder::firehose::{DecodeOptions, ObjectError};
 use crate::forwarder::monitron::ForwardingRules;
-use crate::forwarder::replay::S3Url;
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::forwarder::trigger::ObjectRef;
 
@@ -125,11 +124,8 @@ pub fn run(args: ScanArgs) -> ExitCode {
                 }
             }
         };
-        let result = if let Some(location) = S3Url::parse(path) {
-            let origin = Origin::S3 {
-                bucket: location.bucket.clone(),
-                key: location.key.clone(),
-            };
+        let result = if let Some(location) = S3Location::parse(path) {
+            let origin = Origin::S3(location.clone());
             let runtime = match &runtime {
                 Some(r) => r,
                 None => match super::runtime() {
@@ -147,8 +143,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
                 ),
             };
             let object = ObjectRef {
-                bucket: location.bucket,
-                key: location.key,
+                location,
                 version_id: None,
                 size: None,
             };

@@ -288,7 +288,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         deadline: Instant,
     ) -> ObjectOutcome {
         let label = object.label();
-        if let Some(reason) = self.settings.filter.skip_reason(&object.key) {
+        if let Some(reason) = self.settings.filter.skip_reason(&object.location.key) {
             tracing::info!(object = %label, %reason, "object skipped");
             return ObjectOutcome::Filtered(reason);
         }
@@ -315,10 +315,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 });
             }
         };
-        let origin = Origin::S3 {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-        };
+        let origin = Origin::S3(object.location.clone());
         let mut decoder = scanner
             .take()
             .unwrap_or_else(|| Scanner::new(self.settings.scan.clone()));

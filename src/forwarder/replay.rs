@@ -6,24 +6,7 @@ use std::future::Future;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
-/// An `s3://bucket/key-or-prefix` location.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Url {
-    pub bucket: String,
-    pub key: String,
-}
-
-impl S3Url {
-    /// Parses `s3://bucket/key`; `None` for anything else. The key may be empty (a whole bucket).
-    pub fn parse(text: &str) -> Option<S3Url> {
-        let rest = text.strip_prefix("s3://")?;
-        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-        (!bucket.is_empty()).then(|| S3Url {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        })
-    }
-}
+use crate::aws::s3::S3Location;
 
 /// A listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +30,7 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 /// Lists the objects under a prefix written in `[since, until)`, oldest first.
 pub async fn list_objects(
     client: &aws_sdk_s3::Client,
-    location: &S3Url,
+    location: &S3Location,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<Listed>, String> {
@@ -167,26 +150,6 @@ mod tests {
     use crate::forwarder::trigger::{Trigger, decode_form_urlencoded, parse};
 
     #[test]
-    fn s3_urls_name_a_bucket_and_a_key_or_prefix() {
-        assert_eq!(
-            S3Url::parse("s3://b/project=Plant A/x.gz"),
-            Some(S3Url {
-                bucket: "b".into(),
-                key: "project=Plant A/x.gz".into()
-            })
-        );
-        assert_eq!(
-            S3Url::parse("s3://b"),
-            Some(S3Url {
-                bucket: "b".into(),
-                key: String::new()
-            })
-        );
-        assert_eq!(S3Url::parse("s3:///k"), None);
-        assert_eq!(S3Url::parse("/tmp/x"), None);
-    }
-
-    #[test]
     fn times_are_rfc3339_or_dates() {
         assert_eq!(
             parse_time("2024-03-01").map(|t| t.to_rfc3339()),
@@ -214,7 +177,7 @@ mod tests {
         let Ok(Trigger::Objects(objects)) = parse(&notification_for("bkt", &listed)) else {
             panic!("not understood by the forwarder");
         };
-        assert_eq!(objects[0].bucket, "bkt");
-        assert_eq!(objects[0].key, key);
+        assert_eq!(objects[0].location.bucket, "bkt");
+        assert_eq!(objects[0].location.key, key);
     }
 }

@@ -10,8 +10,11 @@ use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::{ActionParams, CloseMode, RuleSet};
 use crate::processor::s4::{Existing, S4Error};
 
+use super::Processor;
 use super::create::created_by_us;
-use super::{Keep, Outcome, Processor, external_reference, recovery_note, technical_object_for};
+use super::notification::{external_reference, recovery_note, technical_object_for};
+use super::once::Keep;
+use super::outcome::Outcome;
 
 impl<I: IdempotencyStore> Processor<I> {
     /// Finds the open notifications the processor created for the event's technical object

@@ -8,7 +8,7 @@ use crate::env::{ConfigError, Env};
 use crate::http::retry::Backoff;
 use crate::processor::destination::DEFAULT_RETRY;
 use crate::processor::failures::FailureTarget;
-use crate::processor::rules::RuleOrigin;
+use crate::processor::rules::source::RuleOrigin;
 use crate::processor::s4::{S4Config, SERVICE_PATH};
 
 /// How deliveries authenticate, before the secret is read.
@@ -239,10 +239,10 @@ mod tests {
         assert_eq!(config.auth, AuthScheme::Iam);
         assert_eq!(
             config.rules,
-            RuleOrigin::S3 {
-                bucket: "config-bucket".into(),
-                key: "e2b/rules.toml".into()
-            }
+            RuleOrigin::S3(crate::aws::s3::S3Location::new(
+                "config-bucket",
+                "e2b/rules.toml"
+            ))
         );
         assert!(config.warnings.iter().any(|w| w.contains("plain http")));
         assert!(

@@ -7,7 +7,9 @@ use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::IfOpen;
 use crate::processor::s4::{Existing, NewNotification, S4Error};
 
-use super::{Keep, Outcome, Processor};
+use super::Processor;
+use super::once::Keep;
+use super::outcome::Outcome;
 
 impl<I: IdempotencyStore> Processor<I> {
     /// Creates the event's notification unless it exists: the idempotency record serialises

@@ -7,6 +7,7 @@
 //! SQS queue (its URL). If the record cannot be written the delivery is answered 503, so the
 //! mesh keeps the event: nothing is dropped.
 
+use crate::aws::s3::S3Location;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -35,7 +36,7 @@ pub struct FailureRecord {
 impl FailureRecord {
     /// A short, stable name: time, then a digest of the event and rule.
     pub fn file_name(&self) -> String {
-        let digest = crate::processor::external_reference(
+        let digest = super::notification::external_reference(
             &self.source,
             &format!("{}\n{}", self.event_id, self.rule.as_deref().unwrap_or("")),
         );
@@ -89,8 +90,11 @@ pub fn fitted(record: &FailureRecord) -> Result<String, String> {
 /// Where failure records go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailureTarget {
-    S3 { bucket: String, prefix: String },
-    Sqs { queue_url: String },
+    /// Records under a key prefix (ending in `/`, or empty for the bucket's root).
+    S3(S3Location),
+    Sqs {
+        queue_url: String,
+    },
 }
 
 impl FailureTarget {
@@ -102,14 +106,14 @@ impl FailureTarget {
                 return Err(format!("`{text}` names no bucket"));
             }
             let prefix = prefix.trim_end_matches('/');
-            return Ok(FailureTarget::S3 {
+            return Ok(FailureTarget::S3(S3Location {
                 bucket: bucket.to_string(),
-                prefix: if prefix.is_empty() {
+                key: if prefix.is_empty() {
                     String::new()
                 } else {
                     format!("{prefix}/")
                 },
-            });
+            }));
         }
         match reqwest::Url::parse(text) {
             Ok(url) if matches!(url.scheme(), "https" | "http") && url.path().len() > 1 => {
@@ -132,8 +136,8 @@ pub enum FailureSink {
     LogOnly,
     S3 {
         client: aws_sdk_s3::Client,
-        bucket: String,
-        prefix: String,
+        /// The prefix the records are written under.
+        at: S3Location,
     },
     Sqs {
         client: aws_sdk_sqs::Client,
@@ -158,10 +162,9 @@ impl FailureSink {
     ) -> FailureSink {
         match target {
             None => FailureSink::LogOnly,
-            Some(FailureTarget::S3 { bucket, prefix }) => FailureSink::S3 {
+            Some(FailureTarget::S3(at)) => FailureSink::S3 {
                 client: s3,
-                bucket: bucket.clone(),
-                prefix: prefix.clone(),
+                at: at.clone(),
             },
             Some(FailureTarget::Sqs { queue_url }) => FailureSink::Sqs {
                 client: aws_sdk_sqs::Client::new(aws),
@@ -175,27 +178,24 @@ impl FailureSink {
         let body = fitted(record)?;
         match self {
             FailureSink::LogOnly => Ok("the log only (FAILURE_RECORDS is not set)".into()),
-            FailureSink::S3 {
-                client,
-                bucket,
-                prefix,
-            } => {
-                let key = format!("{prefix}{}", record.file_name());
+            FailureSink::S3 { client, at } => {
+                let place =
+                    S3Location::new(&at.bucket, format!("{}{}", at.key, record.file_name()));
                 client
                     .put_object()
-                    .bucket(bucket)
-                    .key(&key)
+                    .bucket(&place.bucket)
+                    .key(&place.key)
                     .content_type("application/json")
                     .body(body.into_bytes().into())
                     .send()
                     .await
                     .map_err(|e| {
                         format!(
-                            "failure record not written to s3://{bucket}/{key}: {}",
+                            "failure record not written to {place}: {}",
                             aws_sdk_s3::error::DisplayErrorContext(&e)
                         )
                     })?;
-                Ok(format!("s3://{bucket}/{key}"))
+                Ok(place.to_string())
             }
             FailureSink::Sqs { client, queue_url } => {
                 let sent = client
@@ -223,22 +223,18 @@ impl FailureSink {
     pub async fn list(&self, limit: usize, hold_seconds: i32) -> Result<Vec<Found>, String> {
         match self {
             FailureSink::LogOnly => Ok(Vec::new()),
-            FailureSink::S3 {
-                client,
-                bucket,
-                prefix,
-            } => {
+            FailureSink::S3 { client, at } => {
                 let mut found = Vec::new();
                 let mut pages = client
                     .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix.as_str())
+                    .bucket(&at.bucket)
+                    .prefix(&at.key)
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| {
                         format!(
-                            "cannot list s3://{bucket}/{prefix}: {}",
+                            "cannot list {at}: {}",
                             aws_sdk_s3::error::DisplayErrorContext(&e)
                         )
                     })?;
@@ -247,7 +243,7 @@ impl FailureSink {
                             return Ok(found);
                         }
                         let Some(key) = object.key() else { continue };
-                        let record = read_s3(client, bucket, key).await?;
+                        let record = read_s3(client, &S3Location::new(&at.bucket, key)).await?;
                         found.push(Found {
                             record,
                             handle: key.to_string(),
@@ -307,16 +303,17 @@ impl FailureSink {
     pub async fn remove(&self, handle: &str) -> Result<(), String> {
         match self {
             FailureSink::LogOnly => Ok(()),
-            FailureSink::S3 { client, bucket, .. } => client
+            FailureSink::S3 { client, at } => client
                 .delete_object()
-                .bucket(bucket)
+                .bucket(&at.bucket)
                 .key(handle)
                 .send()
                 .await
                 .map(|_| ())
                 .map_err(|e| {
                     format!(
-                        "cannot delete s3://{bucket}/{handle}: {}",
+                        "cannot delete s3://{}/{handle}: {}",
+                        at.bucket,
                         aws_sdk_s3::error::DisplayErrorContext(&e)
                     )
                 }),
@@ -337,14 +334,9 @@ impl FailureSink {
     }
 }
 
-async fn read_s3(
-    client: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<FailureRecord, String> {
-    let bytes = crate::aws::s3::read_small(client, bucket, key, 4 * 1024 * 1024).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| format!("s3://{bucket}/{key} is no failure record: {e}"))
+async fn read_s3(client: &aws_sdk_s3::Client, at: &S3Location) -> Result<FailureRecord, String> {
+    let bytes = crate::aws::s3::read_small(client, at, 4 * 1024 * 1024).await?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{at} is no failure record: {e}"))
 }
 
 #[cfg(test)]
@@ -373,7 +365,7 @@ mod tests {
             panic!("not fitted")
         };
         assert!(text.len() < MAX_RECORD_BYTES && !text.contains('\u{FFFF}'));
-        let back: FailureRecord = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let back: FailureRecord = serde_json::from_str(&text).expect("back (serde_json::from_str)");
         assert_eq!(back.delivery, record.delivery, "the delivery is kept whole");
         assert_eq!(back.completed_steps["a"], "(trimmed: 300002 bytes)");
         record.delivery = "d".repeat(MAX_RECORD_BYTES);
@@ -384,10 +376,10 @@ mod tests {
     fn targets_are_an_s3_prefix_or_a_queue_url() {
         assert_eq!(
             FailureTarget::parse("s3://ops-bucket/e2b/failures/"),
-            Ok(FailureTarget::S3 {
-                bucket: "ops-bucket".into(),
-                prefix: "e2b/failures/".into()
-            })
+            Ok(FailureTarget::S3(S3Location::new(
+                "ops-bucket",
+                "e2b/failures/"
+            )))
         );
         assert!(matches!(
             FailureTarget::parse(

@@ -37,10 +37,9 @@ use crate::processor::delivery::Delivery;
 use crate::processor::destination::Destinations;
 use crate::processor::failures::FailureSink;
 use crate::processor::idempotency::IdempotencyStore;
-use crate::processor::rules::RuleSource;
+use crate::processor::rules::source::RuleSource;
 use crate::processor::s4::S4Client;
 
-use once::Keep;
 use report::{emit_metrics, log_outcome, reply, result_json};
 
 pub use auth::{AuthSource, InboundAuth};

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::processor::idempotency::{Begin, IdempotencyStore};
 
-use super::{Outcome, Processor};
+use super::Processor;
+use super::outcome::Outcome;
 
 impl<I: IdempotencyStore> Processor<I> {
     /// Runs `work` at most once per `key` across deliveries: the idempotency record

@@ -10,8 +10,10 @@ use crate::processor::failures::FailureRecord;
 use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::{ActionKind, NoMatch, Rule, RuleSet};
 
+use super::Processor;
+use super::notification::{identity_for, notification_for};
+use super::outcome::{Outcome, RuleOutcome};
 use super::report::log_outcome;
-use super::{Outcome, Processor, RuleOutcome, identity_for, notification_for};
 
 impl<I: IdempotencyStore> Processor<I> {
     /// Runs a recorded failure again under the rules now in force: steps that had succeeded

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::{Failure, Outcome, Reply, RuleOutcome};
+use super::outcome::{Failure, Outcome, Reply, RuleOutcome};
 
 /// One EMF line per delivery (see [`crate::metrics`]).
 pub(super) fn emit_metrics(outcomes: &[RuleOutcome]) {

@@ -7,11 +7,12 @@ use crate::aws::secrets::SecretStore;
 use crate::processor::destination::Destinations;
 use crate::processor::failures::FailureSink;
 use crate::processor::idempotency::DynamoStore;
-use crate::processor::rules::RuleSource;
+use crate::processor::rules::source::RuleSource;
 use crate::processor::s4::{S4Auth, S4Client};
 
+use super::auth::{AuthSource, InboundAuth};
 use super::config::{AuthScheme, ProcessorConfig};
-use super::{AuthSource, InboundAuth, Processor, ProcessorSettings};
+use super::{Processor, ProcessorSettings};
 
 /// The processor as deployed: DynamoDB idempotency records when a table is configured.
 pub type DeployedProcessor = Processor<Option<DynamoStore>>;

@@ -12,9 +12,10 @@ use crate::processor::rules::actions::{Action, DestinationSpec, HttpCall, Step, 
 use crate::processor::rules::template::TemplateError;
 use crate::processor::rules::{Rule, RuleSet};
 
-use super::{
-    Failure, Keep, Outcome, Processor, external_reference, identity_for, notification_for,
-};
+use super::Processor;
+use super::notification::{external_reference, identity_for, notification_for};
+use super::once::Keep;
+use super::outcome::{Failure, Outcome};
 
 /// How many actions one event may chain through SBPA choices.
 const MAX_CHAINED_ACTIONS: usize = 4;

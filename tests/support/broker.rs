@@ -160,7 +160,8 @@ impl TestBroker {
     /// short backoff.
     pub fn mesh_config(&self) -> e2b::forwarder::mesh::MeshConfig {
         e2b::forwarder::mesh::MeshConfig {
-            base_url: reqwest::Url::parse(&self.url).unwrap_or_else(|e| panic!("{e}")),
+            base_url: reqwest::Url::parse(&self.url)
+                .expect("reqwest::Url::parse in the test set-up"),
             destination: e2b::forwarder::mesh::Destination::Topics,
             message_ttl_ms: None,
             request_timeout: Duration::from_millis(500),

@@ -1,4 +1,4 @@
-//! Fault and load campaigns against real peers, shared by `tests/campaigns.rs` (a short form,
+//! Fault and load campaigns against real peers, shared by `tests/it/campaigns.rs` (a short form,
 //! in CI) and `examples/campaign.rs` (the full size, `bench/campaign.sh`).
 //!
 //! - Forwarder: objects of alarm records on moto S3, published through the test broker failing
@@ -21,7 +21,8 @@ use e2b::forwarder::mesh::Publisher;
 use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
 use e2b::http::retry::Backoff;
-use e2b::processor::rules::{RuleSet, RuleSource};
+use e2b::processor::rules::RuleSet;
+use e2b::processor::rules::source::RuleSource;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 
 use super::broker::{Chaos, TestBroker};
@@ -115,7 +116,8 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
         &secret,
         Duration::from_secs(300),
     ));
-    let publisher = Arc::new(Publisher::new(mesh, credentials).unwrap_or_else(|e| panic!("{e}")));
+    let publisher =
+        Arc::new(Publisher::new(mesh, credentials).expect("publisher (Publisher::new)"));
     let forwarder = Arc::new(Forwarder::new(
         s3,
         publisher,
@@ -236,7 +238,7 @@ pub async fn processor(
 ) -> ProcessorFigures {
     let started = Instant::now();
     let config = e2b::processor::s4::S4Config {
-        service_url: reqwest::Url::parse(s4_url).unwrap_or_else(|e| panic!("{e}")),
+        service_url: reqwest::Url::parse(s4_url).expect("reqwest::Url::parse in the test set-up"),
         sap_client: Some("100".into()),
         request_timeout: Duration::from_secs(2),
         retry: Backoff {
@@ -251,8 +253,8 @@ pub async fn processor(
     };
     let client =
         e2b::processor::s4::S4Client::new(config, e2b::processor::s4::S4Auth::Basic(credentials))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let rules = RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"));
+            .expect("e2b::processor::s4::S4Auth::Basic in the test set-up");
+    let rules = RuleSet::bundled().expect("rules (RuleSet::bundled)");
     let processor = Arc::new(Processor::new(
         Arc::new(client),
         Some(moto::idempotency_store().await),

@@ -20,10 +20,10 @@ pub async fn e2b(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output 
         for (k, v) in env {
             command.env(k, v);
         }
-        let output = command.output().unwrap_or_else(|e| panic!("{e}"));
+        let output = command.output().expect("output (output)");
         super::show_log(&String::from_utf8_lossy(&output.stderr));
         output
     })
     .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    .expect("String::from_utf8_lossy in the test set-up")
 }

@@ -75,10 +75,12 @@ where
     use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("listener (tokio::net::TcpListener::bind)");
     let url = format!(
         "http://{}",
-        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        listener
+            .local_addr()
+            .expect("local_addr in the test set-up")
     );
     let handlers = std::sync::Arc::new((answer, delay));
     let task = tokio::spawn(async move {

@@ -24,10 +24,12 @@ impl LambdaApi {
     pub async fn start() -> LambdaApi {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("listener (TcpListener::bind)");
         let url = format!(
             "http://{}",
-            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+            listener
+                .local_addr()
+                .expect("local_addr in the test set-up")
         );
         let invocations = Arc::new(Mutex::new(Vec::new()));
         let shared = invocations.clone();

@@ -38,13 +38,13 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("port in the test set-up")
 }
 
 pub fn watch(bin: &str, env: &[(&str, String)], log_path: &std::path::Path) -> Watch {
     use std::os::unix::process::CommandExt;
     let port = free_port();
-    let log = std::fs::File::create(log_path).unwrap_or_else(|e| panic!("{e}"));
+    let log = std::fs::File::create(log_path).expect("log (std::fs::File::create)");
     let mut command = Command::new(cargo_lambda());
     command
         .args([
@@ -63,7 +63,7 @@ pub fn watch(bin: &str, env: &[(&str, String)], log_path: &std::path::Path) -> W
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::from(
-            log.try_clone().unwrap_or_else(|e| panic!("{e}")),
+            log.try_clone().expect("try_clone in the test set-up"),
         ))
         .stderr(Stdio::from(log))
         .process_group(0);

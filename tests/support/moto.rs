@@ -157,14 +157,14 @@ pub async fn idempotency_store() -> e2b::processor::idempotency::DynamoStore {
                 .attribute_name("id")
                 .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
                 .build()
-                .unwrap_or_else(|e| panic!("{e}")),
+                .expect("build in the test set-up"),
         )
         .key_schema(
             aws_sdk_dynamodb::types::KeySchemaElement::builder()
                 .attribute_name("id")
                 .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
                 .build()
-                .unwrap_or_else(|e| panic!("{e}")),
+                .expect("build in the test set-up"),
         )
         .send()
         .await;

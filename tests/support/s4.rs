@@ -118,7 +118,8 @@ impl TestS4 {
         timeout: Duration,
     ) -> e2b::processor::s4::S4Client {
         let config = e2b::processor::s4::S4Config {
-            service_url: reqwest::Url::parse(&self.service_url()).unwrap_or_else(|e| panic!("{e}")),
+            service_url: reqwest::Url::parse(&self.service_url())
+                .expect("service_url in the test set-up"),
             sap_client: Some("100".into()),
             request_timeout: timeout,
             retry: Backoff {
@@ -132,7 +133,7 @@ impl TestS4 {
             password: password.into(),
         };
         e2b::processor::s4::S4Client::new(config, e2b::processor::s4::S4Auth::Basic(credentials))
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("e2b::processor::s4::S4Auth::Basic in the test set-up")
     }
 
     /// The service root URL.

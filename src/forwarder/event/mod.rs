@@ -11,6 +11,7 @@ pub mod topic;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::aws::s3::S3Location;
 use crate::forwarder::monitron::{Change, DeviceKind, ModelChange, Payload, Record, Schema};
 
 pub use names::Names;
@@ -42,7 +43,7 @@ impl PayloadFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// An S3 object (the key decoded).
-    S3 { bucket: String, key: String },
+    S3(S3Location),
     /// A local file (`-` for standard input).
     Local { path: String },
 }
@@ -51,7 +52,7 @@ impl Origin {
     /// How the object is named in reports: `s3://bucket/key` or the path.
     pub fn label(&self) -> String {
         match self {
-            Origin::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+            Origin::S3(at) => at.to_string(),
             Origin::Local { path } if path == "-" => "<stdin>".to_string(),
             Origin::Local { path } => path.clone(),
         }
@@ -191,7 +192,7 @@ impl EventBuilder {
             }
             PayloadFormat::SapE2b => {
                 let bucket = match origin {
-                    Origin::S3 { bucket, .. } => bucket.as_str(),
+                    Origin::S3(at) => at.bucket.as_str(),
                     Origin::Local { path } => path.as_str(),
                 };
                 serde_json::to_string(&SapEnvelope {
@@ -339,7 +340,10 @@ impl<'a> Data<'a> {
             asset_position_id: names.asset_position_id,
             asset_position_url: names.asset_position_url,
             object: match origin {
-                Origin::S3 { bucket, key } => ObjectRef::S3 { bucket, key },
+                Origin::S3(at) => ObjectRef::S3 {
+                    bucket: &at.bucket,
+                    key: &at.key,
+                },
                 Origin::Local { path } => ObjectRef::Local { path },
             },
             record,

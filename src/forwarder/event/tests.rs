@@ -1,16 +1,15 @@
 use serde_json::{Value as Json, json};
 
 use super::*;
+use crate::aws::s3::S3Location;
 use crate::forwarder::monitron::{Value, Verdict, classify, payload_for};
 use crate::test_samples::*;
 
 fn s3() -> Origin {
-    Origin::S3 {
-        bucket: "monitron-export".into(),
-        key:
-            "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/stream-1-2024-03-01-09-00-00-abc"
-                .into(),
-    }
+    Origin::S3(S3Location::new(
+        "monitron-export",
+        "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/stream-1-2024-03-01-09-00-00-abc",
+    ))
 }
 
 fn build_with(raw: &str, format: PayloadFormat, origin: &Origin) -> ForwardedEvent {
@@ -21,7 +20,7 @@ fn build_with(raw: &str, format: PayloadFormat, origin: &Origin) -> ForwardedEve
     let Value::Object(record) = &value else {
         panic!("not an object")
     };
-    let payload = payload_for(record, &ALL_ON).unwrap_or_else(|e| panic!("{e}"));
+    let payload = payload_for(record, &ALL_ON).expect("payload (payload_for)");
     let Verdict::Forward {
         schema,
         event_id,
@@ -179,10 +178,7 @@ fn a_local_file_is_named_by_its_path() {
 
 #[test]
 fn the_sap_envelope_matches_the_sample() {
-    let origin = Origin::S3 {
-        bucket: "<s3-bucket-name>".into(),
-        key: "k".into(),
-    };
+    let origin = Origin::S3(S3Location::new("<s3-bucket-name>", "k"));
     let event = build_with(V1_SAP, PayloadFormat::SapE2b, &origin);
     assert!(!event.payload.contains('\n'));
     assert_eq!(parsed(&event.payload), parsed(SAP_ENVELOPE));
@@ -254,8 +250,9 @@ fn a_pretty_printed_closure_code_is_one_line_in_the_payload() {
         env!("CARGO_MANIFEST_DIR"),
         "/events/records/illustrative-v2-asset-state-transition-user-closure.json"
     ));
-    let record: Json = serde_json::from_str(one_line).unwrap_or_else(|e| panic!("{e}"));
-    let pretty = serde_json::to_string_pretty(&record).unwrap_or_else(|e| panic!("{e}"));
+    let record: Json = serde_json::from_str(one_line).expect("record (serde_json::from_str)");
+    let pretty =
+        serde_json::to_string_pretty(&record).expect("pretty (serde_json::to_string_pretty)");
     assert!(pretty.contains("\n"));
     let (event, payload) = build(&pretty);
     assert!(!event.payload.contains('\n'), "{}", event.payload);

@@ -6,7 +6,7 @@ use super::*;
 fn config(destination: Destination) -> MeshConfig {
     MeshConfig {
         base_url: Url::parse("https://mr-connection-abc.messaging.solace.cloud:9443")
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("Url::parse in the test set-up"),
         destination,
         message_ttl_ms: None,
         request_timeout: Duration::from_secs(5),
@@ -46,7 +46,7 @@ fn a_queue_destination_posts_to_the_queue() {
 fn the_sap_sample_url_is_used_as_it_is() {
     let fixed =
         Url::parse("https://mr-connection-abc.messaging.solace.cloud:9443/monitron/messages")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("Url::parse in the test set-up");
     let url = url_for(
         &config(Destination::FixedUrl(fixed.clone())),
         "monitron/asset/alert",
@@ -57,7 +57,7 @@ fn the_sap_sample_url_is_used_as_it_is() {
 #[test]
 fn a_base_url_with_a_trailing_slash_makes_no_empty_level() {
     let mut c = config(Destination::Topics);
-    c.base_url = Url::parse("http://127.0.0.1:9000/").unwrap_or_else(|e| panic!("{e}"));
+    c.base_url = Url::parse("http://127.0.0.1:9000/").expect("Url::parse in the test set-up");
     assert_eq!(
         url_for(&c, "a/b").map(|u| u.to_string()),
         Ok("http://127.0.0.1:9000/TOPIC/a/b".to_string())

@@ -8,8 +8,18 @@
 //! - an SQS batch whose message bodies are S3 notifications (raw or inside an SNS envelope),
 //!   answered with a partial batch response;
 //! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, nothing read.
+//!
+//! Why a hand-written reader over one `serde_json::Value` rather than `aws_lambda_events`'
+//! types: the shapes nest (S3 inside SNS inside SQS), Lambda does not say which one came, and
+//! an operator needs to be told what is wrong with an unrecognised event and where
+//! (`/Records/0/s3/object/key is missing`). Typed deserialization would try each shape in turn
+//! and keep none of that. The replies use `aws_lambda_events`' types (the SQS partial batch
+//! response in `forwarder::mod`), where a fixed shape is written, not read.
 
 use serde_json::Value;
+
+pub use crate::aws::s3::ObjectRef;
+use crate::aws::s3::S3Location;
 
 /// Which object keys are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,21 +51,6 @@ impl KeyFilter {
             .iter()
             .find(|p| key.starts_with(p.as_str()))
             .map(|p| format!("the key starts with `{p}` (OBJECT_KEY_EXCLUDE_PREFIXES)"))
-    }
-}
-
-/// One S3 object to read, its key decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRef {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
-    pub size: Option<u64>,
-}
-
-impl ObjectRef {
-    pub fn label(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
     }
 }
 
@@ -219,8 +214,7 @@ fn s3_record(record: &Value) -> Result<Option<ObjectRef>, TriggerError> {
         ))
     })?;
     Ok(Some(ObjectRef {
-        bucket,
-        key,
+        location: S3Location { bucket, key },
         version_id: record
             .pointer("/s3/object/versionId")
             .and_then(Value::as_str)
@@ -242,8 +236,10 @@ fn eventbridge(event: &Value) -> Result<ObjectRef, TriggerError> {
         )));
     }
     Ok(ObjectRef {
-        bucket: string_at(event, "/detail/bucket/name")?,
-        key: string_at(event, "/detail/object/key")?,
+        location: S3Location {
+            bucket: string_at(event, "/detail/bucket/name")?,
+            key: string_at(event, "/detail/object/key")?,
+        },
         version_id: event
             .pointer("/detail/object/version-id")
             .and_then(Value::as_str)

@@ -24,9 +24,10 @@ fn direct_s3_notifications_decode_form_urlencoded_keys() {
     assert_eq!(
         found,
         vec![ObjectRef {
-            bucket: BUCKET.into(),
-            key: "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz"
-                .into(),
+            location: S3Location::new(
+                BUCKET,
+                "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz",
+            ),
             version_id: None,
             size: Some(1817),
         }]
@@ -39,7 +40,7 @@ fn every_record_of_a_batch_is_read() {
         env!("CARGO_MANIFEST_DIR"),
         "/events/s3/s3-object-created-batch.json"
     )))));
-    let keys: Vec<&str> = found.iter().map(|o| o.key.as_str()).collect();
+    let keys: Vec<&str> = found.iter().map(|o| o.location.key.as_str()).collect();
     assert_eq!(
         keys,
         vec![
@@ -55,8 +56,8 @@ fn the_aws_documentation_example_is_read_with_its_version() {
         env!("CARGO_MANIFEST_DIR"),
         "/events/s3/s3-object-created-aws-doc.json"
     )))));
-    assert_eq!(found[0].bucket, "amzn-s3-demo-bucket");
-    assert_eq!(found[0].key, "HappyFace.jpg");
+    assert_eq!(found[0].location.bucket, "amzn-s3-demo-bucket");
+    assert_eq!(found[0].location.key, "HappyFace.jpg");
     assert_eq!(
         found[0].version_id.as_deref(),
         Some("096fKKXTRTtl3on89fVO.nfljtsv6qko")
@@ -70,7 +71,7 @@ fn eventbridge_keys_are_not_decoded() {
         "/events/s3/eventbridge-object-created.json"
     )))));
     assert_eq!(
-        found[0].key,
+        found[0].location.key,
         "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz"
     );
     let mut plus = event(include_str!(concat!(
@@ -78,7 +79,7 @@ fn eventbridge_keys_are_not_decoded() {
         "/events/s3/eventbridge-object-created.json"
     )));
     plus["detail"]["object"]["key"] = json!("a+b%20c");
-    assert_eq!(objects(parse(&plus))[0].key, "a+b%20c");
+    assert_eq!(objects(parse(&plus))[0].location.key, "a+b%20c");
 }
 
 #[test]
@@ -97,7 +98,7 @@ fn sqs_batches_keep_each_message_apart() {
     );
     let first = messages[0].objects.clone().unwrap_or_default();
     assert_eq!(first.len(), 1);
-    assert!(first[0].key.starts_with("project=Plant A/"));
+    assert!(first[0].location.key.starts_with("project=Plant A/"));
     // The test event inside SQS names no object.
     assert_eq!(messages[1].objects, Ok(vec![]));
 }
@@ -214,7 +215,7 @@ fn a_huge_batch_is_read_whole() {
     match parse(&event) {
         Ok(Trigger::Objects(objects)) => {
             assert_eq!(objects.len(), 10_000);
-            assert_eq!(objects[9_999].key, "k/9999.json");
+            assert_eq!(objects[9_999].location.key, "k/9999.json");
         }
         other => panic!("{other:?}"),
     }

@@ -3,11 +3,18 @@
 //! Two payloads are accepted, so that the processor can sit behind either forwarder: the
 //! CloudEvents event of `docs/forwarded-event.md` (section 3), and the SAP sample's envelope
 //! (section 4), whose Monitron record is classified here the way the forwarder would have.
+//!
+//! This is the one arrow from the processor's path to the forwarder's: an envelope carries a
+//! raw Monitron record, and it must become the same event the forwarder would have published
+//! (same recognition, classification, id and source), so `forwarder::monitron` and
+//! `forwarder::event` are used here rather than copied. Nothing else in the processor reaches
+//! into the forwarder.
 
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::aws::s3::S3Location;
 use crate::forwarder::event::{EventBuilder, Origin, PayloadFormat, source_of};
 use crate::forwarder::monitron::{
     ForwardingRules, Value as Record, Verdict, classify, payload_for,
@@ -217,10 +224,10 @@ fn from_sap_envelope(data: &SapData<'_>) -> Result<Delivery, DeliveryError> {
             event_id,
             change,
         } => {
-            let origin = Origin::S3 {
-                bucket: data.bucket.clone().unwrap_or_default(),
-                key: String::new(),
-            };
+            let origin = Origin::S3(S3Location::new(
+                data.bucket.clone().unwrap_or_default(),
+                String::new(),
+            ));
             let builder = EventBuilder {
                 format: PayloadFormat::CloudEvents,
                 ..EventBuilder::default()

@@ -1,12 +1,13 @@
 use super::*;
+use crate::aws::s3::S3Location;
 use crate::test_samples::*;
 
 fn cloudevent_of(record: &str) -> String {
-    let value: Record<'_> = serde_json::from_str(record).unwrap_or_else(|e| panic!("{e}"));
+    let value: Record<'_> = serde_json::from_str(record).expect("value (serde_json::from_str)");
     let Record::Object(record_fields) = &value else {
         panic!()
     };
-    let payload = payload_for(record_fields, &ALL_ON).unwrap_or_else(|e| panic!("{e}"));
+    let payload = payload_for(record_fields, &ALL_ON).expect("payload (payload_for)");
     let Verdict::Forward {
         schema,
         event_id,
@@ -23,13 +24,10 @@ fn cloudevent_of(record: &str) -> String {
         event_id: &event_id,
         change: &change,
     };
-    let origin = Origin::S3 {
-        bucket: "b".into(),
-        key: "k".into(),
-    };
+    let origin = Origin::S3(S3Location::new("b", "k"));
     EventBuilder::default()
         .build(forwarded, source_of(record_fields, schema), &origin)
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("source_of in the test set-up")
         .payload
 }
 

@@ -35,8 +35,8 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::processor::rules::ActionParams;
-use crate::processor::rules::template::{JsonTemplate, Path, Template};
+use super::file::ActionParams;
+use super::template::{JsonTemplate, Path, Template};
 
 /// When a step runs within its action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -232,7 +232,7 @@ pub fn compile(
         if spec.name.trim().is_empty() {
             problems.push(format!("{origin}: an [[action]] has an empty name"));
         }
-        if crate::processor::rules::ActionKind::builtin(&spec.name).is_some() {
+        if super::file::ActionKind::builtin(&spec.name).is_some() {
             problems.push(format!("{at}: the name is a built-in action's"));
         }
         for key in std::iter::once(&spec.name).chain(spec.id.as_ref()) {

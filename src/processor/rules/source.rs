@@ -1,6 +1,8 @@
 //! Where the rules come from: bundled, a file, or an S3 object re-read after a TTL.
 
-use super::{RuleError, RuleSet};
+use super::RuleSet;
+use super::file::RuleError;
+use crate::aws::s3::S3Location;
 
 /// A rule file larger than this is refused.
 const MAX_RULES_BYTES: usize = 4 * 1024 * 1024;
@@ -20,7 +22,7 @@ pub struct RuleSource {
 pub enum RuleOrigin {
     Bundled,
     File(String),
-    S3 { bucket: String, key: String },
+    S3(S3Location),
 }
 
 impl RuleOrigin {
@@ -29,11 +31,8 @@ impl RuleOrigin {
         if text == "bundled" {
             return RuleOrigin::Bundled;
         }
-        match crate::forwarder::replay::S3Url::parse(text) {
-            Some(url) => RuleOrigin::S3 {
-                bucket: url.bucket,
-                key: url.key,
-            },
+        match S3Location::parse(text) {
+            Some(at) => RuleOrigin::S3(at),
             None => RuleOrigin::File(text.to_string()),
         }
     }
@@ -42,7 +41,7 @@ impl RuleOrigin {
         match self {
             RuleOrigin::Bundled => "bundled rules/default.toml".into(),
             RuleOrigin::File(path) => path.clone(),
-            RuleOrigin::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+            RuleOrigin::S3(at) => at.to_string(),
         }
     }
 }
@@ -85,7 +84,7 @@ impl RuleSource {
     pub async fn current(&self) -> std::sync::Arc<RuleSet> {
         {
             let current = self.current.read().await;
-            if !matches!(self.origin, RuleOrigin::S3 { .. }) || current.0.elapsed() < self.ttl {
+            if !matches!(self.origin, RuleOrigin::S3(_)) || current.0.elapsed() < self.ttl {
                 return current.1.clone();
             }
         }
@@ -116,11 +115,11 @@ async fn fetch(origin: &RuleOrigin, s3: Option<&aws_sdk_s3::Client>) -> Result<R
         RuleOrigin::File(path) => {
             std::fs::read_to_string(path).map_err(|e| RuleError(vec![format!("{label}: {e}")]))?
         }
-        RuleOrigin::S3 { bucket, key } => {
+        RuleOrigin::S3(at) => {
             let Some(client) = s3 else {
                 return Err(RuleError(vec![format!("{label}: no S3 client")]));
             };
-            let bytes = crate::aws::s3::read_small(client, bucket, key, MAX_RULES_BYTES)
+            let bytes = crate::aws::s3::read_small(client, at, MAX_RULES_BYTES)
                 .await
                 .map_err(|e| RuleError(vec![e]))?;
             String::from_utf8(bytes).map_err(|_| RuleError(vec![format!("{label}: not UTF-8")]))?

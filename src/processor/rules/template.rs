@@ -367,8 +367,8 @@ mod tests {
             "t": "${{event.data.temperature}}", "s": "${{event.data.state}}",
             "n": "${{ event.data.none }}", "e": "${{steps.equipment.Result[0].EquipmentDetails.Equipment}}"
         }))
-        .unwrap_or_else(|e| panic!("{e}"));
-        let out = body.render(&scope()).unwrap_or_else(|e| panic!("{e}"));
+        .expect("body (JsonTemplate::compile)");
+        let out = body.render(&scope()).expect("out (scope)");
         assert_eq!(
             out,
             json!({"t": 81.5, "s": {"new": "ALARM"}, "n": null, "e": "210100019"})
@@ -378,8 +378,8 @@ mod tests {
     #[test]
     fn quotes_newlines_and_non_ascii_give_valid_json() {
         let body = JsonTemplate::compile(&json!({"text": "Alarm at ${{event.data.asset}} in ${{event.data.site}} (${{event.data.temperature}} °C)"}))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let out = body.render(&scope()).unwrap_or_else(|e| panic!("{e}"));
+            .expect("body (JsonTemplate::compile)");
+        let out = body.render(&scope()).expect("out (scope)");
         let wire = out.to_string();
         let back: Value = serde_json::from_str(&wire).unwrap_or_else(|e| panic!("{e}: {wire}"));
         assert_eq!(
@@ -390,8 +390,7 @@ mod tests {
 
     #[test]
     fn stringify_embeds_compact_json_as_text() {
-        let t = Template::parse("data: ${{stringify(event.data.state)}}")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let t = Template::parse("data: ${{stringify(event.data.state)}}").expect("t (stringify)");
         assert_eq!(
             t.render_json(&scope()),
             Ok(json!("data: {\"new\":\"ALARM\"}"))
@@ -401,7 +400,7 @@ mod tests {
     #[test]
     fn path_placeholders_are_url_encoded() {
         let t = Template::parse("/sites/${{event.data.site}}/items?id=${{event.id}}")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("t (Template::parse)");
         assert_eq!(
             t.render_path(&scope()).as_deref(),
             Ok("/sites/Werk%20S%C3%BCd%2FHalle%203/items?id=e-1")
@@ -422,7 +421,7 @@ mod tests {
     #[test]
     fn a_missing_path_names_itself_and_the_missing_part() {
         let t = Template::parse("${{steps.equipment.Result[0].Location}}")
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("t (Template::parse)");
         let Err(e) = t.render_json(&scope()) else {
             panic!("rendered")
         };
@@ -430,7 +429,7 @@ mod tests {
             e.to_string(),
             "template path `steps.equipment.Result[0].Location`: `steps.equipment.Result[0]` has no `Location`"
         );
-        let t = Template::parse("${{steps.lookup.x}}").unwrap_or_else(|e| panic!("{e}"));
+        let t = Template::parse("${{steps.lookup.x}}").expect("t (Template::parse)");
         assert!(
             t.render_text(&scope())
                 .is_err_and(|e| e.to_string().contains("`steps` has no `lookup`"))
@@ -439,7 +438,7 @@ mod tests {
 
     #[test]
     fn headers_refuse_line_breaks() {
-        let t = Template::parse("x ${{event.data.asset}}").unwrap_or_else(|e| panic!("{e}"));
+        let t = Template::parse("x ${{event.data.asset}}").expect("t (Template::parse)");
         assert!(matches!(
             t.render_header(&scope()),
             Err(TemplateError::LineBreak(_))
@@ -451,8 +450,8 @@ mod tests {
         fn any_name_gives_valid_json_that_reads_back(name in "\\PC*", n in proptest::num::i64::ANY) {
             let scope = json!({"event": {"data": {"asset": name, "n": n}}});
             let body = JsonTemplate::compile(&json!({"t": "at ${{event.data.asset}}!", "v": "${{event.data.asset}}", "n": "${{event.data.n}}"}))
-                .unwrap_or_else(|e| panic!("{e}"));
-            let wire = body.render(&scope).unwrap_or_else(|e| panic!("{e}")).to_string();
+                .expect("body (JsonTemplate::compile)");
+            let wire = body.render(&scope).expect("wire (render)").to_string();
             let back: Value = serde_json::from_str(&wire).unwrap_or_else(|e| panic!("{e}: {wire}"));
             proptest::prop_assert_eq!(&back["t"], &json!(format!("at {name}!")));
             proptest::prop_assert_eq!(&back["v"], &json!(name));

@@ -1,4 +1,5 @@
 use super::*;
+use crate::processor::rules::conditions::Matcher;
 
 fn event(kind: &str, state: &str, site: &str) -> AlertEvent {
     AlertEvent {
@@ -46,7 +47,7 @@ object_kind = "equipment"
 
 #[test]
 fn the_bundled_rules_are_valid_and_map_states_to_priorities() {
-    let rules = RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"));
+    let rules = RuleSet::bundled().expect("rules (RuleSet::bundled)");
     let pick = |kind: &str, state: &str| {
         rules
             .decide(&event(kind, state, "Site 1"))
@@ -69,7 +70,7 @@ fn the_bundled_rules_are_valid_and_map_states_to_priorities() {
 
 #[test]
 fn all_match_lists_every_row_and_patterns_work() {
-    let rules = RuleSet::parse("test.toml", FILE).unwrap_or_else(|e| panic!("{e}"));
+    let rules = RuleSet::parse("test.toml", FILE).expect("rules (RuleSet::parse)");
     let names = |e: &AlertEvent| {
         rules
             .decide(e)

@@ -1,18 +1,16 @@
 //! `e2b scan s3://...` and `e2b replay` as a user runs them, against moto, the Solace REST test
 //! broker and the Lambda Invoke API.
 
-mod support;
-
 use std::process::Output;
 
 use serde_json::{Value, json};
 
-use support::broker::TestBroker;
-use support::lambda_api::LambdaApi;
-use support::moto;
+use crate::support::broker::TestBroker;
+use crate::support::lambda_api::LambdaApi;
+use crate::support::moto;
 
-const NDJSON_GZ: &[u8] = include_bytes!("../events/objects/monitron-v2-ndjson.json.gz");
-const V1: &[u8] = include_bytes!("../events/objects/monitron-v1-pretty.json");
+const NDJSON_GZ: &[u8] = include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz");
+const V1: &[u8] = include_bytes!("../../events/objects/monitron-v1-pretty.json");
 
 struct Store {
     bucket: String,
@@ -47,7 +45,7 @@ async fn store_with_objects() -> Store {
 }
 
 async fn e2b(args: Vec<String>, env: Vec<(&'static str, String)>) -> Output {
-    support::cli::e2b(args, env).await
+    crate::support::cli::e2b(args, env).await
 }
 
 fn stderr(o: &Output) -> String {
@@ -233,7 +231,7 @@ async fn replay_can_hand_each_object_to_the_deployed_forwarder() {
         let event: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
         match e2b::forwarder::trigger::parse(&event) {
             Ok(e2b::forwarder::trigger::Trigger::Objects(objects)) => {
-                keys.extend(objects.into_iter().map(|o| o.key))
+                keys.extend(objects.into_iter().map(|o| o.location.key))
             }
             other => panic!("{other:?}"),
         }
@@ -253,7 +251,7 @@ async fn a_dry_run_counts_with_the_forwarders_selection() {
     let s3 = moto::s3().await;
     let bucket = moto::unique("dryrun");
     assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
-    let record = include_bytes!("../events/records/illustrative-v2-sensor-disconnected.json");
+    let record = include_bytes!("../../events/records/illustrative-v2-sensor-disconnected.json");
     assert!(
         s3.put_object()
             .bucket(&bucket)

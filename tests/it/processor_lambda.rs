@@ -2,15 +2,13 @@
 //! (which emulates Function URLs at /lambda-url/<function>/), against moto (Secrets Manager,
 //! DynamoDB) and the S/4 OData test server.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;
 
-use support::lambda_watch::watch;
-use support::moto;
-use support::s4::TestS4;
+use crate::support::lambda_watch::watch;
+use crate::support::moto;
+use crate::support::s4::TestS4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
@@ -41,7 +39,7 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
     let watch_log = log_path.clone();
     let lambda = tokio::task::spawn_blocking(move || watch("processor", &env, &watch_log))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("lambda (watch)");
     let url = format!("http://127.0.0.1:{}/lambda-url/processor/", lambda.port);
     let body = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -51,7 +49,7 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("build in the test set-up");
 
     let denied = client
         .post(&url)
@@ -69,7 +67,7 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
             .body(body.clone())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("send in the test set-up");
         assert_eq!(reply.status().as_u16(), 200);
         let answer: serde_json::Value = reply.json().await.unwrap_or_default();
         assert_eq!(answer["results"][0]["status"], expected, "{answer}");
@@ -89,7 +87,7 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
         .body(closure)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("send in the test set-up");
     assert_eq!(reply.status().as_u16(), 200);
     let answer: serde_json::Value = reply.json().await.unwrap_or_default();
     assert_eq!(answer["results"][0]["change"], "closed", "{answer}");
@@ -98,7 +96,7 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
 
     drop(lambda);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    support::show_log(&log);
+    crate::support::show_log(&log);
     let _ = std::fs::remove_file(&log_path);
     assert!(
         log.contains("event processed"),

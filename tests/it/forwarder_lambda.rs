@@ -1,15 +1,13 @@
 //! The `forwarder` binary as Lambda runs it: under `cargo lambda watch` (the Lambda runtime API
 //! emulator), invoked with `cargo lambda invoke --data-file`, against moto and the test broker.
 
-mod support;
-
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use support::broker::{Reply, TestBroker};
-use support::lambda_watch::{Watch, cargo_lambda, watch};
-use support::moto;
+use crate::support::broker::{Reply, TestBroker};
+use crate::support::lambda_watch::{Watch, cargo_lambda, watch};
+use crate::support::moto;
 
 const USER: &str = "solace-cloud-client";
 const PASSWORD: &str = "lambda-test-s3cret";
@@ -20,7 +18,7 @@ fn invoke(watch: &Watch, event: &Value) -> (bool, String) {
         std::process::id(),
         watch.port
     ));
-    std::fs::write(&file, event.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, event.to_string()).expect("to_string in the test set-up");
     let output = Command::new(cargo_lambda())
         .args([
             "lambda",
@@ -34,7 +32,7 @@ fn invoke(watch: &Watch, event: &Value) -> (bool, String) {
         .arg(&file)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("output in the test set-up");
     let _ = std::fs::remove_file(&file);
     let text = format!(
         "{}{}",
@@ -55,7 +53,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     let credentials = json!({"username": USER, "password": PASSWORD}).to_string();
     moto::create_secret(&secrets, &secret, &credentials).await;
     let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz";
-    let object = include_bytes!("../events/objects/monitron-v2-ndjson.json.gz").to_vec();
+    let object = include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz").to_vec();
     assert!(
         s3.put_object()
             .bucket(&bucket)
@@ -68,7 +66,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
 
     // The S3 notification sample from events/, pointed at this test's bucket.
     let mut event: Value =
-        serde_json::from_str(include_str!("../events/s3/s3-object-created.json"))
+        serde_json::from_str(include_str!("../../events/s3/s3-object-created.json"))
             .unwrap_or(Value::Null);
     event["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
 
@@ -86,14 +84,14 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     let watch_log = log_path.clone();
     let lambda = tokio::task::spawn_blocking(move || watch("forwarder", &env, &watch_log))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("lambda (watch)");
 
     let ok_event = event.clone();
     let lambda = std::sync::Arc::new(lambda);
     let first = lambda.clone();
     let (ok, output) = tokio::task::spawn_blocking(move || invoke(&first, &ok_event))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("invoke in the test set-up");
     assert!(ok, "invocation failed: {output}");
     assert!(output.contains("\"delivered\":3"), "{output}");
     let mut stored = broker.stored_ids();
@@ -105,7 +103,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     let second = lambda.clone();
     let (ok, output) = tokio::task::spawn_blocking(move || invoke(&second, &event))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("invoke in the test set-up");
     assert!(!ok, "the invocation should fail: {output}");
     assert!(
         output.contains("e-201") && output.contains("403 Publish ACL Denied"),
@@ -116,7 +114,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     // The function's own log (what CloudWatch would hold) names the failure, never the secret.
     drop(lambda);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    support::show_log(&log);
+    crate::support::show_log(&log);
     let _ = std::fs::remove_file(&log_path);
     assert!(
         log.contains("event not delivered"),

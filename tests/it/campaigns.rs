@@ -1,10 +1,8 @@
 //! The fault and load campaigns of `tests/support/campaign.rs` in their short form (CI); the full
 //! size runs with `bash bench/campaign.sh`.
 
-mod support;
-
-use support::campaign;
-use support::s4::TestS4;
+use crate::support::campaign;
+use crate::support::s4::TestS4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarder_under_faults_delivers_every_event_or_names_it() {

@@ -13,7 +13,7 @@ fn run_all(target: &str, body: fn(&[u8])) {
             continue;
         };
         for entry in entries.flatten() {
-            let data = std::fs::read(entry.path()).unwrap_or_else(|e| panic!("{e}"));
+            let data = std::fs::read(entry.path()).expect("data (path)");
             let outcome = std::panic::catch_unwind(|| body(&data));
             assert!(outcome.is_ok(), "{} fails", entry.path().display());
             inputs += 1;

@@ -1,30 +1,29 @@
 //! The processor handler against real peers: the S/4 OData V2 test server and DynamoDB on moto
 //! (idempotency records), with deliveries as the mesh's REST Delivery Point makes them.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
+use crate::support::moto;
+use crate::support::s4::TestS4;
 use e2b::http::retry::Backoff;
 use e2b::processor::idempotency::DynamoStore;
-use e2b::processor::rules::{RuleSet, RuleSource};
+use e2b::processor::rules::RuleSet;
+use e2b::processor::rules::source::RuleSource;
 use e2b::processor::s4::{S4Auth, S4Client, S4Config};
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings, external_reference};
-use support::moto;
-use support::s4::TestS4;
 
 const S4_USER: &str = "E2B_TECH_USER";
 const S4_PASSWORD: &str = "s4-s3cret-value";
 const RDP_AUTH: &str = "Basic cmRwOnJkcC1zM2NyZXQ="; // rdp:rdp-s3cret
 const ALARM: &str =
-    include_str!("../events/records/illustrative-v2-asset-state-transition-alarm.json");
+    include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
 const CLOSURE: &str =
-    include_str!("../events/records/illustrative-v2-asset-state-transition-user-closure.json");
-const SAP_ENVELOPE: &str = include_str!("../events/records/illustrative-sap-mesh-envelope.json");
+    include_str!("../../events/records/illustrative-v2-asset-state-transition-user-closure.json");
+const SAP_ENVELOPE: &str = include_str!("../../events/records/illustrative-sap-mesh-envelope.json");
 
 type Handler = Processor<Option<DynamoStore>>;
 
@@ -82,7 +81,11 @@ async fn fixture_timed(
 }
 
 async fn fixture() -> Fixture {
-    fixture_with(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")), true).await
+    fixture_with(
+        RuleSet::bundled().expect("RuleSet::bundled in the test set-up"),
+        true,
+    )
+    .await
 }
 
 fn headers() -> HeaderMap {
@@ -94,23 +97,10 @@ fn headers() -> HeaderMap {
 
 /// The CloudEvent the forwarder publishes for a record.
 fn cloudevent(record: &str) -> String {
-    let path = std::env::temp_dir().join(format!(
-        "e2b-processor-{}-{}.json",
-        std::process::id(),
-        moto::unique("rec")
-    ));
-    std::fs::write(&path, record).unwrap_or_else(|e| panic!("{e}"));
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_e2b"))
-        .arg("scan")
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let _ = std::fs::remove_file(&path);
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
+    crate::support::cloudevents(record.as_bytes())
+        .into_iter()
         .next()
         .unwrap_or_default()
-        .to_string()
 }
 
 fn alarm(id: &str) -> String {
@@ -413,7 +403,7 @@ async fn a_closure_with_nothing_open_creates_and_completes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_table_the_s4_lookup_still_prevents_duplicates() {
-    let f = fixture_with(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")), false).await;
+    let f = fixture_with(RuleSet::bundled().expect("f (RuleSet::bundled)"), false).await;
     let body = alarm("no-table");
     for _ in 0..3 {
         assert_eq!(
@@ -472,13 +462,13 @@ async fn rules_read_from_s3_change_without_a_redeploy() {
     };
     let log_only = "[[rule]]\nname = \"log-all\"\naction = \"log\"\n".to_string();
     put(log_only).await;
-    let origin = e2b::processor::rules::RuleOrigin::S3 {
-        bucket: bucket.clone(),
-        key: "rules.toml".into(),
-    };
+    let origin = e2b::processor::rules::source::RuleOrigin::S3(e2b::aws::s3::S3Location::new(
+        bucket.clone(),
+        "rules.toml",
+    ));
     let source = RuleSource::load(origin, Duration::from_millis(300), Some(s3.clone()))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("source (clone)");
     let rules = source.current().await;
     let event_body = alarm("s3-rules");
     let event = match e2b::processor::delivery::parse(event_body.as_bytes()) {
@@ -509,7 +499,7 @@ fn rules_with_if_open(policy: &str) -> RuleSet {
         "params = { priority = \"1\" }",
         &format!("params = {{ priority = \"1\", if_open = \"{policy}\" }}"),
     );
-    RuleSet::parse("test", &text).unwrap_or_else(|e| panic!("{e}"))
+    RuleSet::parse("test", &text).expect("RuleSet::parse in the test set-up")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -605,14 +595,14 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
     let s4 = TestS4::start("nobody", "unused").await;
     s4.enable_oauth("e2b-client", "client-s3cret");
     let secret = serde_json::json!({"client_id": "e2b-client", "client_secret": "client-s3cret", "token_url": format!("{}/oauth/token", s4.url)}).to_string();
-    let auth = S4Auth::from_secret("s4-oauth", &secret).unwrap_or_else(|e| panic!("{e}"));
+    let auth = S4Auth::from_secret("s4-oauth", &secret).expect("auth (S4Auth::from_secret)");
     assert!(!format!("{auth:?}").contains("client-s3cret"));
-    let client = Arc::new(S4Client::new(s4_config(&s4, 3), auth).unwrap_or_else(|e| panic!("{e}")));
+    let client = Arc::new(S4Client::new(s4_config(&s4, 3), auth).expect("client (s4_config)"));
     let processor = Processor::new(
         client.clone(),
         None::<DynamoStore>,
         ProcessorSettings::new(
-            RuleSource::fixed(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"))),
+            RuleSource::fixed(RuleSet::bundled().expect("RuleSet::bundled in the test set-up")),
             InboundAuth::FunctionUrlIam,
             Duration::from_secs(5),
             Duration::from_secs(30),
@@ -642,9 +632,9 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
     let wrong = serde_json::json!({"client_id": "e2b-client", "client_secret": "wrong", "token_url": format!("{}/oauth/token", s4.url)}).to_string();
     let bad = S4Client::new(
         s4_config(&s4, 1),
-        S4Auth::from_secret("s4-oauth", &wrong).unwrap_or_else(|e| panic!("{e}")),
+        S4Auth::from_secret("s4-oauth", &wrong).expect("S4Auth::from_secret in the test set-up"),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("expect in the test set-up");
     let refused = bad
         .find_by_reference("X", std::time::Instant::now() + Duration::from_secs(2))
         .await;
@@ -658,7 +648,7 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_that_s4_saves_after_the_timeout_is_not_made_twice() {
     let f = fixture_timed(
-        RuleSet::bundled().unwrap_or_else(|e| panic!("{e}")),
+        RuleSet::bundled().expect("RuleSet::bundled in the test set-up"),
         true,
         Duration::from_millis(300),
         Duration::from_secs(2),
@@ -722,7 +712,7 @@ fn processor_with_auth(
         ProcessorSettings {
             auth_source: source,
             ..ProcessorSettings::new(
-                RuleSource::fixed(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"))),
+                RuleSource::fixed(RuleSet::bundled().expect("RuleSet::bundled in the test set-up")),
                 auth,
                 Duration::from_secs(5),
                 Duration::from_secs(30),
@@ -735,7 +725,7 @@ fn with_header(name: &'static str, value: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
         name,
-        HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{e}")),
+        HeaderValue::from_str(value).expect("HeaderValue::from_str in the test set-up"),
     );
     h
 }
@@ -821,7 +811,7 @@ async fn delivery_credentials_rotate_without_a_refused_delivery() {
     moto::create_secret(&secrets, &secret, &first).await;
     let scheme = e2b::processor::config::AuthScheme::Basic;
     let auth = InboundAuth::from_secret(scheme, &secret, &first, "x-api-key")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("auth (InboundAuth::from_secret)");
     let source =
         e2b::processor::AuthSource::new(secrets.clone(), &secret, scheme, "x-api-key", false);
     let processor = processor_with_auth(&s4, auth, Some(Arc::new(source)));
@@ -831,9 +821,9 @@ async fn delivery_credentials_rotate_without_a_refused_delivery() {
             "authorization",
             HeaderValue::from_str(&format!(
                 "Basic {}",
-                support::http::base64(format!("rdp:{password}").as_bytes())
+                crate::support::http::base64(format!("rdp:{password}").as_bytes())
             ))
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("as_bytes in the test set-up"),
         );
         h
     };
@@ -872,7 +862,8 @@ async fn delivery_credentials_rotate_without_a_refused_delivery() {
 
 fn s4_config(s4: &TestS4, max_attempts: u32) -> S4Config {
     S4Config {
-        service_url: reqwest::Url::parse(&s4.service_url()).unwrap_or_else(|e| panic!("{e}")),
+        service_url: reqwest::Url::parse(&s4.service_url())
+            .expect("service_url in the test set-up"),
         sap_client: None,
         request_timeout: Duration::from_millis(800),
         retry: Backoff {
@@ -892,15 +883,15 @@ async fn processor_with_s4_secret(
 ) -> Handler {
     let credentials = credentials.to_string();
     moto::create_secret(secrets, secret, &credentials).await;
-    let auth = S4Auth::from_secret(secret, &credentials).unwrap_or_else(|e| panic!("{e}"));
+    let auth = S4Auth::from_secret(secret, &credentials).expect("auth (S4Auth::from_secret)");
     let client = S4Client::new(s4_config(s4, 3), auth)
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("client (s4_config)")
         .reread_secret_on_refusal(secrets.clone(), secret);
     Processor::new(
         Arc::new(client),
         None,
         ProcessorSettings::new(
-            RuleSource::fixed(RuleSet::bundled().unwrap_or_else(|e| panic!("{e}"))),
+            RuleSource::fixed(RuleSet::bundled().expect("RuleSet::bundled in the test set-up")),
             InboundAuth::FunctionUrlIam,
             Duration::from_secs(5),
             Duration::from_secs(30),

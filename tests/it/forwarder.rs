@@ -1,27 +1,25 @@
 //! The forwarder handler against real peers: S3 and Secrets Manager on moto server (real HTTP,
 //! the real AWS SDK) and the Solace REST test broker, with faults on demand.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::broker::{Reply, TestBroker};
+use crate::support::moto;
 use e2b::aws::secrets::CachedCredentials;
 use e2b::forwarder::mesh::{MeshConfig, Publisher};
 use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::trigger::KeyFilter;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
-use support::broker::{Reply, TestBroker};
-use support::moto;
 
 const USER: &str = "solace-cloud-client";
 const PASSWORD: &str = "first-s3cret-value";
-const NDJSON_GZ: &[u8] = include_bytes!("../events/objects/monitron-v2-ndjson.json.gz");
-const CONCATENATED: &[u8] = include_bytes!("../events/objects/monitron-v2-concatenated.json");
+const NDJSON_GZ: &[u8] = include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz");
+const CONCATENATED: &[u8] = include_bytes!("../../events/objects/monitron-v2-concatenated.json");
 const ALARM: &str =
-    include_str!("../events/records/illustrative-v2-asset-state-transition-alarm.json");
+    include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
 
 type S3Forwarder = Forwarder<aws_sdk_s3::Client, aws_sdk_secretsmanager::Client>;
 
@@ -92,7 +90,7 @@ impl Fixture {
             secret,
             Duration::from_secs(300),
         ));
-        let publisher = Publisher::new(mesh, credentials).unwrap_or_else(|e| panic!("{e}"));
+        let publisher = Publisher::new(mesh, credentials).expect("publisher (Publisher::new)");
         Forwarder::new(
             self.s3.clone(),
             Arc::new(publisher),
@@ -152,7 +150,7 @@ async fn an_object_becomes_one_persistent_message_per_alert_change() {
     let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz";
     f.put(key, NDJSON_GZ).await;
     let result = f.forwarder().handle(&f.s3_event(&[key]), soon()).await;
-    let summary = result.unwrap_or_else(|e| panic!("{e}"));
+    let summary = result.expect("result (soon)");
     assert_eq!(summary["delivered"], 3);
     assert_eq!(summary["duplicates"], 1);
     assert_eq!(
@@ -344,7 +342,7 @@ async fn five_hundred_records_go_out_sixteen_at_a_time() {
         .forwarder()
         .handle(&f.s3_event(&["bulk.json"]), soon())
         .await;
-    let summary = result.unwrap_or_else(|e| panic!("{e}"));
+    let summary = result.expect("summary (soon)");
     assert_eq!(summary["delivered"], 500);
     let stored = f.broker.stored_ids();
     assert_eq!(stored.len(), 500);
@@ -362,7 +360,8 @@ async fn an_unreachable_broker_fails_the_invocation_before_the_deadline() {
     let f = Fixture::new().await;
     f.put("f.json", ALARM.as_bytes()).await;
     let mut mesh = f.mesh();
-    mesh.base_url = reqwest::Url::parse("http://127.0.0.1:9").unwrap_or_else(|e| panic!("{e}"));
+    mesh.base_url =
+        reqwest::Url::parse("http://127.0.0.1:9").expect("reqwest::Url::parse in the test set-up");
     mesh.retry.attempts = 100;
     let start = Instant::now();
     let result = f
@@ -401,7 +400,7 @@ async fn sqs_batches_report_only_the_failed_messages() {
         {"messageId": "m-junk", "eventSource": "aws:sqs", "body": "not json"}
     ]});
     let result = f.forwarder().handle(&batch, soon()).await;
-    let response = result.unwrap_or_else(|e| panic!("{e}"));
+    let response = result.expect("result (soon)");
     assert_eq!(
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}, {"itemIdentifier": "m-junk"}]})

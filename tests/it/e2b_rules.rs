@@ -2,12 +2,21 @@
 
 use std::process::{Command, Output};
 
+use e2b::processor::s4::Requests;
+
 fn e2b(args: &[&str]) -> Output {
+    e2b_with(args, &[])
+}
+
+fn e2b_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_e2b"))
         .args(args)
+        .env_remove("S4_BASE_URL")
+        .env_remove("S4_SAP_CLIENT")
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the e2b binary runs")
 }
 
 fn text(o: &Output) -> String {
@@ -47,7 +56,7 @@ fn a_typo_fails_the_check_with_its_place() {
         &path,
         "[[rule]]\nname = \"a\"\nwhen = { new_sate = \"ALARM\" }\naction = \"log\"\n",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("std::fs::write in the test set-up");
     let output = e2b(&["rules", "check", &path.to_string_lossy()]);
     let _ = std::fs::remove_file(&path);
     assert_eq!(output.status.code(), Some(1));
@@ -69,13 +78,56 @@ fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
     assert!(output.status.success(), "{}", text(&output));
     let out = text(&output);
     assert!(out.contains("rule `alarm`: create_notification"), "{out}");
-    assert!(out.contains("GET /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification?$filter=MaintNotifExtReferenceNumber eq 'MON"), "{out}");
-    assert!(
-        out.contains("POST /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification"),
-        "{out}"
-    );
     assert!(
         out.contains("\"NotificationText\": \"Monitron ALARM: Pump 7 / Motor DE\""),
+        "{out}"
+    );
+
+    // What is printed is what the client sends: the real request builders, sap-client included.
+    let configured = e2b_with(
+        &[
+            "rules",
+            "test",
+            "bundled",
+            "events/deliveries/alarm.cloudevent.json",
+        ],
+        &[
+            ("S4_BASE_URL", "https://s4.plant.example:44300"),
+            ("S4_SAP_CLIENT", "100"),
+        ],
+    );
+    let out = text(&configured);
+    let reference = out
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("\"MaintNotifExtReferenceNumber\": \"")
+        })
+        .map(|rest| rest.trim_end_matches([',', '"']).to_string())
+        .expect("the create body names its external reference");
+    let requests = Requests::for_service(
+        reqwest::Url::parse(
+            "https://s4.plant.example:44300/sap/opu/odata/sap/API_MAINTNOTIFICATION",
+        )
+        .expect("a service URL"),
+        Some("100".into()),
+    );
+    let lookup = requests
+        .find_by_reference(&reference)
+        .expect("a lookup request");
+    for line in lookup.describe().lines() {
+        assert!(out.contains(&format!("    {line}")), "{line} in {out}");
+    }
+    assert!(
+        lookup.url.as_str().contains("$select=") && lookup.url.as_str().contains("sap-client=100")
+    );
+    let create_line = format!(
+        "    POST {}",
+        requests.url("/MaintenanceNotification").expect("a URL")
+    );
+    assert!(out.contains(&create_line), "{create_line} in {out}");
+    assert!(
+        out.contains("    x-csrf-token: <fetched once with x-csrf-token: Fetch>"),
         "{out}"
     );
 
@@ -96,13 +148,28 @@ fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
         ),
         "{closure}"
     );
-    assert!(
-        closure.contains("POST /sap/opu/odata/sap/API_MAINTNOTIFICATION/CompleteMaintNotification?MaintenanceNotification='<number>'"),
-        "{closure}"
+    let placeholder = Requests::for_service(
+        reqwest::Url::parse("https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION")
+            .expect("a service URL"),
+        None,
     );
+    let complete = placeholder
+        .complete("NOTIFICATION", None)
+        .expect("a complete request");
+    let complete_line = format!("    POST {}", complete.url);
     assert!(
-        !closure
-            .contains("POST /sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification\n")
+        closure.contains(
+            complete_line
+                .split("&MaintNotifReferenceDateTime")
+                .next()
+                .unwrap_or_default()
+        ),
+        "{complete_line} in {closure}"
+    );
+    assert!(closure.contains("    If-Match: *"), "{closure}");
+    assert!(
+        !closure.contains("POST https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification\n"),
+        "a closure creates nothing"
     );
 
     let sbpa = text(&e2b(&[

@@ -17,7 +17,7 @@ fn check_iam(text: &str) -> (bool, String) {
         std::process::id(),
         text.len()
     ));
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, text).expect("std::fs::write in the test set-up");
     let output = Command::new(&python)
         .arg(root().join("scripts/check-iam.py"))
         .arg(&path)
@@ -38,7 +38,7 @@ fn check_iam(text: &str) -> (bool, String) {
 #[test]
 fn the_template_grants_each_function_only_named_actions_on_named_resources() {
     let template =
-        std::fs::read_to_string(root().join("template.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::read_to_string(root().join("template.yaml")).expect("join in the test set-up");
     let (passed, output) = check_iam(&template);
     assert!(passed, "{output}");
     assert!(

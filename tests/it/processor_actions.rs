@@ -2,22 +2,21 @@
 //! server, a test HTTP destination with an SBPA rule service, DynamoDB, S3, SQS and Secrets
 //! Manager on moto, and `e2b reprocess` as a user runs it.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 
+use crate::support::destination::TestDestination;
+use crate::support::moto;
+use crate::support::s4::TestS4;
 use e2b::processor::destination::Destinations;
 use e2b::processor::failures::FailureSink;
 use e2b::processor::idempotency::DynamoStore;
-use e2b::processor::rules::{RuleSet, RuleSource};
+use e2b::processor::rules::RuleSet;
+use e2b::processor::rules::source::RuleSource;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
-use support::destination::TestDestination;
-use support::moto;
-use support::s4::TestS4;
 
 const S4_USER: &str = "E2B_TECH_USER";
 const S4_PASSWORD: &str = "s4-s3cret-value";
@@ -46,7 +45,7 @@ async fn fixture(rules: &str, with_table: bool, records: Records) -> Fixture {
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
     let dest = TestDestination::start().await;
     let rules = RuleSet::parse("test rules", &rules.replace("DEST_URL", &dest.url))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("rules (replace)");
     let client = s4.client(S4_USER, S4_PASSWORD, Duration::from_millis(800));
     let (sink, failures) = if records == Records::Sqs {
         let sqs = aws_sdk_sqs::Client::new(&moto::aws_config().await);
@@ -55,7 +54,7 @@ async fn fixture(rules: &str, with_table: bool, records: Records) -> Fixture {
             .queue_name(moto::unique("e2b-failures"))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("send in the test set-up");
         let queue_url = queue.queue_url().unwrap_or_default().to_string();
         let sink = FailureSink::Sqs {
             client: sqs,
@@ -68,8 +67,7 @@ async fn fixture(rules: &str, with_table: bool, records: Records) -> Fixture {
         assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
         let sink = FailureSink::S3 {
             client: s3.clone(),
-            bucket: bucket.clone(),
-            prefix: "e2b/failures/".into(),
+            at: e2b::aws::s3::S3Location::new(&bucket, "e2b/failures/"),
         };
         (sink, Some(Failures::Bucket(s3, bucket)))
     } else {
@@ -149,7 +147,7 @@ async fn recorded(f: &Fixture) -> Vec<Value> {
         .bucket(bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("send in the test set-up");
     let mut records = Vec::new();
     for object in listed.contents() {
         let got = s3
@@ -158,9 +156,11 @@ async fn recorded(f: &Fixture) -> Vec<Value> {
             .key(object.key().unwrap_or_default())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let bytes = got.body.collect().await.unwrap_or_else(|e| panic!("{e}"));
-        records.push(serde_json::from_slice(&bytes.into_bytes()).unwrap_or_else(|e| panic!("{e}")));
+            .expect("send in the test set-up");
+        let bytes = got.body.collect().await.expect("bytes (collect)");
+        records.push(
+            serde_json::from_slice(&bytes.into_bytes()).expect("into_bytes in the test set-up"),
+        );
     }
     records
 }
@@ -473,7 +473,7 @@ async fn a_missing_template_path_fails_with_its_name_and_is_recorded() {
         "step 1's result is kept"
     );
     let delivery: Value = serde_json::from_str(link["delivery"].as_str().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("delivery (as_str)");
     assert_eq!(delivery["id"], "m-1");
     let unmatched = records
         .iter()
@@ -632,7 +632,7 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
     };
     let rules = std::env::temp_dir().join(format!("{}.toml", moto::unique("rules")));
     std::fs::write(&rules, CREATE_THEN_NOTIFY.replace("DEST_URL", &f.dest.url))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("replace in the test set-up");
     let secrets = moto::secrets().await;
     let s4_secret = moto::unique("s4");
     let creds = json!({"username": S4_USER, "password": S4_PASSWORD}).to_string();
@@ -644,7 +644,7 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
         ("PROCESSOR_AUTH", "iam".to_string()),
         ("RULES_SOURCE", rules.display().to_string()),
     ];
-    let listed = support::cli::e2b(
+    let listed = crate::support::cli::e2b(
         vec![
             "reprocess".into(),
             "--list".into(),
@@ -661,7 +661,7 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
         String::from_utf8_lossy(&listed.stderr)
     );
 
-    let run = support::cli::e2b(
+    let run = crate::support::cli::e2b(
         vec!["reprocess".into(), "--from".into(), from.clone()],
         env.clone(),
     )
@@ -701,7 +701,7 @@ async fn failures_can_be_recorded_in_an_sqs_queue_and_listed() {
     let Some(Failures::Queue(queue_url)) = &f.failures else {
         panic!("no queue")
     };
-    let listed = support::cli::e2b(
+    let listed = crate::support::cli::e2b(
         vec![
             "reprocess".into(),
             "--list".into(),

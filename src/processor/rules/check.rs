@@ -1,0 +1,139 @@
+//! The checks a rule file passes before it is used: names, the lengths S/4 accepts (from
+//! `API_MAINTNOTIFICATION`'s EDMX), mappings for actions that need them, templates that read
+//! only what an event has. Every problem is reported with its place.
+
+use super::actions::{ActionSpec, EVENT_FIELDS};
+use super::file::{ActionKind, Defaults, Mapping, Rule};
+use super::template::Template;
+
+/// The rows, their parameters and the actions they name.
+pub(super) fn rules(
+    origin: &str,
+    rules: &[Rule],
+    has_mappings: bool,
+    action_specs: &[ActionSpec],
+    problems: &mut Vec<String>,
+) {
+    if rules.is_empty() {
+        problems.push(format!(
+            "{origin}: no [[rule]]: every event would be left undecided"
+        ));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let at = format!("{origin}: rule {} (`{}`)", i + 1, rule.name);
+        if rule.name.trim().is_empty() {
+            problems.push(format!("{origin}: rule {} has an empty name", i + 1));
+        } else if !names.insert(rule.name.as_str()) {
+            problems.push(format!("{at}: the name is used twice"));
+        }
+        check_len(
+            problems,
+            &at,
+            "params.notification_type",
+            rule.params.notification_type.as_deref(),
+            2,
+        );
+        check_len(
+            problems,
+            &at,
+            "params.priority",
+            rule.params.priority.as_deref(),
+            1,
+        );
+        let needs_mapping = matches!(
+            rule.action,
+            ActionKind::CreateNotification | ActionKind::CloseNotification
+        ) && rule.params.technical_object.is_none();
+        if needs_mapping && !has_mappings {
+            problems.push(format!(
+                    "{at}: acts on notifications but the file has no [[mapping]] to find the technical object"
+                ));
+        }
+        if let ActionKind::Run(name) = &rule.action
+            && !action_specs.iter().any(|a| &a.name == name)
+        {
+            problems.push(format!(
+                    "{at}: action `{name}` is neither built in (create_notification, close_notification, log, ignore) nor an [[action]] of the file"
+                ));
+        }
+        for (field, value) in rule.params.templates() {
+            match Template::parse(value) {
+                Ok(t) => {
+                    for path in t.paths() {
+                        if path.root() != "event"
+                            || !path.second().is_some_and(|f| EVENT_FIELDS.contains(&f))
+                        {
+                            problems.push(format!(
+                                    "{at}: params.{field}: `{}`: a rule's templates read `event.id`, `event.source`, `event.type`, `event.time` or `event.data…`",
+                                    path.text
+                                ));
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("{at}: params.{field}: {e}")),
+            }
+        }
+    }
+}
+
+/// The mapping rows and the defaults.
+pub(super) fn mappings(
+    origin: &str,
+    mappings: &[Mapping],
+    defaults: &Defaults,
+    problems: &mut Vec<String>,
+) {
+    for (i, mapping) in mappings.iter().enumerate() {
+        let at = format!("{origin}: mapping {}", i + 1);
+        if mapping.technical_object.trim().is_empty() {
+            problems.push(format!("{at}: technical_object is empty"));
+        }
+        check_len(
+            problems,
+            &at,
+            "technical_object",
+            Some(&mapping.technical_object),
+            40,
+        );
+        check_len(
+            problems,
+            &at,
+            "planning_plant",
+            mapping.planning_plant.as_deref(),
+            4,
+        );
+        check_len(problems, &at, "priority", mapping.priority.as_deref(), 1);
+        check_len(
+            problems,
+            &at,
+            "notification_type",
+            mapping.notification_type.as_deref(),
+            2,
+        );
+    }
+    check_len(
+        problems,
+        origin,
+        "defaults.notification_type",
+        Some(&defaults.notification_type),
+        2,
+    );
+    check_len(
+        problems,
+        origin,
+        "defaults.priority",
+        defaults.priority.as_deref(),
+        1,
+    );
+}
+
+fn check_len(problems: &mut Vec<String>, at: &str, field: &str, value: Option<&str>, max: usize) {
+    if let Some(value) = value
+        && value.chars().count() > max
+    {
+        problems.push(format!(
+            "{at}: {field} `{value}` is longer than the {max} character(s) S/4 accepts"
+        ));
+    }
+}

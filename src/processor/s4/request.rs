@@ -1,0 +1,296 @@
+//! Every request the S/4 client sends, built without sending it: method, URL (with
+//! `sap-client`), body, and whether it is a write (CSRF token, `If-Match`). The client sends
+//! exactly these, and `e2b rules test` prints exactly these.
+//!
+//! Rules of `API_MAINTNOTIFICATION` (OData V2) kept here:
+//! - string literals are quoted with `'` doubled ([`literal`]); query values percent-encoded;
+//! - lookups select only the fields the processor reads, ordered by number, `$format=json`;
+//! - changes are `MERGE` with `If-Match: *` (the service checks an entity tag); a create is a
+//!   `POST` to the entity set and needs none;
+//! - texts are cut to the EDMX lengths: short text 40, long text 1333, reference 20;
+//! - dates are `/Date(ms)/` at midnight UTC with the time as `PTxxHxxMxxS`.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Timelike, Utc};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, Url};
+use serde_json::{Value, json};
+
+use super::config::S4Config;
+use super::error::S4Error;
+use crate::http::sap::cut;
+
+/// The fields a lookup reads.
+const SELECTED: &str = "MaintenanceNotification,NotifProcessingPhase,MaintPriority,MaintNotifExtReferenceNumber,MaintNotificationLongText";
+
+/// One request, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S4Request {
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<Value>,
+}
+
+impl S4Request {
+    /// A write: sent with the CSRF token, and never repeated when its outcome is unknown.
+    pub fn is_write(&self) -> bool {
+        self.method != Method::GET
+    }
+
+    /// Changes of an existing entity carry `If-Match: *`.
+    pub fn needs_if_match(&self) -> bool {
+        self.is_write() && !self.url.path().ends_with("/MaintenanceNotification")
+    }
+
+    /// The request as it goes on the wire, credentials left out: request line, the headers
+    /// this client adds, and the body.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} {}\nAccept: application/json", self.method, self.url);
+        if self.is_write() {
+            text.push_str("\nx-csrf-token: <fetched once with x-csrf-token: Fetch>");
+        }
+        if self.needs_if_match() {
+            text.push_str("\nIf-Match: *");
+        }
+        if let Some(body) = &self.body {
+            text.push_str("\nContent-Type: application/json\n\n");
+            match serde_json::to_string_pretty(body) {
+                Ok(json) => text.push_str(&json),
+                Err(e) => {
+                    let _ = write!(text, "(body not printable: {e})");
+                }
+            }
+        }
+        text
+    }
+}
+
+/// Builds requests for one S/4 system.
+#[derive(Debug, Clone)]
+pub struct Requests {
+    service_url: Url,
+    sap_client: Option<String>,
+}
+
+impl Requests {
+    pub fn new(config: &S4Config) -> Requests {
+        Requests::for_service(config.service_url.clone(), config.sap_client.clone())
+    }
+
+    /// For a service root, e.g. `https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION`.
+    pub fn for_service(service_url: Url, sap_client: Option<String>) -> Requests {
+        Requests {
+            service_url,
+            sap_client,
+        }
+    }
+
+    /// The service URL with a path and query; `sap-client` on every request.
+    pub fn url(&self, path_and_query: &str) -> Result<Url, S4Error> {
+        let base = self.service_url.as_str().trim_end_matches('/');
+        let mut url =
+            Url::parse(&format!("{base}{path_and_query}")).map_err(|e| S4Error::Permanent {
+                status: 0,
+                message: format!("bad S/4 URL: {e}"),
+            })?;
+        if let Some(client) = &self.sap_client {
+            url.query_pairs_mut().append_pair("sap-client", client);
+        }
+        Ok(url)
+    }
+
+    fn get(&self, path_and_query: &str) -> Result<S4Request, S4Error> {
+        Ok(S4Request {
+            method: Method::GET,
+            url: self.url(path_and_query)?,
+            body: None,
+        })
+    }
+
+    /// The notification created for an external reference (open or not), if any.
+    pub fn find_by_reference(&self, reference: &str) -> Result<S4Request, S4Error> {
+        let filter = format!("MaintNotifExtReferenceNumber eq {}", literal(reference));
+        self.matching(&filter, 1)
+    }
+
+    /// Open notifications (processing phase 1, 2 or 3) of a technical object, oldest first.
+    pub fn open_for_object(
+        &self,
+        technical_object: &str,
+        object_kind: &str,
+        top: u32,
+    ) -> Result<S4Request, S4Error> {
+        let filter = format!(
+            "TechnicalObject eq {} and TechObjIsEquipOrFuncnlLoc eq {} and (NotifProcessingPhase eq '1' or NotifProcessingPhase eq '2' or NotifProcessingPhase eq '3')",
+            literal(technical_object),
+            literal(object_kind)
+        );
+        self.matching(&filter, top)
+    }
+
+    /// Notifications matching an OData `$filter`.
+    pub fn matching(&self, filter: &str, top: u32) -> Result<S4Request, S4Error> {
+        self.get(&format!(
+            "/MaintenanceNotification?$filter={}&$select={SELECTED}&$orderby=MaintenanceNotification&$top={top}&$format=json",
+            utf8_percent_encode(filter, NON_ALPHANUMERIC)
+        ))
+    }
+
+    /// Creates a notification.
+    pub fn create(&self, notification: &NewNotification) -> Result<S4Request, S4Error> {
+        Ok(S4Request {
+            method: Method::POST,
+            url: self.url("/MaintenanceNotification")?,
+            body: Some(notification.body()),
+        })
+    }
+
+    /// Changes fields of a notification; `MaintNotifLongTextForEdit` adds a long-text block.
+    pub fn update(&self, number: &str, fields: Value) -> Result<S4Request, S4Error> {
+        let method = Method::from_bytes(b"MERGE").map_err(|e| S4Error::Permanent {
+            status: 0,
+            message: e.to_string(),
+        })?;
+        Ok(S4Request {
+            method,
+            url: self.url(&format!("/MaintenanceNotification({})", literal(number)))?,
+            body: Some(fields),
+        })
+    }
+
+    /// Adds text to a notification's long text, cut to 1333 characters.
+    pub fn append_long_text(&self, number: &str, text: &str) -> Result<S4Request, S4Error> {
+        self.update(
+            number,
+            json!({"MaintNotifLongTextForEdit": cut(text, 1333)}),
+        )
+    }
+
+    /// Completes a notification (function import `CompleteMaintNotification`), with the time
+    /// the episode ended as its reference time.
+    pub fn complete(
+        &self,
+        number: &str,
+        reference: Option<DateTime<Utc>>,
+    ) -> Result<S4Request, S4Error> {
+        let mut query = format!(
+            "/CompleteMaintNotification?MaintenanceNotification={}",
+            utf8_percent_encode(&literal(number), NON_ALPHANUMERIC)
+        );
+        if let Some(at) = reference {
+            let literal = format!("datetimeoffset'{}'", at.format("%Y-%m-%dT%H:%M:%SZ"));
+            let _ = write!(
+                query,
+                "&MaintNotifReferenceDateTime={}",
+                utf8_percent_encode(&literal, NON_ALPHANUMERIC)
+            );
+        }
+        Ok(S4Request {
+            method: Method::POST,
+            url: self.url(&query)?,
+            body: None,
+        })
+    }
+
+    /// The CSRF token fetch (`x-csrf-token: Fetch`) on the service root.
+    pub fn csrf_fetch(&self) -> Result<S4Request, S4Error> {
+        self.get("/")
+    }
+}
+
+/// An OData V2 string literal: quoted, with `'` doubled.
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// A notification to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    /// Short text, at most 40 characters (cut on a character boundary).
+    pub text: String,
+    /// Long text (at most 1333 characters).
+    pub long_text: String,
+    pub notification_type: String,
+    pub technical_object: String,
+    /// `EAMS_EQUI` or `EAMS_FL`.
+    pub object_kind: String,
+    pub priority: Option<String>,
+    pub planning_plant: Option<String>,
+    pub malfunction_start: Option<DateTime<Utc>>,
+    /// `MaintNotifExtReferenceNumber`, at most 20 characters.
+    pub external_reference: String,
+}
+
+impl NewNotification {
+    /// The OData V2 JSON body.
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "NotificationText": cut(&self.text, 40),
+            "MaintNotifLongTextForEdit": cut(&self.long_text, 1333),
+            "NotificationType": self.notification_type,
+            "TechnicalObject": self.technical_object,
+            "TechObjIsEquipOrFuncnlLoc": self.object_kind,
+            "MaintNotifExtReferenceNumber": cut(&self.external_reference, 20),
+        });
+        if let Some(priority) = &self.priority {
+            body["MaintPriority"] = json!(priority);
+        }
+        if let Some(plant) = &self.planning_plant {
+            body["MaintenancePlanningPlant"] = json!(plant);
+        }
+        if let Some(start) = self.malfunction_start {
+            let midnight = start
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp_millis());
+            if let Some(ms) = midnight {
+                body["MalfunctionStartDate"] = json!(format!("/Date({ms})/"));
+                body["MalfunctionStartTime"] = json!(format!(
+                    "PT{:02}H{:02}M{:02}S",
+                    start.hour(),
+                    start.minute(),
+                    start.second()
+                ));
+            }
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_has_the_odata_field_names_and_cut_texts() {
+        let n = NewNotification {
+            text: "Monitron ALARM: Pump 7 / Motor DE in Werk Süd plus more words".into(),
+            long_text: "x".repeat(2000),
+            notification_type: "M2".into(),
+            technical_object: "10000042".into(),
+            object_kind: "EAMS_EQUI".into(),
+            priority: Some("1".into()),
+            planning_plant: Some("1010".into()),
+            malfunction_start: DateTime::parse_from_rfc3339("2024-03-01T09:00:01.500Z")
+                .ok()
+                .map(|t| t.with_timezone(&Utc)),
+            external_reference: "MON-0123456789ABCDEFGHIJ".into(),
+        };
+        let body = n.body();
+        assert_eq!(
+            body["NotificationText"].as_str().map(|s| s.chars().count()),
+            Some(40)
+        );
+        assert_eq!(
+            body["MaintNotifLongTextForEdit"].as_str().map(str::len),
+            Some(1333)
+        );
+        assert_eq!(body["MaintNotifExtReferenceNumber"], "MON-0123456789ABCDEF");
+        assert_eq!(body["MalfunctionStartDate"], "/Date(1709251200000)/");
+        assert_eq!(body["MalfunctionStartTime"], "PT09H00M01S");
+        assert_eq!(body["MaintPriority"], "1");
+        assert_eq!(body["MaintenancePlanningPlant"], "1010");
+        assert_eq!(body["TechObjIsEquipOrFuncnlLoc"], "EAMS_EQUI");
+    }
+}

@@ -1,0 +1,19 @@
+//! The integration tests: one binary, linked once (the AWS SDKs are large), a module per
+//! surface. The test peers they share are in `tests/support/`, each opening with what it
+//! enforces.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod campaigns;
+mod e2b_rules;
+mod e2b_s3;
+mod e2b_scan;
+mod forwarder;
+mod forwarder_lambda;
+mod fuzz_regressions;
+mod layout;
+mod processor;
+mod processor_actions;
+mod processor_lambda;
+mod security;

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use crate::aws::s3::S3Location;
@@ -99,17 +100,15 @@ pub fn notification_for(bucket: &str, object: &Listed) -> Value {
 
 /// Encodes a key as S3 does in notifications: `/` kept, space as `+`, the rest `%XX`.
 pub fn form_urlencode(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        match b {
-            b' ' => out.push('+'),
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' | b'/' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    const KEPT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'*')
+        .remove(b'/');
+    utf8_percent_encode(key, KEPT)
+        .to_string()
+        .replace("%20", "+")
 }
 
 /// Hands an event to a deployed function as an asynchronous invocation.
@@ -165,6 +164,11 @@ mod tests {
     #[test]
     fn replayed_notifications_read_back_as_the_same_object() {
         let key = "project=Plant A/site=Werk Süd/time=2024-03-01 10:47:07/a+b.json";
+        assert_eq!(
+            form_urlencode(key),
+            "project%3DPlant+A/site%3DWerk+S%C3%BCd/time%3D2024-03-01+10%3A47%3A07/a%2Bb.json",
+            "as S3 writes keys in its notifications"
+        );
         assert_eq!(
             decode_form_urlencoded(&form_urlencode(key)).as_deref(),
             Some(key)

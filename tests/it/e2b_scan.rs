@@ -286,3 +286,48 @@ fn a_gzip_bomb_with_a_100_mib_line_is_skipped_and_what_follows_is_forwarded() {
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("\"id\":\"after-the-bomb\""), "{out}");
 }
+
+/// A conformance oracle: the CloudEvents SDK reads every payload `e2b scan` prints, for every
+/// bundled object and with every optional selection on, and finds the same attributes.
+#[test]
+fn every_printed_payload_is_a_cloudevent_to_the_cloudevents_sdk() {
+    use cloudevents::AttributesReader;
+    let mut checked = 0;
+    for object in [
+        "events/objects/monitron-v1-pretty.json",
+        "events/objects/monitron-v2-concatenated.json",
+        "events/objects/monitron-v2-ndjson.json",
+        "events/objects/monitron-v2-ndjson.json.gz",
+        "events/objects/monitron-v2-user-closure.json",
+        "events/objects/broken-records.json",
+        "events/records/illustrative-v2-sensor-disconnected.json",
+        "events/records/illustrative-v2-gateway-disconnected.json",
+        "events/records/monitron-v2-measurement.json",
+    ] {
+        let output = e2b(&["scan", "--model-transitions", "--connectivity", object]);
+        for line in stdout_lines(&output) {
+            let event: cloudevents::Event = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{object}: not a CloudEvent ({e}): {line}"));
+            let ours: Value = serde_json::from_str(&line).expect("the payload is JSON");
+            assert_eq!(event.specversion().as_str(), "1.0");
+            assert_eq!(Some(event.id()), ours["id"].as_str(), "{line}");
+            assert_eq!(Some(event.source().as_str()), ours["source"].as_str());
+            assert_eq!(Some(event.ty()), ours["type"].as_str());
+            assert_eq!(event.datacontenttype(), Some("application/json"));
+            assert_eq!(
+                event.time().map(|t| t.timestamp_millis()),
+                ours["time"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.timestamp_millis()),
+                "{line}"
+            );
+            match event.data() {
+                Some(cloudevents::Data::Json(data)) => assert_eq!(data, &ours["data"]),
+                other => panic!("{object}: data is not JSON to the SDK: {other:?}"),
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} payloads checked");
+}

@@ -10,8 +10,6 @@
 //! - Templates are parsed when the rule file is loaded; `roots` tells what a template reads, so
 //!   the loader can check names before any event arrives.
 
-use std::fmt;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
@@ -110,47 +108,31 @@ impl Path {
 }
 
 /// Why a template could not be rendered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// The path does not exist in this event or these step results.
+    #[error("template path `{path}`: {}", missing_text(found, missing))]
     Missing {
         path: String,
         found: String,
         missing: String,
     },
     /// A header value would hold a line break or another control character.
+    #[error("template path `{0}` puts a line break or control character into a header")]
     LineBreak(String),
     /// A path segment would be empty.
+    #[error("template path `{0}` is empty or null in a URL path")]
     Empty(String),
 }
 
-impl fmt::Display for TemplateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TemplateError::Missing {
-                path,
-                found,
-                missing,
-            } if found.is_empty() => {
-                write!(f, "template path `{path}`: there is no `{missing}`")
-            }
-            TemplateError::Missing {
-                path,
-                found,
-                missing,
-            } => write!(f, "template path `{path}`: `{found}` has no `{missing}`"),
-            TemplateError::LineBreak(path) => write!(
-                f,
-                "template path `{path}` puts a line break or control character into a header"
-            ),
-            TemplateError::Empty(path) => {
-                write!(f, "template path `{path}` is empty or null in a URL path")
-            }
-        }
+/// `there is no `x``, or ``a.b` has no `x``.
+fn missing_text(found: &str, missing: &str) -> String {
+    if found.is_empty() {
+        format!("there is no `{missing}`")
+    } else {
+        format!("`{found}` has no `{missing}`")
     }
 }
-
-impl std::error::Error for TemplateError {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {

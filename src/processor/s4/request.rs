@@ -293,4 +293,86 @@ mod tests {
         assert_eq!(body["MaintenancePlanningPlant"], "1010");
         assert_eq!(body["TechObjIsEquipOrFuncnlLoc"], "EAMS_EQUI");
     }
+
+    fn requests() -> Requests {
+        Requests::for_service(
+            Url::parse("https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION/")
+                .expect("a service URL"),
+            Some("100".into()),
+        )
+    }
+
+    #[test]
+    fn every_request_carries_sap_client_and_quotes_literals() {
+        let r = requests();
+        let lookup = r.find_by_reference("MON'1").expect("a lookup");
+        assert_eq!(lookup.method, Method::GET);
+        let url = lookup.url.as_str();
+        assert!(url.starts_with("https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification?$filter=MaintNotifExtReferenceNumber%20eq%20%27MON%27%271%27&$select=MaintenanceNotification,"), "{url}");
+        assert!(
+            url.ends_with("&$top=1&$format=json&sap-client=100"),
+            "{url}"
+        );
+        for request in [
+            r.csrf_fetch(),
+            r.create(&NewNotification {
+                text: "t".into(),
+                long_text: String::new(),
+                notification_type: "M2".into(),
+                technical_object: "1".into(),
+                object_kind: "EAMS_EQUI".into(),
+                priority: None,
+                planning_plant: None,
+                malfunction_start: None,
+                external_reference: "MON1".into(),
+            }),
+            r.update("10", json!({})),
+            r.complete("10", None),
+        ] {
+            let request = request.expect("a request");
+            assert_eq!(
+                request
+                    .url
+                    .query_pairs()
+                    .find(|(k, _)| k == "sap-client")
+                    .map(|(_, v)| v.into_owned()),
+                Some("100".into()),
+                "{}",
+                request.url
+            );
+        }
+    }
+
+    #[test]
+    fn changes_carry_if_match_and_creates_do_not() {
+        let r = requests();
+        let merge = r.append_long_text("10", "note").expect("a change");
+        assert_eq!(merge.method.as_str(), "MERGE");
+        assert!(merge.url.path().ends_with("/MaintenanceNotification('10')"));
+        assert!(merge.is_write() && merge.needs_if_match());
+        let described = merge.describe();
+        assert!(described.contains("If-Match: *") && described.contains("x-csrf-token:"));
+        let complete = r
+            .complete(
+                "10",
+                DateTime::parse_from_rfc3339("2024-03-02T10:30:00Z")
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc)),
+            )
+            .expect("a completion");
+        assert_eq!(
+            complete.url.query(),
+            Some(
+                "MaintenanceNotification=%2710%27&MaintNotifReferenceDateTime=datetimeoffset%272024%2D03%2D02T10%3A30%3A00Z%27&sap-client=100"
+            )
+        );
+        assert!(
+            complete.needs_if_match(),
+            "a function import on an entity is a change"
+        );
+        let lookup = r
+            .open_for_object("10000042", "EAMS_EQUI", 100)
+            .expect("a lookup");
+        assert!(!lookup.is_write() && !lookup.describe().contains("x-csrf-token"));
+    }
 }

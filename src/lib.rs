@@ -8,12 +8,17 @@
 //! - [`forwarder`]: PATH 1, a Lambda trigger → S3 objects → Monitron records → events on the
 //!   mesh. `trigger` (what invoked it, which keys to skip), `firehose` (object bytes → JSON
 //!   values), `monitron` (record model, recognition, classification), `event` (CloudEvent or
-//!   SAP envelope, topic), `scan` (the three over objects), `mesh` (Solace REST publishing),
-//!   `config` and `setup` (settings and clients), `replay` (listing stored objects).
+//!   SAP envelope, topic), `scan` (the three over objects), `pipeline` (one object: stream,
+//!   decode, publish with bounded concurrency, by the deadline), `mesh` (Solace REST
+//!   publishing), `config` and `setup` (settings and clients), `replay` (listing stored
+//!   objects).
 //! - [`processor`]: PATH 2, a mesh delivery → one typed event → the decision table → actions
-//!   in S/4HANA. `delivery` (what the mesh pushes), `rules` (decision and mapping tables,
-//!   actions, templates), `create`/`close`/`steps` (the actions), `once` (the idempotency
-//!   protocol), `s4` (the OData client), `destination`, `failures`, `outcome`, `report`.
+//!   in S/4HANA. `config`, `setup` and `auth` (settings, clients, delivery credentials),
+//!   `delivery` (what the mesh pushes), `process` (the rules that match and their actions),
+//!   `rules` (decision and mapping tables, actions, templates), `create`/`close`/`steps` and
+//!   `notification` (the actions), `once` and `idempotency` (the idempotency protocol and its
+//!   table), `episode` (alarm episodes), `s4` (the OData client), `destination`, `failures`,
+//!   `outcome`, `report`.
 //!   The one arrow between the paths, `processor::delivery` → `forwarder::{monitron, event}`,
 //!   is explained in that module.
 //! - Shared: [`aws`] (S3 objects and locations, Secrets Manager), [`http`] (the one retry

@@ -1,4 +1,4 @@
-//! The one vocabulary of outcomes, shared by both paths (`docs/architecture.md`).
+//! The one vocabulary of outcomes, shared by both paths.
 //!
 //! Every adapter error (S3, Secrets Manager, the mesh, S/4, the destinations, the failure
 //! records) says what it leaves to do through [`Disposed::disposition`], and each path maps a
@@ -8,7 +8,7 @@
 //! | --- | --- | --- | --- |
 //! | `Done` | the effect happened, or had already happened | counted | 200 |
 //! | `Retry` | a later attempt can succeed (5xx, 429, timeout, connection, credentials being rotated) | retried within the deadline, then the invocation fails so Lambda retries | 503 |
-//! | `GiveUp` | no attempt can succeed (4xx, malformed input, missing mapping) | reported with the object or event | recorded durably, then 200 |
+//! | `GiveUp` | no attempt can succeed (4xx, malformed input, missing mapping) | named in the invocation's error, which fails it (Lambda retries the object; recording refusals instead is issue 13) | recorded durably, then 200 |
 //!
 //! No name means the opposite elsewhere: "retry" is always a later attempt, "give up" always
 //! the end of trying.
@@ -27,9 +27,4 @@ pub enum Disposition {
 /// An error that knows what it leaves to do.
 pub trait Disposed {
     fn disposition(&self) -> Disposition;
-
-    /// Shorthand for `disposition() == Retry`.
-    fn is_retryable(&self) -> bool {
-        self.disposition() == Disposition::Retry
-    }
 }

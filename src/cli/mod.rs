@@ -73,7 +73,7 @@ async fn aws() -> aws_config::SdkConfig {
 /// An S3 client; `S3_FORCE_PATH_STYLE=true` for S3-compatible stores and emulators (read as
 /// every flag is, see [`crate::env`]; a value that is no flag is said and taken as false).
 async fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let mut env = crate::env::Env::new("e2b", &crate::env::process);
+    let mut env = crate::env::Env::new("CLI", &crate::env::process);
     let path_style = env.flag("S3_FORCE_PATH_STYLE");
     if let Err(e) = env.finish() {
         eprintln!("warning: {e}");

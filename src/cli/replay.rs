@@ -92,17 +92,21 @@ async fn replay(
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Tally, ExitCode> {
-    // Settings first: a publishing replay needs the forwarder's configuration.
+    // Settings first: a publishing replay needs the forwarder's configuration, a dry run the
+    // forwarder's selection (FORWARD_MODEL_TRANSITIONS, ...) without a broker.
+    let settings = |e: crate::env::ConfigError| {
+        eprintln!("e2b replay: {e}");
+        ExitCode::from(2)
+    };
     let config = if args.dry_run || args.invoke.is_some() {
         None
     } else {
-        match ForwarderConfig::from_env() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                eprintln!("e2b replay: {e}");
-                return Err(ExitCode::from(2));
-            }
-        }
+        Some(ForwarderConfig::from_env().map_err(settings)?)
+    };
+    let dry_run_scan = if args.dry_run {
+        Some(crate::forwarder::config::scan_settings(crate::env::process).map_err(settings)?)
+    } else {
+        None
     };
     let aws = super::aws().await;
     let s3 = super::s3_client(&aws).await;
@@ -153,14 +157,11 @@ async fn replay(
         }
         progress.finish(&tally, "event(s) delivered");
     } else {
-        // The forwarder's own selection (FORWARD_MODEL_TRANSITIONS, ...), without a broker.
-        let scan = crate::forwarder::config::scan_settings(crate::env::process).map_err(|e| {
-            eprintln!("e2b replay: {e}");
-            ExitCode::from(2)
-        })?;
-        let mut scanner = Some(Scanner::new(scan));
+        let scan = dry_run_scan.unwrap_or_default();
+        let mut scanner = Some(Scanner::new(scan.clone()));
         for object in &listed {
-            let result = count_events(&s3, &mut scanner, &object_ref(location, object)).await;
+            let result =
+                count_events(&s3, &scan, &mut scanner, &object_ref(location, object)).await;
             tally.record(&mut progress, &location.bucket, object, result);
         }
         progress.finish(&tally, "event(s) would be published (dry run)");
@@ -179,14 +180,13 @@ fn object_ref(location: &S3Location, object: &Listed) -> ObjectRef {
 /// Decodes an object and counts the events it would publish.
 async fn count_events(
     s3: &aws_sdk_s3::Client,
+    scan: &ScanConfig,
     scanner: &mut Option<Scanner>,
     object: &ObjectRef,
 ) -> Result<u64, String> {
     let body = s3.open(object).await.map_err(|e| e.to_string())?;
     let bridge = SyncIoBridge::new(body);
-    let mut decoder = scanner
-        .take()
-        .unwrap_or_else(|| Scanner::new(ScanConfig::default()));
+    let mut decoder = scanner.take().unwrap_or_else(|| Scanner::new(scan.clone()));
     let origin = Origin::S3(object.location.clone());
     let (decoder, result) = tokio::task::spawn_blocking(move || {
         let mut events = 0u64;

@@ -50,7 +50,7 @@ async fn reprocess(args: ReprocessArgs) -> ExitCode {
     let Some(target) = args
         .from
         .clone()
-        .or_else(|| std::env::var("FAILURE_RECORDS").ok())
+        .or_else(|| crate::env::Env::new("CLI", &crate::env::process).text("FAILURE_RECORDS"))
     else {
         eprintln!(
             "say where the failures are: --from s3://bucket/prefix or a queue URL (or set FAILURE_RECORDS)"

@@ -10,7 +10,8 @@ use reqwest::Url;
 
 use crate::env::Env;
 use crate::processor::rules::IfOpen;
-use crate::processor::s4::{Requests, S4Error, S4Request, SERVICE_PATH};
+use crate::processor::s4::config::service_root;
+use crate::processor::s4::{Requests, S4Error, S4Request};
 use crate::processor::{identity_for, notification_for, technical_object_for};
 
 #[derive(clap::Subcommand)]
@@ -149,19 +150,17 @@ fn explain(rules: &RuleSet, event: &AlertEvent, rule: &Rule) {
 /// The S/4 requests as the client builds them: against `S4_BASE_URL` (and `S4_SAP_CLIENT`)
 /// when set, else against a placeholder host.
 fn s4_requests() -> Option<Requests> {
-    let env = Env::new("e2b rules test", &crate::env::process);
+    let env = Env::new("CLI", &crate::env::process);
     let configured = env.text("S4_BASE_URL");
     if configured.is_none() {
         println!("  (S4_BASE_URL not set: requests shown against {PLACEHOLDER_HOST})");
     }
     let text = configured.unwrap_or_else(|| PLACEHOLDER_HOST.to_string());
     match Url::parse(&text) {
-        Ok(mut url) => {
-            if url.path().trim_matches('/').is_empty() {
-                url.set_path(SERVICE_PATH);
-            }
-            Some(Requests::for_service(url, env.text("S4_SAP_CLIENT")))
-        }
+        Ok(url) => Some(Requests::for_service(
+            service_root(url),
+            env.text("S4_SAP_CLIENT"),
+        )),
         Err(e) => {
             println!("  S4_BASE_URL `{text}` is not a URL ({e}): no requests shown");
             None
@@ -209,10 +208,16 @@ fn explain_create(rules: &RuleSet, event: &AlertEvent, params: &ActionParams, id
         ));
         if if_open != IfOpen::Skip {
             println!("     (when one is open) the alert is added to it:");
-            show(requests.append_long_text(
-                NUMBER,
-                &format!("{}\n{}", notification.text, notification.long_text),
-            ));
+            let text = format!("{}\n{}", notification.text, notification.long_text);
+            let priority = notification
+                .priority
+                .as_deref()
+                .filter(|_| if_open == IfOpen::Escalate);
+            match requests.join(NUMBER, Some(&text), priority) {
+                Ok(Some(request)) => show(Ok(request)),
+                Ok(None) => {}
+                Err(e) => show(Err(e)),
+            }
         }
     }
     println!("  (when none:) create it");

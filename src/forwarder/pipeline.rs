@@ -26,6 +26,7 @@ use super::scan::{Report, Scanner, Severity};
 use super::{Forwarder, ObjectOutcome, Unfinished};
 use crate::aws::s3::{GetError, ObjectRef, ObjectStore};
 use crate::aws::secrets::SecretStore;
+use crate::outcome::{Disposed, Disposition};
 
 /// Events waiting between the decoder and the publishers.
 const QUEUE_DEPTH: usize = 256;
@@ -90,8 +91,14 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             tokio::task::JoinError,
         >| match done {
             Ok((_, Ok(()))) => delivered += 1,
+            // Retry or give up, the event is named in the object's failure and the invocation
+            // fails, so Lambda retries the object (recording refusals instead is issue 13).
             Ok((id, Err(e))) => {
-                tracing::error!(object = %label, event_id = %id, error = %e, "event not delivered");
+                let disposition = match e.disposition() {
+                    Disposition::GiveUp => "refused for good",
+                    Disposition::Retry | Disposition::Done => "not delivered for now",
+                };
+                tracing::error!(object = %label, event_id = %id, error = %e, disposition, "event not delivered");
                 undelivered.push((id, e.to_string()));
             }
             Err(e) => {

@@ -69,7 +69,7 @@ impl Stop {
     pub fn describe(&self) -> String {
         match self {
             Stop::Attempts(n) => format!("after {n} attempts"),
-            Stop::Deadline => "no time left before the deadline".into(),
+            Stop::Deadline => "no time left to retry".into(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! SAP Gateway's HTTP conventions, shared by the S/4 client and the rule files' destinations.
 //!
-//! - Writes carry a CSRF token fetched with `x-csrf-token: Fetch`; an answer with
-//!   `x-csrf-token: Required` (on a 403) asks for a new one.
+//! - Writes carry a CSRF token fetched with `x-csrf-token: Fetch` ([`fetch_csrf_token`]); an
+//!   answer with `x-csrf-token: Required` (on a 403) asks for a new one.
 //! - Errors come as `{"error": {"code", "message": {"value"} | "…", "innererror":
 //!   {"errordetails": [...]}}}`; [`error_message`] turns one into a readable reason.
 //! - Texts are cut on a character boundary to the lengths the service declares ([`cut`]).
@@ -29,6 +29,30 @@ pub fn csrf_required(headers: &reqwest::header::HeaderMap) -> bool {
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("required"))
+}
+
+/// An answer to a CSRF token fetch that is no success: its status and SAP's reason (the
+/// status text when the body has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoToken {
+    pub status: reqwest::StatusCode,
+    pub message: String,
+}
+
+/// Fetches a CSRF token with the caller's request (its URL, credentials and timeout), adding
+/// `x-csrf-token: Fetch`. The token may be empty: some systems send none, and writes then go
+/// without one.
+pub async fn fetch_csrf_token(
+    request: reqwest::RequestBuilder,
+) -> Result<Result<String, NoToken>, reqwest::Error> {
+    let response = request.header("x-csrf-token", "Fetch").send().await?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(Ok(csrf_token_in(response.headers())));
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = error_message(&text).unwrap_or_else(|| status.to_string());
+    Ok(Err(NoToken { status, message }))
 }
 
 /// SAP Gateway's error body → `code: message (detail; detail)`.

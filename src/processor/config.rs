@@ -9,7 +9,8 @@ use crate::http::retry::Backoff;
 use crate::processor::destination::DEFAULT_RETRY;
 use crate::processor::failures::FailureTarget;
 use crate::processor::rules::source::RuleOrigin;
-use crate::processor::s4::{S4Config, SERVICE_PATH};
+use crate::processor::s4::S4Config;
+use crate::processor::s4::config::service_root;
 
 /// How deliveries authenticate, before the secret is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,10 +71,8 @@ impl ProcessorConfig {
                 None
             }
             Some(v) => match Url::parse(&v) {
-                Ok(mut url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {
-                    if url.path().trim_matches('/').is_empty() {
-                        url.set_path(SERVICE_PATH);
-                    }
+                Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {
+                    let url = service_root(url);
                     if url.scheme() == "http" {
                         warnings.push(format!(
                             "S4_BASE_URL {url} is plain http: use https outside tests"

@@ -115,26 +115,20 @@ impl<I: IdempotencyStore> Processor<I> {
         deadline: Instant,
     ) -> Result<(), S4Error> {
         let marker = format!("Monitron event: {}", event.id);
-        let mut fields = serde_json::Map::new();
-        if !open.long_text.lines().any(|line| line == marker) {
-            let text = format!("{}\n{}", notification.text, notification.long_text);
-            fields.insert(
-                "MaintNotifLongTextForEdit".into(),
-                crate::processor::s4::cut(&text, 1333).into(),
-            );
-        }
-        if escalate
-            && let Some(priority) = &notification.priority
-            && more_urgent(priority, open.priority.as_deref())
+        let text = format!("{}\n{}", notification.text, notification.long_text);
+        let long_text = (!open.long_text.lines().any(|line| line == marker)).then_some(text);
+        let priority = notification
+            .priority
+            .as_deref()
+            .filter(|p| escalate && more_urgent(p, open.priority.as_deref()));
+        match self
+            .s4
+            .requests()
+            .join(&open.number, long_text.as_deref(), priority)?
         {
-            fields.insert("MaintPriority".into(), priority.clone().into());
+            Some(request) => self.s4.send(&request, deadline).await.map(|_| ()),
+            None => Ok(()),
         }
-        if fields.is_empty() {
-            return Ok(());
-        }
-        self.s4
-            .update(&open.number, serde_json::Value::Object(fields), deadline)
-            .await
     }
 }
 

@@ -277,35 +277,29 @@ impl Client {
             return Ok(token.clone());
         }
         let timeout = self.timeout(deadline)?;
-        let request = self
-            .http
-            .get(self.url("/")?)
-            .timeout(timeout)
-            .header("x-csrf-token", "Fetch");
-        let response = self
-            .authorize(request, false, timeout)
-            .await?
-            .send()
-            .await
-            .map_err(|e| {
-                CallError::Transient(format!("destination {}: CSRF fetch failed: {e}", self.name))
-            })?;
-        let status = response.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(CallError::Unauthorized(format!(
-                "destination {}: CSRF fetch answered {status}",
-                self.name
-            )));
-        }
-        if !status.is_success() {
-            let message = format!("destination {}: CSRF fetch answered {status}", self.name);
-            return Err(if status.is_server_error() || status.as_u16() == 429 {
-                CallError::Transient(message)
-            } else {
-                CallError::Permanent(format!("{message} (check the destination's url)"))
-            });
-        }
-        let token = crate::http::sap::csrf_token_in(response.headers());
+        let request = self.http.get(self.url("/")?).timeout(timeout);
+        let fetched =
+            crate::http::sap::fetch_csrf_token(self.authorize(request, false, timeout).await?)
+                .await
+                .map_err(|e| {
+                    CallError::Transient(format!(
+                        "destination {}: CSRF fetch failed: {e}",
+                        self.name
+                    ))
+                })?;
+        let token = match fetched {
+            Ok(token) => token,
+            Err(no) => {
+                let status = no.status;
+                let message = format!("destination {}: CSRF fetch answered {status}", self.name);
+                return Err(match status.as_u16() {
+                    401 | 403 => CallError::Unauthorized(message),
+                    429 => CallError::Transient(message),
+                    _ if status.is_server_error() => CallError::Transient(message),
+                    _ => CallError::Permanent(format!("{message} (check the destination's url)")),
+                });
+            }
+        };
         *cached = Some(token.clone());
         Ok(token)
     }

@@ -100,20 +100,18 @@ pub enum FailureTarget {
 impl FailureTarget {
     /// `s3://bucket/prefix` or an SQS queue URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
     pub fn parse(text: &str) -> Result<FailureTarget, String> {
-        if let Some(rest) = text.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
+        if text.starts_with("s3://") {
+            let Some(at) = S3Location::parse(text) else {
                 return Err(format!("`{text}` names no bucket"));
-            }
-            let prefix = prefix.trim_end_matches('/');
-            return Ok(FailureTarget::S3(S3Location {
-                bucket: bucket.to_string(),
-                key: if prefix.is_empty() {
-                    String::new()
-                } else {
-                    format!("{prefix}/")
-                },
-            }));
+            };
+            // A prefix is a folder: it ends with `/`, or is empty for the bucket's root.
+            let prefix = at.key.trim_end_matches('/');
+            let key = if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            };
+            return Ok(FailureTarget::S3(S3Location::new(at.bucket, key)));
         }
         match reqwest::Url::parse(text) {
             Ok(url) if matches!(url.scheme(), "https" | "http") && url.path().len() > 1 => {
@@ -312,8 +310,8 @@ impl FailureSink {
                 .map(|_| ())
                 .map_err(|e| {
                     format!(
-                        "cannot delete s3://{}/{handle}: {}",
-                        at.bucket,
+                        "cannot delete {}: {}",
+                        S3Location::new(&at.bucket, handle),
                         aws_sdk_s3::error::DisplayErrorContext(&e)
                     )
                 }),

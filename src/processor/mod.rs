@@ -15,6 +15,7 @@ pub mod config;
 mod create;
 pub mod delivery;
 pub mod destination;
+pub mod episode;
 pub mod failures;
 pub mod idempotency;
 mod notification;

@@ -102,8 +102,8 @@ pub struct RuleOutcome {
 }
 
 impl Outcome {
-    /// The one mapping from an adapter's error (S/4, a destination, the failure records) to
-    /// the processor's outcome: retry → `Retry` (503), give up → `GaveUp` (recorded).
+    /// The one mapping from an adapter's error (S/4, a destination) to the processor's
+    /// outcome: retry → `Retry` (503), give up → `GaveUp` (recorded).
     pub fn of_error(error: &(impl Disposed + fmt::Display)) -> Outcome {
         match error.disposition() {
             Disposition::Retry => Outcome::Retry(error.to_string()),

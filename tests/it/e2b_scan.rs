@@ -206,10 +206,7 @@ fn standard_input_is_read_with_a_dash() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
+    let mut child = child.expect("the e2b binary starts");
     let data = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/events/objects/monitron-v2-ndjson.json.gz"
@@ -218,10 +215,7 @@ fn standard_input_is_read_with_a_dash() {
     if let Some(mut stdin) = child.stdin.take() {
         assert!(stdin.write_all(&data).is_ok());
     }
-    let output = match child.wait_with_output() {
-        Ok(o) => o,
-        Err(e) => panic!("{e}"),
-    };
+    let output = child.wait_with_output().expect("e2b scan ends");
     assert!(output.status.success());
     assert_eq!(ids_and_types(&output), expected_v2());
     assert_eq!(payloads(&output)[0]["data"]["object"]["path"], "-");

@@ -13,10 +13,7 @@ fn s3() -> Origin {
 }
 
 fn build_with(raw: &str, format: PayloadFormat, origin: &Origin) -> ForwardedEvent {
-    let value: Value<'_> = match serde_json::from_str(raw) {
-        Ok(v) => v,
-        Err(e) => panic!("{e}"),
-    };
+    let value: Value<'_> = serde_json::from_str(raw).expect("the sample record is JSON");
     let Value::Object(record) = &value else {
         panic!("not an object")
     };
@@ -41,10 +38,9 @@ fn build_with(raw: &str, format: PayloadFormat, origin: &Origin) -> ForwardedEve
         event_id: &event_id,
         change: &change,
     };
-    match builder.build(forwarded, source_of(record, schema), origin) {
-        Ok(event) => event,
-        Err(e) => panic!("{e}"),
-    }
+    builder
+        .build(forwarded, source_of(record, schema), origin)
+        .expect("the event builds")
 }
 
 fn build(raw: &str) -> (ForwardedEvent, Json) {

@@ -44,8 +44,7 @@ pub struct MeshConfig {
     pub message_ttl_ms: Option<u64>,
     /// Time allowed for one HTTP request.
     pub request_timeout: Duration,
-    /// Attempts per message, the first included.
-    /// Attempts and pauses between them (base 100 ms, cap 5 s, full jitter).
+    /// Attempts per message (the first included) and pauses between them (base 100 ms, cap 5 s, full jitter).
     pub retry: Backoff,
 }
 

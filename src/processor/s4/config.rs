@@ -20,3 +20,12 @@ pub struct S4Config {
     /// unknown are never repeated, whatever the schedule allows.
     pub retry: Backoff,
 }
+
+/// `S4_BASE_URL` as the service root: a host alone gets [`SERVICE_PATH`], a URL with a path is
+/// taken as the service URL itself.
+pub fn service_root(mut url: Url) -> Url {
+    if url.path().trim_matches('/').is_empty() {
+        url.set_path(SERVICE_PATH);
+    }
+    url
+}

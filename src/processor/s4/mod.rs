@@ -139,16 +139,10 @@ impl S4Client {
             .collect())
     }
 
-    /// Changes fields of a notification (`MERGE`); `MaintNotifLongTextForEdit` is added to the
-    /// long text as a new block.
-    pub async fn update(
-        &self,
-        number: &str,
-        fields: Value,
-        deadline: Instant,
-    ) -> Result<(), S4Error> {
-        let request = self.requests().update(number, fields)?;
-        self.transport.send(&request, deadline).await.map(|_| ())
+    /// Sends a request built by [`Requests`]; its JSON answer (`null` for a write answered
+    /// without JSON).
+    pub async fn send(&self, request: &S4Request, deadline: Instant) -> Result<Value, S4Error> {
+        self.transport.send(request, deadline).await
     }
 
     /// Completes a notification (function import `CompleteMaintNotification`) with the time

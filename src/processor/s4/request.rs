@@ -159,6 +159,27 @@ impl Requests {
         })
     }
 
+    /// Adds an alert to an open notification: text to its long text and, when escalating, a
+    /// more urgent priority; `None` when there is nothing to change.
+    pub fn join(
+        &self,
+        number: &str,
+        long_text: Option<&str>,
+        priority: Option<&str>,
+    ) -> Result<Option<S4Request>, S4Error> {
+        let mut fields = serde_json::Map::new();
+        if let Some(text) = long_text {
+            fields.insert("MaintNotifLongTextForEdit".into(), cut(text, 1333).into());
+        }
+        if let Some(priority) = priority {
+            fields.insert("MaintPriority".into(), priority.into());
+        }
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        self.update(number, Value::Object(fields)).map(Some)
+    }
+
     /// Adds text to a notification's long text, cut to 1333 characters.
     pub fn append_long_text(&self, number: &str, text: &str) -> Result<S4Request, S4Error> {
         self.update(

@@ -331,33 +331,29 @@ impl Transport {
             .http
             .request(fetch.method, fetch.url)
             .timeout(self.config.request_timeout.min(left))
-            .header("x-csrf-token", "Fetch")
             .header("Accept", "application/json");
-        let response = self
-            .authorize(session, request, deadline)
-            .await?
-            .send()
+        let fetched = sap::fetch_csrf_token(self.authorize(session, request, deadline).await?)
             .await
             .map_err(|e| S4Error::Transient(format!("CSRF token fetch failed: {e}")))?;
-        let status = response.status();
-        if status.is_server_error() {
-            return Err(S4Error::Transient(format!("CSRF token fetch: {status}")).into());
-        }
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            let message = sap::error_message(&text).unwrap_or_else(|| status.to_string());
-            // Nothing was written yet: redelivery is safe until the user or URL is fixed.
-            let why = format!(
-                "CSRF token fetch answered {}: {message} (check S4_BASE_URL and the S/4 user)",
-                status.as_u16()
-            );
-            return Err(if status == StatusCode::UNAUTHORIZED {
-                Unprepared::Refused(why)
-            } else {
-                Unprepared::Failed(S4Error::Transient(why))
-            });
-        }
-        let token = sap::csrf_token_in(response.headers());
+        let token = match fetched {
+            Ok(token) => token,
+            Err(no) if no.status.is_server_error() => {
+                return Err(S4Error::Transient(format!("CSRF token fetch: {}", no.status)).into());
+            }
+            Err(no) => {
+                // Nothing was written yet: redelivery is safe until the user or URL is fixed.
+                let why = format!(
+                    "CSRF token fetch answered {}: {} (check S4_BASE_URL and the S/4 user)",
+                    no.status.as_u16(),
+                    no.message
+                );
+                return Err(if no.status == StatusCode::UNAUTHORIZED {
+                    Unprepared::Refused(why)
+                } else {
+                    Unprepared::Failed(S4Error::Transient(why))
+                });
+            }
+        };
         *cached = Some(token.clone());
         Ok(token)
     }

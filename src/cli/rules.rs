@@ -9,7 +9,8 @@ use crate::processor::rules::{ActionKind, ActionParams, Rule, RuleSet};
 use reqwest::Url;
 
 use crate::env::Env;
-use crate::processor::rules::IfOpen;
+use crate::processor::close::CLOSURE_ITEM;
+use crate::processor::rules::{CatalogCode, IfOpen};
 use crate::processor::s4::config::service_root;
 use crate::processor::s4::{Requests, S4Error, S4Request};
 use crate::processor::{identity_for, notification_for, technical_object_for};
@@ -171,6 +172,8 @@ fn s4_requests() -> Option<Requests> {
 const PLACEHOLDER_HOST: &str = "https://s4.example.com";
 /// Stands for the number S/4 gives a notification.
 const NUMBER: &str = "NOTIFICATION";
+/// Stands for the key S/4 gives the closure's item.
+const ITEM: &str = "0001";
 
 /// Prints a request indented under its step.
 fn show(request: Result<S4Request, S4Error>) {
@@ -237,6 +240,43 @@ fn explain_close(rules: &RuleSet, event: &AlertEvent, params: &ActionParams) {
             );
             show(requests.append_long_text(NUMBER, &crate::processor::recovery_note(event)));
             if params.close.unwrap_or_default() == crate::processor::rules::CloseMode::Complete {
+                let catalog = event
+                    .closure_code
+                    .as_ref()
+                    .map(|code| rules.closure_codes.for_closure(code))
+                    .unwrap_or_default();
+                if !catalog.is_empty() {
+                    println!(
+                        "  3. the closure's SAP catalog codes ([closure_codes]), unless there:"
+                    );
+                    show(requests.items_of(NUMBER));
+                    let code = |c: &Option<CatalogCode>| {
+                        c.as_ref().map(|c| (c.group.clone(), c.code.clone()))
+                    };
+                    let damage = code(&catalog.damage);
+                    show(requests.create_item(
+                        NUMBER,
+                        CLOSURE_ITEM,
+                        damage.as_ref().map(|(g, c)| (g.as_str(), c.as_str())),
+                    ));
+                    if let Some((group, code)) = code(&catalog.cause) {
+                        show(requests.create_cause(
+                            NUMBER,
+                            ITEM,
+                            "Monitron: failure cause",
+                            (&group, &code),
+                        ));
+                    }
+                    if let Some((group, code)) = code(&catalog.activity) {
+                        show(requests.create_activity(
+                            NUMBER,
+                            ITEM,
+                            "Monitron: action taken",
+                            (&group, &code),
+                        ));
+                    }
+                }
+                println!("  then it is completed, at the closure's time:");
                 show(requests.complete(NUMBER, event.timestamp()));
             }
         }

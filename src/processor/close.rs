@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::processor::delivery::AlertEvent;
 use crate::processor::idempotency::IdempotencyStore;
-use crate::processor::rules::{ActionParams, CloseMode, RuleSet};
-use crate::processor::s4::{Existing, S4Error};
+use crate::processor::rules::{ActionParams, CatalogCode, CloseMode, ClosureCatalog, RuleSet};
+use crate::processor::s4::{Existing, Item, S4Error};
 
 use super::Processor;
 use super::create::created_by_us;
@@ -36,8 +36,13 @@ impl<I: IdempotencyStore> Processor<I> {
         let mode = params.close.unwrap_or_default();
         let key = external_reference(&event.source, &format!("{identity}\nclose"));
         self.exactly_once(&key, &event.id, deadline, |_| async {
+            let catalog = event
+                .closure_code
+                .as_ref()
+                .map(|code| rules.closure_codes.for_closure(code))
+                .unwrap_or_default();
             let closed = self
-                .close(event, &object, kind.odata_value(), mode, deadline)
+                .close(event, &object, kind.odata_value(), mode, &catalog, deadline)
                 .await;
             match closed {
                 Ok(numbers) if numbers.is_empty() => (
@@ -62,6 +67,7 @@ impl<I: IdempotencyStore> Processor<I> {
         object: &str,
         kind: &str,
         mode: CloseMode,
+        catalog: &ClosureCatalog,
         deadline: Instant,
     ) -> Result<Vec<String>, S4Error> {
         let open = self.s4.open_for_object(object, kind, 100, deadline).await?;
@@ -78,6 +84,8 @@ impl<I: IdempotencyStore> Processor<I> {
                 self.s4.append_long_text(&n.number, &note, deadline).await?;
             }
             if mode == CloseMode::Complete {
+                self.write_catalog_codes(&n.number, catalog, deadline)
+                    .await?;
                 self.s4
                     .complete(&n.number, event.timestamp(), deadline)
                     .await?;
@@ -87,6 +95,70 @@ impl<I: IdempotencyStore> Processor<I> {
         Ok(closed)
     }
 }
+
+impl<I: IdempotencyStore> Processor<I> {
+    /// Writes a closure's catalog codes as S/4 keeps them: an item named [`CLOSURE_ITEM`] with
+    /// the damage code, and under it a cause and an activity. What is there already is not
+    /// written again (a redelivery after a lost answer finds it).
+    async fn write_catalog_codes(
+        &self,
+        number: &str,
+        catalog: &ClosureCatalog,
+        deadline: Instant,
+    ) -> Result<(), S4Error> {
+        if catalog.is_empty() {
+            return Ok(());
+        }
+        let pair = |c: &CatalogCode| (c.group.clone(), c.code.clone());
+        let existing = self.s4.items_of(number, deadline).await?;
+        let item = match existing.into_iter().find(|i| i.text == CLOSURE_ITEM) {
+            Some(item) => item,
+            None => {
+                let damage = catalog
+                    .damage
+                    .as_ref()
+                    .map(|c| (c.group.as_str(), c.code.as_str()));
+                let key = self
+                    .s4
+                    .create_item(number, CLOSURE_ITEM, damage, deadline)
+                    .await?;
+                Item {
+                    item: key,
+                    text: CLOSURE_ITEM.into(),
+                    damage: catalog.damage.as_ref().map(pair),
+                    ..Item::default()
+                }
+            }
+        };
+        let requests = self.s4.requests();
+        if let Some(cause) = &catalog.cause
+            && !item.causes.contains(&pair(cause))
+        {
+            let request = requests.create_cause(
+                number,
+                &item.item,
+                "Monitron: failure cause",
+                (&cause.group, &cause.code),
+            )?;
+            self.s4.write(&request, deadline).await?;
+        }
+        if let Some(activity) = &catalog.activity
+            && !item.activities.contains(&pair(activity))
+        {
+            let request = requests.create_activity(
+                number,
+                &item.item,
+                "Monitron: action taken",
+                (&activity.group, &activity.code),
+            )?;
+            self.s4.write(&request, deadline).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The text of the item a closure's catalog codes are written under.
+pub const CLOSURE_ITEM: &str = "Monitron closure";
 
 /// A notification belongs to the event's position when the first position its long text names
 /// is that one (the processor writes `Position: …` into every notification it creates; alerts

@@ -10,7 +10,7 @@
 //! Every reply comes within the configured budget, below the RDP's 30 s wait.
 
 pub mod auth;
-mod close;
+pub mod close;
 pub mod config;
 mod create;
 pub mod delivery;

@@ -718,3 +718,127 @@ async fn failures_can_be_recorded_in_an_sqs_queue_and_listed() {
         String::from_utf8_lossy(&listed.stderr)
     );
 }
+
+/// The bundled rules with closure-code tables: the Monitron codes of `event`'s closure map to
+/// SAP catalog codes, as a plant's rule file would say.
+fn rules_with_closure_codes(group: &str) -> String {
+    format!(
+        "{}\n[closure_codes.failure_mode]\nMISALIGNMENT = {{ group = \"{group}\", code = \"0010\" }}\n\
+         [closure_codes.failure_cause]\nMAINTENANCE = {{ group = \"PM-CAUS\", code = \"0020\" }}\n\
+         [closure_codes.action_taken]\nADJUST = {{ group = \"PM-ACTY\", code = \"0030\" }}\n",
+        e2b::processor::rules::BUNDLED
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_closure_is_written_as_sap_catalog_codes_once_then_completes() {
+    let f = fixture(&rules_with_closure_codes("PM-DAMG"), true, Records::None).await;
+    let (_, reply) = deliver(&f, &event("a-1", "ALARM", "HEALTHY", "measurement", PUMP)).await;
+    let number = notification(&reply);
+    let closure = event("c-1", "HEALTHY", "ALARM", "userInput", PUMP);
+    // Two deliveries at once (one is told to wait), then the mesh's redelivery.
+    let (first, second) = tokio::join!(deliver(&f, &closure), deliver(&f, &closure));
+    let statuses = [first.0, second.0];
+    assert!(statuses.contains(&200) && statuses.iter().all(|s| [200, 503].contains(s)), "{} {}", first.1, second.1);
+    let again = deliver(&f, &closure).await;
+    assert_eq!(again.0, 200, "{}", again.1);
+    let items = f.s4.items(&number);
+    assert_eq!(items.len(), 1, "one item: {items:?}");
+    let item = &items[0];
+    assert_eq!(item["MaintNotifItemText"], "Monitron closure");
+    assert_eq!(item["MaintNotifDamageCodeGroup"], "PM-DAMG");
+    assert_eq!(item["MaintNotificationDamageCode"], "0010");
+    let causes = item["to_ItemCause"]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let activities = item["to_ItemActivity"]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(causes.len(), 1, "{item}");
+    assert_eq!(causes[0]["MaintNotifCauseCodeGroup"], "PM-CAUS");
+    assert_eq!(causes[0]["MaintNotificationCauseCode"], "0020");
+    assert_eq!(activities.len(), 1, "{item}");
+    assert_eq!(activities[0]["MaintNotificationActivityCode"], "0030");
+    assert_eq!(f.s4.completions(), 1);
+    let done =
+        f.s4.notifications()
+            .into_iter()
+            .find(|n| n["MaintenanceNotification"] == number.as_str())
+            .expect("the notification is there");
+    assert_eq!(done["NotifProcessingPhase"], "4");
+    let long_text = done["MaintNotifLongTextForEdit"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        long_text.contains("Closure code: failure mode MISALIGNMENT"),
+        "the code is in the long text too: {long_text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_server_refuses_catalog_codes_longer_than_the_edmx_allows() {
+    // `e2b rules check` refuses a 9-character group; S/4 would refuse it too.
+    let refused = RuleSet::parse("too long", &rules_with_closure_codes("PM-DAMAGE"));
+    assert!(refused.is_err_and(|e| e.to_string().contains(
+        "closure_codes.failure_mode.MISALIGNMENT: group `PM-DAMAGE` is longer than the 8"
+    )),);
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let client = s4.client(S4_USER, S4_PASSWORD, Duration::from_millis(800));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let n = e2b::processor::s4::NewNotification {
+        text: "t".into(),
+        long_text: String::new(),
+        notification_type: "M2".into(),
+        technical_object: "10000000".into(),
+        object_kind: "EAMS_EQUI".into(),
+        priority: None,
+        planning_plant: None,
+        malfunction_start: None,
+        external_reference: "MON1".into(),
+    };
+    let number = client.create(&n, deadline).await.expect("a notification");
+    let too_long = client
+        .requests()
+        .create_item(&number, "x", None)
+        .expect("a request");
+    let mut body = too_long.body.clone().unwrap_or_default();
+    body["MaintNotifDamageCodeGroup"] = json!("PM-DAMAGE");
+    let request = e2b::processor::s4::S4Request {
+        body: Some(body),
+        ..too_long
+    };
+    let refused = client.write(&request, deadline).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("too long (maximum 8)")),
+        "{refused:?}"
+    );
+    let not_creatable = client
+        .requests()
+        .create_item(&number, "x", None)
+        .expect("a request");
+    let mut body = not_creatable.body.clone().unwrap_or_default();
+    body["MaintNotifDamageCodeGroupName"] = json!("read-only");
+    let refused = client
+        .write(
+            &e2b::processor::s4::S4Request {
+                body: Some(body),
+                ..not_creatable
+            },
+            deadline,
+        )
+        .await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("cannot be set")));
+    let orphan = client
+        .requests()
+        .create_cause(&number, "0009", "x", ("PM-CAUS", "0020"))
+        .expect("a request");
+    assert!(
+        client.write(&orphan, deadline).await.is_err(),
+        "no item 0009"
+    );
+    assert!(s4.items(&number).is_empty());
+}

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod campaign;
 pub mod cli;
 pub mod destination;
+pub mod edmx;
 pub mod http;
 pub mod lambda_api;
 pub mod lambda_watch;

@@ -7,7 +7,12 @@
 //! requests, a delay, all tokens expired, technical objects that "do not exist". Changes
 //! (`MERGE`) and the function import `CompleteMaintNotification` (parameters as URI literals in
 //! the query) need `If-Match`, as the service has an entity tag; completing a completed
-//! notification is refused.
+//! notification is refused. Items (`MaintenanceNotificationItem`), their causes
+//! (`MaintNotificationItemCause`) and activities (`MaintNotificationItemActivity`) are checked
+//! against the service's EDMX (`edmx.rs`): only its properties, only creatable ones, within
+//! their lengths; their notification (and item) must exist; S/4 numbers them `0001`, `0002`, ...
+//! Reading items takes `$filter=MaintenanceNotification eq '…'` and
+//! `$expand=to_ItemCause,to_ItemActivity`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -61,6 +66,10 @@ struct State {
     rng: u64,
     /// External reference → index in `notifications`.
     by_reference: HashMap<String, usize>,
+    /// Notification items, and their causes and activities (keys as S/4 assigns them).
+    items: Vec<Value>,
+    causes: Vec<Value>,
+    activities: Vec<Value>,
 }
 
 pub struct TestS4 {
@@ -170,6 +179,12 @@ impl TestS4 {
                 n["NotifProcessingPhase"] = json!("4");
             }
         }
+    }
+
+    /// The items of a notification, each with `to_ItemCause` and `to_ItemActivity` lists.
+    pub fn items(&self, number: &str) -> Vec<Value> {
+        let s = lock(&self.state);
+        items_with_children(&s, number, true, true)
     }
 
     /// `CompleteMaintNotification` calls that completed a notification.
@@ -406,6 +421,52 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
                 json!({"d": {"results": results}}).to_string(),
             )
         }
+        ("GET", "/MaintenanceNotificationItem") => {
+            let filter = decode(
+                query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("$filter="))
+                    .unwrap_or(""),
+            );
+            let expand = decode(
+                query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix("$expand="))
+                    .unwrap_or(""),
+            );
+            let Some(number) = filter
+                .strip_prefix("MaintenanceNotification eq '")
+                .and_then(|n| n.strip_suffix('\''))
+            else {
+                return (
+                    "400 Bad Request",
+                    vec![],
+                    sap_error("/IWBEP/CM_MGW_RT/011", "Filter on MaintenanceNotification"),
+                );
+            };
+            let results = items_with_children(
+                &s,
+                number,
+                expand.contains("to_ItemCause"),
+                expand.contains("to_ItemActivity"),
+            );
+            (
+                "200 OK",
+                vec![],
+                json!({"d": {"results": results}}).to_string(),
+            )
+        }
+        (
+            "POST",
+            set @ ("/MaintenanceNotificationItem"
+            | "/MaintNotificationItemCause"
+            | "/MaintNotificationItemActivity"),
+        ) => {
+            if !token_ok {
+                return csrf_refusal();
+            }
+            create_child(&mut s, set, &request.body)
+        }
         ("POST", "/MaintenanceNotification") => {
             if !token_ok {
                 return csrf_refusal();
@@ -562,6 +623,141 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             sap_error("/IWBEP/CM_MGW_RT/005", "Method not allowed"),
         ),
     }
+}
+
+/// An item, cause or activity created as S/4 does: the body checked against the EDMX, the
+/// parents looked up, the key numbered.
+fn create_child(s: &mut State, set: &str, body: &str) -> Answer {
+    let refuse = |status: &'static str, code: &str, message: &str| {
+        (status, vec![], sap_error(code, message))
+    };
+    let (entity_type, key) = match set {
+        "/MaintenanceNotificationItem" => (
+            "MaintenanceNotificationItemType",
+            "MaintenanceNotificationItem",
+        ),
+        "/MaintNotificationItemCause" => (
+            "MaintNotificationItemCauseType",
+            "MaintenanceNotificationCause",
+        ),
+        _ => (
+            "MaintNotificationItemActivityType",
+            "MaintNotificationActivity",
+        ),
+    };
+    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(body) else {
+        return refuse(
+            "400 Bad Request",
+            "/IWBEP/CM_MGW_RT/022",
+            "The request body is not a JSON object",
+        );
+    };
+    let properties = super::edmx::properties(entity_type);
+    for (field, value) in &fields {
+        let Some(property) = properties.iter().find(|p| &p.name == field) else {
+            return refuse(
+                "400 Bad Request",
+                "/IWBEP/CM_MGW_RT/021",
+                &format!("Property '{field}' is invalid"),
+            );
+        };
+        if !property.creatable {
+            return refuse(
+                "400 Bad Request",
+                "/IWBEP/CM_MGW_RT/024",
+                &format!("Property '{field}' cannot be set"),
+            );
+        }
+        if let (Some(max), Some(text)) = (property.max_length, value.as_str())
+            && text.chars().count() > max
+        {
+            return refuse(
+                "400 Bad Request",
+                "/IWBEP/CM_MGW_RT/004",
+                &format!("Value of '{field}' is too long (maximum {max})"),
+            );
+        }
+    }
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let number = text("MaintenanceNotification");
+    if !s
+        .notifications
+        .iter()
+        .any(|n| n["MaintenanceNotification"] == number.as_str())
+    {
+        return refuse(
+            "400 Bad Request",
+            "IW/011",
+            &format!("Notification {number} does not exist"),
+        );
+    }
+    let siblings: &Vec<Value> = match set {
+        "/MaintenanceNotificationItem" => &s.items,
+        "/MaintNotificationItemCause" => &s.causes,
+        _ => &s.activities,
+    };
+    let item = text("MaintenanceNotificationItem");
+    if set != "/MaintenanceNotificationItem"
+        && !s.items.iter().any(|i| {
+            i["MaintenanceNotification"] == number.as_str()
+                && i["MaintenanceNotificationItem"] == item.as_str()
+        })
+    {
+        return refuse(
+            "400 Bad Request",
+            "IW/012",
+            &format!("Item {item} of notification {number} does not exist"),
+        );
+    }
+    let taken = siblings
+        .iter()
+        .filter(|c| {
+            c["MaintenanceNotification"] == number.as_str()
+                && (set == "/MaintenanceNotificationItem"
+                    || c["MaintenanceNotificationItem"] == item.as_str())
+        })
+        .count();
+    fields.insert(key.into(), json!(format!("{:04}", taken + 1)));
+    let created = Value::Object(fields);
+    match set {
+        "/MaintenanceNotificationItem" => s.items.push(created.clone()),
+        "/MaintNotificationItemCause" => s.causes.push(created.clone()),
+        _ => s.activities.push(created.clone()),
+    }
+    ("201 Created", vec![], json!({"d": created}).to_string())
+}
+
+/// The items of a notification, with their causes and activities when expanded.
+fn items_with_children(s: &State, number: &str, causes: bool, activities: bool) -> Vec<Value> {
+    let of = |list: &Vec<Value>, item: &Value| -> Vec<Value> {
+        list.iter()
+            .filter(|c| {
+                c["MaintenanceNotification"] == item["MaintenanceNotification"]
+                    && c["MaintenanceNotificationItem"] == item["MaintenanceNotificationItem"]
+            })
+            .cloned()
+            .collect()
+    };
+    s.items
+        .iter()
+        .filter(|i| i["MaintenanceNotification"] == number)
+        .map(|item| {
+            let mut item = item.clone();
+            if causes {
+                item["to_ItemCause"] = json!({"results": of(&s.causes, &item)});
+            }
+            if activities {
+                item["to_ItemActivity"] = json!({"results": of(&s.activities, &item)});
+            }
+            item
+        })
+        .collect()
 }
 
 /// A body's fields, checked against the entity's: known, not too long, and (on a change)

@@ -3,7 +3,7 @@
 //! only what an event has. Every problem is reported with its place.
 
 use super::actions::{ActionSpec, EVENT_FIELDS};
-use super::file::{ActionKind, Defaults, Mapping, Rule};
+use super::file::{ActionKind, ClosureCodes, Defaults, Mapping, Rule};
 use super::template::Template;
 
 /// The rows, their parameters and the actions they name.
@@ -73,6 +73,26 @@ pub(super) fn rules(
                 }
                 Err(e) => problems.push(format!("{at}: params.{field}: {e}")),
             }
+        }
+    }
+}
+
+/// The closure-code tables: catalog code groups and codes within the EDMX lengths
+/// (`MaintNotifDamageCodeGroup` 8 / `MaintNotificationDamageCode` 4, and the same for causes
+/// and activities).
+pub(super) fn closure_codes(origin: &str, codes: &ClosureCodes, problems: &mut Vec<String>) {
+    for (table, rows) in [
+        ("failure_mode", &codes.failure_mode),
+        ("failure_cause", &codes.failure_cause),
+        ("action_taken", &codes.action_taken),
+    ] {
+        for (value, code) in rows {
+            let at = format!("{origin}: closure_codes.{table}.{value}");
+            if code.group.trim().is_empty() || code.code.trim().is_empty() {
+                problems.push(format!("{at}: group and code must not be empty"));
+            }
+            check_len(problems, &at, "group", Some(&code.group), 8);
+            check_len(problems, &at, "code", Some(&code.code), 4);
         }
     }
 }

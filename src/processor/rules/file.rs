@@ -221,3 +221,69 @@ impl Default for Defaults {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.join("\n"))]
 pub struct RuleError(pub Vec<String>);
+
+/// An SAP catalog code: a code group and a code within it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogCode {
+    /// At most 8 characters (`…CodeGroup` in `API_MAINTNOTIFICATION`).
+    pub group: String,
+    /// At most 4 characters.
+    pub code: String,
+}
+
+/// A user's Monitron closure code → SAP catalog codes, written when a closure completes a
+/// notification: `failure_mode` → the damage code of a notification item, `failure_cause` →
+/// its cause code, `action_taken` → its activity code. A value the tables do not name is
+/// written to the long text only.
+///
+/// ```toml
+/// [closure_codes.failure_mode]
+/// MISALIGNMENT = { group = "PM-DAMG", code = "0010" }
+/// [closure_codes.failure_cause]
+/// MAINTENANCE = { group = "PM-CAUS", code = "0020" }
+/// [closure_codes.action_taken]
+/// ADJUST = { group = "PM-ACTY", code = "0030" }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosureCodes {
+    #[serde(default)]
+    pub failure_mode: std::collections::BTreeMap<String, CatalogCode>,
+    #[serde(default)]
+    pub failure_cause: std::collections::BTreeMap<String, CatalogCode>,
+    #[serde(default)]
+    pub action_taken: std::collections::BTreeMap<String, CatalogCode>,
+}
+
+impl ClosureCodes {
+    /// The catalog codes for a closure code: damage, cause, activity.
+    pub fn for_closure(&self, closure: &serde_json::Value) -> ClosureCatalog {
+        let pick = |table: &std::collections::BTreeMap<String, CatalogCode>, field: &str| {
+            closure
+                .get(field)
+                .and_then(|v| v.as_str())
+                .and_then(|v| table.get(v))
+                .cloned()
+        };
+        ClosureCatalog {
+            damage: pick(&self.failure_mode, "failureMode"),
+            cause: pick(&self.failure_cause, "failureCause"),
+            activity: pick(&self.action_taken, "actionTaken"),
+        }
+    }
+}
+
+/// The catalog codes one closure maps to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClosureCatalog {
+    pub damage: Option<CatalogCode>,
+    pub cause: Option<CatalogCode>,
+    pub activity: Option<CatalogCode>,
+}
+
+impl ClosureCatalog {
+    pub fn is_empty(&self) -> bool {
+        self.damage.is_none() && self.cause.is_none() && self.activity.is_none()
+    }
+}

@@ -39,8 +39,8 @@ pub mod template;
 
 use actions::{Action, ActionSpec, DestinationSpec};
 pub use file::{
-    ActionKind, ActionParams, CloseMode, Defaults, HitPolicy, IfOpen, Mapping, NoMatch, ObjectKind,
-    Rule, RuleError,
+    ActionKind, ActionParams, CatalogCode, CloseMode, ClosureCatalog, ClosureCodes, Defaults,
+    HitPolicy, IfOpen, Mapping, NoMatch, ObjectKind, Rule, RuleError,
 };
 
 /// The rules shipped with the processor (used when no other file is configured).
@@ -60,6 +60,9 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     #[serde(default, rename = "mapping")]
     pub mappings: Vec<Mapping>,
+    /// Monitron closure codes → SAP catalog codes.
+    #[serde(default)]
+    pub closure_codes: ClosureCodes,
     #[serde(default, rename = "destination")]
     pub destinations: std::collections::BTreeMap<String, DestinationSpec>,
     #[serde(default, rename = "action")]
@@ -84,6 +87,7 @@ impl RuleSet {
         );
         set.actions = actions::compile(origin, &set.action_specs, &set.destinations, &mut problems);
         check::mappings(origin, &set.mappings, &set.defaults, &mut problems);
+        check::closure_codes(origin, &set.closure_codes, &mut problems);
         if problems.is_empty() {
             Ok(set)
         } else {

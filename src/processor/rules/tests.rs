@@ -207,3 +207,52 @@ fn mistakes_are_reported_precisely() {
         }
     }
 }
+
+#[test]
+fn closure_codes_map_monitron_values_to_catalog_codes_and_are_checked() {
+    let text = format!(
+        "{BUNDLED}\n[closure_codes.failure_mode]\nMISALIGNMENT = {{ group = \"PM-DAMG\", code = \"0010\" }}\n\
+         [closure_codes.action_taken]\nADJUST = {{ group = \"PM-ACTY\", code = \"0030\" }}\n"
+    );
+    let rules = RuleSet::parse("codes", &text).expect("valid closure codes");
+    let catalog = rules.closure_codes.for_closure(&serde_json::json!({
+        "failureMode": "MISALIGNMENT", "failureCause": "MAINTENANCE", "actionTaken": "ADJUST"
+    }));
+    assert_eq!(
+        catalog.damage,
+        Some(CatalogCode {
+            group: "PM-DAMG".into(),
+            code: "0010".into()
+        })
+    );
+    assert_eq!(catalog.cause, None, "not in the tables: long text only");
+    assert_eq!(catalog.activity.map(|c| c.code), Some("0030".into()));
+    assert!(
+        rules
+            .closure_codes
+            .for_closure(&serde_json::json!({"failureMode": "OTHER"}))
+            .is_empty()
+    );
+    let bad = format!(
+        "{BUNDLED}\n[closure_codes.failure_cause]\nWEAR = {{ group = \"\", code = \"12345\" }}\n"
+    );
+    let problems = RuleSet::parse("bad", &bad).expect_err("refused").0;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                .contains("closure_codes.failure_cause.WEAR: group and code must not be empty")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("code `12345` is longer than the 4")),
+        "{problems:?}"
+    );
+    let typo = format!("{BUNDLED}\n[closure_codes.failure_mood]\n");
+    assert!(
+        RuleSet::parse("typo", &typo).is_err(),
+        "unknown tables are refused"
+    );
+}

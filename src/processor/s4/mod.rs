@@ -43,6 +43,18 @@ pub struct Existing {
     pub long_text: String,
 }
 
+/// An item of a notification, with the codes of its causes and activities.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Item {
+    /// The item's key within the notification (`0001`, ...).
+    pub item: String,
+    pub text: String,
+    /// Damage code group and code.
+    pub damage: Option<(String, String)>,
+    pub causes: Vec<(String, String)>,
+    pub activities: Vec<(String, String)>,
+}
+
 /// The client, one per warm Lambda.
 pub struct S4Client {
     transport: Transport,
@@ -143,6 +155,78 @@ impl S4Client {
     /// without JSON).
     pub async fn send(&self, request: &S4Request, deadline: Instant) -> Result<Value, S4Error> {
         self.transport.send(request, deadline).await
+    }
+
+    /// The items of a notification, with their causes and activities.
+    pub async fn items_of(&self, number: &str, deadline: Instant) -> Result<Vec<Item>, S4Error> {
+        let request = self.requests().items_of(number)?;
+        let body = self.transport.send(&request, deadline).await?;
+        let Some(results) = body.pointer("/d/results").and_then(Value::as_array) else {
+            return Err(S4Error::Transient(
+                "the items' answer has no d.results list".into(),
+            ));
+        };
+        let text = |v: &Value, f: &str| {
+            v.get(f)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let code = |v: &Value, group: &str, code: &str| {
+            Some((text(v, group), text(v, code))).filter(|(g, c)| !g.is_empty() || !c.is_empty())
+        };
+        let children =
+            |item: &Value, list: &str, group: &str, field: &str| -> Vec<(String, String)> {
+                item.pointer(&format!("/{list}/results"))
+                    .and_then(Value::as_array)
+                    .map(|all| all.iter().filter_map(|c| code(c, group, field)).collect())
+                    .unwrap_or_default()
+            };
+        Ok(results
+            .iter()
+            .map(|i| Item {
+                item: text(i, "MaintenanceNotificationItem"),
+                text: text(i, "MaintNotifItemText"),
+                damage: code(
+                    i,
+                    "MaintNotifDamageCodeGroup",
+                    "MaintNotificationDamageCode",
+                ),
+                causes: children(
+                    i,
+                    "to_ItemCause",
+                    "MaintNotifCauseCodeGroup",
+                    "MaintNotificationCauseCode",
+                ),
+                activities: children(
+                    i,
+                    "to_ItemActivity",
+                    "MaintNotifActivityCodeGroup",
+                    "MaintNotificationActivityCode",
+                ),
+            })
+            .collect())
+    }
+
+    /// Creates an item (with its damage code); returns the item's key.
+    pub async fn create_item(
+        &self,
+        number: &str,
+        text: &str,
+        damage: Option<(&str, &str)>,
+        deadline: Instant,
+    ) -> Result<String, S4Error> {
+        let request = self.requests().create_item(number, text, damage)?;
+        let body = self.transport.send(&request, deadline).await?;
+        body.pointer("/d/MaintenanceNotificationItem")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| S4Error::Unclear("S/4 answered without the item's key".into()))
+    }
+
+    /// Sends a request built by [`Requests`] that needs no answer but its success.
+    pub async fn write(&self, request: &S4Request, deadline: Instant) -> Result<(), S4Error> {
+        self.transport.send(request, deadline).await.map(|_| ())
     }
 
     /// Completes a notification (function import `CompleteMaintNotification`) with the time

@@ -38,9 +38,17 @@ impl S4Request {
         self.method != Method::GET
     }
 
-    /// Changes of an existing entity carry `If-Match: *`.
+    /// Changes of an existing entity carry `If-Match: *`; creates (a `POST` to an entity set)
+    /// do not.
     pub fn needs_if_match(&self) -> bool {
-        self.is_write() && !self.url.path().ends_with("/MaintenanceNotification")
+        const ENTITY_SETS: [&str; 4] = [
+            "/MaintenanceNotification",
+            "/MaintenanceNotificationItem",
+            "/MaintNotificationItemCause",
+            "/MaintNotificationItemActivity",
+        ];
+        let path = self.url.path();
+        self.is_write() && !ENTITY_SETS.iter().any(|set| path.ends_with(set))
     }
 
     /// The request as it goes on the wire, credentials left out: request line, the headers
@@ -211,6 +219,80 @@ impl Requests {
             method: Method::POST,
             url: self.url(&query)?,
             body: None,
+        })
+    }
+
+    /// The items of a notification, each with its causes and activities.
+    pub fn items_of(&self, number: &str) -> Result<S4Request, S4Error> {
+        let filter = format!("MaintenanceNotification eq {}", literal(number));
+        self.get(&format!(
+            "/MaintenanceNotificationItem?$filter={}&$expand=to_ItemCause,to_ItemActivity&$format=json",
+            utf8_percent_encode(&filter, NON_ALPHANUMERIC)
+        ))
+    }
+
+    /// Creates a notification item (`MaintenanceNotificationItem`), with a damage code when
+    /// given; S/4 numbers the item.
+    pub fn create_item(
+        &self,
+        number: &str,
+        text: &str,
+        damage: Option<(&str, &str)>,
+    ) -> Result<S4Request, S4Error> {
+        let mut body = json!({
+            "MaintenanceNotification": number,
+            "MaintNotifItemText": cut(text, 40),
+        });
+        if let Some((group, code)) = damage {
+            body["MaintNotifDamageCodeGroup"] = json!(cut(group, 8));
+            body["MaintNotificationDamageCode"] = json!(cut(code, 4));
+        }
+        Ok(S4Request {
+            method: Method::POST,
+            url: self.url("/MaintenanceNotificationItem")?,
+            body: Some(body),
+        })
+    }
+
+    /// Creates a cause of an item (`MaintNotificationItemCause`) with its code.
+    pub fn create_cause(
+        &self,
+        number: &str,
+        item: &str,
+        text: &str,
+        (group, code): (&str, &str),
+    ) -> Result<S4Request, S4Error> {
+        Ok(S4Request {
+            method: Method::POST,
+            url: self.url("/MaintNotificationItemCause")?,
+            body: Some(json!({
+                "MaintenanceNotification": number,
+                "MaintenanceNotificationItem": item,
+                "MaintNotifCauseText": cut(text, 40),
+                "MaintNotifCauseCodeGroup": cut(group, 8),
+                "MaintNotificationCauseCode": cut(code, 4),
+            })),
+        })
+    }
+
+    /// Creates an activity of an item (`MaintNotificationItemActivity`) with its code.
+    pub fn create_activity(
+        &self,
+        number: &str,
+        item: &str,
+        text: &str,
+        (group, code): (&str, &str),
+    ) -> Result<S4Request, S4Error> {
+        Ok(S4Request {
+            method: Method::POST,
+            url: self.url("/MaintNotificationItemActivity")?,
+            body: Some(json!({
+                "MaintenanceNotification": number,
+                "MaintenanceNotificationItem": item,
+                "MaintNotifActyTxt": cut(text, 40),
+                "MaintNotifActivityCodeGroup": cut(group, 8),
+                "MaintNotificationActivityCode": cut(code, 4),
+            })),
         })
     }
 

@@ -739,7 +739,12 @@ async fn a_users_closure_is_written_as_sap_catalog_codes_once_then_completes() {
     // Two deliveries at once (one is told to wait), then the mesh's redelivery.
     let (first, second) = tokio::join!(deliver(&f, &closure), deliver(&f, &closure));
     let statuses = [first.0, second.0];
-    assert!(statuses.contains(&200) && statuses.iter().all(|s| [200, 503].contains(s)), "{} {}", first.1, second.1);
+    assert!(
+        statuses.contains(&200) && statuses.iter().all(|s| [200, 503].contains(s)),
+        "{} {}",
+        first.1,
+        second.1
+    );
     let again = deliver(&f, &closure).await;
     assert_eq!(again.0, 200, "{}", again.1);
     let items = f.s4.items(&number);

@@ -13,7 +13,6 @@
 //!   the same set of events: [`episodes`] sorts before it scans.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::processor::delivery::AlertEvent;
@@ -27,7 +26,7 @@ pub fn is_alert(state: &str) -> bool {
 }
 
 /// The position an event is about, as a short stable key (SHA-256 of its parts).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PositionKey(pub String);
 
 impl PositionKey {
@@ -56,7 +55,7 @@ impl PositionKey {
 }
 
 /// What a user entered when closing an anomaly in Monitron.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Closure {
     pub failure_mode: Option<String>,
     pub failure_cause: Option<String>,
@@ -64,7 +63,7 @@ pub struct Closure {
 }
 
 /// One state change of a position, as far as episodes are concerned.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Change {
     /// Monitron's event time.
     pub time: DateTime<Utc>,

@@ -12,7 +12,7 @@ use crate::env::Env;
 use crate::processor::close::CLOSURE_ITEM;
 use crate::processor::rules::{CatalogCode, IfOpen};
 use crate::processor::s4::config::service_root;
-use crate::processor::s4::{Requests, S4Error, S4Request};
+use crate::processor::s4::{ItemCode, Requests, S4Error, S4Request};
 use crate::processor::{identity_for, notification_for, technical_object_for};
 
 #[derive(clap::Subcommand)]
@@ -259,21 +259,14 @@ fn explain_close(rules: &RuleSet, event: &AlertEvent, params: &ActionParams) {
                         CLOSURE_ITEM,
                         damage.as_ref().map(|(g, c)| (g.as_str(), c.as_str())),
                     ));
-                    if let Some((group, code)) = code(&catalog.cause) {
-                        show(requests.create_cause(
-                            NUMBER,
-                            ITEM,
-                            "Monitron: failure cause",
-                            (&group, &code),
-                        ));
-                    }
-                    if let Some((group, code)) = code(&catalog.activity) {
-                        show(requests.create_activity(
-                            NUMBER,
-                            ITEM,
-                            "Monitron: action taken",
-                            (&group, &code),
-                        ));
+                    for (kind, wanted) in [
+                        (ItemCode::Cause, &catalog.cause),
+                        (ItemCode::Activity, &catalog.activity),
+                    ] {
+                        if let Some((group, code)) = code(wanted) {
+                            let at = (group.as_str(), code.as_str());
+                            show(requests.create_item_code(kind, NUMBER, ITEM, kind.text(), at));
+                        }
                     }
                 }
                 println!("  then it is completed, at the closure's time:");

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::processor::delivery::AlertEvent;
 use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::{ActionParams, CatalogCode, CloseMode, ClosureCatalog, RuleSet};
-use crate::processor::s4::{Existing, Item, S4Error};
+use crate::processor::s4::{Existing, Item, ItemCode, S4Error};
 
 use super::Processor;
 use super::create::created_by_us;
@@ -130,28 +130,22 @@ impl<I: IdempotencyStore> Processor<I> {
                 }
             }
         };
-        let requests = self.s4.requests();
-        if let Some(cause) = &catalog.cause
-            && !item.causes.contains(&pair(cause))
-        {
-            let request = requests.create_cause(
-                number,
-                &item.item,
-                "Monitron: failure cause",
-                (&cause.group, &cause.code),
-            )?;
-            self.s4.write(&request, deadline).await?;
-        }
-        if let Some(activity) = &catalog.activity
-            && !item.activities.contains(&pair(activity))
-        {
-            let request = requests.create_activity(
-                number,
-                &item.item,
-                "Monitron: action taken",
-                (&activity.group, &activity.code),
-            )?;
-            self.s4.write(&request, deadline).await?;
+        for (kind, wanted) in [
+            (ItemCode::Cause, &catalog.cause),
+            (ItemCode::Activity, &catalog.activity),
+        ] {
+            if let Some(code) = wanted
+                && !item.codes(kind).contains(&pair(code))
+            {
+                let request = self.s4.requests().create_item_code(
+                    kind,
+                    number,
+                    &item.item,
+                    kind.text(),
+                    (&code.group, &code.code),
+                )?;
+                self.s4.write(&request, deadline).await?;
+            }
         }
         Ok(())
     }

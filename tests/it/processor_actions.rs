@@ -839,7 +839,13 @@ async fn the_test_server_refuses_catalog_codes_longer_than_the_edmx_allows() {
     assert!(refused.is_err_and(|e| e.to_string().contains("cannot be set")));
     let orphan = client
         .requests()
-        .create_cause(&number, "0009", "x", ("PM-CAUS", "0020"))
+        .create_item_code(
+            e2b::processor::s4::ItemCode::Cause,
+            &number,
+            "0009",
+            "x",
+            ("PM-CAUS", "0020"),
+        )
         .expect("a request");
     assert!(
         client.write(&orphan, deadline).await.is_err(),

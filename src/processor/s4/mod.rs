@@ -27,7 +27,7 @@ pub use crate::http::sap::cut;
 pub use auth::{S4Auth, S4Credentials};
 pub use config::{S4Config, SERVICE_PATH};
 pub use error::S4Error;
-pub use request::{NewNotification, Requests, S4Request};
+pub use request::{ItemCode, NewNotification, Requests, S4Request};
 
 use send::Transport;
 
@@ -53,6 +53,16 @@ pub struct Item {
     pub damage: Option<(String, String)>,
     pub causes: Vec<(String, String)>,
     pub activities: Vec<(String, String)>,
+}
+
+impl Item {
+    /// The codes of one kind under this item.
+    pub fn codes(&self, kind: ItemCode) -> &[(String, String)] {
+        match kind {
+            ItemCode::Cause => &self.causes,
+            ItemCode::Activity => &self.activities,
+        }
+    }
 }
 
 /// The client, one per warm Lambda.
@@ -175,13 +185,13 @@ impl S4Client {
         let code = |v: &Value, group: &str, code: &str| {
             Some((text(v, group), text(v, code))).filter(|(g, c)| !g.is_empty() || !c.is_empty())
         };
-        let children =
-            |item: &Value, list: &str, group: &str, field: &str| -> Vec<(String, String)> {
-                item.pointer(&format!("/{list}/results"))
-                    .and_then(Value::as_array)
-                    .map(|all| all.iter().filter_map(|c| code(c, group, field)).collect())
-                    .unwrap_or_default()
-            };
+        let children = |item: &Value, kind: ItemCode| -> Vec<(String, String)> {
+            let (_, _, group, field) = kind.fields();
+            item.pointer(&format!("/{}/results", kind.navigation()))
+                .and_then(Value::as_array)
+                .map(|all| all.iter().filter_map(|c| code(c, group, field)).collect())
+                .unwrap_or_default()
+        };
         Ok(results
             .iter()
             .map(|i| Item {
@@ -192,18 +202,8 @@ impl S4Client {
                     "MaintNotifDamageCodeGroup",
                     "MaintNotificationDamageCode",
                 ),
-                causes: children(
-                    i,
-                    "to_ItemCause",
-                    "MaintNotifCauseCodeGroup",
-                    "MaintNotificationCauseCode",
-                ),
-                activities: children(
-                    i,
-                    "to_ItemActivity",
-                    "MaintNotifActivityCodeGroup",
-                    "MaintNotificationActivityCode",
-                ),
+                causes: children(i, ItemCode::Cause),
+                activities: children(i, ItemCode::Activity),
             })
             .collect())
     }

@@ -254,51 +254,77 @@ impl Requests {
         })
     }
 
-    /// Creates a cause of an item (`MaintNotificationItemCause`) with its code.
-    pub fn create_cause(
+    /// Creates a cause or an activity under an item, with its catalog code.
+    pub fn create_item_code(
         &self,
+        kind: ItemCode,
         number: &str,
         item: &str,
         text: &str,
         (group, code): (&str, &str),
     ) -> Result<S4Request, S4Error> {
+        let (set, text_field, group_field, code_field) = kind.fields();
+        let mut body = serde_json::Map::new();
+        body.insert("MaintenanceNotification".into(), number.into());
+        body.insert("MaintenanceNotificationItem".into(), item.into());
+        body.insert(text_field.into(), cut(text, 40).into());
+        body.insert(group_field.into(), cut(group, 8).into());
+        body.insert(code_field.into(), cut(code, 4).into());
         Ok(S4Request {
             method: Method::POST,
-            url: self.url("/MaintNotificationItemCause")?,
-            body: Some(json!({
-                "MaintenanceNotification": number,
-                "MaintenanceNotificationItem": item,
-                "MaintNotifCauseText": cut(text, 40),
-                "MaintNotifCauseCodeGroup": cut(group, 8),
-                "MaintNotificationCauseCode": cut(code, 4),
-            })),
-        })
-    }
-
-    /// Creates an activity of an item (`MaintNotificationItemActivity`) with its code.
-    pub fn create_activity(
-        &self,
-        number: &str,
-        item: &str,
-        text: &str,
-        (group, code): (&str, &str),
-    ) -> Result<S4Request, S4Error> {
-        Ok(S4Request {
-            method: Method::POST,
-            url: self.url("/MaintNotificationItemActivity")?,
-            body: Some(json!({
-                "MaintenanceNotification": number,
-                "MaintenanceNotificationItem": item,
-                "MaintNotifActyTxt": cut(text, 40),
-                "MaintNotifActivityCodeGroup": cut(group, 8),
-                "MaintNotificationActivityCode": cut(code, 4),
-            })),
+            url: self.url(set)?,
+            body: Some(Value::Object(body)),
         })
     }
 
     /// The CSRF token fetch (`x-csrf-token: Fetch`) on the service root.
     pub fn csrf_fetch(&self) -> Result<S4Request, S4Error> {
         self.get("/")
+    }
+}
+
+/// A code recorded under a notification item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemCode {
+    /// `MaintNotificationItemCause`: why it failed.
+    Cause,
+    /// `MaintNotificationItemActivity`: what was done.
+    Activity,
+}
+
+impl ItemCode {
+    /// Entity set, text, code group and code fields, as the EDMX names them.
+    pub fn fields(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            ItemCode::Cause => (
+                "/MaintNotificationItemCause",
+                "MaintNotifCauseText",
+                "MaintNotifCauseCodeGroup",
+                "MaintNotificationCauseCode",
+            ),
+            ItemCode::Activity => (
+                "/MaintNotificationItemActivity",
+                "MaintNotifActyTxt",
+                "MaintNotifActivityCodeGroup",
+                "MaintNotificationActivityCode",
+            ),
+        }
+    }
+
+    /// The expanded navigation that lists these codes under an item.
+    pub fn navigation(self) -> &'static str {
+        match self {
+            ItemCode::Cause => "to_ItemCause",
+            ItemCode::Activity => "to_ItemActivity",
+        }
+    }
+
+    /// The short text written with the code.
+    pub fn text(self) -> &'static str {
+        match self {
+            ItemCode::Cause => "Monitron: failure cause",
+            ItemCode::Activity => "Monitron: action taken",
+        }
     }
 }
 

@@ -126,7 +126,7 @@ impl<I: IdempotencyStore> Processor<I> {
             .requests()
             .join(&open.number, long_text.as_deref(), priority)?
         {
-            Some(request) => self.s4.send(&request, deadline).await.map(|_| ()),
+            Some(request) => self.s4.write(&request, deadline).await,
             None => Ok(()),
         }
     }

@@ -393,7 +393,12 @@ impl Client {
                     }
                 }
             };
-            let next = self.retry.next(attempts, deadline).ok().filter(|_| again);
+            // Only a request that surely did not arrive, or a read, is sent again.
+            let next = if again {
+                self.retry.next(attempts, deadline).ok()
+            } else {
+                None
+            };
             let Some(pause) = next else {
                 return Err(CallError::Transient(
                     if failure.starts_with("destination") {

@@ -161,12 +161,6 @@ impl S4Client {
             .collect())
     }
 
-    /// Sends a request built by [`Requests`]; its JSON answer (`null` for a write answered
-    /// without JSON).
-    pub async fn send(&self, request: &S4Request, deadline: Instant) -> Result<Value, S4Error> {
-        self.transport.send(request, deadline).await
-    }
-
     /// The items of a notification, with their causes and activities.
     pub async fn items_of(&self, number: &str, deadline: Instant) -> Result<Vec<Item>, S4Error> {
         let request = self.requests().items_of(number)?;
@@ -224,7 +218,7 @@ impl S4Client {
             .ok_or_else(|| S4Error::Unclear("S/4 answered without the item's key".into()))
     }
 
-    /// Sends a request built by [`Requests`] that needs no answer but its success.
+    /// Sends a write built by [`Requests`] that needs no answer but its success.
     pub async fn write(&self, request: &S4Request, deadline: Instant) -> Result<(), S4Error> {
         self.transport.send(request, deadline).await.map(|_| ())
     }
@@ -238,7 +232,7 @@ impl S4Client {
         deadline: Instant,
     ) -> Result<(), S4Error> {
         let request = self.requests().complete(number, reference)?;
-        self.transport.send(&request, deadline).await.map(|_| ())
+        self.write(&request, deadline).await
     }
 
     /// Adds text to a notification's long text (S/4 adds it as a new block).
@@ -249,7 +243,7 @@ impl S4Client {
         deadline: Instant,
     ) -> Result<(), S4Error> {
         let request = self.requests().append_long_text(number, text)?;
-        self.transport.send(&request, deadline).await.map(|_| ())
+        self.write(&request, deadline).await
     }
 
     /// Creates a notification; returns its number.

@@ -6,7 +6,12 @@
 #
 # Usage: bench/processor.sh [EVENTS]    (default 2000)
 # Targets (issue 4): overhead p99 <= 5 ms; <= 2 round trips per new notification once warm.
+# Then (issue 12) the bundled rules by episodes, with the episode records in DynamoDB on moto: S/4
+# round trips and handler time per kind of event (first alert, escalation, append, closure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/venv.sh
+ensure_venv moto
+export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo build --release --quiet --example bench_processor
 target/release/examples/bench_processor "${1:-2000}"

@@ -158,4 +158,84 @@ async fn run(events: usize) {
     );
     println!("round trips:         {trips:.2} per new notification, warm (target <= 2)");
     println!("notifications:       {}", s4.notifications().len());
+    episodes(&s4, &headers, events.clamp(50, 500)).await;
+}
+
+/// The bundled rules by episodes, with the episode records in DynamoDB on moto: S/4 round
+/// trips and handler time per kind of event, each position going through a planner's week.
+async fn episodes(s4: &TestS4, headers: &HeaderMap, positions: usize) {
+    let client = Arc::new(s4.client("BENCH", "bench-password", Duration::from_secs(5)));
+    let rules = RuleSet::bundled().expect("rules (RuleSet::bundled)");
+    let processor = Processor::new(
+        client.clone(),
+        Some(support::moto::idempotency_store().await),
+        ProcessorSettings::new(
+            RuleSource::fixed(rules),
+            InboundAuth::Basic {
+                username: "rdp".into(),
+                password: "rdp-s3cret".into(),
+            },
+            Duration::from_secs(25),
+            Duration::from_secs(60),
+        ),
+    );
+    let week = [
+        ("first alert", "WARNING", "HEALTHY", "measurement", 0),
+        ("escalation", "ALARM", "WARNING", "measurement", 60),
+        ("append", "NEEDS_MAINTENANCE", "ALARM", "measurement", 120),
+        ("closure", "HEALTHY", "NEEDS_MAINTENANCE", "userInput", 180),
+    ];
+    let mut trips = [0u64; 4];
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for p in 0..positions + 10 {
+        for (k, (_, new, previous, transition, minute)) in week.iter().enumerate() {
+            let mut event: serde_json::Value =
+                serde_json::from_str(DELIVERY).expect("the sample delivery is JSON");
+            event["id"] = json!(format!("ep-{p}-{k}"));
+            event["time"] = json!(format!(
+                "2024-03-04T{:02}:{:02}:00Z",
+                minute / 60,
+                minute % 60
+            ));
+            event["type"] = json!(if *new == "HEALTHY" {
+                "com.amazon.monitron.asset.recovered"
+            } else {
+                "com.amazon.monitron.asset.alert"
+            });
+            event["data"]["assetPositionId"] = json!(format!("bench-position-{p}"));
+            event["data"]["state"] = json!({"new": new, "previous": previous});
+            event["data"]["transition"] = json!(transition);
+            if *transition == "userInput" {
+                event["data"]["closureCode"] = json!({"failureMode": "MISALIGNMENT",
+                    "failureCause": "MAINTENANCE", "actionTaken": "ADJUST"});
+            }
+            let before = client.round_trips();
+            let start = Instant::now();
+            let reply = processor
+                .handle(headers, event.to_string().as_bytes())
+                .await;
+            let took = start.elapsed();
+            if reply.status != 200 {
+                eprintln!("unexpected reply {}: {}", reply.status, reply.body);
+                return;
+            }
+            // The first ten positions warm up (token, connections, table).
+            if p >= 10 {
+                trips[k] += client.round_trips() - before;
+                times[k].push(took);
+            }
+        }
+    }
+    println!(
+        "episodes:            {positions} positions, each through a planner's week (DynamoDB on moto)"
+    );
+    for (k, (kind, ..)) in week.iter().enumerate() {
+        times[k].sort();
+        println!(
+            "  {kind:<12}       {:.2} S/4 round trips, handler p50 {:.3} ms, p99 {:.3} ms",
+            trips[k] as f64 / positions as f64,
+            percentile(&times[k], 0.50),
+            percentile(&times[k], 0.99)
+        );
+    }
 }

@@ -1,9 +1,11 @@
 //! The `e2b` command line: `scan` (local files, stdin, S3) and `replay` (a prefix and time range
-//! of stored objects through the forwarder again).
+//! of stored objects through the forwarder again), `rules`, `reprocess` and `episodes`.
 
+mod episodes;
 mod replay;
 mod reprocess;
 mod rules;
+mod rules_episode;
 mod scan;
 
 use std::process::ExitCode;
@@ -46,6 +48,12 @@ enum Command {
     /// A failure that is resolved, or fails for good again (recorded anew), is removed; one
     /// that still meets a temporary fault is kept. Exit status 0 when all were resolved.
     Reprocess(reprocess::ReprocessArgs),
+    /// List the alarm episodes the processor keeps (open ones by default), with their
+    /// notifications.
+    ///
+    /// Reads the episode records in the processor's idempotency table (IDEMPOTENCY_TABLE, or
+    /// --table). Exit status 0 when the table could be read.
+    Episodes(episodes::EpisodesArgs),
 }
 
 /// Runs the command line.
@@ -55,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Rules(command) => rules::run(command),
         Command::Reprocess(args) => reprocess::run(args),
+        Command::Episodes(args) => episodes::run(args),
     }
 }
 

@@ -1,9 +1,10 @@
-//! `e2b rules check FILE` and `e2b rules test FILE EVENT.json`.
+//! `e2b rules check FILE` and `e2b rules test FILE EVENT.json [--after EARLIER.json ...]`.
 
 use std::process::ExitCode;
 
 use crate::processor::delivery::{self, AlertEvent, Delivery};
 use crate::processor::destination::Destinations;
+use crate::processor::episode::reconcile::by_episodes;
 use crate::processor::rules::actions::StepKind;
 use crate::processor::rules::{ActionKind, ActionParams, Rule, RuleSet};
 use reqwest::Url;
@@ -29,6 +30,10 @@ pub enum RulesCommand {
         file: String,
         /// A delivery body: a CloudEvent as `e2b scan` prints it, or a SAP sample envelope.
         event: String,
+        /// Events of the same position delivered before (repeatable, in delivery order), each
+        /// assumed carried out: the episode decision for EVENT given them.
+        #[arg(long = "after", value_name = "EARLIER.json")]
+        after: Vec<String>,
     },
 }
 
@@ -57,7 +62,7 @@ pub fn run(command: RulesCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        RulesCommand::Test { file, event } => {
+        RulesCommand::Test { file, event, after } => {
             let rules = match load(&file) {
                 Ok(r) => r,
                 Err(e) => {
@@ -91,8 +96,21 @@ pub fn run(command: RulesCommand) -> ExitCode {
             if matching.is_empty() {
                 println!("no rule matches: nothing would be done (SKIPPED)");
             }
+            let earlier = match super::rules_episode::read_events(&after) {
+                Ok(events) => events,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
             for rule in matching {
                 println!("rule `{}`: {}", rule.name, rule.action);
+                if by_episodes(rule) {
+                    println!("  per episode (params.per; docs/episodes.md)");
+                    if super::rules_episode::explain(&rules, &event, rule, &earlier) {
+                        continue;
+                    }
+                }
                 explain(&rules, &event, rule);
             }
             ExitCode::SUCCESS
@@ -150,7 +168,7 @@ fn explain(rules: &RuleSet, event: &AlertEvent, rule: &Rule) {
 
 /// The S/4 requests as the client builds them: against `S4_BASE_URL` (and `S4_SAP_CLIENT`)
 /// when set, else against a placeholder host.
-fn s4_requests() -> Option<Requests> {
+pub(super) fn s4_requests() -> Option<Requests> {
     let env = Env::new("CLI", &crate::env::process);
     let configured = env.text("S4_BASE_URL");
     if configured.is_none() {
@@ -176,7 +194,7 @@ const NUMBER: &str = "NOTIFICATION";
 const ITEM: &str = "0001";
 
 /// Prints a request indented under its step.
-fn show(request: Result<S4Request, S4Error>) {
+pub(super) fn show(request: Result<S4Request, S4Error>) {
     match request {
         Ok(r) => {
             for line in r.describe().lines() {

@@ -100,7 +100,7 @@ impl<I: IdempotencyStore> Processor<I> {
     /// Writes a closure's catalog codes as S/4 keeps them: an item named [`CLOSURE_ITEM`] with
     /// the damage code, and under it a cause and an activity. What is there already is not
     /// written again (a redelivery after a lost answer finds it).
-    async fn write_catalog_codes(
+    pub(crate) async fn write_catalog_codes(
         &self,
         number: &str,
         catalog: &ClosureCatalog,

@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 
 use crate::processor::delivery::Delivery;
 use crate::processor::destination::Destinations;
+use crate::processor::episode::store::EpisodeStore;
 use crate::processor::failures::FailureSink;
 use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::source::RuleSource;
@@ -99,7 +100,7 @@ pub struct Processor<I> {
     settings: ProcessorSettings,
 }
 
-impl<I: IdempotencyStore> Processor<I> {
+impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     pub fn new(s4: Arc<S4Client>, idempotency: I, settings: ProcessorSettings) -> Self {
         Processor {
             s4,

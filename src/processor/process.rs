@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::processor::delivery::{self, AlertEvent, Delivery};
+use crate::processor::episode::reconcile::by_episodes;
+use crate::processor::episode::store::EpisodeStore;
 use crate::processor::failures::FailureRecord;
 use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::{ActionKind, NoMatch, Rule, RuleSet};
@@ -15,7 +17,7 @@ use super::notification::{identity_for, notification_for};
 use super::outcome::{Outcome, RuleOutcome};
 use super::report::log_outcome;
 
-impl<I: IdempotencyStore> Processor<I> {
+impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     /// Runs a recorded failure again under the rules now in force: steps that had succeeded
     /// are not repeated, and every create is idempotent through its external reference. A
     /// new permanent failure is recorded anew.
@@ -134,6 +136,11 @@ impl<I: IdempotencyStore> Processor<I> {
         completed: Map<String, Value>,
         deadline: Instant,
     ) -> Outcome {
+        if by_episodes(rule)
+            && let Some(outcome) = self.by_episode(rules, event, rule, deadline).await
+        {
+            return outcome;
+        }
         match &rule.action {
             ActionKind::Ignore => Outcome::Skipped(format!("rule `{}` ignores it", rule.name)),
             ActionKind::Log => Outcome::Complete(None),

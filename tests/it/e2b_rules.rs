@@ -69,10 +69,18 @@ fn a_typo_fails_the_check_with_its_place() {
 
 #[test]
 fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
+    // Per event, the requests of one event's actions (episodes: the test after this one).
+    let per_event = std::env::temp_dir().join(format!("per-event-{}.toml", std::process::id()));
+    std::fs::write(
+        &per_event,
+        e2b::processor::rules::BUNDLED.replace("params = { ", "params = { per = \"event\", "),
+    )
+    .expect("write the per-event rules");
+    let per_event = per_event.to_string_lossy().to_string();
     let output = e2b(&[
         "rules",
         "test",
-        "bundled",
+        &per_event,
         "events/deliveries/alarm.cloudevent.json",
     ]);
     assert!(output.status.success(), "{}", text(&output));
@@ -88,7 +96,7 @@ fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
         &[
             "rules",
             "test",
-            "bundled",
+            &per_event,
             "events/deliveries/alarm.cloudevent.json",
         ],
         &[
@@ -134,7 +142,7 @@ fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
     let closure = e2b(&[
         "rules",
         "test",
-        "bundled",
+        &per_event,
         "events/deliveries/closure.cloudevent.json",
     ]);
     let closure = text(&closure);
@@ -199,4 +207,49 @@ fn rules_test_shows_the_rows_and_the_exact_requests_without_sending() {
     let junk = e2b(&["rules", "test", "bundled", "Cargo.toml"]);
     assert_eq!(junk.status.code(), Some(1));
     assert!(text(&junk).contains("would answer 400"));
+}
+
+#[test]
+fn rules_test_shows_the_episode_decision_given_the_events_before() {
+    let alone = e2b(&[
+        "rules",
+        "test",
+        "bundled",
+        "events/deliveries/closure.cloudevent.json",
+    ]);
+    assert!(alone.status.success(), "{}", text(&alone));
+    assert!(
+        text(&alone).contains("episode: none open; the recovery is kept"),
+        "{}",
+        text(&alone)
+    );
+    let after = e2b(&[
+        "rules",
+        "test",
+        "bundled",
+        "events/deliveries/closure.cloudevent.json",
+        "--after",
+        "events/deliveries/alarm.cloudevent.json",
+    ]);
+    let out = text(&after);
+    assert!(after.status.success(), "{out}");
+    for expected in [
+        "episode of Site 1 / Pump 7 / Motor DE (2 event(s)): e-200, e-201",
+        "→ the episode's notification NOTIFICATION",
+        "→ add the line: 2024-03-02 10:30:00 UTC NEEDS_MAINTENANCE -> HEALTHY, closed in Monitron.",
+        "then complete it at 2024-03-02T10:30:00+00:00",
+    ] {
+        assert!(out.contains(expected), "{expected}: {out}");
+    }
+    let alert = e2b(&[
+        "rules",
+        "test",
+        "bundled",
+        "events/deliveries/alarm.cloudevent.json",
+    ]);
+    assert!(
+        text(&alert).contains("→ create a notification from e-200: \"Monitron ALARM: Pump 7 / Motor DE\", type M2, priority 1"),
+        "{}",
+        text(&alert)
+    );
 }

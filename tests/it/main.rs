@@ -9,6 +9,7 @@ mod campaigns;
 mod e2b_rules;
 mod e2b_s3;
 mod e2b_scan;
+mod episodes;
 mod forwarder;
 mod forwarder_lambda;
 mod fuzz_regressions;

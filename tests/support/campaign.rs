@@ -21,7 +21,6 @@ use e2b::forwarder::mesh::Publisher;
 use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
 use e2b::http::retry::Backoff;
-use e2b::processor::rules::RuleSet;
 use e2b::processor::rules::source::RuleSource;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 
@@ -254,7 +253,8 @@ pub async fn processor(
     let client =
         e2b::processor::s4::S4Client::new(config, e2b::processor::s4::S4Auth::Basic(credentials))
             .expect("e2b::processor::s4::S4Auth::Basic in the test set-up");
-    let rules = RuleSet::bundled().expect("rules (RuleSet::bundled)");
+    // One notification per alert: the campaign counts notifications against alerts.
+    let rules = super::per_event_rules();
     let processor = Arc::new(Processor::new(
         Arc::new(client),
         Some(moto::idempotency_store().await),

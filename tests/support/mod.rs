@@ -73,3 +73,12 @@ pub fn cloudevents(object: &[u8]) -> Vec<String> {
         .expect("the test object is read to its end");
     events
 }
+
+/// The bundled rules with every notification rule set to `per = "event"`: one notification per
+/// alert, for the tests of per-event mechanics (tokens, round trips, parallel creates).
+pub fn per_event_rules() -> e2b::processor::rules::RuleSet {
+    let text =
+        e2b::processor::rules::BUNDLED.replace("params = { ", "params = { per = \"event\", ");
+    e2b::processor::rules::RuleSet::parse("bundled rules, per event", &text)
+        .expect("the bundled rules with per = \"event\" parse")
+}

@@ -1,8 +1,16 @@
 //! Alarm episodes: one maintenance notification per problem of a sensor position, whatever
-//! the order in which the mesh delivers its events.
+//! the order in which the mesh delivers its events (`docs/episodes.md`).
 //!
-//! - `model`: which events make an episode, a pure function of the events seen (done);
-//! - the episode store, the reconciliation of S/4 with an episode and the rule parameter that
-//!   turns it on come next (issue 12); until then the actions work per event, as before.
+//! - [`model`]: which events make an episode, a pure function of the events seen;
+//! - [`state`]: what the position's record remembers (changes, notifications filed);
+//! - [`text`]: each event's long-text line and the notification an alert would create;
+//! - [`plan`]: what S/4 lacks for an episode, a pure function of the record;
+//! - [`store`]: the record in DynamoDB, leased by one delivery at a time;
+//! - [`reconcile`]: acting on an event: lease, remember, bring S/4 to the plans.
 
 pub mod model;
+pub mod plan;
+pub mod reconcile;
+pub mod state;
+pub mod store;
+pub mod text;

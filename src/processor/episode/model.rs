@@ -13,6 +13,7 @@
 //!   the same set of events: [`episodes`] sorts before it scans.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::processor::delivery::AlertEvent;
@@ -55,7 +56,7 @@ impl PositionKey {
 }
 
 /// What a user entered when closing an anomaly in Monitron.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Closure {
     pub failure_mode: Option<String>,
     pub failure_cause: Option<String>,
@@ -63,7 +64,7 @@ pub struct Closure {
 }
 
 /// One state change of a position, as far as episodes are concerned.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Change {
     /// Monitron's event time.
     pub time: DateTime<Utc>,
@@ -140,12 +141,12 @@ impl<'a> Episode<'a> {
 /// The episodes of a set of changes of one position, oldest first. Changes are taken by time,
 /// then id; a repeated id counts once. A change to a non-alert state while no episode is open
 /// belongs to none; one that ends no episode yet may end one whose alerts arrive later.
-pub fn episodes(changes: &[Change]) -> Vec<Episode<'_>> {
-    let mut sorted: Vec<&Change> = changes.iter().collect();
+pub fn episodes<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<Episode<'a>> {
+    let mut sorted: Vec<&Change> = changes.into_iter().collect();
     sorted.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
     sorted.dedup_by(|a, b| a.id == b.id);
     let mut found = Vec::new();
-    let mut open: Option<Episode<'_>> = None;
+    let mut open: Option<Episode<'a>> = None;
     for change in sorted {
         match (&mut open, change.is_alert()) {
             (Some(episode), true) => episode.alerts.push(change),

@@ -6,6 +6,14 @@ use super::actions::{ActionSpec, EVENT_FIELDS};
 use super::file::{ActionKind, ClosureCodes, Defaults, Mapping, Rule};
 use super::template::Template;
 
+/// The built-in actions that work on notifications.
+fn needs_mapping_kind(action: &ActionKind) -> bool {
+    matches!(
+        action,
+        ActionKind::CreateNotification | ActionKind::CloseNotification
+    )
+}
+
 /// The rows, their parameters and the actions they name.
 pub(super) fn rules(
     origin: &str,
@@ -49,6 +57,16 @@ pub(super) fn rules(
             problems.push(format!(
                     "{at}: acts on notifications but the file has no [[mapping]] to find the technical object"
                 ));
+        }
+        if rule.params.per.is_some() && !needs_mapping_kind(&rule.action) {
+            problems.push(format!(
+                "{at}: params.per is for create_notification and close_notification"
+            ));
+        }
+        if rule.params.per == Some(super::file::Per::Episode) && rule.params.if_open.is_some() {
+            problems.push(format!(
+                "{at}: params.if_open decides per event; with per = \"episode\" the episode decides (remove one of them)"
+            ));
         }
         if let ActionKind::Run(name) = &rule.action
             && !action_specs.iter().any(|a| &a.name == name)

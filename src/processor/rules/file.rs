@@ -88,9 +88,22 @@ pub struct ActionParams {
     pub text: Option<String>,
     /// The long text, instead of the event's summary.
     pub long_text: Option<String>,
+    /// For `create_notification` and `close_notification`: one notification per alarm
+    /// `episode` of a sensor position, or per `event`. Unset: per episode, unless `if_open`
+    /// (a per-event policy) is given.
+    pub per: Option<Per>,
 }
 
 impl ActionParams {
+    /// What one notification of this rule stands for.
+    pub fn per(&self) -> Per {
+        self.per.unwrap_or(if self.if_open.is_some() {
+            Per::Event
+        } else {
+            Per::Episode
+        })
+    }
+
     /// The template fields that are set, by name.
     pub fn templates(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [
@@ -114,8 +127,19 @@ pub enum IfOpen {
     Escalate,
 }
 
-/// How `close_notification` closes the loop.
+/// What one notification stands for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    /// One per alarm episode of a sensor position (`docs/episodes.md`).
+    #[default]
+    Episode,
+    /// One per alert event, as before episodes.
+    Event,
+}
+
+/// How `close_notification` closes the loop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseMode {
     /// Add the recovery (and closure code) to the long text, then complete the notification.

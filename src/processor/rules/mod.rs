@@ -40,7 +40,7 @@ pub mod template;
 use actions::{Action, ActionSpec, DestinationSpec};
 pub use file::{
     ActionKind, ActionParams, CatalogCode, CloseMode, ClosureCatalog, ClosureCodes, Defaults,
-    HitPolicy, IfOpen, Mapping, NoMatch, ObjectKind, Rule, RuleError,
+    HitPolicy, IfOpen, Mapping, NoMatch, ObjectKind, Per, Rule, RuleError,
 };
 
 /// The rules shipped with the processor (used when no other file is configured).

@@ -69,6 +69,23 @@ fn the_bundled_rules_are_valid_and_map_states_to_priorities() {
 }
 
 #[test]
+fn the_bundled_rules_work_by_episodes_and_if_open_keeps_a_rule_per_event() {
+    let bundled = RuleSet::bundled().expect("bundled rules");
+    for rule in &bundled.rules {
+        if matches!(
+            rule.action,
+            ActionKind::CreateNotification | ActionKind::CloseNotification
+        ) {
+            assert_eq!(rule.params.per(), Per::Episode, "{}", rule.name);
+        }
+    }
+    let params = |text: &str| -> ActionParams { toml::from_str(text).expect("params") };
+    assert_eq!(params("if_open = \"append\"").per(), Per::Event);
+    assert_eq!(params("per = \"event\"").per(), Per::Event);
+    assert_eq!(params("").per(), Per::Episode);
+}
+
+#[test]
 fn all_match_lists_every_row_and_patterns_work() {
     let rules = RuleSet::parse("test.toml", FILE).expect("rules (RuleSet::parse)");
     let names = |e: &AlertEvent| {
@@ -196,6 +213,18 @@ fn mistakes_are_reported_precisely() {
                 "{ACTION}[[action.step]]\nname = \"b\"\ntype = \"http\"\ndestination = \"itsm\"\nmethod = \"GET\"\npath = \"/x\"\nheaders = {{ \"X Source\" = \"k\" }}\n"
             ),
             "`X Source` is not a header name",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"log\"\nparams = { per = \"episode\" }\n",
+            "params.per is for create_notification and close_notification",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"create_notification\"\nparams = { per = \"episode\", if_open = \"skip\" }\n[[mapping]]\ntechnical_object = \"1\"\nobject_kind = \"equipment\"\n",
+            "with per = \"episode\" the episode decides",
+        ),
+        (
+            "[[rule]]\nname = \"a\"\naction = \"create_notification\"\nparams = { per = \"alert\" }\n[[mapping]]\ntechnical_object = \"1\"\nobject_kind = \"equipment\"\n",
+            "unknown variant `alert`",
         ),
         ("", "no [[rule]]"),
         ("[[rule]\n", "test.toml"),

@@ -334,7 +334,7 @@ pub fn literal(value: &str) -> String {
 }
 
 /// A notification to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewNotification {
     /// Short text, at most 40 characters (cut on a character boundary).
     pub text: String,

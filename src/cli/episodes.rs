@@ -1,0 +1,147 @@
+//! `e2b episodes`: the alarm episodes the processor keeps, as a table: per sensor position, its
+//! open episode (or every episode with `--all`) and the notification S/4 has for it.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use crate::processor::episode::model::episodes;
+use crate::processor::episode::state::PositionState;
+use crate::processor::episode::store::EpisodeStore;
+use crate::processor::idempotency::DynamoStore;
+
+#[derive(clap::Args)]
+pub struct EpisodesArgs {
+    /// The processor's idempotency table. Default: IDEMPOTENCY_TABLE.
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+
+    /// Ended episodes too, not only the open ones.
+    #[arg(long)]
+    all: bool,
+}
+
+pub fn run(args: EpisodesArgs) -> ExitCode {
+    let runtime = match super::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(list(args))
+}
+
+async fn list(args: EpisodesArgs) -> ExitCode {
+    let Some(table) = args
+        .table
+        .clone()
+        .or_else(|| crate::env::Env::new("CLI", &crate::env::process).text("IDEMPOTENCY_TABLE"))
+    else {
+        eprintln!("say which table: --table NAME (or set IDEMPOTENCY_TABLE)");
+        return ExitCode::from(2);
+    };
+    let aws = super::aws().await;
+    let store = DynamoStore {
+        client: aws_sdk_dynamodb::Client::new(&aws),
+        table: table.clone(),
+        keep_completed: std::time::Duration::ZERO,
+    };
+    let records = match store.all().await {
+        Ok(records) => records,
+        Err(e) => {
+            eprintln!("cannot read the episodes in {table}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut rows = Vec::new();
+    for (position, json) in &records {
+        match PositionState::read(json) {
+            Ok(state) => rows.extend(table_rows(&state, args.all)),
+            Err(why) => eprintln!(
+                "position {position}: {why}; the processor rebuilds it from S/4 on its next event"
+            ),
+        }
+    }
+    rows.sort();
+    print!("{}", render(&rows));
+    eprintln!("{} episode(s) of {} position(s)", rows.len(), records.len());
+    ExitCode::SUCCESS
+}
+
+/// One line of the table: position, technical object, since, last change, state, events,
+/// notification (number, priority, phase).
+type Row = [String; 7];
+
+/// The rows of one position's record: its open episode, or all of them.
+pub fn table_rows(state: &PositionState, all: bool) -> Vec<Row> {
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    episodes(state.changes())
+        .iter()
+        .filter(|e| all || e.end.is_none())
+        .map(|episode| {
+            let ids: Vec<&str> = episode.changes().map(|c| c.id.as_str()).collect();
+            let filed = state
+                .filed_for(ids.iter().copied())
+                .map(|i| &state.filed[i]);
+            let notification = match filed {
+                Some(f) => format!(
+                    "{} (priority {}{})",
+                    f.number,
+                    f.priority.as_deref().unwrap_or("-"),
+                    if f.completed { ", completed" } else { "" }
+                ),
+                None if state.pending.is_some() => "being created".into(),
+                None => "none yet".into(),
+            };
+            let last = episode.changes().last().map(|c| c.time);
+            let status = match episode.end {
+                Some(end) if end.closure.is_some() => "closed by a user".to_string(),
+                Some(_) => "recovered".to_string(),
+                None => episode
+                    .alerts
+                    .last()
+                    .map(|c| c.state.clone())
+                    .unwrap_or_default(),
+            };
+            [
+                state.place.label.clone(),
+                state.place.technical_object.clone(),
+                time(&episode.alerts[0].time),
+                last.as_ref().map(time).unwrap_or_default(),
+                status,
+                ids.len().to_string(),
+                notification,
+            ]
+        })
+        .collect()
+}
+
+/// The rows under a header, columns as wide as their widest cell.
+pub fn render(rows: &[Row]) -> String {
+    let header: Row = [
+        "POSITION",
+        "TECHNICAL OBJECT",
+        "SINCE",
+        "LAST CHANGE",
+        "STATE",
+        "EVENTS",
+        "NOTIFICATION",
+    ]
+    .map(str::to_string);
+    let mut widths = [0usize; 7];
+    for row in std::iter::once(&header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}

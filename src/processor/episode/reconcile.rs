@@ -1,0 +1,518 @@
+//! Acting on an event by its episode: the position leased, the change remembered, and S/4
+//! brought to what the plans say, one write at a time, each recorded before the next.
+//!
+//! Rules:
+//! - an event with no position identity or no usable time, or a processor without an episode
+//!   table, is handled per event as before (`None`), and logged as such;
+//! - one delivery per position at a time: a busy position is waited for briefly, then answered
+//!   503; the table unreachable is 503 too;
+//! - a create is written ahead in the record (`pending`) before it is sent: a holder that
+//!   stops mid-way leaves it, and the next looks the reference up before creating again. While
+//!   its answer is lost and S/4 does not show it, deliveries wait at most
+//!   `IDEMPOTENCY_IN_PROGRESS_SECONDS`; the moment S/4 shows it, they go on;
+//! - a change or completion whose answer was lost marks the notification `unsure`, and so does a
+//!   lease that expired unreleased: S/4 is read again (long text, priority, phase) before the
+//!   next write, so nothing is written twice and nothing is missed;
+//! - a position with no record (new, expired or unreadable) takes over the open notification
+//!   this processor created for it in S/4, if there is one, rather than create a second;
+//! - the record is saved and the lease released at the end, whatever happened.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::processor::delivery::AlertEvent;
+use crate::processor::idempotency::IdempotencyStore;
+use crate::processor::rules::{ActionKind, Per, Rule, RuleSet};
+use crate::processor::s4::{Existing, S4Error};
+
+use super::model::{Change, PositionKey};
+use super::plan::{Plan, Target, change, creation, plans};
+use super::state::{Filed, Pending, PositionState};
+use super::store::{EpisodeStore, Lease};
+use super::text::{SeenFor, ids_in};
+use crate::processor::Processor;
+use crate::processor::create::created_by_us;
+use crate::processor::outcome::Outcome;
+
+/// How long a busy position is waited for before answering 503.
+const WAIT_FOR_LEASE: Duration = Duration::from_secs(5);
+
+/// What was done to S/4 for an event's episodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acted {
+    pub created: u64,
+    pub escalated: u64,
+    pub appended: u64,
+    pub retitled: u64,
+    pub closed: u64,
+}
+
+/// The position this delivery holds the lease of.
+struct Held<'a> {
+    position: &'a PositionKey,
+    owner: String,
+}
+
+/// Why acting stopped early.
+enum Stop {
+    Outcome(Outcome),
+}
+
+impl From<S4Error> for Stop {
+    fn from(e: S4Error) -> Stop {
+        Stop::Outcome(Outcome::of_error(&e))
+    }
+}
+
+impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
+    /// Acts on the event by its episode; `None` when it is to be handled per event.
+    pub(crate) async fn by_episode(
+        &self,
+        rules: &RuleSet,
+        event: &AlertEvent,
+        rule: &Rule,
+        deadline: Instant,
+    ) -> Option<Outcome> {
+        if !self.idempotency.keeps_episodes() {
+            return None;
+        }
+        let Some(position) = PositionKey::of(event) else {
+            tracing::info!(event_id = %event.id, "no position identity: handled per event");
+            return None;
+        };
+        let Some(change) = Change::of(event) else {
+            tracing::info!(event_id = %event.id, "no usable event time or state: handled per event");
+            return None;
+        };
+        let seen = match SeenFor::event(event, change, rule, rules, &position) {
+            Ok(seen) => seen,
+            Err(reason) => return Some(Outcome::gave_up(reason)),
+        };
+        Some(
+            self.with_lease(&position, event, seen, rules, deadline)
+                .await,
+        )
+    }
+
+    async fn with_lease(
+        &self,
+        position: &PositionKey,
+        event: &AlertEvent,
+        seen: SeenFor,
+        rules: &RuleSet,
+        deadline: Instant,
+    ) -> Outcome {
+        let owner = format!("{}#{:016x}", event.id, fastrand::u64(..));
+        let lease_for = self.settings.budget + Duration::from_secs(5);
+        let give_up_at = (Instant::now() + WAIT_FOR_LEASE).min(deadline);
+        let (record, unclean) = loop {
+            match self.idempotency.lease(&position.0, &owner, lease_for).await {
+                Ok(Lease::Taken { record, unclean }) => break (record, unclean),
+                Ok(Lease::Busy) if Instant::now() < give_up_at => {
+                    tokio::time::sleep(Duration::from_millis(20 + fastrand::u64(..40))).await;
+                }
+                Ok(Lease::Busy) => {
+                    return Outcome::Retry(
+                        "another delivery of this sensor position is being processed".into(),
+                    );
+                }
+                Err(e) => {
+                    return Outcome::Retry(format!(
+                        "{e}; the event waits until the episode records can be used"
+                    ));
+                }
+            }
+        };
+        let mut fresh = record.is_none();
+        let mut state = match record.as_deref().map(PositionState::read) {
+            Some(Ok(state)) => state,
+            Some(Err(why)) => {
+                tracing::warn!(event_id = %event.id, position = %position.0, %why, "episode record rebuilt from S/4's open notifications");
+                fresh = true;
+                PositionState::new(seen.place.clone())
+            }
+            None => PositionState::new(seen.place.clone()),
+        };
+        if unclean {
+            tracing::info!(event_id = %event.id, position = %position.0, "the last delivery stopped mid-way: S/4 is read again");
+            for f in &mut state.filed {
+                f.unsure = true;
+            }
+        }
+        state.place = seen.place.clone();
+        let id = seen.seen.change.id.clone();
+        let outcome = if !state.remember(seen.seen) {
+            Outcome::Skipped(
+                "older than what is remembered of this sensor position (forgotten history)".into(),
+            )
+        } else {
+            let mut acted = Acted::default();
+            let held = Held {
+                position,
+                owner: owner.clone(),
+            };
+            let result = self
+                .settle(&mut state, &held, &id, rules, fresh, &mut acted, deadline)
+                .await;
+            report(event, position, &state, &acted);
+            result
+        };
+        if let Err(e) = self
+            .idempotency
+            .save(&position.0, &owner, &state.to_json(), true)
+            .await
+        {
+            // What was sent is in S/4, and a create is written ahead: the next holder finds it.
+            tracing::warn!(event_id = %event.id, position = %position.0, error = %e, "episode record not saved; the next delivery reads S/4 again");
+        }
+        outcome
+    }
+
+    /// Brings S/4 to the plans of the change's episodes.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        state: &mut PositionState,
+        held: &Held<'_>,
+        id: &str,
+        rules: &RuleSet,
+        fresh: bool,
+        acted: &mut Acted,
+        deadline: Instant,
+    ) -> Outcome {
+        let mut adopted_from_s4 = !fresh;
+        // Each round settles one thing and plans again; a plan has at most a few steps.
+        for _ in 0..8 {
+            let Some(plan) = plans(state, id).into_iter().find(|p| !p.is_settled()) else {
+                return finished(state, id, acted);
+            };
+            let step = match &plan.target {
+                Target::Pending(_) => self.find_pending(state, deadline).await,
+                Target::Create(creator) if !adopted_from_s4 => {
+                    adopted_from_s4 = true;
+                    self.adopt_open(state, creator, deadline).await
+                }
+                Target::Create(creator) => {
+                    self.create(state, held, creator, &plan, acted, deadline)
+                        .await
+                }
+                Target::Filed(index) if state.filed[*index].unsure => {
+                    self.read_again(state, *index, deadline).await
+                }
+                Target::Filed(index) => {
+                    self.update(state, *index, &plan, rules, acted, deadline)
+                        .await
+                }
+            };
+            if let Err(Stop::Outcome(outcome)) = step {
+                return outcome;
+            }
+        }
+        Outcome::Retry("the episode did not settle in eight steps; a redelivery goes on".into())
+    }
+
+    /// A create whose answer was lost: found in S/4, it is filed; not found, it is created
+    /// again once S/4 cannot still be working on it.
+    async fn find_pending(&self, state: &mut PositionState, deadline: Instant) -> Result<(), Stop> {
+        let Some(pending) = state.pending.clone() else {
+            return Ok(());
+        };
+        match self
+            .s4
+            .find_by_reference(&pending.reference, deadline)
+            .await?
+        {
+            Some(existing) => {
+                state.filed.push(filed_from(&existing, &pending.creator));
+                state.pending = None;
+                Ok(())
+            }
+            None if now() < pending.until => Err(Stop::Outcome(Outcome::Retry(format!(
+                "S/4 did not confirm the create of notification {} and does not show it yet; it is looked up again on redelivery",
+                pending.reference
+            )))),
+            None => {
+                state.pending = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Without a record, the open notification this processor created for the position (if
+    /// any) becomes the episode's.
+    async fn adopt_open(
+        &self,
+        state: &mut PositionState,
+        creator: &str,
+        deadline: Instant,
+    ) -> Result<(), Stop> {
+        let place = &state.place;
+        let open = self
+            .s4
+            .open_for_object(&place.technical_object, &place.object_kind, 100, deadline)
+            .await?;
+        let position = place.position.clone();
+        let mine = open
+            .into_iter()
+            .filter(created_by_us)
+            .filter(|n| first_position(&n.long_text) == position.as_deref())
+            .rfind(|n| !state.filed.iter().any(|f| f.number == n.number));
+        if let Some(existing) = mine {
+            tracing::info!(notification = %existing.number, "open notification of this position taken over for its episode");
+            state.filed.push(filed_from(&existing, creator));
+        }
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        state: &mut PositionState,
+        held: &Held<'_>,
+        creator: &str,
+        plan: &Plan,
+        acted: &mut Acted,
+        deadline: Instant,
+    ) -> Result<(), Stop> {
+        let Some((draft, lines)) = creation(state, creator, plan) else {
+            return Err(Stop::Outcome(Outcome::gave_up(format!(
+                "the episode's first alert {creator} has no notification to create (its rule does not create one)"
+            ))));
+        };
+        state.pending = Some(Pending {
+            creator: creator.to_string(),
+            reference: draft.external_reference.clone(),
+            until: now()
+                + chrono::Duration::from_std(self.settings.in_progress_for).unwrap_or_default(),
+        });
+        // Written ahead: a holder that stops after sending leaves the reference to look up.
+        if let Err(e) = self
+            .idempotency
+            .save(&held.position.0, &held.owner, &state.to_json(), false)
+            .await
+        {
+            state.pending = None;
+            return Err(Stop::Outcome(Outcome::Retry(format!(
+                "{e}; nothing is created before the episode record can be written"
+            ))));
+        }
+        let number = match self.s4.create(&draft, deadline).await {
+            Ok(number) => number,
+            Err(S4Error::Unclear(why)) => {
+                return match self
+                    .s4
+                    .find_by_reference(&draft.external_reference, deadline)
+                    .await
+                {
+                    Ok(Some(existing)) => {
+                        state.filed.push(filed_from(&existing, creator));
+                        state.pending = None;
+                        acted.created += 1;
+                        Ok(())
+                    }
+                    _ => Err(Stop::Outcome(Outcome::Retry(format!(
+                        "S/4 did not confirm the create ({why}); it is looked up again on redelivery"
+                    )))),
+                };
+            }
+            Err(e) => {
+                state.pending = None;
+                return Err(e.into());
+            }
+        };
+        state.pending = None;
+        acted.created += 1;
+        state.filed.push(Filed {
+            number,
+            reference: draft.external_reference,
+            creator: creator.to_string(),
+            lines,
+            priority: draft.priority,
+            titled_by: creator.to_string(),
+            completed: false,
+            unsure: false,
+        });
+        Ok(())
+    }
+
+    /// A notification whose last write went unanswered, read from S/4 again.
+    async fn read_again(
+        &self,
+        state: &mut PositionState,
+        index: usize,
+        deadline: Instant,
+    ) -> Result<(), Stop> {
+        let filed = &mut state.filed[index];
+        match self
+            .s4
+            .find_by_reference(&filed.reference, deadline)
+            .await?
+        {
+            Some(existing) => {
+                let fresh = filed_from(&existing, &filed.creator);
+                filed.lines = fresh.lines;
+                filed.priority = fresh.priority;
+                filed.completed = fresh.completed;
+            }
+            None => {
+                tracing::warn!(notification = %filed.number, "a filed notification is not found by its reference; kept as recorded");
+            }
+        }
+        filed.unsure = false;
+        Ok(())
+    }
+
+    /// One change of the notification (lines, priority, text), then its completion.
+    async fn update(
+        &self,
+        state: &mut PositionState,
+        index: usize,
+        plan: &Plan,
+        rules: &RuleSet,
+        acted: &mut Acted,
+        deadline: Instant,
+    ) -> Result<(), Stop> {
+        let number = state.filed[index].number.clone();
+        let (fields, lines) = change(state, plan);
+        let retitled = fields.contains_key("NotificationText");
+        if !fields.is_empty() {
+            let request = self.s4.requests().update(&number, Value::Object(fields))?;
+            if let Err(e) = self.s4.write(&request, deadline).await {
+                state.filed[index].unsure |= matches!(e, S4Error::Unclear(_));
+                return Err(e.into());
+            }
+            let filed = &mut state.filed[index];
+            acted.appended += u64::from(!lines.is_empty());
+            filed.lines.extend(lines);
+            if let Some(priority) = &plan.priority {
+                filed.priority = Some(priority.clone());
+                acted.escalated += 1;
+            }
+            if retitled {
+                filed.titled_by = plan.retitle.clone().unwrap_or_default();
+                acted.retitled += 1;
+            }
+            // Lines that did not fit go in the next round.
+            return Ok(());
+        }
+        if let Some(end) = &plan.complete {
+            let Some(seen) = state.seen(end) else {
+                return Ok(());
+            };
+            let catalog = seen
+                .change
+                .closure
+                .as_ref()
+                .map(|c| rules.closure_codes.for_closure(&closure_json(c)))
+                .unwrap_or_default();
+            let at = seen.change.time;
+            let written = async {
+                self.write_catalog_codes(&number, &catalog, deadline)
+                    .await?;
+                self.s4.complete(&number, Some(at), deadline).await
+            }
+            .await;
+            if let Err(e) = written {
+                state.filed[index].unsure |= matches!(e, S4Error::Unclear(_));
+                return Err(e.into());
+            }
+            state.filed[index].completed = true;
+            acted.closed += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome for the event once its episodes are settled.
+fn finished(state: &PositionState, id: &str, acted: &Acted) -> Outcome {
+    let number = plans(state, id)
+        .first()
+        .and_then(|p| match p.target {
+            Target::Filed(i) => Some(state.filed[i].number.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    if number.is_empty() {
+        return Outcome::Skipped(
+            "a recovery while no episode is open; kept, it ends the episode of alerts that arrive later".into(),
+        );
+    }
+    match acted {
+        Acted { closed: 1.., .. } => Outcome::Closed(number),
+        Acted { created: 1.., .. } => Outcome::Complete(Some(number)),
+        Acted {
+            escalated: 0,
+            appended: 0,
+            retitled: 0,
+            ..
+        } => Outcome::Duplicate(number),
+        _ => Outcome::Updated(number),
+    }
+}
+
+/// The wall clock (chrono's `clock` feature is off).
+fn now() -> DateTime<Utc> {
+    DateTime::<Utc>::from(std::time::SystemTime::now())
+}
+
+/// What the log and the metrics say of an event's episodes.
+fn report(event: &AlertEvent, position: &PositionKey, state: &PositionState, acted: &Acted) {
+    let notifications: Vec<&str> = state.filed.iter().map(|f| f.number.as_str()).collect();
+    tracing::info!(
+        event_id = %event.id,
+        position = %position.0,
+        place = %state.place.label,
+        notifications = %notifications.join(","),
+        created = acted.created,
+        escalated = acted.escalated,
+        appended = acted.appended,
+        retitled = acted.retitled,
+        closed = acted.closed,
+        "episode"
+    );
+    crate::metrics::emit(
+        "processor",
+        &[
+            ("EpisodesCreated", acted.created),
+            ("EpisodesEscalated", acted.escalated),
+            ("EpisodesAppended", acted.appended),
+            ("EpisodesClosed", acted.closed),
+        ],
+    );
+}
+
+/// A notification S/4 has, filed for the episode of `creator`.
+fn filed_from(existing: &Existing, creator: &str) -> Filed {
+    Filed {
+        number: existing.number.clone(),
+        reference: existing.external_reference.clone().unwrap_or_default(),
+        creator: creator.to_string(),
+        lines: ids_in(&existing.long_text),
+        priority: existing.priority.clone(),
+        titled_by: creator.to_string(),
+        completed: existing.processing_phase.as_deref() == Some("4"),
+        unsure: false,
+    }
+}
+
+/// The first position a notification's long text names (`Position: …`).
+fn first_position(long_text: &str) -> Option<&str> {
+    long_text.lines().find_map(|l| l.strip_prefix("Position: "))
+}
+
+fn closure_json(closure: &super::model::Closure) -> Value {
+    serde_json::json!({
+        "failureMode": closure.failure_mode,
+        "failureCause": closure.failure_cause,
+        "actionTaken": closure.action_taken,
+    })
+}
+
+/// Whether a rule works by episodes.
+pub fn by_episodes(rule: &Rule) -> bool {
+    matches!(
+        rule.action,
+        ActionKind::CreateNotification | ActionKind::CloseNotification
+    ) && rule.params.per() == Per::Episode
+}

@@ -1,0 +1,227 @@
+//! What the processor remembers of one sensor position: the changes delivered for it and the
+//! notifications filed for its episodes, kept as JSON in the position's episode record.
+//!
+//! Rules:
+//! - a change is remembered once, by its Monitron event id, with what acting on it needs: its
+//!   long-text line, the priority and notification its rule gives (alerts), and how its rule
+//!   closes (ends); a redelivery adds nothing;
+//! - at most [`MAX_CHANGES`] changes: beyond, the oldest go and `forgotten_before` keeps their
+//!   time, so a change older than that is recognised as forgotten history (skipped and logged)
+//!   instead of opening an episode in the past; the record stays far below DynamoDB's 400 KB;
+//! - a notification is filed with the change that created it (its *creator*). Episodes only
+//!   grow or split, never merge (an end is never taken away), so a creator stays in exactly one
+//!   episode, and the notification of an episode is the one whose creator it holds;
+//! - a filed notification knows the changes whose lines it has, its priority, the alert whose
+//!   short text it bears, whether it is completed, and whether a write to it went unanswered
+//!   (`unsure`: S/4 is read again before the next write);
+//! - a create whose answer was lost is `pending` until S/4 is asked for its reference;
+//! - a record that cannot be read is rebuilt, never a panic: [`PositionState::read`] says why.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::processor::rules::CloseMode;
+use crate::processor::s4::NewNotification;
+
+use super::model::Change;
+
+/// The changes a position record remembers.
+pub const MAX_CHANGES: usize = 100;
+
+/// The record's format; a record of another version is rebuilt.
+const VERSION: u32 = 1;
+
+/// One delivered change and what acting on it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    #[serde(flatten)]
+    pub change: Change,
+    /// Its line in the long text, stamped with its event time.
+    pub line: String,
+    /// The priority its rule gives (alerts).
+    pub priority: Option<String>,
+    /// The notification it creates when it opens an episode (alerts).
+    pub draft: Option<NewNotification>,
+    /// How its rule closes the episode it ends (ends).
+    pub close: Option<CloseMode>,
+}
+
+/// A notification filed for an episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filed {
+    pub number: String,
+    /// Its `MaintNotifExtReferenceNumber`.
+    pub reference: String,
+    /// The change that created it (or that it was adopted for).
+    pub creator: String,
+    /// The changes whose lines its long text has.
+    pub lines: BTreeSet<String>,
+    pub priority: Option<String>,
+    /// The alert whose short text it bears.
+    pub titled_by: String,
+    pub completed: bool,
+    /// A write to it went unanswered: read it from S/4 before writing again.
+    #[serde(default)]
+    pub unsure: bool,
+}
+
+/// A create sent whose answer was lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub creator: String,
+    pub reference: String,
+    /// Until then S/4 may still be working on it: without it found, deliveries wait.
+    pub until: DateTime<Utc>,
+}
+
+/// Where the position is, for operators and for finding its notifications in S/4.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    /// `site / asset / position`, as Monitron names them.
+    pub label: String,
+    pub technical_object: String,
+    /// `EAMS_EQUI` or `EAMS_FL`.
+    pub object_kind: String,
+    pub position: Option<String>,
+}
+
+/// Everything remembered of one position.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PositionState {
+    pub version: u32,
+    pub place: Place,
+    pub changes: Vec<Seen>,
+    pub filed: Vec<Filed>,
+    pub pending: Option<Pending>,
+    pub forgotten_before: Option<DateTime<Utc>>,
+}
+
+impl PositionState {
+    /// A new record for a position.
+    pub fn new(place: Place) -> PositionState {
+        PositionState {
+            version: VERSION,
+            place,
+            ..PositionState::default()
+        }
+    }
+
+    /// The state in a stored record; `Err` says why it cannot be used (it is then rebuilt).
+    pub fn read(json: &str) -> Result<PositionState, String> {
+        let state: PositionState =
+            serde_json::from_str(json).map_err(|e| format!("the record is not readable: {e}"))?;
+        if state.version != VERSION {
+            return Err(format!(
+                "the record has version {}, this processor writes {VERSION}",
+                state.version
+            ));
+        }
+        Ok(state)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Remembers a change. `false` when it is forgotten history (older than what was dropped)
+    /// and therefore not placed in an episode.
+    pub fn remember(&mut self, seen: Seen) -> bool {
+        if self.forgotten_before.is_some_and(|t| seen.change.time <= t) {
+            return false;
+        }
+        if !self.changes.iter().any(|s| s.change.id == seen.change.id) {
+            self.changes.push(seen);
+        }
+        self.changes
+            .sort_by(|a, b| (a.change.time, &a.change.id).cmp(&(b.change.time, &b.change.id)));
+        while self.changes.len() > MAX_CHANGES {
+            let dropped = self.changes.remove(0);
+            self.forgotten_before = Some(dropped.change.time);
+        }
+        true
+    }
+
+    /// The change with this id.
+    pub fn seen(&self, id: &str) -> Option<&Seen> {
+        self.changes.iter().find(|s| s.change.id == id)
+    }
+
+    /// The changes, in time order.
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().map(|s| &s.change)
+    }
+
+    /// The notification filed for the episode holding these change ids.
+    pub fn filed_for<'a>(&self, mut ids: impl Iterator<Item = &'a str>) -> Option<usize> {
+        ids.find_map(|id| self.filed.iter().position(|f| f.creator == id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(minute: i64, id: &str, state: &str) -> Seen {
+        Seen {
+            change: Change {
+                time: DateTime::from_timestamp(1_709_280_000 + minute * 60, 0).unwrap_or_default(),
+                id: id.into(),
+                state: state.into(),
+                closure: None,
+            },
+            line: format!("{minute} {state}"),
+            priority: None,
+            draft: None,
+            close: None,
+        }
+    }
+
+    #[test]
+    fn a_change_is_remembered_once_and_in_time_order() {
+        let mut state = PositionState::new(Place::default());
+        assert!(state.remember(seen(2, "b", "ALARM")));
+        assert!(state.remember(seen(1, "a", "WARNING")));
+        assert!(state.remember(seen(2, "b", "ALARM")));
+        let ids: Vec<&str> = state.changes().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        let back = PositionState::read(&state.to_json()).expect("its own JSON");
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn beyond_the_bound_the_oldest_are_forgotten_and_stay_forgotten() {
+        let mut state = PositionState::new(Place::default());
+        for i in 0..(MAX_CHANGES as i64 + 5) {
+            assert!(state.remember(seen(i + 10, &format!("e{i}"), "ALARM")));
+        }
+        assert_eq!(state.changes.len(), MAX_CHANGES);
+        assert!(
+            !state.remember(seen(12, "e2", "ALARM")),
+            "a redelivery of a dropped change"
+        );
+        assert!(
+            !state.remember(seen(0, "old", "WARNING")),
+            "older than the forgotten"
+        );
+        assert!(state.remember(seen(500, "new", "HEALTHY")));
+        assert!(state.to_json().len() < 400_000);
+    }
+
+    #[test]
+    fn a_record_of_another_shape_or_version_says_why_it_cannot_be_used() {
+        assert!(
+            PositionState::read("{\"changes\": 3}")
+                .unwrap_err()
+                .contains("not readable")
+        );
+        let mut other = PositionState::new(Place::default());
+        other.version = 99;
+        assert!(
+            PositionState::read(&other.to_json())
+                .unwrap_err()
+                .contains("version 99")
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! What an event contributes to its episode's notification: one long-text line, and when it is
+//! an alert, the notification it would create.
+//!
+//! Rules:
+//! - every change is one line, stamped with its Monitron event time and ending with
+//!   `Monitron event: <id>`, so that the set of lines does not depend on the order they were
+//!   written in, and the ids a long text holds can be read back ([`ids_in`]);
+//! - a user's closure line carries its closure code; a recovery by the measurements says so;
+//! - the notification an alert creates has the rule's type, priority and short text as per
+//!   event, and a long text that starts with the position (the same for every event of it)
+//!   unless the rule gives a `long_text` template; its external reference is made from the
+//!   position and the alert, so a create whose answer was lost is found again.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::processor::delivery::AlertEvent;
+use crate::processor::notification::{external_reference, notification_for, technical_object_for};
+use crate::processor::rules::{Rule, RuleSet};
+
+use super::model::{Change, PositionKey};
+use super::state::{Place, Seen};
+
+/// The marker that ends every line.
+const MARKER: &str = "Monitron event: ";
+
+/// A change as its position record keeps it, and where the position is.
+pub struct SeenFor {
+    pub seen: Seen,
+    pub place: Place,
+}
+
+impl SeenFor {
+    /// What the event contributes under its rule; `Err` when its notification cannot be made
+    /// (no mapping row, a template that fails): given up as per event.
+    pub fn event(
+        event: &AlertEvent,
+        change: Change,
+        rule: &Rule,
+        rules: &RuleSet,
+        position: &PositionKey,
+    ) -> Result<SeenFor, String> {
+        let scope = event.template_scope();
+        let (object, kind, _) = technical_object_for(event, &rule.params, rules, &scope)?;
+        let place = Place {
+            label: [&event.site, &event.asset, &event.position]
+                .iter()
+                .map(|p| p.as_deref().unwrap_or("?"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            technical_object: object,
+            object_kind: kind.odata_value().to_string(),
+            position: event.position.clone(),
+        };
+        let alert = change.is_alert();
+        let draft = if alert {
+            let identity = format!("episode\n{}\n{}", position.0, event.id);
+            let mut draft = notification_for(event, &rule.params, &identity, rules, &scope)?;
+            if rule.params.long_text.is_none() {
+                draft.long_text = header(event);
+            }
+            draft.external_reference = external_reference(&event.source, &identity);
+            Some(draft)
+        } else {
+            None
+        };
+        let priority = draft.as_ref().and_then(|d| d.priority.clone());
+        let close = (!alert).then(|| rule.params.close.unwrap_or_default());
+        Ok(SeenFor {
+            seen: Seen {
+                line: line(event, &change),
+                change,
+                priority,
+                draft,
+                close,
+            },
+            place,
+        })
+    }
+}
+
+/// The long text's start: the position, the same for every event of it.
+fn header(event: &AlertEvent) -> String {
+    let mut lines = vec!["Amazon Monitron: alarm episode of a sensor position".to_string()];
+    for (label, value) in [
+        ("Project", &event.project),
+        ("Site", &event.site),
+        ("Asset", &event.asset),
+        ("Position", &event.position),
+        ("Position URL", &event.asset_position_url),
+    ] {
+        if let Some(v) = value {
+            lines.push(format!("{label}: {v}"));
+        }
+    }
+    lines.join("\n")
+}
+
+/// The change's line: time, states, closure, id.
+pub fn line(event: &AlertEvent, change: &Change) -> String {
+    let time = change.time.format("%Y-%m-%d %H:%M:%S UTC");
+    let from = event.previous_state.as_deref().unwrap_or("?");
+    let how = match (&event.closure_code, change.is_alert()) {
+        (_, true) => String::new(),
+        (Some(code), false) => {
+            let field = |f: &str| {
+                code.get(f)
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            format!(
+                ", closed in Monitron. Closure code: failure mode {}, cause {}, action taken {}",
+                field("failureMode"),
+                field("failureCause"),
+                field("actionTaken")
+            )
+        }
+        (None, false) => ", recovered by the measurements".to_string(),
+    };
+    format!(
+        "{time} {from} -> {}{how}; {MARKER}{}",
+        change.state, change.id
+    )
+}
+
+/// The event ids a long text holds lines of.
+pub fn ids_in(long_text: &str) -> BTreeSet<String> {
+    long_text
+        .lines()
+        .filter_map(|l| l.rsplit_once(MARKER).map(|(_, id)| id.trim().to_string()))
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ids_of_a_long_text_are_read_back_from_its_lines() {
+        let text = "Amazon Monitron: alarm episode\nPosition: DE\n2024-03-01 10:00:00 UTC HEALTHY -> ALARM; Monitron event: a-1\nMonitron event: old-2\nfree text";
+        let ids: Vec<String> = ids_in(text).into_iter().collect();
+        assert_eq!(ids, ["a-1", "old-2"]);
+    }
+}

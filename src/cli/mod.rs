@@ -6,6 +6,7 @@ mod replay;
 mod reprocess;
 mod rules;
 mod rules_episode;
+mod s4_requests;
 mod scan;
 
 use std::process::ExitCode;

@@ -2,18 +2,16 @@
 
 use std::process::ExitCode;
 
+use super::s4_requests::{s4_requests, show};
 use crate::processor::delivery::{self, AlertEvent, Delivery};
 use crate::processor::destination::Destinations;
 use crate::processor::episode::reconcile::by_episodes;
 use crate::processor::rules::actions::StepKind;
 use crate::processor::rules::{ActionKind, ActionParams, Rule, RuleSet};
-use reqwest::Url;
 
-use crate::env::Env;
 use crate::processor::close::CLOSURE_ITEM;
 use crate::processor::rules::{CatalogCode, IfOpen};
-use crate::processor::s4::config::service_root;
-use crate::processor::s4::{ItemCode, Requests, S4Error, S4Request};
+use crate::processor::s4::ItemCode;
 use crate::processor::{identity_for, notification_for, technical_object_for};
 
 #[derive(clap::Subcommand)]
@@ -166,44 +164,10 @@ fn explain(rules: &RuleSet, event: &AlertEvent, rule: &Rule) {
     }
 }
 
-/// The S/4 requests as the client builds them: against `S4_BASE_URL` (and `S4_SAP_CLIENT`)
-/// when set, else against a placeholder host.
-pub(super) fn s4_requests() -> Option<Requests> {
-    let env = Env::new("CLI", &crate::env::process);
-    let configured = env.text("S4_BASE_URL");
-    if configured.is_none() {
-        println!("  (S4_BASE_URL not set: requests shown against {PLACEHOLDER_HOST})");
-    }
-    let text = configured.unwrap_or_else(|| PLACEHOLDER_HOST.to_string());
-    match Url::parse(&text) {
-        Ok(url) => Some(Requests::for_service(
-            service_root(url),
-            env.text("S4_SAP_CLIENT"),
-        )),
-        Err(e) => {
-            println!("  S4_BASE_URL `{text}` is not a URL ({e}): no requests shown");
-            None
-        }
-    }
-}
-
-const PLACEHOLDER_HOST: &str = "https://s4.example.com";
 /// Stands for the number S/4 gives a notification.
 const NUMBER: &str = "NOTIFICATION";
 /// Stands for the key S/4 gives the closure's item.
 const ITEM: &str = "0001";
-
-/// Prints a request indented under its step.
-pub(super) fn show(request: Result<S4Request, S4Error>) {
-    match request {
-        Ok(r) => {
-            for line in r.describe().lines() {
-                println!("    {line}");
-            }
-        }
-        Err(e) => println!("    ({e})"),
-    }
-}
 
 fn explain_create(rules: &RuleSet, event: &AlertEvent, params: &ActionParams, identity: &str) {
     let notification =

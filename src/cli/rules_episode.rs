@@ -112,10 +112,11 @@ fn describe(state: &PositionState, plan: &Plan) {
                 draft.map(|d| d.external_reference.as_str()).unwrap_or("?"),
             );
             println!("      {}", line(creator));
-            if let (Some(requests), Some((draft, _))) =
-                (super::rules::s4_requests(), creation(state, creator, plan))
-            {
-                super::rules::show(requests.create(&draft));
+            if let (Some(requests), Some((draft, _))) = (
+                super::s4_requests::s4_requests(),
+                creation(state, creator, plan),
+            ) {
+                super::s4_requests::show(requests.create(&draft));
             }
         }
         Target::Filed(i) => println!("  → the episode's notification {}", state.filed[*i].number),
@@ -138,10 +139,10 @@ fn describe(state: &PositionState, plan: &Plan) {
         _ => "NOTIFICATION".to_string(),
     };
     let requests = (!fields.is_empty() || plan.complete.is_some())
-        .then(super::rules::s4_requests)
+        .then(super::s4_requests::s4_requests)
         .flatten();
     if let (Some(requests), false) = (&requests, fields.is_empty()) {
-        super::rules::show(requests.update(&number, serde_json::Value::Object(fields)));
+        super::s4_requests::show(requests.update(&number, serde_json::Value::Object(fields)));
     }
     if let Some(end) = &plan.complete {
         let time = state.seen(end).map(|s| s.change.time.to_rfc3339());
@@ -151,7 +152,7 @@ fn describe(state: &PositionState, plan: &Plan) {
         );
         if let Some(requests) = &requests {
             let at = state.seen(end).map(|s| s.change.time);
-            super::rules::show(requests.complete(&number, at));
+            super::s4_requests::show(requests.complete(&number, at));
         }
     }
     if plan.is_settled() {

@@ -40,10 +40,25 @@ fn rules() -> RuleSet {
 
 async fn fixture_timed(s4_timeout: Duration, in_progress_for: Duration) -> Fixture {
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
-    let client = s4.client(S4_USER, S4_PASSWORD, s4_timeout);
     let table = moto::idempotency_store().await;
-    let processor = Processor::new(
-        Arc::new(client),
+    let processor = Arc::new(container(&s4, &table, s4_timeout, in_progress_for));
+    Fixture {
+        s4,
+        table,
+        processor,
+    }
+}
+
+/// A processor as one warm Lambda container holds it: its own S/4 client (session, token) and
+/// table client, sharing S/4 and the table with the others.
+fn container(
+    s4: &TestS4,
+    table: &DynamoStore,
+    s4_timeout: Duration,
+    in_progress_for: Duration,
+) -> Processor<Option<DynamoStore>> {
+    Processor::new(
+        Arc::new(s4.client(S4_USER, S4_PASSWORD, s4_timeout)),
         Some(DynamoStore {
             client: table.client.clone(),
             table: table.table.clone(),
@@ -55,12 +70,7 @@ async fn fixture_timed(s4_timeout: Duration, in_progress_for: Duration) -> Fixtu
             Duration::from_secs(5),
             in_progress_for,
         ),
-    );
-    Fixture {
-        s4,
-        table,
-        processor: Arc::new(processor),
-    }
+    )
 }
 
 async fn fixture() -> Fixture {
@@ -346,8 +356,8 @@ fn episode() -> impl Strategy<Value = Vec<String>> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Any order, each event up to three times, in parallel batches of up to four: the end
-    /// state is the in-order one.
+    /// Any order, each event up to three times, in parallel batches of up to four spread over
+    /// three containers: the end state is the in-order one.
     #[test]
     fn any_order_duplication_and_parallelism_end_as_one_in_order_delivery(
         events in episode(),
@@ -363,6 +373,16 @@ proptest! {
             }
             let in_order = end_state(&f.s4);
             let g = fixture().await;
+            let containers: Vec<Arc<Processor<Option<DynamoStore>>>> = (0..3)
+                .map(|_| {
+                    Arc::new(container(
+                        &g.s4,
+                        &g.table,
+                        Duration::from_millis(800),
+                        Duration::from_secs(30),
+                    ))
+                })
+                .collect();
             let mut arrived: Vec<String> = events
                 .iter()
                 .zip(&repeats)
@@ -375,8 +395,9 @@ proptest! {
                 let size = (*sizes.next().unwrap_or(&1)).min(rest.len());
                 let (batch, after) = rest.split_at(size);
                 let mut tasks = tokio::task::JoinSet::new();
-                for body in batch {
-                    let (p, body) = (g.processor.clone(), body.clone());
+                for (i, body) in batch.iter().enumerate() {
+                    let p = containers[i % containers.len()].clone();
+                    let body = body.clone();
                     tasks.spawn(async move { deliver(&p, &body).await });
                 }
                 while let Some(done) = tasks.join_next().await {

@@ -31,6 +31,24 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted.get(index).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
+/// The processor under the bundled rules, as deployed (25 s budget, 60 s hold); `table` holds
+/// the idempotency and episode records (without one, the rules act per event).
+fn processor(client: Arc<S4Client>, table: Option<DynamoStore>) -> Processor<Option<DynamoStore>> {
+    Processor::new(
+        client,
+        table,
+        ProcessorSettings::new(
+            RuleSource::fixed(RuleSet::bundled().expect("rules (RuleSet::bundled)")),
+            InboundAuth::Basic {
+                username: "rdp".into(),
+                password: "rdp-s3cret".into(),
+            },
+            Duration::from_secs(25),
+            Duration::from_secs(60),
+        ),
+    )
+}
+
 fn main() {
     let events: usize = std::env::args()
         .nth(1)
@@ -58,20 +76,7 @@ async fn run(events: usize) {
         password: "bench-password".into(),
     });
     let client = Arc::new(S4Client::new(config, auth).expect("client (S4Client::new)"));
-    let rules = RuleSet::bundled().expect("rules (RuleSet::bundled)");
-    let processor = Processor::new(
-        client.clone(),
-        None::<DynamoStore>,
-        ProcessorSettings::new(
-            RuleSource::fixed(rules),
-            InboundAuth::Basic {
-                username: "rdp".into(),
-                password: "rdp-s3cret".into(),
-            },
-            Duration::from_secs(25),
-            Duration::from_secs(60),
-        ),
-    );
+    let processor = processor(client.clone(), None);
     let mut headers = HeaderMap::new();
     headers.insert(
         "authorization",
@@ -165,19 +170,9 @@ async fn run(events: usize) {
 /// trips and handler time per kind of event, each position going through a planner's week.
 async fn episodes(s4: &TestS4, headers: &HeaderMap, positions: usize) {
     let client = Arc::new(s4.client("BENCH", "bench-password", Duration::from_secs(5)));
-    let rules = RuleSet::bundled().expect("rules (RuleSet::bundled)");
-    let processor = Processor::new(
+    let processor = processor(
         client.clone(),
         Some(support::moto::idempotency_store().await),
-        ProcessorSettings::new(
-            RuleSource::fixed(rules),
-            InboundAuth::Basic {
-                username: "rdp".into(),
-                password: "rdp-s3cret".into(),
-            },
-            Duration::from_secs(25),
-            Duration::from_secs(60),
-        ),
     );
     let week = [
         ("first alert", "WARNING", "HEALTHY", "measurement", 0),

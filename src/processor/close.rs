@@ -162,14 +162,16 @@ fn same_position(n: &Existing, event: &AlertEvent) -> bool {
     let Some(position) = &event.position else {
         return true;
     };
-    match n
-        .long_text
-        .lines()
-        .find_map(|l| l.strip_prefix("Position: "))
-    {
+    match first_position(&n.long_text) {
         Some(first) => first == position,
         None => true,
     }
+}
+
+/// The first position a notification's long text names (`Position: …`): the one that
+/// created it.
+pub(crate) fn first_position(long_text: &str) -> Option<&str> {
+    long_text.lines().find_map(|l| l.strip_prefix("Position: "))
 }
 
 #[cfg(test)]

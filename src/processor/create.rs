@@ -141,7 +141,7 @@ pub(super) fn created_by_us(n: &Existing) -> bool {
 
 /// SAP's standard priorities run from `1` (very high) down: a smaller code is more urgent.
 /// A notification without a priority takes any.
-fn more_urgent(new: &str, current: Option<&str>) -> bool {
+pub(crate) fn more_urgent(new: &str, current: Option<&str>) -> bool {
     match current {
         None => true,
         Some(current) => new < current,

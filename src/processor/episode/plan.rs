@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
+use crate::processor::create::more_urgent;
 use crate::processor::s4::{NewNotification, cut};
 
 use super::model::{Episode, episodes};
@@ -250,15 +251,6 @@ fn completes(state: &PositionState, end: &str) -> bool {
         .seen(end)
         .and_then(|s| s.close)
         .is_some_and(|c| c == crate::processor::rules::CloseMode::Complete)
-}
-
-/// SAP's standard priorities run from `1` (very high) down: a smaller code is more urgent.
-/// A notification without a priority takes any.
-pub fn more_urgent(new: &str, current: Option<&str>) -> bool {
-    match current {
-        None => true,
-        Some(current) => new < current,
-    }
 }
 
 #[cfg(test)]

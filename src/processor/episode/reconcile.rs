@@ -33,6 +33,7 @@ use super::state::{Filed, Pending, PositionState};
 use super::store::{EpisodeStore, Lease};
 use super::text::{SeenFor, ids_in};
 use crate::processor::Processor;
+use crate::processor::close::first_position;
 use crate::processor::create::created_by_us;
 use crate::processor::outcome::Outcome;
 
@@ -56,13 +57,11 @@ struct Held<'a> {
 }
 
 /// Why acting stopped early.
-enum Stop {
-    Outcome(Outcome),
-}
+struct Stop(Outcome);
 
 impl From<S4Error> for Stop {
     fn from(e: S4Error) -> Stop {
-        Stop::Outcome(Outcome::of_error(&e))
+        Stop(Outcome::of_error(&e))
     }
 }
 
@@ -206,7 +205,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                         .await
                 }
             };
-            if let Err(Stop::Outcome(outcome)) = step {
+            if let Err(Stop(outcome)) = step {
                 return outcome;
             }
         }
@@ -229,7 +228,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 state.pending = None;
                 Ok(())
             }
-            None if now() < pending.until => Err(Stop::Outcome(Outcome::Retry(format!(
+            None if now() < pending.until => Err(Stop(Outcome::Retry(format!(
                 "S/4 did not confirm the create of notification {} and does not show it yet; it is looked up again on redelivery",
                 pending.reference
             )))),
@@ -276,7 +275,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         deadline: Instant,
     ) -> Result<(), Stop> {
         let Some((draft, lines)) = creation(state, creator, plan) else {
-            return Err(Stop::Outcome(Outcome::gave_up(format!(
+            return Err(Stop(Outcome::gave_up(format!(
                 "the episode's first alert {creator} has no notification to create (its rule does not create one)"
             ))));
         };
@@ -293,7 +292,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .await
         {
             state.pending = None;
-            return Err(Stop::Outcome(Outcome::Retry(format!(
+            return Err(Stop(Outcome::Retry(format!(
                 "{e}; nothing is created before the episode record can be written"
             ))));
         }
@@ -311,7 +310,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                         acted.created += 1;
                         Ok(())
                     }
-                    _ => Err(Stop::Outcome(Outcome::Retry(format!(
+                    _ => Err(Stop(Outcome::Retry(format!(
                         "S/4 did not confirm the create ({why}); it is looked up again on redelivery"
                     )))),
                 };
@@ -494,11 +493,6 @@ fn filed_from(existing: &Existing, creator: &str) -> Filed {
         completed: existing.processing_phase.as_deref() == Some("4"),
         unsure: false,
     }
-}
-
-/// The first position a notification's long text names (`Position: …`).
-fn first_position(long_text: &str) -> Option<&str> {
-    long_text.lines().find_map(|l| l.strip_prefix("Position: "))
 }
 
 fn closure_json(closure: &super::model::Closure) -> Value {

@@ -106,6 +106,7 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
     let object = ObjectRef {
         location: e2b::aws::s3::S3Location::new("bench-bucket", "bench.json"),
         version_id: None,
+        etag: None,
         size: None,
     };
     let mut scanner = Some(Scanner::new(ScanConfig::default()));
@@ -120,7 +121,7 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
     let elapsed = start.elapsed();
     let _ = std::fs::remove_dir_all(&dir);
     let delivered = match outcome {
-        ObjectOutcome::Done { delivered } => delivered,
+        ObjectOutcome::Done { delivered, .. } => delivered,
         other => {
             eprintln!("bench failed: {other:?}");
             return;

@@ -38,4 +38,5 @@ pub const ALL_ON: crate::forwarder::monitron::ForwardingRules =
     crate::forwarder::monitron::ForwardingRules {
         model_transitions: true,
         connectivity: true,
+        states: None,
     };

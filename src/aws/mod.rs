@@ -1,2 +1,3 @@
+pub mod records;
 pub mod s3;
 pub mod secrets;

@@ -43,6 +43,9 @@ impl std::fmt::Display for S3Location {
 pub struct ObjectRef {
     pub location: S3Location,
     pub version_id: Option<String>,
+    /// The ETag the notification gave, which tells uploads under one key apart where the
+    /// bucket keeps no versions.
+    pub etag: Option<String>,
     pub size: Option<u64>,
 }
 

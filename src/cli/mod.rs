@@ -1,9 +1,12 @@
 //! The `e2b` command line: `scan` (local files, stdin, S3) and `replay` (a prefix and time range
-//! of stored objects through the forwarder again), `rules`, `reprocess` and `episodes`.
+//! of stored objects through the forwarder again), `rules`, `reprocess` (the processor's
+//! failure records), `resend` (the forwarder's) and `episodes`.
 
 mod episodes;
+mod progress;
 mod replay;
 mod reprocess;
+mod resend;
 mod rules;
 mod rules_episode;
 mod s4_requests;
@@ -49,6 +52,14 @@ enum Command {
     /// A failure that is resolved, or fails for good again (recorded anew), is removed; one
     /// that still meets a temporary fault is kept. Exit status 0 when all were resolved.
     Reprocess(reprocess::ReprocessArgs),
+    /// List the events the broker refused for good (the forwarder's failure records), or send
+    /// them again once the cause is fixed.
+    ///
+    /// Sends with the forwarder's configuration (the same environment variables as the Lambda),
+    /// each message as first sent: same topic, same message id, same payload. A record resent is
+    /// removed; one refused again or not delivered for now is kept. Exit status 0 when every
+    /// chosen record was resent.
+    Resend(resend::ResendArgs),
     /// List the alarm episodes the processor keeps (open ones by default), with their
     /// notifications.
     ///
@@ -64,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Rules(command) => rules::run(command),
         Command::Reprocess(args) => reprocess::run(args),
+        Command::Resend(args) => resend::run(args),
         Command::Episodes(args) => episodes::run(args),
     }
 }

@@ -1,6 +1,5 @@
 //! `e2b replay s3://bucket/prefix`: stored objects through the forwarder again.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,8 @@ use crate::forwarder::replay::{Invoker, Listed, list_objects, notification_for, 
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::forwarder::trigger::ObjectRef;
 use crate::forwarder::{ObjectOutcome, setup};
+
+use super::progress::Progress;
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
@@ -123,7 +124,7 @@ async fn replay(
         location.key,
         window_text(since, until)
     );
-    let mut progress = Progress::new(listed.len());
+    let mut progress = Progress::new("e2b replay", "objects", listed.len());
     let mut tally = Tally::default();
     if let Some(function) = &args.invoke {
         let lambda = aws_sdk_lambda::Client::new(&aws);
@@ -133,7 +134,7 @@ async fn replay(
                 .await;
             tally.record(&mut progress, &location.bucket, object, result.map(|()| 0));
         }
-        progress.finish(&tally, "invocation(s) queued");
+        tally.finish(&progress, "invocation(s) queued");
     } else if let Some(config) = config {
         for warning in &config.warnings {
             eprintln!("e2b replay: warning: {warning}");
@@ -149,13 +150,15 @@ async fn replay(
                 .forward_object(&mut scanner, &object_ref(location, object), deadline)
                 .await;
             let result = match outcome {
-                ObjectOutcome::Done { delivered } => Ok(delivered),
-                ObjectOutcome::Filtered(_) | ObjectOutcome::Missing(_) => Ok(0),
+                ObjectOutcome::Done { delivered, .. } => Ok(delivered),
+                ObjectOutcome::Complete
+                | ObjectOutcome::Filtered(_)
+                | ObjectOutcome::Missing(_) => Ok(0),
                 ObjectOutcome::Retry(failure) => Err(failure.to_string()),
             };
             tally.record(&mut progress, &location.bucket, object, result);
         }
-        progress.finish(&tally, "event(s) delivered");
+        tally.finish(&progress, "event(s) delivered");
     } else {
         let scan = dry_run_scan.unwrap_or_default();
         let mut scanner = Some(Scanner::new(scan.clone()));
@@ -164,7 +167,7 @@ async fn replay(
                 count_events(&s3, &scan, &mut scanner, &object_ref(location, object)).await;
             tally.record(&mut progress, &location.bucket, object, result);
         }
-        progress.finish(&tally, "event(s) would be published (dry run)");
+        tally.finish(&progress, "event(s) would be published (dry run)");
     }
     Ok(tally)
 }
@@ -173,6 +176,8 @@ fn object_ref(location: &S3Location, object: &Listed) -> ObjectRef {
     ObjectRef {
         location: S3Location::new(&location.bucket, &object.key),
         version_id: None,
+        // No ETag: a replay is a deliberate re-send, which the delivery ledger leaves alone.
+        etag: None,
         size: Some(object.size),
     }
 }
@@ -205,6 +210,13 @@ async fn count_events(
 }
 
 impl Tally {
+    fn finish(&self, progress: &Progress, what: &str) {
+        progress.finish(&format!(
+            "{} object(s), {} {what}, {} object(s) failed",
+            self.objects, self.events, self.failed
+        ));
+    }
+
     fn record(
         &mut self,
         progress: &mut Progress,
@@ -216,7 +228,10 @@ impl Tally {
         match result {
             Ok(events) => {
                 self.events += events;
-                progress.step(self, &format!("s3://{bucket}/{}: {events}", object.key));
+                progress.step(
+                    &format!("{} events", self.events),
+                    &format!("s3://{bucket}/{}: {events}", object.key),
+                );
             }
             Err(e) => {
                 self.failed += 1;
@@ -232,61 +247,5 @@ fn window_text(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> St
         (Some(s), None) => format!(" written since {}", s.to_rfc3339()),
         (None, Some(u)) => format!(" written before {}", u.to_rfc3339()),
         (Some(s), Some(u)) => format!(" written from {} to {}", s.to_rfc3339(), u.to_rfc3339()),
-    }
-}
-
-/// A progress line on a terminal; a line per object otherwise (logs, CI).
-struct Progress {
-    total: usize,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Progress {
-            total,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn bar(&self, done: usize) -> String {
-        let width = 30;
-        let filled = (done * width)
-            .checked_div(self.total)
-            .unwrap_or(width)
-            .min(width);
-        format!("[{}{}]", "#".repeat(filled), "-".repeat(width - filled))
-    }
-
-    fn step(&self, tally: &Tally, line: &str) {
-        if self.terminal {
-            eprint!(
-                "\r{} {}/{} objects, {} events, {} failed   ",
-                self.bar(tally.objects),
-                tally.objects,
-                self.total,
-                tally.events,
-                tally.failed
-            );
-        } else {
-            eprintln!("e2b replay: {line}");
-        }
-    }
-
-    fn fail(&self, line: &str) {
-        if self.terminal {
-            eprintln!();
-        }
-        eprintln!("e2b replay: failed: {line}");
-    }
-
-    fn finish(&self, tally: &Tally, what: &str) {
-        if self.terminal {
-            eprintln!();
-        }
-        eprintln!(
-            "e2b replay: {} object(s), {} {what}, {} object(s) failed",
-            tally.objects, tally.events, tally.failed
-        );
     }
 }

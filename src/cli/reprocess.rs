@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use crate::aws::records::Record;
 use crate::forwarder::replay::parse_time;
 use crate::processor::config::ProcessorConfig;
 use crate::processor::failures::{FailureSink, FailureTarget, Found};
@@ -75,7 +76,7 @@ async fn reprocess(args: ReprocessArgs) -> ExitCode {
     let sink = FailureSink::new(Some(&target), s3.clone(), &aws);
     // SQS messages read while re-processing stay hidden for five minutes.
     let hold = if args.list { 1 } else { 300 };
-    let found = match sink.list(args.limit, hold).await {
+    let found: Vec<Found> = match sink.list(args.limit, hold).await {
         Ok(found) => found,
         Err(e) => {
             eprintln!("{e}");

@@ -84,6 +84,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
         rules: ForwardingRules {
             model_transitions: args.model_transitions,
             connectivity: args.connectivity,
+            states: None,
         },
         events: EventBuilder {
             format: match args.format {
@@ -145,6 +146,7 @@ pub fn run(args: ScanArgs) -> ExitCode {
             let object = ObjectRef {
                 location,
                 version_id: None,
+                etag: None,
                 size: None,
             };
             match runtime.block_on(s3.open(&object)) {

@@ -3,19 +3,24 @@
 //! One invocation: the trigger names objects; each object is streamed from S3 into the decoder
 //! (on a blocking thread, while publishing runs on the async runtime), and each forwarded event
 //! is published with bounded concurrency. Outcomes:
-//! - every event of every object got its 200 → the invocation succeeds with a summary;
+//! - every event of every object got its 200, or was refused for good and recorded for
+//!   `e2b resend` → the invocation succeeds with a summary;
 //! - an object could not be read, or an event was not delivered → the invocation fails with an
 //!   error naming the objects and the event ids, so Lambda's retries and the on-failure destination
-//!   take over (redelivered events keep their message id);
+//!   take over (redelivered events keep their message id; with the delivery ledger a retry
+//!   publishes only what was not done);
+//! - an object an earlier invocation completed (delivery ledger) is acknowledged unread;
 //! - an object that no longer exists is logged and skipped (a retry cannot help);
 //! - for an SQS batch, only the messages whose objects failed are reported back.
 
 pub mod config;
 pub mod event;
 pub mod firehose;
+pub mod ledger;
 pub mod mesh;
 pub mod monitron;
 mod pipeline;
+pub mod refusals;
 pub mod replay;
 pub mod scan;
 pub mod setup;
@@ -26,8 +31,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use crate::aws::records::FailureSink;
 use crate::aws::s3::ObjectStore;
 use crate::aws::secrets::SecretStore;
+use crate::forwarder::ledger::Ledger;
 use crate::forwarder::mesh::Publisher;
 use crate::forwarder::scan::{ScanConfig, Scanner, Summary};
 use crate::forwarder::trigger::{KeyFilter, Trigger};
@@ -48,13 +55,25 @@ pub struct Forwarder<O, S> {
     store: O,
     publisher: Arc<Publisher<S>>,
     settings: ForwarderSettings,
+    /// What was done per object, for retries (`PROGRESS_TABLE`).
+    ledger: Option<Ledger>,
+    /// Where refused events are recorded (`FAILURE_RECORDS`).
+    refusals: Option<Arc<FailureSink>>,
 }
 
 /// What became of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectOutcome {
-    /// Every forwarded event was delivered.
-    Done { delivered: u64 },
+    /// Every forwarded event was delivered, recorded as refused, or done before.
+    Done {
+        delivered: u64,
+        /// Refused for good by the broker and recorded.
+        refused: u64,
+        /// Done by an earlier invocation (delivery ledger): not published again.
+        already_done: u64,
+    },
+    /// Every event was done by an earlier invocation: not read.
+    Complete,
     /// Skipped by the key filter.
     Filtered(String),
     /// No longer exists.
@@ -72,6 +91,24 @@ pub struct Unfinished {
     /// Events not delivered: `(id, reason)`.
     pub undelivered: Vec<(String, String)>,
     pub delivered: u64,
+    /// Refused for good and recorded.
+    pub refused: u64,
+    /// Done by an earlier invocation (delivery ledger).
+    pub already_done: u64,
+}
+
+impl Unfinished {
+    /// An object that could not be read (to its end) for `reason`, nothing done.
+    pub fn unread(object: String, reason: String) -> Unfinished {
+        Unfinished {
+            object,
+            read_error: Some(reason),
+            undelivered: Vec::new(),
+            delivered: 0,
+            refused: 0,
+            already_done: 0,
+        }
+    }
 }
 
 impl std::fmt::Display for Unfinished {
@@ -98,7 +135,14 @@ impl std::fmt::Display for Unfinished {
             }
             write!(f, ";")?;
         }
-        write!(f, " {} delivered", self.delivered)
+        write!(f, " {} delivered", self.delivered)?;
+        if self.refused > 0 {
+            write!(f, ", {} refused and recorded", self.refused)?;
+        }
+        if self.already_done > 0 {
+            write!(f, ", {} done before", self.already_done)?;
+        }
+        Ok(())
     }
 }
 
@@ -147,7 +191,21 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             store,
             publisher,
             settings,
+            ledger: None,
+            refusals: None,
         }
+    }
+
+    /// Keeps what was done per object in `ledger`, so that a retry sends only the rest.
+    pub fn with_ledger(mut self, ledger: Option<Ledger>) -> Self {
+        self.ledger = ledger;
+        self
+    }
+
+    /// Records events the broker refuses for good in `sink` instead of failing the invocation.
+    pub fn with_refusals(mut self, sink: Option<Arc<FailureSink>>) -> Self {
+        self.refusals = sink;
+        self
     }
 
     /// Handles one invocation's event; `deadline` is when the work must be over.
@@ -161,74 +219,56 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 Ok(json!({"testEvent": "acknowledged"}))
             }
             Trigger::Objects(objects) => {
-                let mut failures = Vec::new();
-                let mut delivered = 0;
+                let mut counts = Counts::default();
                 for object in &objects {
-                    match self.forward_object(&mut scanner, object, deadline).await {
-                        ObjectOutcome::Retry(failure) => failures.push(failure),
-                        ObjectOutcome::Done { delivered: n } => delivered += n,
-                        ObjectOutcome::Filtered(_) | ObjectOutcome::Missing(_) => {}
-                    }
+                    let outcome = self.forward_object(&mut scanner, object, deadline).await;
+                    counts.add(outcome);
                 }
                 let summary = scanner.as_ref().map(Scanner::summary).unwrap_or_default();
-                tracing::info!(%summary, delivered, failed_objects = failures.len(), "invocation done");
-                self.emit_metrics(
-                    objects.len(),
-                    &summary,
-                    delivered,
-                    &failures,
-                    retries_before,
-                );
-                if failures.is_empty() {
-                    Ok(summary_json(&summary, delivered, objects.len()))
+                tracing::info!(%summary, delivered = counts.delivered, refused = counts.refused, already_done = counts.already_done, failed_objects = counts.failures.len(), "invocation done");
+                self.emit_metrics(objects.len(), &summary, &counts, retries_before);
+                if counts.failures.is_empty() {
+                    Ok(summary_json(&summary, &counts, objects.len()))
                 } else {
+                    let failures = counts.failures;
                     Err(HandlerError::Forward(ForwardError { failures, summary }))
                 }
             }
             Trigger::Sqs(messages) => {
                 let mut failed_ids = Vec::new();
-                let mut failures = Vec::new();
+                let mut counts = Counts::default();
                 for message in &messages {
                     let objects = match &message.objects {
                         Ok(objects) => objects,
                         Err(reason) => {
                             tracing::error!(message_id = %message.message_id, %reason, "SQS message is not an S3 notification; left for the queue's redrive policy");
                             failed_ids.push(message.message_id.clone());
-                            failures.push(Unfinished {
-                                object: format!("SQS message {}", message.message_id),
-                                read_error: Some(reason.clone()),
-                                undelivered: Vec::new(),
-                                delivered: 0,
-                            });
+                            counts.failures.push(Unfinished::unread(
+                                format!("SQS message {}", message.message_id),
+                                reason.clone(),
+                            ));
                             continue;
                         }
                     };
-                    let mut failed = false;
+                    let failed_before = counts.failures.len();
                     for object in objects {
-                        if let ObjectOutcome::Retry(failure) =
-                            self.forward_object(&mut scanner, object, deadline).await
-                        {
+                        let outcome = self.forward_object(&mut scanner, object, deadline).await;
+                        if let ObjectOutcome::Retry(failure) = &outcome {
                             tracing::error!(message_id = %message.message_id, %failure, "object not fully forwarded; the message returns to the queue");
-                            failures.push(failure);
-                            failed = true;
                         }
+                        counts.add(outcome);
                     }
-                    if failed {
+                    if counts.failures.len() > failed_before {
                         failed_ids.push(message.message_id.clone());
                     }
                 }
                 let summary = scanner.as_ref().map(Scanner::summary).unwrap_or_default();
                 let objects = summary.objects as usize;
-                self.emit_metrics(
-                    objects,
-                    &summary,
-                    summary.forwarded,
-                    &failures,
-                    retries_before,
-                );
+                self.emit_metrics(objects, &summary, &counts, retries_before);
                 if !messages.is_empty() && failed_ids.len() == messages.len() {
                     // Nothing went through: failing the invocation returns the whole batch even
                     // where the trigger was set up without ReportBatchItemFailures.
+                    let failures = counts.failures;
                     return Err(HandlerError::Forward(ForwardError { failures, summary }));
                 }
                 sqs_batch_response(failed_ids).map_err(HandlerError::Response)
@@ -241,17 +281,18 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         &self,
         objects: usize,
         summary: &Summary,
-        delivered: u64,
-        failures: &[Unfinished],
+        counts: &Counts,
         retries_before: u64,
     ) {
-        let undelivered: usize = failures.iter().map(|f| f.undelivered.len()).sum();
+        let undelivered: usize = counts.failures.iter().map(|f| f.undelivered.len()).sum();
         crate::metrics::emit(
             "forwarder",
             &[
                 ("ObjectsRead", objects as u64),
                 ("RecordsRead", summary.records),
-                ("EventsForwarded", delivered),
+                ("EventsForwarded", counts.delivered),
+                ("EventsRefused", counts.refused),
+                ("EventsAlreadyDone", counts.already_done),
                 ("DuplicatesSuppressed", summary.duplicates),
                 ("MalformedRecords", summary.malformed),
                 (
@@ -259,18 +300,53 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     self.publisher.retries().saturating_sub(retries_before),
                 ),
                 ("PublishFailures", undelivered as u64),
-                ("ObjectsFailed", failures.len() as u64),
+                ("ObjectsFailed", counts.failures.len() as u64),
             ],
         );
     }
 }
 
-fn summary_json(summary: &Summary, delivered: u64, objects: usize) -> Value {
+/// What the objects of one invocation came to. Events delivered from an object that failed
+/// count too: the broker has them.
+#[derive(Debug, Default)]
+struct Counts {
+    delivered: u64,
+    refused: u64,
+    already_done: u64,
+    failures: Vec<Unfinished>,
+}
+
+impl Counts {
+    fn add(&mut self, outcome: ObjectOutcome) {
+        match outcome {
+            ObjectOutcome::Done {
+                delivered,
+                refused,
+                already_done,
+            } => {
+                self.delivered += delivered;
+                self.refused += refused;
+                self.already_done += already_done;
+            }
+            ObjectOutcome::Retry(failure) => {
+                self.delivered += failure.delivered;
+                self.refused += failure.refused;
+                self.already_done += failure.already_done;
+                self.failures.push(failure);
+            }
+            ObjectOutcome::Complete | ObjectOutcome::Filtered(_) | ObjectOutcome::Missing(_) => {}
+        }
+    }
+}
+
+fn summary_json(summary: &Summary, counts: &Counts, objects: usize) -> Value {
     json!({
         "objects": objects,
         "records": summary.records,
         "forwarded": summary.forwarded,
-        "delivered": delivered,
+        "delivered": counts.delivered,
+        "refused": counts.refused,
+        "alreadyDone": counts.already_done,
         "duplicates": summary.duplicates,
         "notForwarded": summary.not_forwarded,
         "unrecognised": summary.unrecognised,

@@ -4,6 +4,11 @@
 //! Rules:
 //! - a key the filter skips is not read (`Filtered`); an object that no longer exists is
 //!   given up, logged and skipped (`Missing`): no retry can help;
+//! - with a delivery ledger ([`super::ledger`]) the object is leased first; an object an
+//!   earlier invocation completed is not read (`Complete`), and an event whose record is done
+//!   is not published again; each delivered or recorded event is noted as done;
+//! - an event the broker refuses for good is written to the failure records
+//!   ([`super::refusals`]) and counts as done; one that cannot be recorded stays undelivered;
 //! - at most [`QUEUE_DEPTH`] events wait between the decoder and the publishers, and at most
 //!   `PUBLISH_CONCURRENCY` publishes are in flight: memory is bounded whatever the object;
 //! - broken records are reported with their byte offset and skipped; the rest still goes;
@@ -14,22 +19,61 @@
 //!   anew if the decoding thread died.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::io::SyncIoBridge;
 
-use super::event::Origin;
+use super::event::{ForwardedEvent, Origin};
+use super::ledger::{Notes, Opened, Progress, object_id};
 use super::mesh::PublishError;
+use super::refusals::RefusedEvent;
 use super::scan::{Report, Scanner, Severity};
 use super::{Forwarder, ObjectOutcome, Unfinished};
 use crate::aws::s3::{GetError, ObjectRef, ObjectStore};
 use crate::aws::secrets::SecretStore;
-use crate::outcome::{Disposed, Disposition};
 
 /// Events waiting between the decoder and the publishers.
 const QUEUE_DEPTH: usize = 256;
+
+/// How long past the deadline an object's lease lasts: the Lambda's own end, after the margin.
+const LEASE_BEYOND_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What became of one event.
+enum Sent {
+    Delivered,
+    /// Refused for good and recorded (where).
+    Recorded(String),
+    NotDelivered(String),
+}
+
+/// Counts for one object.
+#[derive(Default)]
+struct Tally {
+    delivered: u64,
+    refused: u64,
+    undelivered: Vec<(String, String)>,
+}
+
+impl Tally {
+    fn settle(&mut self, label: &str, done: Result<(String, Sent), tokio::task::JoinError>) {
+        match done {
+            Ok((_, Sent::Delivered)) => self.delivered += 1,
+            Ok((id, Sent::Recorded(place))) => {
+                self.refused += 1;
+                tracing::error!(object = %label, event_id = %id, record = %place, "event refused by the broker for good; recorded for e2b resend");
+            }
+            Ok((id, Sent::NotDelivered(why))) => {
+                tracing::error!(object = %label, event_id = %id, error = %why, "event not delivered");
+                self.undelivered.push((id, why));
+            }
+            Err(e) => self
+                .undelivered
+                .push(("(unknown)".into(), format!("publishing task failed: {e}"))),
+        }
+    }
+}
 
 impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
     /// Reads one object and publishes its events. `scanner` carries the invocation's
@@ -41,32 +85,57 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         deadline: Instant,
     ) -> ObjectOutcome {
         let label = object.label();
+        let retry =
+            |reason: String| ObjectOutcome::Retry(Unfinished::unread(label.clone(), reason));
         if let Some(reason) = self.settings.filter.skip_reason(&object.location.key) {
             tracing::info!(object = %label, %reason, "object skipped");
             return ObjectOutcome::Filtered(reason);
         }
         if Instant::now() >= deadline {
-            return ObjectOutcome::Retry(Unfinished {
-                object: label,
-                read_error: Some("not read: no time left before the invocation's deadline".into()),
-                undelivered: Vec::new(),
-                delivered: 0,
-            });
+            return retry("not read: no time left before the invocation's deadline".into());
         }
+        let mut progress = None;
+        if let (Some(ledger), Some(id)) = (&self.ledger, object_id(object)) {
+            match ledger
+                .open(id, deadline + LEASE_BEYOND_DEADLINE, deadline)
+                .await
+            {
+                Ok(Opened::Complete) => {
+                    tracing::info!(object = %label, "every event of the object was done by an earlier invocation; not read again");
+                    return ObjectOutcome::Complete;
+                }
+                Ok(Opened::Held(held)) => progress = Some(held),
+                Err(e) => return retry(format!("not read: {e}")),
+            }
+        }
+        let outcome = self
+            .forward_body(scanner, object, deadline, progress.as_mut())
+            .await;
+        if let (Some(ledger), Some(held)) = (&self.ledger, progress) {
+            let complete = matches!(outcome, ObjectOutcome::Done { .. });
+            if let Err(e) = ledger.close(held, complete).await {
+                tracing::warn!(object = %label, error = %e, "the object's lease was not released; it lapses at this invocation's deadline");
+            }
+        }
+        outcome
+    }
+
+    /// Streams the object and publishes what the ledger (if any) does not have as done.
+    async fn forward_body(
+        &self,
+        scanner: &mut Option<Scanner>,
+        object: &ObjectRef,
+        deadline: Instant,
+        mut progress: Option<&mut Progress>,
+    ) -> ObjectOutcome {
+        let label = object.label();
         let body = match self.store.open(object).await {
             Ok(body) => body,
             Err(GetError::NotFound(message)) => {
                 tracing::warn!(object = %label, %message, "object no longer exists; skipped");
                 return ObjectOutcome::Missing(message);
             }
-            Err(e) => {
-                return ObjectOutcome::Retry(Unfinished {
-                    object: label,
-                    read_error: Some(e.to_string()),
-                    undelivered: Vec::new(),
-                    delivered: 0,
-                });
-            }
+            Err(e) => return ObjectOutcome::Retry(Unfinished::unread(label, e.to_string())),
         };
         let origin = Origin::S3(object.location.clone());
         let mut decoder = scanner
@@ -81,52 +150,54 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             });
             (decoder, result.map(|_| ()).map_err(|e| e.to_string()))
         });
+        let (notes, writer) = match (&self.ledger, progress.as_deref()) {
+            (Some(ledger), Some(held)) => {
+                let (notes, writer) = ledger.notes(held);
+                (Some(notes), Some(writer))
+            }
+            _ => (None, None),
+        };
 
         let limit = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
-        let mut publishing: JoinSet<(String, Result<(), PublishError>)> = JoinSet::new();
-        let mut delivered = 0u64;
-        let mut undelivered = Vec::new();
-        let mut settle = |done: Result<
-            (String, Result<(), PublishError>),
-            tokio::task::JoinError,
-        >| match done {
-            Ok((_, Ok(()))) => delivered += 1,
-            // Retry or give up, the event is named in the object's failure and the invocation
-            // fails, so Lambda retries the object (recording refusals instead is issue 13).
-            Ok((id, Err(e))) => {
-                let disposition = match e.disposition() {
-                    Disposition::GiveUp => "refused for good",
-                    Disposition::Retry | Disposition::Done => "not delivered for now",
-                };
-                tracing::error!(object = %label, event_id = %id, error = %e, disposition, "event not delivered");
-                undelivered.push((id, e.to_string()));
-            }
-            Err(e) => {
-                undelivered.push(("(unknown)".into(), format!("publishing task failed: {e}")))
-            }
-        };
-        let mut out_of_time = false;
+        let mut publishing: JoinSet<(String, Sent)> = JoinSet::new();
+        let mut tally = Tally::default();
+        let mut already_done = 0u64;
+        let mut stopped: Option<String> = None;
         loop {
             let next = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx.recv());
             let report = match next.await {
                 Ok(Some(report)) => report,
                 Ok(None) => break,
                 Err(_) => {
-                    out_of_time = true;
+                    stopped = Some(
+                        "stopped at the invocation's deadline before the end of the object".into(),
+                    );
                     break;
                 }
             };
             match report {
                 Report::Event(event) => {
+                    if let (Some(ledger), Some(held)) = (&self.ledger, progress.as_deref_mut()) {
+                        match ledger.is_done(held, event.record.ordinal).await {
+                            Ok(true) => {
+                                already_done += 1;
+                                continue;
+                            }
+                            Ok(false) => {}
+                            Err(e) => {
+                                stopped = Some(format!("stopped: {e}"));
+                                break;
+                            }
+                        }
+                    }
                     let Ok(permit) = limit.clone().acquire_owned().await else {
                         break;
                     };
-                    let publisher = self.publisher.clone();
-                    let correlation = label.clone();
+                    let this = self.sender(object, notes.clone());
                     publishing.spawn(async move {
-                        let result = publisher.publish(&event, &correlation, deadline).await;
+                        let sent = this.send(&event, deadline).await;
                         drop(permit);
-                        (event.id, result.map(|_| ()))
+                        (event.id, sent)
                     });
                 }
                 Report::Problem(problem) => match problem.severity {
@@ -139,13 +210,20 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 },
             }
             while let Some(done) = publishing.try_join_next() {
-                settle(done);
+                tally.settle(&label, done);
             }
         }
         // Closing the channel stops a decoder that is still going (out of time).
         drop(rx);
         while let Some(done) = publishing.join_next().await {
-            settle(done);
+            tally.settle(&label, done);
+        }
+        drop(notes);
+        if let Some(writer) = writer
+            && let Err(e) = writer.finish().await
+        {
+            // Delivered, but a retry will not know: it sends these again (message ids unchanged).
+            stopped.get_or_insert(format!("done events not all noted: {e}"));
         }
         let read_error = match decoding.await {
             Ok((decoder, result)) => {
@@ -154,21 +232,76 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             }
             Err(e) => Some(format!("the decoding thread failed: {e}")),
         };
-        let read_error = if out_of_time {
-            Some("stopped at the invocation's deadline before the end of the object".to_string())
-        } else {
-            read_error
-        };
+        let read_error = stopped.or(read_error);
+        let Tally {
+            delivered,
+            refused,
+            undelivered,
+        } = tally;
         if read_error.is_none() && undelivered.is_empty() {
-            tracing::info!(object = %label, delivered, "object forwarded");
-            ObjectOutcome::Done { delivered }
+            tracing::info!(object = %label, delivered, refused, already_done, "object forwarded");
+            ObjectOutcome::Done {
+                delivered,
+                refused,
+                already_done,
+            }
         } else {
             ObjectOutcome::Retry(Unfinished {
                 object: label,
                 read_error,
                 undelivered,
                 delivered,
+                refused,
+                already_done,
             })
         }
+    }
+
+    /// What a publishing task needs, cloned out of `self`.
+    fn sender(&self, object: &ObjectRef, notes: Option<Notes>) -> Sender<S> {
+        Sender {
+            publisher: self.publisher.clone(),
+            refusals: self.refusals.clone(),
+            object: object.clone(),
+            notes,
+        }
+    }
+}
+
+/// One publishing task's view: publish, record a refusal, note what is done.
+struct Sender<S> {
+    publisher: Arc<super::mesh::Publisher<S>>,
+    refusals: Option<Arc<crate::aws::records::FailureSink>>,
+    object: ObjectRef,
+    notes: Option<Notes>,
+}
+
+impl<S: SecretStore> Sender<S> {
+    async fn send(&self, event: &ForwardedEvent, deadline: Instant) -> Sent {
+        let correlation = self.object.label();
+        let sent = match self.publisher.publish(event, &correlation, deadline).await {
+            Ok(_) => Sent::Delivered,
+            Err(PublishError::Rejected { status, reason }) => {
+                let refusal = format!("refused by the broker: {status} {reason}");
+                let Some(sink) = &self.refusals else {
+                    return Sent::NotDelivered(format!(
+                        "{refusal} (FAILURE_RECORDS is not set, so it is not recorded)"
+                    ));
+                };
+                let record =
+                    RefusedEvent::new(event, &correlation, (status, &reason), &self.object);
+                match sink.record(&record).await {
+                    Ok(place) => Sent::Recorded(place),
+                    Err(e) => Sent::NotDelivered(format!("{refusal}; not recorded: {e}")),
+                }
+            }
+            Err(e) => Sent::NotDelivered(e.to_string()),
+        };
+        if let (Sent::Delivered | Sent::Recorded(_), Some(notes)) = (&sent, &self.notes)
+            && !notes.done(event.record.ordinal).await
+        {
+            tracing::warn!(event_id = %event.id, "the progress writer stopped; a retry may send this event again");
+        }
+        sent
     }
 }

@@ -1,11 +1,14 @@
 //! The forwarder's clients from its configuration, written once for the Lambda
-//! (`src/bin/forwarder.rs`) and `e2b replay`: S3, the cached broker credentials from Secrets
-//! Manager, and the publisher with its connection pool.
+//! (`src/bin/forwarder.rs`) and `e2b replay`/`e2b resend`: S3, the cached broker credentials
+//! from Secrets Manager, the publisher with its connection pool, the delivery ledger (DynamoDB)
+//! and the failure records (SQS or S3).
 
 use std::sync::Arc;
 
+use crate::aws::records::FailureSink;
 use crate::aws::secrets::CachedCredentials;
 use crate::forwarder::config::ForwarderConfig;
+use crate::forwarder::ledger::Ledger;
 use crate::forwarder::mesh::Publisher;
 use crate::forwarder::{Forwarder, ForwarderSettings};
 
@@ -18,13 +21,16 @@ pub fn forwarder(
     aws: &aws_config::SdkConfig,
 ) -> Result<AwsForwarder, reqwest::Error> {
     let s3 = crate::aws::s3::client(aws, config.s3_force_path_style);
-    let secrets = aws_sdk_secretsmanager::Client::new(aws);
-    let credentials = Arc::new(CachedCredentials::new(
-        secrets,
-        config.secret_id.clone(),
-        config.secret_ttl,
-    ));
-    let publisher = Arc::new(Publisher::new(config.mesh.clone(), credentials)?);
+    let publisher = Arc::new(publisher(config, aws)?);
+    let ledger = config.progress_table.as_ref().map(|table| Ledger {
+        client: aws_sdk_dynamodb::Client::new(aws),
+        table: table.clone(),
+        keep: config.progress_keep,
+    });
+    let refusals = config
+        .failure_records
+        .as_ref()
+        .map(|target| Arc::new(FailureSink::new(Some(target), s3.clone(), aws)));
     Ok(Forwarder::new(
         s3,
         publisher,
@@ -33,5 +39,21 @@ pub fn forwarder(
             filter: config.filter.clone(),
             concurrency: config.concurrency,
         },
-    ))
+    )
+    .with_ledger(ledger)
+    .with_refusals(refusals))
+}
+
+/// The publisher alone, with the broker credentials from Secrets Manager.
+pub fn publisher(
+    config: &ForwarderConfig,
+    aws: &aws_config::SdkConfig,
+) -> Result<Publisher<aws_sdk_secretsmanager::Client>, reqwest::Error> {
+    let secrets = aws_sdk_secretsmanager::Client::new(aws);
+    let credentials = Arc::new(CachedCredentials::new(
+        secrets,
+        config.secret_id.clone(),
+        config.secret_ttl,
+    ));
+    Publisher::new(config.mesh.clone(), credentials)
 }

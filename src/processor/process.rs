@@ -100,9 +100,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             if let Outcome::GaveUp(failure) = &o.outcome {
                 let record = FailureRecord {
                     version: 1,
-                    recorded_at:
-                        chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    recorded_at: crate::aws::records::recorded_now(),
                     event_id: event.id.clone(),
                     source: event.source.clone(),
                     rule: o.rule.clone(),

@@ -21,18 +21,20 @@ const CONCATENATED: &[u8] = include_bytes!("../../events/objects/monitron-v2-con
 const ALARM: &str =
     include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
 
-type S3Forwarder = Forwarder<aws_sdk_s3::Client, aws_sdk_secretsmanager::Client>;
+pub(crate) type S3Forwarder = Forwarder<aws_sdk_s3::Client, aws_sdk_secretsmanager::Client>;
 
-struct Fixture {
-    broker: TestBroker,
-    bucket: String,
-    secret: String,
-    s3: aws_sdk_s3::Client,
+pub(crate) struct Fixture {
+    pub broker: TestBroker,
+    pub bucket: String,
+    pub secret: String,
+    pub s3: aws_sdk_s3::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    /// The ETag S3 gave each key's last upload: notifications carry it.
+    etags: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Fixture {
-    async fn new() -> Fixture {
+    pub async fn new() -> Fixture {
         let broker = TestBroker::start(USER, PASSWORD).await;
         let s3 = moto::s3().await;
         let secrets = moto::secrets().await;
@@ -52,10 +54,11 @@ impl Fixture {
             secret,
             s3,
             secrets,
+            etags: Default::default(),
         }
     }
 
-    async fn put(&self, key: &str, body: &[u8]) {
+    pub async fn put(&self, key: &str, body: &[u8]) {
         let result = self
             .s3
             .put_object()
@@ -64,16 +67,21 @@ impl Fixture {
             .body(body.to_vec().into())
             .send()
             .await;
-        if let Err(e) = result {
-            panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e));
+        match result {
+            Ok(out) => {
+                if let (Some(etag), Ok(mut etags)) = (out.e_tag(), self.etags.lock()) {
+                    etags.insert(key.to_string(), etag.trim_matches('"').to_string());
+                }
+            }
+            Err(e) => panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
         }
     }
 
-    fn mesh(&self) -> MeshConfig {
+    pub fn mesh(&self) -> MeshConfig {
         self.broker.mesh_config()
     }
 
-    fn forwarder_with(&self, mesh: MeshConfig, concurrency: usize) -> S3Forwarder {
+    pub fn forwarder_with(&self, mesh: MeshConfig, concurrency: usize) -> S3Forwarder {
         self.forwarder_built(mesh, concurrency, &self.secret, KeyFilter::default())
     }
 
@@ -102,12 +110,14 @@ impl Fixture {
         )
     }
 
-    fn forwarder(&self) -> S3Forwarder {
+    pub fn forwarder(&self) -> S3Forwarder {
         self.forwarder_with(self.mesh(), 16)
     }
 
-    /// A direct S3 notification for these keys, encoded as S3 encodes them.
-    fn s3_event(&self, keys: &[&str]) -> Value {
+    /// A direct S3 notification for these keys, encoded as S3 encodes them, with the ETag of
+    /// each key's last upload.
+    pub fn s3_event(&self, keys: &[&str]) -> Value {
+        let etags = self.etags.lock().map(|e| e.clone()).unwrap_or_default();
         let records: Vec<Value> = keys
             .iter()
             .map(|key| {
@@ -115,7 +125,8 @@ impl Fixture {
                     "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
                     "eventTime": "2024-03-01T09:01:02.345Z", "eventName": "ObjectCreated:Put",
                     "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": self.bucket, "arn": format!("arn:aws:s3:::{}", self.bucket)},
-                           "object": {"key": e2b::forwarder::replay::form_urlencode(key), "size": 1}}
+                           "object": {"key": e2b::forwarder::replay::form_urlencode(key), "size": 1,
+                                      "eTag": etags.get(*key)}}
                 })
             })
             .collect();
@@ -124,14 +135,14 @@ impl Fixture {
 }
 
 /// `count` copies of the alarm record, one per line, with ids `{prefix}-0000`, `{prefix}-0001`, ...
-fn alarms(prefix: &str, count: usize) -> String {
+pub(crate) fn alarms(prefix: &str, count: usize) -> String {
     (0..count)
         .map(|i| ALARM.trim().replace("e-200", &format!("{prefix}-{i:04}")))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn soon() -> Instant {
+pub(crate) fn soon() -> Instant {
     Instant::now() + Duration::from_secs(20)
 }
 
@@ -172,7 +183,7 @@ async fn an_object_becomes_one_persistent_message_per_alert_change() {
     assert_eq!(alarm.header("Solace-DMQ-Eligible"), Some("true"));
     assert_eq!(
         alarm.header("Solace-Correlation-ID"),
-        Some(format!("s3://{}/{key}", f.bucket).as_str())
+        Some(e2b::forwarder::mesh::ascii_header(&format!("s3://{}/{key}", f.bucket)).as_str())
     );
     let payload: Value = serde_json::from_str(&alarm.body).unwrap_or(Value::Null);
     assert_eq!(payload["id"], "e-200");

@@ -134,3 +134,119 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
         "no EMF metrics:\n{log}"
     );
 }
+
+/// The delivery ledger and the refusal records as Lambda runs them (issue 13): invoked again
+/// after a failure, as Lambda retries an asynchronous event, the retry publishes only the held
+/// event; the refused one is in the queue; the metrics count what the broker got, also for the
+/// failed invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_invocation_sends_only_what_is_missing_under_cargo_lambda() {
+    let broker = TestBroker::start(USER, PASSWORD).await;
+    let s3 = moto::s3().await;
+    let secrets = moto::secrets().await;
+    let bucket = moto::unique("ledger-export");
+    let secret = moto::unique("ledger-aem");
+    let (_, table) = moto::table("progress").await;
+    let (sqs, queue_url) = moto::queue("forwarder-refusals").await;
+    assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
+    let credentials = json!({"username": USER, "password": PASSWORD}).to_string();
+    moto::create_secret(&secrets, &secret, &credentials).await;
+    let key = "project=Plant A/site=Site 1/ledger.json";
+    let body = crate::forwarder::alarms("w", 50);
+    let put = s3
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(body.into_bytes().into());
+    let etag = match put.send().await {
+        Ok(out) => out
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string(),
+        Err(e) => panic!("put: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
+    };
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../events/s3/s3-object-created.json"))
+            .unwrap_or(Value::Null);
+    event["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
+    event["Records"][0]["s3"]["object"]["key"] = json!(e2b::forwarder::replay::form_urlencode(key));
+    event["Records"][0]["s3"]["object"]["eTag"] = json!(etag);
+    broker.script("w-0003", vec![Reply::Status(400, "Bad Request")]);
+    broker.script("w-0007", vec![Reply::Status(503, "Spool Over Quota"); 4]);
+
+    let env = [
+        ("AEM_REST_URL", broker.url.clone()),
+        ("AEM_CREDENTIALS_SECRET", secret.clone()),
+        ("PROGRESS_TABLE", table),
+        ("FAILURE_RECORDS", queue_url.clone()),
+        ("PUBLISH_MAX_ATTEMPTS", "3".to_string()),
+        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("S3_FORCE_PATH_STYLE", "true".to_string()),
+        ("PUBLISH_TIMEOUT_MS", "1000".to_string()),
+    ];
+    let log_path =
+        std::env::temp_dir().join(format!("e2b-watch-ledger-{}.log", std::process::id()));
+    let watch_log = log_path.clone();
+    let lambda = tokio::task::spawn_blocking(move || watch("forwarder", &env, &watch_log))
+        .await
+        .expect("lambda (watch)");
+    let lambda = std::sync::Arc::new(lambda);
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let (this, event) = (lambda.clone(), event.clone());
+        let result = tokio::task::spawn_blocking(move || invoke(&this, &event)).await;
+        outputs.push(result.expect("invoke in the test set-up"));
+    }
+    let (ok, output) = &outputs[0];
+    assert!(
+        !ok,
+        "the held event should fail the first invocation: {output}"
+    );
+    assert!(
+        output.contains("w-0007") && !output.contains("w-0003"),
+        "{output}"
+    );
+    let (ok, output) = &outputs[1];
+    assert!(ok, "the retry failed: {output}");
+    assert!(
+        output.contains("\"delivered\":1") && output.contains("\"alreadyDone\":49"),
+        "{output}"
+    );
+    let counts = broker.stored_counts();
+    assert_eq!(counts.len(), 49);
+    assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await;
+    let bodies: Vec<String> = received
+        .map(|r| {
+            r.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains("\"event_id\":\"w-0003\"") && bodies[0].contains("\"status\":400"));
+
+    drop(lambda);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    crate::support::show_log(&log);
+    let _ = std::fs::remove_file(&log_path);
+    // The failed invocation counts the 48 events the broker got, and the one recorded.
+    assert!(
+        log.contains("\"EventsForwarded\":48") && log.contains("\"EventsRefused\":1"),
+        "metrics of the failed invocation:\n{log}"
+    );
+    assert!(
+        log.contains("\"EventsAlreadyDone\":49"),
+        "metrics of the retry:\n{log}"
+    );
+}

@@ -14,6 +14,7 @@ mod forwarder;
 mod forwarder_lambda;
 mod fuzz_regressions;
 mod layout;
+mod ledger;
 mod processor;
 mod processor_actions;
 mod processor_lambda;

@@ -4,8 +4,9 @@
 //! `/TOPIC/...` or `/QUEUE/...` target (a bare path is a topic, as on Solace), Basic
 //! authentication against the current credentials (401), a valid `Solace-Delivery-Mode` (400),
 //! and answers 200 with an empty body once a message is "stored". HTTP/1.1 with keep-alive, one
-//! task per connection. Faults on demand: scripted answers per message id (any status and
-//! reason phrase), a delay before answering, or a dropped connection.
+//! task per connection. A publish ACL on topics (403 Publish ACL Denied). Faults on demand:
+//! scripted answers per message id (any status and reason phrase), a delay before answering,
+//! or a dropped connection.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,8 @@ struct State {
     /// Scripted replies per message id, used in order; then `default`.
     script: HashMap<String, VecDeque<Reply>>,
     default: Option<Reply>,
+    /// Topic prefixes the client may not publish to (the client profile's publish ACL).
+    denied: Vec<String>,
     requests: u64,
     in_flight: u64,
     max_in_flight: u64,
@@ -171,6 +174,12 @@ impl TestBroker {
                 attempts: 5,
             },
         }
+    }
+
+    /// Publishing to topics under `prefix` is denied (403 Publish ACL Denied), as a publish ACL
+    /// exception on the client username does; an empty list allows every topic again.
+    pub fn deny_topics(&self, prefixes: &[&str]) {
+        self.with(|s| s.denied = prefixes.iter().map(|p| p.to_string()).collect());
     }
 
     /// No more random faults.
@@ -286,8 +295,14 @@ fn decide(
         None | Some("direct" | "non-persistent" | "persistent") => {}
         Some(_) => return Reply::Status(400, "Invalid Delivery Mode"),
     }
-    if destination(target).is_none() {
+    let Some((_, topic)) = destination(target) else {
         return Reply::Status(400, "Bad Request");
+    };
+    if s.denied
+        .iter()
+        .any(|prefix| topic.starts_with(prefix.as_str()))
+    {
+        return Reply::Status(403, "Publish ACL Denied");
     }
     let id = headers
         .get("solace-message-id")

@@ -144,10 +144,11 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// A new DynamoDB idempotency table (partition key `id`), as the template creates it.
-pub async fn idempotency_store() -> e2b::processor::idempotency::DynamoStore {
+/// A new DynamoDB table with partition key `id`, as the template creates the idempotency table
+/// (which serves as the forwarder's progress table too).
+pub async fn table(prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
     let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
-    let table = unique("idempotency");
+    let table = unique(prefix);
     let created = client
         .create_table()
         .table_name(&table)
@@ -174,6 +175,25 @@ pub async fn idempotency_store() -> e2b::processor::idempotency::DynamoStore {
             aws_sdk_dynamodb::error::DisplayErrorContext(&e)
         );
     }
+    (client, table)
+}
+
+/// A new SQS queue: its client and URL.
+pub async fn queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(&aws_config().await);
+    let created = sqs.create_queue().queue_name(unique(prefix)).send().await;
+    match created {
+        Ok(out) => (sqs, out.queue_url().unwrap_or_default().to_string()),
+        Err(e) => panic!(
+            "create queue: {}",
+            aws_sdk_sqs::error::DisplayErrorContext(&e)
+        ),
+    }
+}
+
+/// A new DynamoDB idempotency table (partition key `id`), as the template creates it.
+pub async fn idempotency_store() -> e2b::processor::idempotency::DynamoStore {
+    let (client, table) = table("idempotency").await;
     e2b::processor::idempotency::DynamoStore {
         client,
         table,

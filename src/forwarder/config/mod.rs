@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::aws::records::FailureTarget;
 use crate::env::{ConfigError, Env};
 use crate::forwarder::event::{EventBuilder, PayloadFormat, TopicTemplate};
 use crate::forwarder::firehose::DecodeOptions;
@@ -31,6 +32,12 @@ pub struct ForwarderConfig {
     pub deadline_margin: Duration,
     /// Path-style S3 addressing (S3-compatible stores, emulators).
     pub s3_force_path_style: bool,
+    /// The delivery ledger's DynamoDB table (`PROGRESS_TABLE`).
+    pub progress_table: Option<String>,
+    /// How long the ledger keeps an object's progress (`PROGRESS_KEEP_DAYS`).
+    pub progress_keep: Duration,
+    /// Where refused events are recorded (`FAILURE_RECORDS`).
+    pub failure_records: Option<FailureTarget>,
     /// Things worth saying at start-up that do not stop it.
     pub warnings: Vec<String>,
 }
@@ -91,6 +98,13 @@ impl ForwarderConfig {
                 .unwrap_or_default(),
         };
         let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE");
+        let progress_table = env.text("PROGRESS_TABLE");
+        let keep_days = env.number("PROGRESS_KEEP_DAYS", 7, 1, 365);
+        let failure_records = env.text("FAILURE_RECORDS").and_then(|text| {
+            FailureTarget::parse(&text)
+                .map_err(|e| env.problem(format!("FAILURE_RECORDS: {e}")))
+                .ok()
+        });
 
         let Some((base_url, destination)) = broker.filter(|_| !env.has_problems()) else {
             return Err(env.error());
@@ -99,6 +113,16 @@ impl ForwarderConfig {
             warnings.push(format!(
                 "the broker URL {base_url} is plain http: credentials and events travel unencrypted; use https outside tests"
             ));
+        }
+        if progress_table.is_none() {
+            warnings.push(
+                "PROGRESS_TABLE is not set: a retried invocation publishes every event of its object again (subscribers see duplicates with the same message id); set it to a DynamoDB table with partition key `id` and TTL attribute `expiration`".into(),
+            );
+        }
+        if failure_records.is_none() {
+            warnings.push(
+                "FAILURE_RECORDS is not set: an event the broker refuses for good fails its invocation on every retry; set it to an SQS queue URL or s3://bucket/prefix to record refusals for e2b resend".into(),
+            );
         }
         if matches!(destination, Destination::FixedUrl(_))
             && env.text("AEM_TOPIC_TEMPLATE").is_some()
@@ -134,6 +158,9 @@ impl ForwarderConfig {
             concurrency,
             deadline_margin: Duration::from_millis(margin_ms),
             s3_force_path_style,
+            progress_table,
+            progress_keep: Duration::from_secs(keep_days * 86_400),
+            failure_records,
             warnings,
         })
     }
@@ -169,6 +196,7 @@ fn read_scan(env: &mut Env) -> ScanConfig {
     let rules = ForwardingRules {
         model_transitions: env.flag("FORWARD_MODEL_TRANSITIONS"),
         connectivity: env.flag("FORWARD_CONNECTIVITY"),
+        states: forward_states(env, format),
     };
     let max_record = env.number(
         "MAX_RECORD_BYTES",
@@ -184,6 +212,42 @@ fn read_scan(env: &mut Env) -> ScanConfig {
             ..DecodeOptions::default()
         },
     }
+}
+
+/// The asset states a change must go into to be forwarded (`FORWARD_STATES`): a comma list of
+/// Monitron states, or `all`. Unset, `sap-e2b` takes the SAP sample's selection (a change into
+/// `NEEDS_MAINTENANCE` only: its processor cannot tell alerts from recoveries) and CloudEvents
+/// takes every change that touches an alert state.
+fn forward_states(env: &mut Env, format: PayloadFormat) -> Option<Vec<String>> {
+    const STATES: [&str; 5] = [
+        "UNKNOWN",
+        "HEALTHY",
+        "NEEDS_MAINTENANCE",
+        "WARNING",
+        "ALARM",
+    ];
+    let Some(text) = env.text("FORWARD_STATES") else {
+        return (format == PayloadFormat::SapE2b).then(|| vec!["NEEDS_MAINTENANCE".to_string()]);
+    };
+    if text.trim().eq_ignore_ascii_case("all") {
+        return None;
+    }
+    let states: Vec<String> = text
+        .split(',')
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let unknown: Vec<&String> = states
+        .iter()
+        .filter(|s| !STATES.contains(&s.as_str()))
+        .collect();
+    if states.is_empty() || !unknown.is_empty() {
+        env.problem(format!(
+            "FORWARD_STATES `{text}` must be `all` or a comma list of {}",
+            STATES.join(", ")
+        ));
+    }
+    Some(states)
 }
 
 /// The broker's base URL and where messages go; `None` after recording the problem.

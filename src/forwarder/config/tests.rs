@@ -33,7 +33,67 @@ fn two_settings_are_enough_and_the_rest_has_documented_defaults() {
     assert_eq!(config.scan.events.format, PayloadFormat::CloudEvents);
     assert_eq!(config.scan.rules, ForwardingRules::default());
     assert_eq!(config.filter, KeyFilter::default());
-    assert!(config.warnings.is_empty());
+    assert_eq!(config.progress_table, None);
+    assert_eq!(config.progress_keep, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.failure_records, None);
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert!(config.warnings[0].starts_with("PROGRESS_TABLE is not set"));
+    assert!(config.warnings[1].starts_with("FAILURE_RECORDS is not set"));
+}
+
+#[test]
+fn the_ledger_and_the_failure_records_silence_their_warnings() {
+    let mut settings = MINIMAL.to_vec();
+    settings.extend([
+        ("PROGRESS_TABLE", "e2b-idempotency"),
+        ("PROGRESS_KEEP_DAYS", "14"),
+        (
+            "FAILURE_RECORDS",
+            "https://sqs.eu-central-1.amazonaws.com/111122223333/e2b-forwarder-refusals",
+        ),
+    ]);
+    let Ok(config) = read(&settings) else {
+        panic!("settings refused")
+    };
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.progress_table.as_deref(), Some("e2b-idempotency"));
+    assert_eq!(config.progress_keep, Duration::from_secs(14 * 86_400));
+    settings.push(("FAILURE_RECORDS", "failures"));
+    settings.retain(|(k, v)| *k != "FAILURE_RECORDS" || *v == "failures");
+    assert!(read(&settings).is_err_and(|e| e.to_string().contains("FAILURE_RECORDS")));
+}
+
+#[test]
+fn forward_states_default_to_the_sap_samples_selection_for_its_format() {
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut settings = MINIMAL.to_vec();
+        settings.extend_from_slice(extra);
+        read(&settings).map(|c| c.scan.rules.states)
+    };
+    assert_eq!(
+        with(&[]).ok(),
+        Some(None),
+        "CloudEvents: every alert change"
+    );
+    assert_eq!(
+        with(&[("PAYLOAD_FORMAT", "sap-e2b")]).ok(),
+        Some(Some(vec!["NEEDS_MAINTENANCE".to_string()]))
+    );
+    assert_eq!(
+        with(&[("PAYLOAD_FORMAT", "sap-e2b"), ("FORWARD_STATES", "all")]).ok(),
+        Some(None)
+    );
+    assert_eq!(
+        with(&[("FORWARD_STATES", " alarm, NEEDS_MAINTENANCE ")]).ok(),
+        Some(Some(vec![
+            "ALARM".to_string(),
+            "NEEDS_MAINTENANCE".to_string()
+        ]))
+    );
+    assert!(
+        with(&[("FORWARD_STATES", "MAINTENANCE")])
+            .is_err_and(|e| e.to_string().contains("FORWARD_STATES `MAINTENANCE`"))
+    );
 }
 
 #[test]

@@ -74,6 +74,19 @@ pub struct ForwardedEvent {
     pub payload: String,
     /// Something worth saying about the event that did not stop it (e.g. an unreadable time).
     pub warning: Option<String>,
+    /// Where its record is in the object (set by the scanner).
+    pub record: RecordAt,
+}
+
+/// Where a record is in its object: what the forwarder's progress record and failure records
+/// name it by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordAt {
+    /// Records before it in the object, broken ones included (0 for the first). The same for
+    /// every read of one object version, whatever the forwarder's settings.
+    pub ordinal: u64,
+    /// Its byte offset in the (decompressed) object.
+    pub offset: u64,
 }
 
 /// Builds events in one format with one topic template.
@@ -216,6 +229,7 @@ impl EventBuilder {
             topic,
             payload,
             warning,
+            record: RecordAt::default(),
         })
     }
 }

@@ -81,6 +81,24 @@ impl Disposed for PublishError {
     }
 }
 
+/// What is posted: the event's id (the message id), topic and payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    pub id: &'a str,
+    pub topic: &'a str,
+    pub payload: &'a str,
+}
+
+impl<'a> From<&'a ForwardedEvent> for Message<'a> {
+    fn from(event: &'a ForwardedEvent) -> Self {
+        Message {
+            id: &event.id,
+            topic: &event.topic,
+            payload: &event.payload,
+        }
+    }
+}
+
 /// A delivered message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
@@ -146,8 +164,20 @@ impl<S: SecretStore> Publisher<S> {
         correlation_id: &str,
         deadline: Instant,
     ) -> Result<Delivered, PublishError> {
+        self.send(Message::from(event), correlation_id, deadline)
+            .await
+    }
+
+    /// Publishes one message (an event, or a refused one sent again), retrying what a retry
+    /// can fix, until `deadline`.
+    pub async fn send(
+        &self,
+        event: Message<'_>,
+        correlation_id: &str,
+        deadline: Instant,
+    ) -> Result<Delivered, PublishError> {
         let url = self
-            .url_for(&event.topic)
+            .url_for(event.topic)
             .map_err(|e| PublishError::Rejected {
                 status: 0,
                 reason: e.to_string(),
@@ -164,11 +194,14 @@ impl<S: SecretStore> Publisher<S> {
                 });
             }
             let outcome = match &credentials {
-                Some(c) => self.attempt(&url, event, correlation_id, c, deadline).await,
+                Some(c) => {
+                    self.attempt(&url, &event, correlation_id, c, deadline)
+                        .await
+                }
                 None => match self.credentials_until(deadline).await {
                     Ok(c) => {
                         let outcome = self
-                            .attempt(&url, event, correlation_id, &c, deadline)
+                            .attempt(&url, &event, correlation_id, &c, deadline)
                             .await;
                         credentials = Some(c);
                         outcome
@@ -236,7 +269,7 @@ impl<S: SecretStore> Publisher<S> {
     async fn attempt(
         &self,
         url: &Url,
-        event: &ForwardedEvent,
+        event: &Message<'_>,
         correlation_id: &str,
         credentials: &Credentials,
         deadline: Instant,
@@ -252,10 +285,10 @@ impl<S: SecretStore> Publisher<S> {
             .basic_auth(&credentials.username, Some(&credentials.password))
             .header("Content-Type", "application/json")
             .header("Solace-Delivery-Mode", "persistent")
-            .header("Solace-Message-ID", header_safe(&event.id))
-            .header("Solace-Correlation-ID", header_safe(correlation_id))
+            .header("Solace-Message-ID", header_safe(event.id))
+            .header("Solace-Correlation-ID", ascii_header(correlation_id))
             .header("Solace-DMQ-Eligible", "true")
-            .body(event.payload.clone());
+            .body(event.payload.to_string());
         if let Some(ttl) = self.config.message_ttl_ms {
             request = request.header("Solace-Time-To-Live-In-ms", ttl.to_string());
         }
@@ -340,6 +373,15 @@ fn with_body(reason: String, body: &str) -> String {
     }
     let cut: String = body.chars().take(200).collect();
     format!("{reason} ({cut})")
+}
+
+/// Characters escaped in the correlation id (an S3 key, `s3://bucket/key`): what is not printable
+/// ASCII, and `%` itself, so that the value reads back with one percent-decoding.
+const HEADER: &AsciiSet = &percent_encoding::CONTROLS.add(b'%').add(b' ').add(b'"');
+
+/// A header value in ASCII: UTF-8 bytes (`Pumpe Süd`) and controls percent-encoded.
+pub fn ascii_header(value: &str) -> String {
+    utf8_percent_encode(value, HEADER).to_string()
 }
 
 /// Header values cannot hold control characters; ids from the export never do, but be safe.

@@ -63,3 +63,20 @@ fn a_base_url_with_a_trailing_slash_makes_no_empty_level() {
         Ok("http://127.0.0.1:9000/TOPIC/a/b".to_string())
     );
 }
+
+#[test]
+fn the_correlation_id_is_ascii_and_reads_back_with_one_decoding() {
+    let key = "s3://export/project=Pumpe Süd/100%/ü\u{7}.json.gz";
+    let header = ascii_header(key);
+    assert!(
+        header.is_ascii() && !header.chars().any(|c| c.is_control()),
+        "{header}"
+    );
+    assert_eq!(
+        header,
+        "s3://export/project=Pumpe%20S%C3%BCd/100%25/%C3%BC%07.json.gz"
+    );
+    let back = percent_encoding::percent_decode_str(&header).decode_utf8();
+    assert_eq!(back.ok().as_deref(), Some(key));
+    assert!(reqwest::header::HeaderValue::from_str(&header).is_ok());
+}

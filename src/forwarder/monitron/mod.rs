@@ -31,13 +31,27 @@ fn is_model_alert(output: &str) -> bool {
         .any(|a| a.eq_ignore_ascii_case(output))
 }
 
-/// Which records are forwarded besides asset state changes that touch an alert state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which records are forwarded: asset state changes that touch an alert state (those into the
+/// selected new states, when a selection is given), and optionally model transitions and
+/// connectivity events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardingRules {
     /// v2 measurements whose persistent model classification changed to or from WARNING/ALARM.
     pub model_transitions: bool,
     /// v2 sensor and gateway connect/disconnect events.
     pub connectivity: bool,
+    /// The new asset states forwarded (`FORWARD_STATES`, upper case); `None` forwards every
+    /// asset state change that touches an alert state, recoveries included.
+    pub states: Option<Vec<String>>,
+}
+
+impl ForwardingRules {
+    /// Whether a change into `new` is selected.
+    fn selects(&self, new: &str) -> bool {
+        self.states
+            .as_ref()
+            .is_none_or(|states| states.iter().any(|s| s.eq_ignore_ascii_case(new)))
+    }
 }
 
 /// The export schema a record follows.
@@ -101,6 +115,8 @@ pub enum NotForwarded {
     Connectivity,
     /// A v2 event type this version does not know.
     UnknownEventType(String),
+    /// An asset state change into a state `FORWARD_STATES` does not select.
+    StateNotSelected,
 }
 
 /// What to do with one JSON value of an object.
@@ -168,6 +184,12 @@ pub fn classify<'r>(
             classify_v2(event_type, payload, rules)
         }
     };
+    let outcome = outcome.and_then(|change| match change {
+        Change::AssetState { new, .. } if !rules.selects(new) => {
+            Err(Outcome::Skip(NotForwarded::StateNotSelected))
+        }
+        change => Ok(change),
+    });
     match outcome {
         Ok(change) => Verdict::Forward {
             schema,

@@ -337,3 +337,43 @@ fn a_first_model_classification_counts_as_a_change_whatever_its_case() {
     assert_ne!(only_case, MEASUREMENT);
     assert!(!is_forwarded(&only_case, &ALL_ON));
 }
+
+#[test]
+fn a_state_selection_forwards_only_changes_into_its_states() {
+    let original = ForwardingRules {
+        states: Some(vec!["NEEDS_MAINTENANCE".into()]),
+        ..ForwardingRules::default()
+    };
+    let cases = [
+        ("\"NEEDS_MAINTENANCE\"", "\"HEALTHY\"", true),
+        ("\"needs_maintenance\"", "\"WARNING\"", true),
+        ("\"ALARM\"", "\"HEALTHY\"", false),
+        ("\"WARNING\"", "\"HEALTHY\"", false),
+        // A recovery: the SAP sample's processor would raise a notification for it too.
+        ("\"HEALTHY\"", "\"NEEDS_MAINTENANCE\"", false),
+    ];
+    for (new, previous, forwarded) in cases {
+        let json = transition(new, previous);
+        assert_eq!(
+            is_forwarded(&json, &original),
+            forwarded,
+            "{previous} → {new}"
+        );
+        if !forwarded {
+            assert!(
+                verdict(&json, &original).contains("StateNotSelected"),
+                "{previous} → {new}: {}",
+                verdict(&json, &original)
+            );
+        }
+    }
+    // v1 records follow the same selection (the SAP sample's own test record goes through).
+    assert!(is_forwarded(V1_SAP, &original));
+    // Model transitions and connectivity keep their own switches.
+    let with_models = ForwardingRules {
+        model_transitions: true,
+        connectivity: true,
+        ..original
+    };
+    assert!(is_forwarded(SENSOR_DOWN, &with_models));
+}

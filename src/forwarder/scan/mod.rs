@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 
-use crate::forwarder::event::{EventBuilder, Forwarded, ForwardedEvent, Origin, source_of};
+use crate::forwarder::event::{
+    EventBuilder, Forwarded, ForwardedEvent, Origin, RecordAt, source_of,
+};
 use crate::forwarder::firehose::{DecodeOptions, ObjectEnd, ObjectError, Piece, decode_object};
 use crate::forwarder::monitron::{
     ForwardingRules, MonitronFormat, NotForwarded, Value, Verdict, classify, payload_for,
@@ -140,8 +142,10 @@ impl Scanner {
         self.summary.objects += 1;
         let label = origin.label();
         let decode = self.config.decode.clone();
+        let mut ordinal = 0u64;
         let result = decode_object::<MonitronFormat, E, R>(reader, &decode, |piece| {
             self.summary.records += 1;
+            ordinal += 1;
             match piece {
                 Piece::Broken { offset, reason } => {
                     self.summary.malformed += 1;
@@ -156,7 +160,13 @@ impl Scanner {
                     offset,
                     bytes,
                     value,
-                } => self.record(origin, &label, offset, bytes, &value, &mut out),
+                } => {
+                    let at = RecordAt {
+                        ordinal: ordinal - 1,
+                        offset,
+                    };
+                    self.record(origin, &label, at, bytes, &value, &mut out)
+                }
             }
         });
         if result.is_err() {
@@ -169,7 +179,7 @@ impl Scanner {
         &mut self,
         origin: &Origin,
         label: &str,
-        offset: u64,
+        at: RecordAt,
         bytes: &[u8],
         value: &Value<'_>,
         out: &mut impl FnMut(Report) -> Result<(), E>,
@@ -177,7 +187,7 @@ impl Scanner {
         let problem = |severity, reason| {
             Report::Problem(Problem {
                 object: label.to_string(),
-                offset,
+                offset: at.offset,
                 severity,
                 reason,
             })
@@ -239,7 +249,8 @@ impl Scanner {
             change: &change,
         };
         match self.config.events.build(forwarded, source, origin) {
-            Ok(event) => {
+            Ok(mut event) => {
+                event.record = at;
                 self.forwarded.insert(key);
                 self.summary.forwarded += 1;
                 if let Some(warning) = &event.warning {

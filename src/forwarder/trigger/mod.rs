@@ -220,6 +220,11 @@ fn s3_record(record: &Value) -> Result<Option<ObjectRef>, TriggerError> {
             .and_then(Value::as_str)
             .filter(|v| !v.is_empty() && *v != "null")
             .map(str::to_string),
+        etag: record
+            .pointer("/s3/object/eTag")
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty())
+            .map(str::to_string),
         size: record.pointer("/s3/object/size").and_then(Value::as_u64),
     }))
 }
@@ -243,6 +248,11 @@ fn eventbridge(event: &Value) -> Result<ObjectRef, TriggerError> {
         version_id: event
             .pointer("/detail/object/version-id")
             .and_then(Value::as_str)
+            .map(str::to_string),
+        etag: event
+            .pointer("/detail/object/etag")
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty())
             .map(str::to_string),
         size: event.pointer("/detail/object/size").and_then(Value::as_u64),
     })

@@ -29,6 +29,7 @@ fn direct_s3_notifications_decode_form_urlencoded_keys() {
                 "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz",
             ),
             version_id: None,
+            etag: Some("0f343b0931126a20f133d67c2b018a3b".into()),
             size: Some(1817),
         }]
     );

@@ -216,6 +216,7 @@ fn from_sap_envelope(data: &SapData<'_>) -> Result<Delivery, DeliveryError> {
     let rules = ForwardingRules {
         model_transitions: true,
         connectivity: true,
+        states: None,
     };
     let payload = payload_for(record, &rules).map_err(DeliveryError)?;
     match classify(record, payload.as_ref(), &rules) {

@@ -1,0 +1,162 @@
+//! `e2b resend`: list the events the broker refused (the forwarder's failure records), and send
+//! them again once the cause is fixed (a topic permission granted, a size limit raised).
+//!
+//! Each record's message goes out as it was first sent: same topic, same message id (the event
+//! id, so subscribers still de-duplicate), same payload. A record whose message the broker takes
+//! is removed; one refused again, or not delivered for now, is kept. Exit status 0 when every
+//! chosen record was resent.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::aws::records::{FailureSink, FailureTarget, Found};
+use crate::forwarder::config::ForwarderConfig;
+use crate::forwarder::refusals::RefusedEvent;
+use crate::forwarder::setup;
+
+use super::progress::Progress;
+
+#[derive(clap::Args)]
+pub struct ResendArgs {
+    /// Where the refusals are recorded: an SQS queue URL or `s3://bucket/prefix`. Default: the
+    /// forwarder's FAILURE_RECORDS.
+    #[arg(long, value_name = "TARGET")]
+    from: Option<String>,
+
+    /// Only the refusals of this event id (repeatable).
+    #[arg(long = "id", value_name = "EVENT_ID")]
+    ids: Vec<String>,
+
+    /// List the refusals, send nothing.
+    #[arg(long)]
+    list: bool,
+
+    /// At most this many records.
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+
+    /// Also print the count as a CloudWatch EMF line (`EventsResent`) on stdout, for a job whose
+    /// output CloudWatch Logs reads.
+    #[arg(long)]
+    metrics: bool,
+}
+
+/// Time allowed for one message, retries included.
+const PER_MESSAGE: Duration = Duration::from_secs(60);
+
+pub fn run(args: ResendArgs) -> ExitCode {
+    match super::runtime() {
+        Ok(runtime) => runtime.block_on(resend(args)),
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn resend(args: ResendArgs) -> ExitCode {
+    let Some(target) = args
+        .from
+        .clone()
+        .or_else(|| crate::env::Env::new("CLI", &crate::env::process).text("FAILURE_RECORDS"))
+    else {
+        eprintln!(
+            "e2b resend: say where the refusals are: --from QUEUE_URL or s3://bucket/prefix (or set FAILURE_RECORDS)"
+        );
+        return ExitCode::from(2);
+    };
+    let target = match FailureTarget::parse(&target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("e2b resend: --from {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The settings are checked before any SQS message is hidden by reading it.
+    let config = if args.list {
+        None
+    } else {
+        match ForwarderConfig::from_env() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("e2b resend: sending uses the forwarder's settings: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let aws = super::aws().await;
+    let s3 = super::s3_client(&aws).await;
+    let sink = FailureSink::new(Some(&target), s3, &aws);
+    // SQS messages read while sending stay hidden for five minutes.
+    let hold = if args.list { 1 } else { 300 };
+    let found: Vec<Found<RefusedEvent>> = match sink.list(args.limit, hold).await {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("e2b resend: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let chosen: Vec<Found<RefusedEvent>> = found
+        .into_iter()
+        .filter(|f| args.ids.is_empty() || args.ids.contains(&f.record.event_id))
+        .collect();
+    let Some(config) = config else {
+        for f in &chosen {
+            let r = &f.record;
+            println!(
+                "{}  event {}  topic {}  {} {}  from {} record {}",
+                r.recorded_at, r.event_id, r.topic, r.status, r.reason, r.object, r.record
+            );
+        }
+        eprintln!("e2b resend: {} refused event(s)", chosen.len());
+        return ExitCode::SUCCESS;
+    };
+    let publisher = match setup::publisher(&config, &aws) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("e2b resend: cannot build the HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.metrics {
+        crate::metrics::enable();
+    }
+    let mut progress = Progress::new("e2b resend", "records", chosen.len());
+    let (mut resent, mut kept) = (0usize, 0usize);
+    for f in chosen {
+        let r = &f.record;
+        let deadline = Instant::now() + PER_MESSAGE;
+        match publisher
+            .send(r.message(), &r.correlation_id, deadline)
+            .await
+        {
+            Ok(_) => match sink.remove(&f.handle).await {
+                Ok(()) => {
+                    resent += 1;
+                    progress.step(
+                        &format!("{resent} resent"),
+                        &format!("event {} resent to {}", r.event_id, r.topic),
+                    );
+                }
+                Err(e) => {
+                    resent += 1;
+                    progress.fail(&format!(
+                        "event {} resent, but its record stays ({e}); a later resend sends it again with the same message id",
+                        r.event_id
+                    ));
+                }
+            },
+            Err(e) => {
+                kept += 1;
+                progress.fail(&format!("event {}: {e}; the record is kept", r.event_id));
+            }
+        }
+    }
+    progress.finish(&format!("{resent} resent, {kept} kept"));
+    crate::metrics::emit("e2b-resend", &[("EventsResent", resent as u64)]);
+    if kept == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -2,10 +2,12 @@
 # Fault and load campaigns at full size (issue 7); the short form runs in CI (tests/it/campaigns.rs).
 #
 # - forwarder: 1,000 objects with 50,000 alarm events on moto S3, through the test broker failing
-#   10% of publishes transiently (503), 1% for good (400) and answering 5% after 40 ms. Every
-#   event must be delivered or named in its failed invocation; failed invocations are retried as
-#   Lambda would until all are delivered; prints the duplicates this costs and RSS at the start
-#   and the end.
+#   10% of publishes transiently (503), 1% for good (400) and answering 5% after 40 ms; run twice
+#   in this one script: first without the delivery ledger (a refusal fails the invocation, which
+#   is retried whole as Lambda would: the baseline duplicates), then with it (issue 13: progress
+#   in DynamoDB, refusals recorded and then resent as `e2b resend` does). Every event must be
+#   delivered, named in its failed invocation or recorded; prints duplicate publishes as a share
+#   of events, events lost, refusals recorded and resent, and RSS.
 # - processor: 10,000 alerts each delivered twice at once (20,000 deliveries), S/4 (the test
 #   server in its own process) failing 10% of requests and expiring CSRF tokens every 500
 #   requests, 503s redelivered; exactly one notification per alert, every delivery with an
@@ -19,6 +21,7 @@ ensure_venv moto
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo build --release --quiet --example campaign --example s4_test_server
 
+target/release/examples/campaign forwarder "${1:-1000}" "${2:-50}" without-ledger
 target/release/examples/campaign forwarder "${1:-1000}" "${2:-50}"
 
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Forwarder speed, in one run: publishing throughput against the Solace REST test broker
-# (answering after 2 ms) through the real forwarder path, with a plain-reqwest baseline; and the
-# Lambda binary's cold start and idle RSS against a minimal Lambda Runtime API.
+# (answering after 2 ms) through the real forwarder path, with a plain-reqwest baseline, then
+# the same object with the delivery ledger on (DynamoDB on moto; issue 13: its writes must not
+# halve throughput); and the Lambda binary's cold start and idle RSS against a minimal Lambda
+# Runtime API.
 #
 # Usage: bench/forwarder.sh [EVENTS] [LATENCY_MS] [CONCURRENCY]   (defaults: 10000 2 16)
 # Targets (issue 3): ratio to the bound concurrency/latency >= 0.5; cold start <= 50 ms;
 # idle RSS <= 24 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/venv.sh
+ensure_venv moto
+export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo build --release --quiet --bin forwarder --example bench_forwarder
 echo "== publishing"
 target/release/examples/bench_forwarder publish "${1:-10000}" "${2:-2}" "${3:-16}"

@@ -10,8 +10,9 @@
 //!   values), `monitron` (record model, recognition, classification), `event` (CloudEvent or
 //!   SAP envelope, topic), `scan` (the three over objects), `pipeline` (one object: stream,
 //!   decode, publish with bounded concurrency, by the deadline), `mesh` (Solace REST
-//!   publishing), `config` and `setup` (settings and clients), `replay` (listing stored
-//!   objects).
+//!   publishing), `ledger` (what is done per object version, so a retry sends only the rest),
+//!   `refusals` (events the broker refused for good, recorded), `config` and `setup` (settings
+//!   and clients), `replay` (listing stored objects).
 //! - [`processor`]: PATH 2, a mesh delivery → one typed event → the decision table → actions
 //!   in S/4HANA. `config`, `setup` and `auth` (settings, clients, delivery credentials),
 //!   `delivery` (what the mesh pushes), `process` (the rules that match and their actions),
@@ -21,11 +22,12 @@
 //!   `outcome`, `report`.
 //!   The one arrow between the paths, `processor::delivery` → `forwarder::{monitron, event}`,
 //!   is explained in that module.
-//! - Shared: [`aws`] (S3 objects and locations, Secrets Manager), [`http`] (the one retry
+//! - Shared: [`aws`] (S3 objects and locations, Secrets Manager, failure records in SQS or S3
+//!   for both paths), [`http`] (the one retry
 //!   schedule, SAP Gateway conventions, OAuth2 client credentials), [`env`] (the one
 //!   environment reader), [`outcome`] (done / retry / give up), [`metrics`] (EMF lines).
-//! - [`cli`]: `e2b scan | replay | rules | reprocess`; `src/bin/`: the three binaries, wiring
-//!   only.
+//! - [`cli`]: `e2b scan | replay | rules | reprocess | resend | episodes`; `src/bin/`: the three
+//!   binaries, wiring only.
 
 pub mod aws;
 pub mod cli;

@@ -8,7 +8,7 @@
 //! | --- | --- | --- | --- |
 //! | `Done` | the effect happened, or had already happened | counted | 200 |
 //! | `Retry` | a later attempt can succeed (5xx, 429, timeout, connection, credentials being rotated) | retried within the deadline, then the invocation fails so Lambda retries | 503 |
-//! | `GiveUp` | no attempt can succeed (4xx, malformed input, missing mapping) | named in the invocation's error, which fails it (Lambda retries the object; recording refusals instead is issue 13) | recorded durably, then 200 |
+//! | `GiveUp` | no attempt can succeed (4xx, malformed input, missing mapping) | recorded durably (`FAILURE_RECORDS`, for `e2b resend`) and counted as done; without a place to record it, named in the invocation's error, which fails it | recorded durably, then 200 |
 //!
 //! No name means the opposite elsewhere: "retry" is always a later attempt, "give up" always
 //! the end of trying.

@@ -27,12 +27,12 @@ use tokio_util::io::SyncIoBridge;
 
 use super::event::{ForwardedEvent, Origin};
 use super::ledger::{Notes, Opened, Progress, object_id};
-use super::mesh::PublishError;
 use super::refusals::RefusedEvent;
 use super::scan::{Report, Scanner, Severity};
 use super::{Forwarder, ObjectOutcome, Unfinished};
 use crate::aws::s3::{GetError, ObjectRef, ObjectStore};
 use crate::aws::secrets::SecretStore;
+use crate::outcome::{Disposed, Disposition};
 
 /// Events waiting between the decoder and the publishers.
 const QUEUE_DEPTH: usize = 256;
@@ -281,18 +281,16 @@ impl<S: SecretStore> Sender<S> {
         let correlation = self.object.label();
         let sent = match self.publisher.publish(event, &correlation, deadline).await {
             Ok(_) => Sent::Delivered,
-            Err(PublishError::Rejected { status, reason }) => {
-                let refusal = format!("refused by the broker: {status} {reason}");
+            Err(e) if e.disposition() == Disposition::GiveUp => {
                 let Some(sink) = &self.refusals else {
                     return Sent::NotDelivered(format!(
-                        "{refusal} (FAILURE_RECORDS is not set, so it is not recorded)"
+                        "{e} (FAILURE_RECORDS is not set, so it is not recorded)"
                     ));
                 };
-                let record =
-                    RefusedEvent::new(event, &correlation, (status, &reason), &self.object);
+                let record = RefusedEvent::new(event, &correlation, &e, &self.object);
                 match sink.record(&record).await {
                     Ok(place) => Sent::Recorded(place),
-                    Err(e) => Sent::NotDelivered(format!("{refusal}; not recorded: {e}")),
+                    Err(why) => Sent::NotDelivered(format!("{e}; not recorded: {why}")),
                 }
             }
             Err(e) => Sent::NotDelivered(e.to_string()),

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::records::Record;
 use crate::forwarder::event::ForwardedEvent;
-use crate::forwarder::mesh::Message;
+use crate::forwarder::mesh::{Message, PublishError};
 
 /// The one kind of record this module writes (a processor record has no `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,12 +56,17 @@ pub struct RefusedEvent {
 }
 
 impl RefusedEvent {
+    /// The record of `event`, refused with `refusal`.
     pub fn new(
         event: &ForwardedEvent,
         correlation_id: &str,
-        (status, reason): (u16, &str),
+        refusal: &PublishError,
         object: &crate::aws::s3::ObjectRef,
     ) -> RefusedEvent {
+        let (status, reason) = match refusal {
+            PublishError::Rejected { status, reason } => (*status, reason.clone()),
+            other => (0, other.to_string()),
+        };
         RefusedEvent {
             kind: Kind::ForwarderRefusal,
             version: 1,
@@ -72,7 +77,7 @@ impl RefusedEvent {
             message_id: event.id.clone(),
             correlation_id: correlation_id.to_string(),
             status,
-            reason: reason.to_string(),
+            reason,
             object: object.location.to_string(),
             object_version: object.version_id.clone(),
             record: event.record.ordinal,

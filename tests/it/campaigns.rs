@@ -6,14 +6,23 @@ use crate::support::s4::TestS4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarder_under_faults_delivers_every_event_or_names_it() {
-    let f = campaign::forwarder(40, 25, false).await;
+    let f = campaign::forwarder(40, 25, true, false).await;
     eprintln!("{f:?}");
     assert_eq!(
         f.unaccounted, 0,
-        "events neither delivered nor named: {f:?}"
+        "events neither delivered nor named nor recorded: {f:?}"
     );
+    assert_eq!(f.lost, 0, "{f:?}");
     assert_eq!(f.delivered, f.expected, "{f:?}");
-    assert!(f.failed_invocations > 0, "the faults did not bite: {f:?}");
+    // Refusals no longer fail invocations (they are recorded), and 503s are retried within
+    // one; the retry path is the property in tests/it/ledger.rs.
+    assert!(f.refused > 0, "the faults did not bite: {f:?}");
+    assert_eq!(
+        f.refusals_mishandled, 0,
+        "refused events recorded once, never re-sent: {f:?}"
+    );
+    assert_eq!(f.resent, f.refused, "{f:?}");
+    assert!(f.duplicate_percent() <= 1.0, "{f:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

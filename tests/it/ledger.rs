@@ -23,18 +23,37 @@ struct Records {
     dynamodb: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    /// The queue, or an S3 prefix where a listing must see every record (a queue shows a
+    /// reader only some of its messages).
+    sink: Arc<FailureSink>,
 }
 
 impl Records {
+    /// Refusals to an SQS queue, the template's choice.
     async fn new() -> Records {
         let (dynamodb, table) = moto::table("progress").await;
         let (sqs, queue_url) = moto::queue("forwarder-refusals").await;
+        let sink = Arc::new(FailureSink::Sqs {
+            client: sqs.clone(),
+            queue_url: queue_url.clone(),
+        });
         Records {
             table,
             dynamodb,
             sqs,
             queue_url,
+            sink,
         }
+    }
+
+    /// Refusals under an S3 prefix.
+    async fn in_bucket(f: &Fixture) -> Records {
+        let mut records = Records::new().await;
+        records.sink = Arc::new(FailureSink::S3 {
+            client: f.s3.clone(),
+            at: e2b::aws::s3::S3Location::new(&f.bucket, "refusals/"),
+        });
+        records
     }
 
     /// A forwarder ("a warm container") with the ledger and the refusal records.
@@ -45,19 +64,12 @@ impl Records {
                 table: self.table.clone(),
                 keep: Duration::from_secs(3600),
             }))
-            .with_refusals(Some(Arc::new(FailureSink::Sqs {
-                client: self.sqs.clone(),
-                queue_url: self.queue_url.clone(),
-            })))
+            .with_refusals(Some(self.sink.clone()))
     }
 
-    /// The refusal records in the queue (read, then visible again at once).
+    /// The refusal records (from a queue: read, then visible again at once).
     async fn refusals(&self) -> Vec<RefusedEvent> {
-        let sink = FailureSink::Sqs {
-            client: self.sqs.clone(),
-            queue_url: self.queue_url.clone(),
-        };
-        match sink.list::<RefusedEvent>(1000, 0).await {
+        match self.sink.list::<RefusedEvent>(1000, 0).await {
             Ok(found) => found.into_iter().map(|f| f.record).collect(),
             Err(e) => panic!("reading the refusals: {e}"),
         }
@@ -334,7 +346,7 @@ proptest! {
         let runtime = crate::support::runtime(true);
         let (stored, refusals, attempts, rounds) = runtime.block_on(async {
             let f = Fixture::new().await;
-            let r = Records::new().await;
+            let r = Records::in_bucket(&f).await;
             f.put("p.json", alarms("p", fates.len()).as_bytes()).await;
             for (i, fate) in fates.iter().enumerate() {
                 let id = format!("p-{i:04}");

@@ -69,6 +69,8 @@ struct State {
     /// Keep only ids (message id → times stored), not the messages (long runs).
     ids_only: bool,
     stored_counts: HashMap<String, u32>,
+    /// Message id → times answered with a 4xx other than 401 (refused for good), every mode.
+    refused_counts: HashMap<String, u32>,
     username: String,
     password: String,
     stored: Vec<Stored>,
@@ -192,6 +194,11 @@ impl TestBroker {
         lock(&self.state).ids_only = true;
     }
 
+    /// Message id → times refused for good (4xx other than 401), every mode.
+    pub fn refused_counts(&self) -> HashMap<String, u32> {
+        lock(&self.state).refused_counts.clone()
+    }
+
     /// Message id → times stored (every mode).
     pub fn stored_counts(&self) -> HashMap<String, u32> {
         lock(&self.state).stored_counts.clone()
@@ -261,7 +268,16 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<(
                 store(&state, &target, headers, body);
                 (200, "OK")
             }
-            Reply::Status(status, reason) => (status, reason),
+            Reply::Status(status, reason) => {
+                if (400..500).contains(&status) && !matches!(status, 401 | 429) {
+                    let id = headers
+                        .get("solace-message-id")
+                        .cloned()
+                        .unwrap_or_default();
+                    *lock(&state).refused_counts.entry(id).or_default() += 1;
+                }
+                (status, reason)
+            }
             Reply::Delay(..) => (500, "Internal Server Error"),
         };
         let response = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n");

@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use e2b::aws::records::{FailureSink, Found};
 use e2b::aws::secrets::CachedCredentials;
+use e2b::forwarder::ledger::Ledger;
 use e2b::forwarder::mesh::Publisher;
+use e2b::forwarder::refusals::RefusedEvent;
 use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
 use e2b::http::retry::Backoff;
@@ -44,19 +47,38 @@ pub fn rss_kib() -> u64 {
 
 #[derive(Debug, Default)]
 pub struct ForwarderFigures {
+    pub ledger: bool,
     pub objects: usize,
     pub expected: usize,
     pub delivered: usize,
+    /// Publishes the broker stored beyond the first of each event.
     pub duplicates: u64,
     pub failed_invocations: usize,
     pub rounds: usize,
-    /// Events neither delivered nor named in their invocation's failure: must be 0.
+    /// Events neither delivered nor named in their invocation's failure nor recorded: must be 0.
     pub unaccounted: usize,
+    /// Events the broker refused for good (with the ledger: each recorded once, never re-sent).
+    pub refused: usize,
+    /// Refusal records written (with the ledger).
+    pub recorded: usize,
+    /// Refused events recorded other than once, or sent again after their refusal: must be 0.
+    pub refusals_mishandled: usize,
+    /// Recorded refusals sent again once the broker was calm (as `e2b resend` does).
+    pub resent: usize,
+    /// Events the broker never stored, after the resend: must be 0.
+    pub lost: usize,
     pub rss_start_kib: u64,
     pub rss_end_kib: u64,
     /// After two more passes over every object without faults: flat memory means no leak.
     pub rss_after_more_passes_kib: [u64; 2],
     pub seconds: f64,
+}
+
+impl ForwarderFigures {
+    /// Duplicate publishes per event, in percent.
+    pub fn duplicate_percent(&self) -> f64 {
+        100.0 * self.duplicates as f64 / self.expected.max(1) as f64
+    }
 }
 
 /// The broker's faults (issue 7): 10% of publishes refused for now (503), 1% for good (400),
@@ -69,9 +91,16 @@ pub const FAULTS: Chaos = Chaos {
     seed: 7,
 };
 
-/// `objects` objects of `per_object` alarm records each.
+/// `objects` objects of `per_object` alarm records each. With `ledger`, the forwarder keeps its
+/// progress in DynamoDB and records refusals in SQS (issue 13), which are resent at the end;
+/// without, failed invocations are retried whole until every event got through.
 /// With `more_passes`, two more passes over every object follow, without faults, for memory.
-pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> ForwarderFigures {
+pub async fn forwarder(
+    objects: usize,
+    per_object: usize,
+    ledger: bool,
+    more_passes: bool,
+) -> ForwarderFigures {
     let started = Instant::now();
     let broker = TestBroker::start("campaign", "campaign-s3cret").await;
     broker.keep_ids_only();
@@ -86,7 +115,7 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
         .map(|o| format!("campaign/{o:05}.json"))
         .collect();
     let mut expected: HashMap<String, HashSet<String>> = HashMap::new();
-    futures::stream::iter(keys.iter().enumerate())
+    let etags: HashMap<String, String> = futures::stream::iter(keys.iter().enumerate())
         .map(|(o, key)| {
             let ids: Vec<String> = (0..per_object).map(|i| format!("o{o}-{i}")).collect();
             let body = ids
@@ -102,11 +131,19 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
                     .bucket(&bucket)
                     .key(key)
                     .body(body.into_bytes().into());
-                assert!(put.send().await.is_ok());
+                let etag = match put.send().await {
+                    Ok(out) => out
+                        .e_tag()
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                        .to_string(),
+                    Err(e) => panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
+                };
+                (key.clone(), etag)
             }
         })
         .buffer_unordered(16)
-        .collect::<Vec<_>>()
+        .collect()
         .await;
     broker.set_chaos(FAULTS);
     let mesh = broker.mesh_config();
@@ -117,20 +154,43 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
     ));
     let publisher =
         Arc::new(Publisher::new(mesh, credentials).expect("publisher (Publisher::new)"));
-    let forwarder = Arc::new(Forwarder::new(
-        s3,
-        publisher,
-        ForwarderSettings {
-            scan: ScanConfig::default(),
-            filter: Default::default(),
-            concurrency: 16,
-        },
-    ));
+    let records = if ledger {
+        let (dynamodb, table) = moto::table("campaign-progress").await;
+        // An S3 prefix: a listing sees every record (a queue shows a reader only some).
+        Some((
+            Ledger {
+                client: dynamodb,
+                table,
+                keep: Duration::from_secs(3600),
+            },
+            Arc::new(FailureSink::S3 {
+                client: s3.clone(),
+                at: e2b::aws::s3::S3Location::new(&bucket, "refusals/"),
+            }),
+        ))
+    } else {
+        None
+    };
+    let forwarder = Arc::new(
+        Forwarder::new(
+            s3,
+            publisher.clone(),
+            ForwarderSettings {
+                scan: ScanConfig::default(),
+                filter: Default::default(),
+                concurrency: 16,
+            },
+        )
+        .with_ledger(records.as_ref().map(|(l, _)| l.clone()))
+        .with_refusals(records.as_ref().map(|(_, r)| r.clone())),
+    );
     let event = |key: &str| {
         json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": bucket}, "object": {"key": e2b::forwarder::replay::form_urlencode(key), "size": 1}}}]})
+            "s3": {"bucket": {"name": bucket}, "object": {"key": e2b::forwarder::replay::form_urlencode(key), "size": 1,
+                   "eTag": etags.get(key)}}}]})
     };
     let mut figures = ForwarderFigures {
+        ledger,
         objects,
         expected: objects * per_object,
         ..ForwarderFigures::default()
@@ -155,6 +215,10 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
             figures.rss_start_kib = rss_kib();
         }
         let stored = broker.stored_counts();
+        let recorded = match &records {
+            Some((_, sink)) => refused_ids(sink).await,
+            None => HashMap::new(),
+        };
         pending.clear();
         for (key, outcome) in outcomes {
             let Err(error) = outcome else { continue };
@@ -174,8 +238,37 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
                 let ids = expected.get(&failure.object).cloned().unwrap_or_default();
                 figures.unaccounted += ids
                     .iter()
-                    .filter(|id| !stored.contains_key(*id) && !named.contains(id.as_str()))
+                    .filter(|id| {
+                        !stored.contains_key(*id)
+                            && !named.contains(id.as_str())
+                            && !recorded.contains_key(*id)
+                    })
                     .count();
+            }
+        }
+    }
+    let refused = broker.refused_counts();
+    figures.refused = refused.len();
+    if let Some((_, sink)) = &records {
+        let recorded = refused_ids(sink).await;
+        figures.recorded = recorded.values().sum();
+        figures.refusals_mishandled = refused
+            .iter()
+            .filter(|(id, times)| **times != 1 || recorded.get(*id) != Some(&1))
+            .count();
+        // The operator fixes the cause, then runs `e2b resend`.
+        broker.calm();
+        let found: Vec<Found<RefusedEvent>> = sink.list(100_000, 60).await.unwrap_or_default();
+        for f in found {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let message = f.record.message();
+            if publisher
+                .send(message, &f.record.correlation_id, deadline)
+                .await
+                .is_ok()
+                && sink.remove(&f.handle).await.is_ok()
+            {
+                figures.resent += 1;
             }
         }
     }
@@ -185,6 +278,7 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
         .flatten()
         .filter(|id| stored.contains_key(*id))
         .count();
+    figures.lost = figures.expected - figures.delivered;
     figures.duplicates = stored
         .values()
         .map(|n| u64::from(n.saturating_sub(1)))
@@ -209,6 +303,16 @@ pub async fn forwarder(objects: usize, per_object: usize, more_passes: bool) -> 
         }
     }
     figures
+}
+
+/// Event id → refusal records of it in the queue.
+async fn refused_ids(sink: &FailureSink) -> HashMap<String, usize> {
+    let found: Vec<Found<RefusedEvent>> = sink.list(100_000, 0).await.unwrap_or_default();
+    let mut ids = HashMap::new();
+    for f in found {
+        *ids.entry(f.record.event_id).or_default() += 1;
+    }
+    ids
 }
 
 #[derive(Debug, Default)]

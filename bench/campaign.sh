@@ -7,7 +7,8 @@
 #   is retried whole as Lambda would: the baseline duplicates), then with it (issue 13: progress
 #   in DynamoDB, refusals recorded and then resent as `e2b resend` does). Every event must be
 #   delivered, named in its failed invocation or recorded; prints duplicate publishes as a share
-#   of events, events lost, refusals recorded and resent, and RSS.
+#   of events, events lost, refusals recorded and resent, and RSS. A third run notifies each
+#   object twice at once (S3 may), with the ledger.
 # - processor: 10,000 alerts each delivered twice at once (20,000 deliveries), S/4 (the test
 #   server in its own process) failing 10% of requests and expiring CSRF tokens every 500
 #   requests, 503s redelivered; exactly one notification per alert, every delivery with an
@@ -23,6 +24,7 @@ cargo build --release --quiet --example campaign --example s4_test_server
 
 target/release/examples/campaign forwarder "${1:-1000}" "${2:-50}" without-ledger
 target/release/examples/campaign forwarder "${1:-1000}" "${2:-50}"
+target/release/examples/campaign forwarder "${1:-1000}" "${2:-50}" twice
 
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 S4_CHAOS=100,500 target/release/examples/s4_test_server "$port" CAMPAIGN campaign-s4-s3cret >/dev/null &

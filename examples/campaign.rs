@@ -1,5 +1,5 @@
 //! The full-size fault and load campaigns (`bash bench/campaign.sh`):
-//! `campaign forwarder OBJECTS EVENTS_PER_OBJECT [without-ledger]` and `campaign processor ALERTS S4_SERVICE_URL`
+//! `campaign forwarder OBJECTS EVENTS_PER_OBJECT [without-ledger | twice]` and `campaign processor ALERTS S4_SERVICE_URL`
 //! (the S/4 test server in its own process, so that this one's memory is the processor's).
 //! Needs moto (`E2B_MOTO_SERVER` or `E2B_MOTO_ENDPOINT`, as the tests).
 
@@ -15,11 +15,16 @@ fn main() {
     let ok = match (args.first().map(String::as_str), number(1)) {
         (Some("forwarder"), Some(objects)) => {
             let per_object = number(2).unwrap_or(50);
-            let ledger = args.get(3).map(String::as_str) != Some("without-ledger");
-            let f = runtime.block_on(campaign::forwarder(objects, per_object, ledger, true));
+            let mode = args.get(3).map(String::as_str);
+            let ledger = mode != Some("without-ledger");
+            let notified = if mode == Some("twice") { 2 } else { 1 };
+            let f = runtime.block_on(campaign::forwarder(
+                objects, per_object, ledger, notified, true,
+            ));
             println!(
-                "forwarder campaign ({}): {} objects, {} events expected, {} delivered, {} duplicate publishes ({:.2}% of events), {} lost, {} refused for good ({} recorded, {} resent, {} mishandled), {} of {} invocations failed in the first round, {} rounds, {} unaccounted, RSS {} KiB after round 1 -> {} KiB at the end -> {} and {} KiB after two more passes over every object, {:.1} s",
+                "forwarder campaign ({}, each object notified {}x at once): {} objects, {} events expected, {} delivered, {} duplicate publishes ({:.2}% of events), {} lost, {} refused for good ({} recorded, {} resent, {} mishandled), {} of {} invocations failed in the first round, {} rounds, {} unaccounted, RSS {} KiB after round 1 -> {} KiB at the end -> {} and {} KiB after two more passes over every object, {:.1} s",
                 if f.ledger { "ledger on" } else { "ledger off" },
+                f.notified,
                 f.objects,
                 f.expected,
                 f.delivered,

@@ -80,6 +80,27 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Where failure records are: `--from`, else `FAILURE_RECORDS`; `what` names them in the
+/// message when neither says. A wrong value is exit status 2, said on stderr.
+fn records_target(
+    from: Option<&str>,
+    what: &str,
+) -> Result<crate::aws::records::FailureTarget, ExitCode> {
+    let Some(text) = from
+        .map(str::to_string)
+        .or_else(|| crate::env::Env::new("CLI", &crate::env::process).text("FAILURE_RECORDS"))
+    else {
+        eprintln!(
+            "say where the {what} are: --from s3://bucket/prefix or a queue URL (or set FAILURE_RECORDS)"
+        );
+        return Err(ExitCode::from(2));
+    };
+    crate::aws::records::FailureTarget::parse(&text).map_err(|e| {
+        eprintln!("--from {e}");
+        ExitCode::from(2)
+    })
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::aws::records::Record;
 use crate::forwarder::replay::parse_time;
 use crate::processor::config::ProcessorConfig;
-use crate::processor::failures::{FailureSink, FailureTarget, Found};
+use crate::processor::failures::{FailureSink, Found};
 use crate::processor::{Outcome, setup};
 
 #[derive(clap::Args)]
@@ -48,22 +48,9 @@ pub fn run(args: ReprocessArgs) -> ExitCode {
 }
 
 async fn reprocess(args: ReprocessArgs) -> ExitCode {
-    let Some(target) = args
-        .from
-        .clone()
-        .or_else(|| crate::env::Env::new("CLI", &crate::env::process).text("FAILURE_RECORDS"))
-    else {
-        eprintln!(
-            "say where the failures are: --from s3://bucket/prefix or a queue URL (or set FAILURE_RECORDS)"
-        );
-        return ExitCode::from(2);
-    };
-    let target = match FailureTarget::parse(&target) {
+    let target = match super::records_target(args.from.as_deref(), "failures") {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("--from {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let times = [&args.since, &args.until].map(|t| t.as_deref().map(|t| (t, parse_time(t))));
     if let Some((text, _)) = times.iter().flatten().find(|(_, parsed)| parsed.is_none()) {

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::aws::records::{FailureSink, FailureTarget, Found};
+use crate::aws::records::{FailureSink, Found};
 use crate::forwarder::config::ForwarderConfig;
 use crate::forwarder::refusals::RefusedEvent;
 use crate::forwarder::setup;
@@ -55,22 +55,9 @@ pub fn run(args: ResendArgs) -> ExitCode {
 }
 
 async fn resend(args: ResendArgs) -> ExitCode {
-    let Some(target) = args
-        .from
-        .clone()
-        .or_else(|| crate::env::Env::new("CLI", &crate::env::process).text("FAILURE_RECORDS"))
-    else {
-        eprintln!(
-            "e2b resend: say where the refusals are: --from QUEUE_URL or s3://bucket/prefix (or set FAILURE_RECORDS)"
-        );
-        return ExitCode::from(2);
-    };
-    let target = match FailureTarget::parse(&target) {
+    let target = match super::records_target(args.from.as_deref(), "refusals") {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("e2b resend: --from {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     // The settings are checked before any SQS message is hidden by reading it.
     let config = if args.list {

@@ -6,7 +6,7 @@ use crate::support::s4::TestS4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarder_under_faults_delivers_every_event_or_names_it() {
-    let f = campaign::forwarder(40, 25, true, false).await;
+    let f = campaign::forwarder(40, 25, true, 2, false).await;
     eprintln!("{f:?}");
     assert_eq!(
         f.unaccounted, 0,

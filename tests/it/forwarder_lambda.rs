@@ -42,6 +42,26 @@ fn invoke(watch: &Watch, event: &Value) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// The forwarder's environment: the broker, its secret, AWS on moto, and `extra`.
+fn lambda_env<const N: usize>(
+    broker: &TestBroker,
+    secret: &str,
+    extra: [(&'static str, String); N],
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AEM_REST_URL", broker.url.clone()),
+        ("AEM_CREDENTIALS_SECRET", secret.to_string()),
+        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("S3_FORCE_PATH_STYLE", "true".to_string()),
+        ("PUBLISH_TIMEOUT_MS", "1000".to_string()),
+    ];
+    env.extend(extra);
+    env
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     let broker = TestBroker::start(USER, PASSWORD).await;
@@ -54,15 +74,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
     moto::create_secret(&secrets, &secret, &credentials).await;
     let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz";
     let object = include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz").to_vec();
-    assert!(
-        s3.put_object()
-            .bucket(&bucket)
-            .key(key)
-            .body(object.into())
-            .send()
-            .await
-            .is_ok()
-    );
+    moto::put(&s3, &bucket, key, object).await;
 
     // The S3 notification sample from events/, pointed at this test's bucket.
     let mut event: Value =
@@ -70,16 +82,7 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
             .unwrap_or(Value::Null);
     event["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
 
-    let env = [
-        ("AEM_REST_URL", broker.url.clone()),
-        ("AEM_CREDENTIALS_SECRET", secret.clone()),
-        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("S3_FORCE_PATH_STYLE", "true".to_string()),
-        ("PUBLISH_TIMEOUT_MS", "1000".to_string()),
-    ];
+    let env = lambda_env(&broker, &secret, []);
     let log_path = std::env::temp_dir().join(format!("e2b-watch-{}.log", std::process::id()));
     let watch_log = log_path.clone();
     let lambda = tokio::task::spawn_blocking(move || watch("forwarder", &env, &watch_log))
@@ -175,19 +178,15 @@ async fn a_retried_invocation_sends_only_what_is_missing_under_cargo_lambda() {
     broker.script("w-0003", vec![Reply::Status(400, "Bad Request")]);
     broker.script("w-0007", vec![Reply::Status(503, "Spool Over Quota"); 4]);
 
-    let env = [
-        ("AEM_REST_URL", broker.url.clone()),
-        ("AEM_CREDENTIALS_SECRET", secret.clone()),
-        ("PROGRESS_TABLE", table),
-        ("FAILURE_RECORDS", queue_url.clone()),
-        ("PUBLISH_MAX_ATTEMPTS", "3".to_string()),
-        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("S3_FORCE_PATH_STYLE", "true".to_string()),
-        ("PUBLISH_TIMEOUT_MS", "1000".to_string()),
-    ];
+    let env = lambda_env(
+        &broker,
+        &secret,
+        [
+            ("PROGRESS_TABLE", table),
+            ("FAILURE_RECORDS", queue_url.clone()),
+            ("PUBLISH_MAX_ATTEMPTS", "3".to_string()),
+        ],
+    );
     let log_path =
         std::env::temp_dir().join(format!("e2b-watch-ledger-{}.log", std::process::id()));
     let watch_log = log_path.clone();

@@ -48,6 +48,8 @@ pub fn rss_kib() -> u64 {
 #[derive(Debug, Default)]
 pub struct ForwarderFigures {
     pub ledger: bool,
+    /// Notifications of each object at once.
+    pub notified: usize,
     pub objects: usize,
     pub expected: usize,
     pub delivered: usize,
@@ -93,12 +95,14 @@ pub const FAULTS: Chaos = Chaos {
 
 /// `objects` objects of `per_object` alarm records each. With `ledger`, the forwarder keeps its
 /// progress in DynamoDB and records refusals in SQS (issue 13), which are resent at the end;
-/// without, failed invocations are retried whole until every event got through.
+/// without, failed invocations are retried whole until every event got through. Each object is
+/// `notified` times at once (S3 may notify twice).
 /// With `more_passes`, two more passes over every object follow, without faults, for memory.
 pub async fn forwarder(
     objects: usize,
     per_object: usize,
     ledger: bool,
+    notified: usize,
     more_passes: bool,
 ) -> ForwarderFigures {
     let started = Instant::now();
@@ -126,19 +130,7 @@ pub async fn forwarder(
             expected.insert(format!("s3://{bucket}/{key}"), ids.into_iter().collect());
             let (s3, bucket) = (s3.clone(), bucket.clone());
             async move {
-                let put = s3
-                    .put_object()
-                    .bucket(&bucket)
-                    .key(key)
-                    .body(body.into_bytes().into());
-                let etag = match put.send().await {
-                    Ok(out) => out
-                        .e_tag()
-                        .unwrap_or_default()
-                        .trim_matches('"')
-                        .to_string(),
-                    Err(e) => panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
-                };
+                let etag = moto::put(&s3, &bucket, key, body.into_bytes()).await;
                 (key.clone(), etag)
             }
         })
@@ -191,6 +183,7 @@ pub async fn forwarder(
     };
     let mut figures = ForwarderFigures {
         ledger,
+        notified,
         objects,
         expected: objects * per_object,
         ..ForwarderFigures::default()
@@ -198,9 +191,13 @@ pub async fn forwarder(
     let mut pending: Vec<String> = keys.clone();
     while !pending.is_empty() && figures.rounds < 12 {
         figures.rounds += 1;
-        // Four invocations at a time, as several warm containers would run them.
+        // Four invocations at a time, as several warm containers would run them; the copies of
+        // one notification run side by side.
+        let notifications = pending
+            .iter()
+            .flat_map(|key| std::iter::repeat_n(key.clone(), notified.max(1)));
         let outcomes: Vec<(String, Result<Value, HandlerError>)> =
-            futures::stream::iter(pending.iter().cloned())
+            futures::stream::iter(notifications)
                 .map(|key| {
                     let (forwarder, event) = (forwarder.clone(), event(&key));
                     async move {
@@ -221,6 +218,9 @@ pub async fn forwarder(
         };
         pending.clear();
         for (key, outcome) in outcomes {
+            if pending.contains(&key) {
+                continue;
+            }
             let Err(error) = outcome else { continue };
             if figures.rounds == 1 {
                 figures.failed_invocations += 1;

@@ -178,6 +178,19 @@ pub async fn table(prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
     (client, table)
 }
 
+/// Puts an object; its ETag as S3 notifications carry it (without quotes).
+pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
+    let put = s3.put_object().bucket(bucket).key(key).body(body.into());
+    match put.send().await {
+        Ok(out) => out
+            .e_tag()
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string(),
+        Err(e) => panic!("put {key}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
+    }
+}
+
 /// A new SQS queue: its client and URL.
 pub async fn queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
     let sqs = aws_sdk_sqs::Client::new(&aws_config().await);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deployment checks (run by .ci/run): the SAM template passes cfn-lint, both functions build with
-# `cargo lambda build --release` (plain cargo, no Zig), and each bootstrap needs no newer glibc
-# than provided.al2023 offers (2.34).
+# `cargo lambda build --release` (plain cargo, no Zig), each bootstrap needs no newer glibc
+# than provided.al2023 offers (2.34), and `cargo lambda deploy --dry` packages each function
+# with its settings from deploy/<function>.toml (offline: nothing is sent to AWS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +26,28 @@ for bin in forwarder processor; do
     echo "$bin needs $newest, newer than provided.al2023's GLIBC_2.34" >&2
     status=1
   fi
+done
+echo "== cargo lambda deploy --dry (deploy/forwarder.toml, deploy/processor.toml)"
+for bin in forwarder processor; do
+  out=$(AWS_REGION=eu-central-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
+    .venv/bin/cargo-lambda lambda deploy --dry --global "deploy/$bin.toml" --binary-name "$bin" "e2b-$bin" -o json 2>/dev/null) || {
+    echo "cargo lambda deploy --dry failed for $bin" >&2; status=1; continue; }
+  echo "$out" | .venv/bin/python -c '
+import json, sys
+bin = sys.argv[1]
+text = sys.stdin.read()
+out = json.loads(text[text.index("{"):])  # after any progress line
+config = out["config"]
+problems = [key + " missing" for key in ("memory", "timeout", "tracing", "role", "env_var") if not config.get(key)]
+path = out["path"]
+if not path.endswith(bin + "/bootstrap.zip"):
+    problems.append("packaged " + path)
+variables = len(config.get("env_var") or [])
+memory, timeout, tracing, role = (config.get(k) for k in ("memory", "timeout", "tracing", "role"))
+print(f"{bin}: {path}, memory {memory} MB, timeout {timeout} s, tracing {tracing}, {variables} variables, role {role}")
+for problem in problems:
+    print(bin + ": " + problem, file=sys.stderr)
+sys.exit(1 if problems else 0)
+' "$bin" || status=1
 done
 exit "$status"

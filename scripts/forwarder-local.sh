@@ -2,7 +2,8 @@
 # The forwarder Lambda on this machine, with no AWS account: moto server stands in for S3 and
 # Secrets Manager, a small Python listener stands in for the broker's REST port (it prints each
 # message it gets), `cargo lambda watch` runs the function and `cargo lambda invoke` sends it the
-# sample S3 notification in events/s3/. Everything is stopped at the end.
+# sample S3 notification in events/s3/, then the sample Kinesis batch in events/kinesis/ (the
+# live stream path). Everything is stopped at the end.
 #
 # Usage: bash scripts/forwarder-local.sh        (installs moto and cargo-lambda into .venv once)
 set -euo pipefail
@@ -59,5 +60,10 @@ for _ in $(seq 1500); do (echo >"/dev/tcp/127.0.0.1/$LAMBDA_PORT") 2>/dev/null &
 echo "== cargo lambda invoke forwarder --data-file events/s3/s3-object-created.json"
 .venv/bin/cargo-lambda lambda invoke forwarder --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
   --data-file events/s3/s3-object-created.json
+echo
+echo "== cargo lambda invoke forwarder --data-file events/kinesis/kinesis-monitron-batch.json"
+echo "   (Monitron's live stream: alerts, a repeat, a recovery, three broken records)"
+.venv/bin/cargo-lambda lambda invoke forwarder --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+  --data-file events/kinesis/kinesis-monitron-batch.json
 echo
 sleep 0.5

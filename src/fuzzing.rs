@@ -75,10 +75,25 @@ pub fn monitron_record(data: &[u8]) {
     }
 }
 
-/// A Lambda invocation's event for the forwarder (S3, EventBridge, SNS, SQS envelopes).
+/// A Lambda invocation's event for the forwarder (S3, EventBridge, SNS, SQS envelopes, and a
+/// Kinesis batch, whose records' data is decoded as the stream path decodes it).
 pub fn trigger(data: &[u8]) {
-    if let Ok(value) = serde_json::from_slice::<Value>(data) {
-        let _ = crate::forwarder::trigger::parse(&value);
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    if let Ok(crate::forwarder::trigger::Trigger::Stream(records)) =
+        crate::forwarder::trigger::parse(&value)
+    {
+        let mut scanner = Scanner::new(ScanConfig::default());
+        for record in records {
+            let Ok(bytes) = &record.data else { continue };
+            let origin = Origin::Kinesis {
+                stream: record.stream.clone(),
+                shard: record.shard.clone(),
+                sequence_number: record.sequence_number.clone(),
+            };
+            let _ = scanner.scan(&origin, bytes.as_slice(), |_| Ok::<(), ()>(()));
+        }
     }
 }
 

@@ -5,12 +5,13 @@
 //! Two data paths, and the parts they share. Arrows point down: the binaries and the CLI use
 //! the paths, the paths use the shared parts, and nothing shared knows a path.
 //!
-//! - [`forwarder`]: PATH 1, a Lambda trigger → S3 objects → Monitron records → events on the
-//!   mesh. `trigger` (what invoked it, which keys to skip), `firehose` (object bytes → JSON
-//!   values), `monitron` (record model, recognition, classification), `event` (CloudEvent or
-//!   SAP envelope, topic), `scan` (the three over objects), `pipeline` (one object: stream,
-//!   decode, publish with bounded concurrency, by the deadline), `mesh` (Solace REST
-//!   publishing), `ledger` (what is done per object version, so a retry sends only the rest),
+//! - [`forwarder`]: PATH 1, a Lambda trigger → S3 objects (or Kinesis records) → Monitron
+//!   records → events on the mesh. `trigger` (what invoked it, which keys to skip), `firehose`
+//!   (object bytes → JSON values), `monitron` (record model, recognition, classification),
+//!   `event` (CloudEvent or SAP envelope, topic), `scan` (the three over objects), `pipeline`
+//!   (one object: stream, decode, publish with bounded concurrency, by the deadline), `stream`
+//!   (one Kinesis batch, and where its shard resumes), `publish` (one event: publish, record a
+//!   refusal, note it done), `mesh` (Solace REST publishing), `ledger` (what is done per object version, so a retry sends only the rest),
 //!   `refusals` (events the broker refused for good, recorded), `config` and `setup` (settings
 //!   and clients), `replay` (listing stored objects).
 //! - [`processor`]: PATH 2, a mesh delivery → one typed event → the decision table → actions

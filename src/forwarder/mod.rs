@@ -11,7 +11,9 @@
 //!   publishes only what was not done);
 //! - an object an earlier invocation completed (delivery ledger) is acknowledged unread;
 //! - an object that no longer exists is logged and skipped (a retry cannot help);
-//! - for an SQS batch, only the messages whose objects failed are reported back.
+//! - for an SQS batch, only the messages whose objects failed are reported back;
+//! - for a Kinesis batch (Monitron's live export stream, [`stream`]), the record the shard
+//!   resumes from is reported back, and the invocation succeeds.
 
 pub mod config;
 pub mod event;
@@ -20,10 +22,12 @@ pub mod ledger;
 pub mod mesh;
 pub mod monitron;
 mod pipeline;
+mod publish;
 pub mod refusals;
 pub mod replay;
 pub mod scan;
 pub mod setup;
+pub mod stream;
 pub mod trigger;
 
 use std::sync::Arc;
@@ -166,7 +170,8 @@ pub enum HandlerError {
     Trigger(crate::forwarder::trigger::TriggerError),
     #[error(transparent)]
     Forward(ForwardError),
-    /// The SQS partial batch response could not be written: the whole batch is retried.
+    /// The SQS or Kinesis partial batch response could not be written: the whole batch is
+    /// retried.
     #[error("the partial batch response could not be written: {0}")]
     Response(serde_json::Error),
 }
@@ -233,6 +238,20 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     let failures = counts.failures;
                     Err(HandlerError::Forward(ForwardError { failures, summary }))
                 }
+            }
+            Trigger::Stream(records) => {
+                let batch = self.forward_stream(&records, deadline).await;
+                let counts = Counts {
+                    delivered: batch.delivered,
+                    refused: batch.refused,
+                    already_done: 0,
+                    failures: batch.unfinished().into_iter().collect(),
+                };
+                if let Some(failure) = counts.failures.first() {
+                    tracing::error!(%failure, "Kinesis records not all done; Lambda resumes the shard from the first of them");
+                }
+                self.emit_metrics(0, &batch.summary, &counts, retries_before);
+                batch.response().map_err(HandlerError::Response)
             }
             Trigger::Sqs(messages) => {
                 let mut failed_ids = Vec::new();

@@ -25,55 +25,19 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::io::SyncIoBridge;
 
-use super::event::{ForwardedEvent, Origin};
-use super::ledger::{Notes, Opened, Progress, object_id};
-use super::refusals::RefusedEvent;
+use super::event::Origin;
+use super::ledger::{Opened, Progress, object_id};
+use super::publish::{Sender, Tally};
 use super::scan::{Report, Scanner, Severity};
 use super::{Forwarder, ObjectOutcome, Unfinished};
 use crate::aws::s3::{GetError, ObjectRef, ObjectStore};
 use crate::aws::secrets::SecretStore;
-use crate::outcome::{Disposed, Disposition};
 
 /// Events waiting between the decoder and the publishers.
 const QUEUE_DEPTH: usize = 256;
 
 /// How long past the deadline an object's lease lasts: the Lambda's own end, after the margin.
 const LEASE_BEYOND_DEADLINE: Duration = Duration::from_secs(10);
-
-/// What became of one event.
-enum Sent {
-    Delivered,
-    /// Refused for good and recorded (where).
-    Recorded(String),
-    NotDelivered(String),
-}
-
-/// Counts for one object.
-#[derive(Default)]
-struct Tally {
-    delivered: u64,
-    refused: u64,
-    undelivered: Vec<(String, String)>,
-}
-
-impl Tally {
-    fn settle(&mut self, label: &str, done: Result<(String, Sent), tokio::task::JoinError>) {
-        match done {
-            Ok((_, Sent::Delivered)) => self.delivered += 1,
-            Ok((id, Sent::Recorded(place))) => {
-                self.refused += 1;
-                tracing::error!(object = %label, event_id = %id, record = %place, "event refused by the broker for good; recorded for e2b resend");
-            }
-            Ok((id, Sent::NotDelivered(why))) => {
-                tracing::error!(object = %label, event_id = %id, error = %why, "event not delivered");
-                self.undelivered.push((id, why));
-            }
-            Err(e) => self
-                .undelivered
-                .push(("(unknown)".into(), format!("publishing task failed: {e}"))),
-        }
-    }
-}
 
 impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
     /// Reads one object and publishes its events. `scanner` carries the invocation's
@@ -159,7 +123,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         };
 
         let limit = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
-        let mut publishing: JoinSet<(String, Sent)> = JoinSet::new();
+        let mut publishing: JoinSet<(String, super::publish::Sent)> = JoinSet::new();
         let mut tally = Tally::default();
         let mut already_done = 0u64;
         let mut stopped: Option<String> = None;
@@ -193,7 +157,13 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     let Ok(permit) = limit.clone().acquire_owned().await else {
                         break;
                     };
-                    let this = self.sender(object, notes.clone());
+                    let this = Sender::new(
+                        self.publisher.clone(),
+                        self.refusals.clone(),
+                        Some(object),
+                        &label,
+                        notes.clone(),
+                    );
                     publishing.spawn(async move {
                         let sent = this.send(&event, deadline).await;
                         drop(permit);
@@ -255,51 +225,5 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 already_done,
             })
         }
-    }
-
-    /// What a publishing task needs, cloned out of `self`.
-    fn sender(&self, object: &ObjectRef, notes: Option<Notes>) -> Sender<S> {
-        Sender {
-            publisher: self.publisher.clone(),
-            refusals: self.refusals.clone(),
-            object: object.clone(),
-            notes,
-        }
-    }
-}
-
-/// One publishing task's view: publish, record a refusal, note what is done.
-struct Sender<S> {
-    publisher: Arc<super::mesh::Publisher<S>>,
-    refusals: Option<Arc<crate::aws::records::FailureSink>>,
-    object: ObjectRef,
-    notes: Option<Notes>,
-}
-
-impl<S: SecretStore> Sender<S> {
-    async fn send(&self, event: &ForwardedEvent, deadline: Instant) -> Sent {
-        let correlation = self.object.label();
-        let sent = match self.publisher.publish(event, &correlation, deadline).await {
-            Ok(_) => Sent::Delivered,
-            Err(e) if e.disposition() == Disposition::GiveUp => {
-                let Some(sink) = &self.refusals else {
-                    return Sent::NotDelivered(format!(
-                        "{e} (FAILURE_RECORDS is not set, so it is not recorded)"
-                    ));
-                };
-                let record = RefusedEvent::new(event, &correlation, &e, &self.object);
-                match sink.record(&record).await {
-                    Ok(place) => Sent::Recorded(place),
-                    Err(why) => Sent::NotDelivered(format!("{e}; not recorded: {why}")),
-                }
-            }
-            Err(e) => Sent::NotDelivered(e.to_string()),
-        };
-        if let (Sent::Delivered | Sent::Recorded(_), Some(notes)) = (&sent, &self.notes)
-            && !notes.done(event.record.ordinal).await
-        {
-            tracing::warn!(event_id = %event.id, "the progress writer stopped; a retry may send this event again");
-        }
-        sent
     }
 }

@@ -46,7 +46,7 @@ pub struct RefusedEvent {
     /// The broker's status (0 when the URL for the topic could not be built).
     pub status: u16,
     pub reason: String,
-    /// `s3://bucket/key`.
+    /// `s3://bucket/key`, or `kinesis://stream/shard/sequence-number`.
     pub object: String,
     pub object_version: Option<String>,
     /// The record's ordinal in the object and its byte offset there.
@@ -56,12 +56,13 @@ pub struct RefusedEvent {
 }
 
 impl RefusedEvent {
-    /// The record of `event`, refused with `refusal`.
+    /// The record of `event` from `object` (its label: `s3://…` or `kinesis://…`, also the
+    /// correlation id), refused with `refusal`.
     pub fn new(
         event: &ForwardedEvent,
-        correlation_id: &str,
+        object: &str,
         refusal: &PublishError,
-        object: &crate::aws::s3::ObjectRef,
+        object_version: Option<String>,
     ) -> RefusedEvent {
         let (status, reason) = match refusal {
             PublishError::Rejected { status, reason } => (*status, reason.clone()),
@@ -75,11 +76,11 @@ impl RefusedEvent {
             source: event.source.clone(),
             topic: event.topic.clone(),
             message_id: event.id.clone(),
-            correlation_id: correlation_id.to_string(),
+            correlation_id: object.to_string(),
             status,
             reason,
-            object: object.location.to_string(),
-            object_version: object.version_id.clone(),
+            object: object.to_string(),
+            object_version,
             record: event.record.ordinal,
             offset: event.record.offset,
             payload: event.payload.clone(),

@@ -218,20 +218,7 @@ async fn a_retried_invocation_sends_only_what_is_missing_under_cargo_lambda() {
     let counts = broker.stored_counts();
     assert_eq!(counts.len(), 49);
     assert!(counts.values().all(|n| *n == 1), "duplicates: {counts:?}");
-    let received = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await;
-    let bodies: Vec<String> = received
-        .map(|r| {
-            r.messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let bodies = moto::queue_bodies(&sqs, &queue_url).await;
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(bodies[0].contains("\"event_id\":\"w-0003\"") && bodies[0].contains("\"status\":400"));
 
@@ -247,5 +234,84 @@ async fn a_retried_invocation_sends_only_what_is_missing_under_cargo_lambda() {
     assert!(
         log.contains("\"EventsAlreadyDone\":49"),
         "metrics of the retry:\n{log}"
+    );
+}
+
+/// Monitron's Kinesis stream as Lambda hands it over (issue 14): the sample batch from
+/// `events/kinesis/` with `cargo lambda invoke --data-file`; then a batch with a held event (the
+/// partial batch response names its record) and a refused one (a failure record; the batch
+/// goes on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_lambda_answers_a_kinesis_batch_under_cargo_lambda() {
+    let broker = TestBroker::start(USER, PASSWORD).await;
+    let secrets = moto::secrets().await;
+    let secret = moto::unique("kinesis-aem");
+    let credentials = json!({"username": USER, "password": PASSWORD}).to_string();
+    moto::create_secret(&secrets, &secret, &credentials).await;
+    let (sqs, queue_url) = moto::queue("kinesis-refusals").await;
+    let env = lambda_env(
+        &broker,
+        &secret,
+        [
+            ("FAILURE_RECORDS", queue_url.clone()),
+            ("PUBLISH_MAX_ATTEMPTS", "2".to_string()),
+        ],
+    );
+    let log_path =
+        std::env::temp_dir().join(format!("e2b-watch-kinesis-{}.log", std::process::id()));
+    let watch_log = log_path.clone();
+    let lambda = tokio::task::spawn_blocking(move || watch("forwarder", &env, &watch_log))
+        .await
+        .expect("lambda (watch)");
+    let lambda = std::sync::Arc::new(lambda);
+    let sample: Value = serde_json::from_str(include_str!(
+        "../../events/kinesis/kinesis-monitron-batch.json"
+    ))
+    .unwrap_or(Value::Null);
+    let now = std::time::SystemTime::now();
+    let alarm =
+        include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
+    let held = crate::support::kinesis::batch(
+        (0..4)
+            .map(|n| {
+                let data = alarm.trim().replace("e-200", &format!("s-{n}"));
+                crate::support::kinesis::record(n, data.as_bytes(), now)
+            })
+            .collect(),
+    );
+    broker.script("s-1", vec![Reply::Status(400, "Bad Request")]);
+    broker.script("s-2", vec![Reply::Status(503, "Spool Over Quota"); 2]);
+    let mut outputs = Vec::new();
+    for event in [sample, held] {
+        let this = lambda.clone();
+        let result = tokio::task::spawn_blocking(move || invoke(&this, &event)).await;
+        outputs.push(result.expect("invoke in the test set-up"));
+    }
+    let (ok, output) = &outputs[0];
+    assert!(ok, "{output}");
+    assert!(output.contains("\"batchItemFailures\":[]"), "{output}");
+    let (ok, output) = &outputs[1];
+    assert!(ok, "a Kinesis batch never fails the invocation: {output}");
+    let resume = crate::support::kinesis::sequence_number(2);
+    assert!(
+        output.contains(&format!("\"itemIdentifier\":\"{resume}\"")),
+        "the held event's record: {output}"
+    );
+    let mut stored = broker.stored_ids();
+    stored.sort();
+    assert_eq!(stored, ["e-199", "e-200", "e-202", "s-0", "s-3"]);
+    let bodies = moto::queue_bodies(&sqs, &queue_url).await;
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(bodies[0].contains("\"event_id\":\"s-1\""), "{}", bodies[0]);
+
+    drop(lambda);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    crate::support::show_log(&log);
+    let _ = std::fs::remove_file(&log_path);
+    // Broken records are logged with their shard and sequence number.
+    assert!(
+        log.contains("malformed Kinesis record skipped")
+            && log.contains("49590338271490256608559692538361571095921575989136580004"),
+        "{log}"
     );
 }

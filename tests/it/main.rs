@@ -6,6 +6,7 @@
 mod support;
 
 mod campaigns;
+mod deploy;
 mod e2b_rules;
 mod e2b_s3;
 mod e2b_scan;
@@ -13,6 +14,7 @@ mod episodes;
 mod forwarder;
 mod forwarder_lambda;
 mod fuzz_regressions;
+mod kinesis;
 mod layout;
 mod ledger;
 mod processor;

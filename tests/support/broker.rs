@@ -71,6 +71,8 @@ struct State {
     stored_counts: HashMap<String, u32>,
     /// Message id → times answered with a 4xx other than 401 (refused for good), every mode.
     refused_counts: HashMap<String, u32>,
+    /// Message id → when it was first stored (its 200 follows at once), every mode.
+    first_stored_at: HashMap<String, std::time::SystemTime>,
     username: String,
     password: String,
     stored: Vec<Stored>,
@@ -84,6 +86,15 @@ struct State {
     requests: u64,
     in_flight: u64,
     max_in_flight: u64,
+}
+
+/// A secret store that always answers with one secret string.
+pub struct FixedSecret(pub String);
+
+impl e2b::aws::secrets::SecretStore for FixedSecret {
+    async fn secret_string(&self, _id: &str) -> Result<String, e2b::aws::secrets::SecretError> {
+        Ok(self.0.clone())
+    }
 }
 
 /// The running broker; dropped, it stops accepting.
@@ -184,6 +195,23 @@ impl TestBroker {
         self.with(|s| s.denied = prefixes.iter().map(|p| p.to_string()).collect());
     }
 
+    /// A publisher to this broker (its [`TestBroker::mesh_config`]) whose secret always holds
+    /// the broker's current credentials, for benchmarks without Secrets Manager.
+    pub fn publisher(&self) -> Arc<e2b::forwarder::mesh::Publisher<FixedSecret>> {
+        let secret = self.with(|s| {
+            serde_json::json!({"username": s.username, "password": s.password}).to_string()
+        });
+        let credentials = Arc::new(e2b::aws::secrets::CachedCredentials::new(
+            FixedSecret(secret),
+            "fixed",
+            Duration::from_secs(300),
+        ));
+        match e2b::forwarder::mesh::Publisher::new(self.mesh_config(), credentials) {
+            Ok(publisher) => Arc::new(publisher),
+            Err(e) => panic!("publisher: {e}"),
+        }
+    }
+
     /// No more random faults.
     pub fn calm(&self) {
         lock(&self.state).chaos = None;
@@ -197,6 +225,11 @@ impl TestBroker {
     /// Message id → times refused for good (4xx other than 401), every mode.
     pub fn refused_counts(&self) -> HashMap<String, u32> {
         lock(&self.state).refused_counts.clone()
+    }
+
+    /// Message id → when it was first stored, just before its 200 (every mode).
+    pub fn first_stored_at(&self) -> HashMap<String, std::time::SystemTime> {
+        lock(&self.state).first_stored_at.clone()
     }
 
     /// Message id → times stored (every mode).
@@ -358,6 +391,9 @@ fn store(state: &Arc<Mutex<State>>, target: &str, headers: HashMap<String, Strin
             .get("solace-message-id")
             .cloned()
             .unwrap_or_default();
+        s.first_stored_at
+            .entry(id.clone())
+            .or_insert_with(std::time::SystemTime::now);
         *s.stored_counts.entry(id).or_default() += 1;
         if !s.ids_only {
             s.stored.push(Stored {

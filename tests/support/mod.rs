@@ -8,6 +8,7 @@ pub mod cli;
 pub mod destination;
 pub mod edmx;
 pub mod http;
+pub mod kinesis;
 pub mod lambda_api;
 pub mod lambda_watch;
 pub mod moto;

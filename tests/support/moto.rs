@@ -178,6 +178,25 @@ pub async fn table(prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
     (client, table)
 }
 
+/// The bodies of up to ten messages in a queue (they stay in it, hidden for its visibility
+/// timeout).
+pub async fn queue_bodies(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<String> {
+    let received = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await;
+    received
+        .map(|r| {
+            r.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Puts an object; its ETag as S3 notifications carry it (without quotes).
 pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) -> String {
     let put = s3.put_object().bucket(bucket).key(key).body(body.into());

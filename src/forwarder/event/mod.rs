@@ -46,13 +46,26 @@ pub enum Origin {
     S3(S3Location),
     /// A local file (`-` for standard input).
     Local { path: String },
+    /// A record of a Kinesis data stream (Monitron's live export).
+    Kinesis {
+        /// The stream's name (from its ARN).
+        stream: String,
+        shard: String,
+        sequence_number: String,
+    },
 }
 
 impl Origin {
-    /// How the object is named in reports: `s3://bucket/key` or the path.
+    /// How the object is named in reports: `s3://bucket/key`, the path, or
+    /// `kinesis://stream/shard/sequence-number`.
     pub fn label(&self) -> String {
         match self {
             Origin::S3(at) => at.to_string(),
+            Origin::Kinesis {
+                stream,
+                shard,
+                sequence_number,
+            } => format!("kinesis://{stream}/{shard}/{sequence_number}"),
             Origin::Local { path } if path == "-" => "<stdin>".to_string(),
             Origin::Local { path } => path.clone(),
         }
@@ -207,6 +220,7 @@ impl EventBuilder {
                 let bucket = match origin {
                     Origin::S3(at) => at.bucket.as_str(),
                     Origin::Local { path } => path.as_str(),
+                    Origin::Kinesis { stream, .. } => stream.as_str(),
                 };
                 serde_json::to_string(&SapEnvelope {
                     data: SapData {
@@ -356,6 +370,15 @@ impl<'a> Data<'a> {
                     key: &at.key,
                 },
                 Origin::Local { path } => ObjectRef::Local { path },
+                Origin::Kinesis {
+                    stream,
+                    shard,
+                    sequence_number,
+                } => ObjectRef::Kinesis {
+                    stream,
+                    shard,
+                    sequence_number,
+                },
             },
             record,
         }
@@ -391,8 +414,19 @@ impl Serialize for ModelStates<'_> {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum ObjectRef<'a> {
-    S3 { bucket: &'a str, key: &'a str },
-    Local { path: &'a str },
+    S3 {
+        bucket: &'a str,
+        key: &'a str,
+    },
+    Local {
+        path: &'a str,
+    },
+    #[serde(rename_all = "camelCase")]
+    Kinesis {
+        stream: &'a str,
+        shard: &'a str,
+        sequence_number: &'a str,
+    },
 }
 
 #[derive(Serialize)]

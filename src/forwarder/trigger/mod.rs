@@ -7,7 +7,9 @@
 //! - an EventBridge "Object Created" event (`source == "aws.s3"`), key not encoded;
 //! - an SQS batch whose message bodies are S3 notifications (raw or inside an SNS envelope),
 //!   answered with a partial batch response;
-//! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, nothing read.
+//! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, nothing read;
+//! - a Kinesis batch (`Records[].eventSource == "aws:kinesis"`, Monitron's live export stream):
+//!   its records, read one by one ([`kinesis`]).
 //!
 //! Why a hand-written reader over one `serde_json::Value` rather than `aws_lambda_events`'
 //! types: the shapes nest (S3 inside SNS inside SQS), Lambda does not say which one came, and
@@ -16,10 +18,13 @@
 //! and keep none of that. The replies use `aws_lambda_events`' types (the SQS partial batch
 //! response in `forwarder::mod`), where a fixed shape is written, not read.
 
+mod kinesis;
+
 use serde_json::Value;
 
 pub use crate::aws::s3::ObjectRef;
 use crate::aws::s3::S3Location;
+pub use kinesis::StreamRecord;
 
 /// Which object keys are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub enum Trigger {
     Sqs(Vec<SqsMessage>),
     /// The `s3:TestEvent`: acknowledged.
     TestEvent,
+    /// A Kinesis batch: answered with the record to resume the shard from, if any.
+    Stream(Vec<StreamRecord>),
 }
 
 /// One SQS message: its id, and the objects its body names (or why they could not be read).
@@ -87,16 +94,19 @@ pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
     }
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
         return Err(TriggerError(
-            "expected an S3, SNS or SQS notification (`Records`), an EventBridge event from \
-             aws.s3, or the s3:TestEvent"
+            "expected an S3, SNS or SQS notification or a Kinesis batch (`Records`), an \
+             EventBridge event from aws.s3, or the s3:TestEvent"
                 .into(),
         ));
     };
-    let is_sqs = records
+    let source = records
         .first()
         .and_then(|r| r.get("eventSource"))
-        .and_then(Value::as_str)
-        == Some("aws:sqs");
+        .and_then(Value::as_str);
+    if source == Some("aws:kinesis") {
+        return Ok(Trigger::Stream(kinesis::records(records)));
+    }
+    let is_sqs = source == Some("aws:sqs");
     if is_sqs {
         let messages = records
             .iter()

@@ -200,10 +200,16 @@ fn other_events_and_versions_are_refused_or_ignored_with_a_reason() {
         json!({}),
         json!({"Records": "x"}),
         json!([1]),
-        json!({"Records": [{"eventSource": "aws:kinesis"}]}),
+        json!({"Records": [{"eventSource": "aws:dynamodb"}]}),
     ] {
         assert!(parse(&other).is_err(), "{other}");
     }
+    // A Kinesis record without data is a record of the batch, kept with its reason.
+    let Ok(Trigger::Stream(records)) = parse(&json!({"Records": [{"eventSource": "aws:kinesis"}]}))
+    else {
+        panic!("a Kinesis batch")
+    };
+    assert!(records[0].data.is_err());
 }
 
 #[test]

@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use tokio_util::io::SyncIoBridge;
 
 use crate::aws::s3::{ObjectStore, S3Location};
+use crate::forwarder::config;
 use crate::forwarder::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
 use crate::forwarder::firehose::{DecodeOptions, ObjectError};
 use crate::forwarder::monitron::ForwardingRules;
@@ -41,6 +42,12 @@ pub struct ScanArgs {
     /// Also forward sensor and gateway connect/disconnect events.
     #[arg(long)]
     connectivity: bool,
+
+    /// The new asset states forwarded, as the forwarder's FORWARD_STATES: a comma list
+    /// (UNKNOWN, HEALTHY, NEEDS_MAINTENANCE, WARNING, ALARM) or `all`. Default: the payload
+    /// format's, as in the forwarder (sap-e2b: NEEDS_MAINTENANCE; cloudevents: all).
+    #[arg(long, value_name = "STATES")]
+    states: Option<String>,
 
     /// Records larger than this many bytes are reported as malformed and skipped.
     #[arg(long, value_name = "BYTES", default_value_t = crate::forwarder::firehose::DEFAULT_MAX_RECORD_BYTES)]
@@ -80,19 +87,25 @@ pub fn run(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let format = match args.format {
+        Format::Cloudevents => PayloadFormat::CloudEvents,
+        Format::SapE2b => PayloadFormat::SapE2b,
+    };
+    let states = match args.states.as_deref().map(config::parse_states) {
+        None => config::default_states(format),
+        Some(Ok(states)) => states,
+        Some(Err(e)) => {
+            eprintln!("e2b scan: --states {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = ScanConfig {
         rules: ForwardingRules {
             model_transitions: args.model_transitions,
             connectivity: args.connectivity,
-            states: None,
+            states,
         },
-        events: EventBuilder {
-            format: match args.format {
-                Format::Cloudevents => PayloadFormat::CloudEvents,
-                Format::SapE2b => PayloadFormat::SapE2b,
-            },
-            topics,
-        },
+        events: EventBuilder { format, topics },
         decode: DecodeOptions {
             max_record_bytes: args.max_record_bytes,
             ..DecodeOptions::default()

@@ -325,3 +325,25 @@ fn every_printed_payload_is_a_cloudevent_to_the_cloudevents_sdk() {
     }
     assert!(checked >= 10, "{checked} payloads checked");
 }
+
+#[test]
+fn the_state_selection_follows_the_forwarders_default_for_the_sap_envelope() {
+    // The SAP sample's processor cannot tell an alarm from a recovery: with its envelope only a
+    // change into NEEDS_MAINTENANCE goes, as the forwarder's FORWARD_STATES default says.
+    let sample = "events/objects/monitron-v2-ndjson.json";
+    let sap = payloads(&e2b(&["scan", "--format", "sap-e2b", sample]));
+    assert!(sap.is_empty(), "{sap:?}");
+    let all = payloads(&e2b(&[
+        "scan", "--format", "sap-e2b", "--states", "all", sample,
+    ]));
+    assert_eq!(all.len(), 3);
+    let alarms = e2b(&["scan", "--states", "ALARM", sample]);
+    let ids: Vec<String> = ids_and_types(&alarms)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, ["e-200"]);
+    let wrong = e2b(&["scan", "--states", "MAINTENANCE", sample]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("--states `MAINTENANCE` must be"));
+}

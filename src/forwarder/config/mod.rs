@@ -214,11 +214,26 @@ fn read_scan(env: &mut Env) -> ScanConfig {
     }
 }
 
-/// The asset states a change must go into to be forwarded (`FORWARD_STATES`): a comma list of
-/// Monitron states, or `all`. Unset, `sap-e2b` takes the SAP sample's selection (a change into
-/// `NEEDS_MAINTENANCE` only: its processor cannot tell alerts from recoveries) and CloudEvents
-/// takes every change that touches an alert state.
+/// The asset states a change must go into to be forwarded (`FORWARD_STATES`).
 fn forward_states(env: &mut Env, format: PayloadFormat) -> Option<Vec<String>> {
+    let Some(text) = env.text("FORWARD_STATES") else {
+        return default_states(format);
+    };
+    parse_states(&text).unwrap_or_else(|e| {
+        env.problem(format!("FORWARD_STATES {e}"));
+        None
+    })
+}
+
+/// The selection when none is given: `sap-e2b` takes the SAP sample's (a change into
+/// `NEEDS_MAINTENANCE` only: its processor cannot tell alerts from recoveries), CloudEvents
+/// every change that touches an alert state (`None`).
+pub fn default_states(format: PayloadFormat) -> Option<Vec<String>> {
+    (format == PayloadFormat::SapE2b).then(|| vec!["NEEDS_MAINTENANCE".to_string()])
+}
+
+/// A selection of new states: a comma list of Monitron states, or `all` (`None`).
+pub fn parse_states(text: &str) -> Result<Option<Vec<String>>, String> {
     const STATES: [&str; 5] = [
         "UNKNOWN",
         "HEALTHY",
@@ -226,28 +241,21 @@ fn forward_states(env: &mut Env, format: PayloadFormat) -> Option<Vec<String>> {
         "WARNING",
         "ALARM",
     ];
-    let Some(text) = env.text("FORWARD_STATES") else {
-        return (format == PayloadFormat::SapE2b).then(|| vec!["NEEDS_MAINTENANCE".to_string()]);
-    };
     if text.trim().eq_ignore_ascii_case("all") {
-        return None;
+        return Ok(None);
     }
     let states: Vec<String> = text
         .split(',')
         .map(|s| s.trim().to_ascii_uppercase())
         .filter(|s| !s.is_empty())
         .collect();
-    let unknown: Vec<&String> = states
-        .iter()
-        .filter(|s| !STATES.contains(&s.as_str()))
-        .collect();
-    if states.is_empty() || !unknown.is_empty() {
-        env.problem(format!(
-            "FORWARD_STATES `{text}` must be `all` or a comma list of {}",
+    if states.is_empty() || states.iter().any(|s| !STATES.contains(&s.as_str())) {
+        return Err(format!(
+            "`{text}` must be `all` or a comma list of {}",
             STATES.join(", ")
         ));
     }
-    Some(states)
+    Ok(Some(states))
 }
 
 /// The broker's base URL and where messages go; `None` after recording the problem.

@@ -1,3 +1,4 @@
+pub mod dynamo;
 pub mod records;
 pub mod s3;
 pub mod secrets;

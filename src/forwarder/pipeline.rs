@@ -28,7 +28,7 @@ use tokio_util::io::SyncIoBridge;
 use super::event::Origin;
 use super::ledger::{Opened, Progress, object_id};
 use super::publish::{Sender, Tally};
-use super::scan::{Report, Scanner, Severity};
+use super::scan::{Report, Scanner};
 use super::{Forwarder, ObjectOutcome, Unfinished};
 use crate::aws::s3::{GetError, ObjectRef, ObjectStore};
 use crate::aws::secrets::SecretStore;
@@ -170,14 +170,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                         (event.id, sent)
                     });
                 }
-                Report::Problem(problem) => match problem.severity {
-                    Severity::Malformed => {
-                        tracing::warn!(object = %problem.object, offset = problem.offset, reason = %problem.reason, "malformed record skipped")
-                    }
-                    Severity::Warning => {
-                        tracing::warn!(object = %problem.object, offset = problem.offset, reason = %problem.reason, "record warning")
-                    }
-                },
+                Report::Problem(problem) => problem.log(),
             }
             while let Some(done) = publishing.try_join_next() {
                 tally.settle(&label, done);

@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 
 use super::event::Origin;
 use super::publish::{Sender, Sent, Tally};
-use super::scan::{Report, Scanner, Severity, Summary};
+use super::scan::{Report, Scanner, Summary};
 use super::trigger::StreamRecord;
 use super::{Forwarder, Unfinished};
 use crate::aws::s3::ObjectStore;
@@ -114,14 +114,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             let read = scanner.scan(&origin, data.as_slice(), |report| {
                 match report {
                     Report::Event(event) => events.push(event),
-                    Report::Problem(p) => match p.severity {
-                        Severity::Malformed => {
-                            tracing::warn!(shard = %record.shard, sequence_number = %record.sequence_number, offset = p.offset, reason = %p.reason, "malformed record skipped")
-                        }
-                        Severity::Warning => {
-                            tracing::warn!(shard = %record.shard, sequence_number = %record.sequence_number, offset = p.offset, reason = %p.reason, "record warning")
-                        }
-                    },
+                    Report::Problem(problem) => problem.log(),
                 }
                 Ok::<(), std::convert::Infallible>(())
             });

@@ -10,9 +10,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::aws::dynamo::now;
 
 /// What `begin` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +63,7 @@ pub trait IdempotencyStore: Send + Sync {
 }
 
 fn store_error(e: impl std::error::Error) -> StoreError {
-    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
+    StoreError(crate::aws::dynamo::described(&e))
 }
 
 /// Records in a DynamoDB table with partition key `id` (S) and TTL attribute `expiration`.
@@ -70,12 +72,6 @@ pub struct DynamoStore {
     pub table: String,
     /// How long a completed record is kept.
     pub keep_completed: Duration,
-}
-
-fn now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 impl IdempotencyStore for DynamoStore {

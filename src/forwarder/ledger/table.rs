@@ -1,11 +1,13 @@
-//! The ledger's DynamoDB calls: the head's lease (one conditional UpdateItem that also says
-//! whether the head existed and whether the object is complete), its release, and a page's
-//! read and set union.
+//! The ledger's DynamoDB calls: the head's lease (the shared [`dynamo::take_lease`], whose
+//! answer also says whether the head existed and whether the object is complete), its release,
+//! and a page's read and set union.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::aws::dynamo;
 
 use super::{Ledger, LedgerError};
 
@@ -20,27 +22,9 @@ pub(super) enum Lease {
     Busy,
 }
 
-fn since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
-fn epoch_ms(at: Instant) -> u128 {
-    (since_epoch() + at.saturating_duration_since(Instant::now())).as_millis()
-}
-
-fn number(n: u128) -> AttributeValue {
-    AttributeValue::N(n.to_string())
-}
-
-fn described(e: impl std::error::Error) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()
-}
-
 impl Ledger {
     fn expiration(&self) -> AttributeValue {
-        number((since_epoch() + self.keep).as_secs().into())
+        AttributeValue::N((dynamo::now() + self.keep).as_secs().to_string())
     }
 
     pub(super) async fn lease(
@@ -49,46 +33,26 @@ impl Ledger {
         owner: &str,
         until: Instant,
     ) -> Result<Lease, LedgerError> {
-        let now = since_epoch();
-        let taken = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(id.to_string()))
-            .update_expression("SET lease_owner = :me, lease_until = :until, expiration = :exp")
-            .condition_expression(
-                "attribute_not_exists(lease_until) OR lease_until < :now_ms OR expiration < :now",
-            )
-            .expression_attribute_values(":me", AttributeValue::S(owner.to_string()))
-            .expression_attribute_values(":until", number(epoch_ms(until)))
-            .expression_attribute_values(":exp", self.expiration())
-            .expression_attribute_values(":now_ms", number(now.as_millis()))
-            .expression_attribute_values(":now", number(now.as_secs().into()))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match taken {
-            Ok(out) => {
-                let old = out.attributes.unwrap_or_default();
-                let live = old
-                    .get("expiration")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|e| e >= now.as_secs());
-                Ok(Lease::Taken {
-                    existed: live,
-                    complete: live
-                        && old.get("complete").and_then(|v| v.as_bool().ok()) == Some(&true),
-                })
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Lease::Busy)
-            }
-            Err(e) => Err(self.error(format!("cannot take the lease of {id}: {}", described(e)))),
-        }
+        let now = dynamo::now();
+        let until = now + until.saturating_duration_since(Instant::now());
+        let taken = dynamo::take_lease(
+            &self.client,
+            &self.table,
+            id,
+            owner,
+            until,
+            Some(now + self.keep),
+        )
+        .await
+        .map_err(|e| self.error(format!("cannot take the lease of {id}: {e}")))?;
+        let Some(old) = taken else {
+            return Ok(Lease::Busy);
+        };
+        let live = dynamo::live(&old, now);
+        Ok(Lease::Taken {
+            existed: live,
+            complete: live && old.get("complete").and_then(|v| v.as_bool().ok()) == Some(&true),
+        })
     }
 
     /// Gives the lease up (if still held by `owner`); `complete` marks the object done.
@@ -127,7 +91,7 @@ impl Ledger {
                 );
                 Ok(())
             }
-            Err(e) => Err(self.error(format!("cannot release {id}: {}", described(e)))),
+            Err(e) => Err(self.error(format!("cannot release {id}: {}", dynamo::described(&e)))),
         }
     }
 
@@ -141,7 +105,7 @@ impl Ledger {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.error(format!("cannot read {key}: {}", described(e))))?;
+            .map_err(|e| self.error(format!("cannot read {key}: {}", dynamo::described(&e))))?;
         let Some(done) = got.item.as_ref().and_then(|i| i.get("done")) else {
             return Ok(HashSet::new());
         };
@@ -177,7 +141,7 @@ impl Ledger {
             .map_err(|e| {
                 self.error(format!(
                     "cannot note done records in {key}: {}",
-                    described(e)
+                    dynamo::described(&e)
                 ))
             })
     }

@@ -100,6 +100,21 @@ impl fmt::Display for Problem {
     }
 }
 
+impl Problem {
+    /// The log line the forwarder writes for it (the object names the S3 object, or the Kinesis
+    /// stream, shard and sequence number).
+    pub fn log(&self) {
+        match self.severity {
+            Severity::Malformed => {
+                tracing::warn!(object = %self.object, offset = self.offset, reason = %self.reason, "malformed record skipped")
+            }
+            Severity::Warning => {
+                tracing::warn!(object = %self.object, offset = self.offset, reason = %self.reason, "record warning")
+            }
+        }
+    }
+}
+
 /// What a scan hands out, in input order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {

@@ -5,8 +5,9 @@
 //! - the idempotency table, not a second one: the same schema (`id`, TTL `expiration`), the same
 //!   IAM grant and one less thing to deploy; the `episode#` prefix keeps the two kinds of record
 //!   apart (idempotency keys start with `MON`);
-//! - [`EpisodeStore::lease`] is one conditional write: it succeeds when no live lease is held,
-//!   and returns the record as it was. A lease that expired without being released means its
+//! - [`EpisodeStore::lease`] is the shared lease ([`crate::aws::dynamo::take_lease`]): one
+//!   conditional write that succeeds when no live lease is held and returns the record as it
+//!   was. A lease that expired without being released means its
 //!   holder stopped mid-way (`unclean`): S/4 is read again before acting on the record;
 //! - [`EpisodeStore::save`] writes the record only while this delivery still holds the lease,
 //!   and releases it when asked; a record whose `expiration` passed counts as absent, as
@@ -14,11 +15,12 @@
 //! - the table unreachable is an error, which the processor answers 503: acting without the
 //!   lease could let two containers create for one episode.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::aws::dynamo;
 
 use crate::processor::idempotency::{DynamoStore, StoreError};
 
@@ -64,21 +66,8 @@ pub trait EpisodeStore: Send + Sync {
     fn all(&self) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 }
 
-fn now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
 fn failed(e: impl std::error::Error) -> StoreError {
-    StoreError(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
-}
-
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u128 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    StoreError(dynamo::described(&e))
 }
 
 impl EpisodeStore for DynamoStore {
@@ -92,48 +81,24 @@ impl EpisodeStore for DynamoStore {
         owner: &str,
         for_: Duration,
     ) -> Result<Lease, StoreError> {
-        let now = now();
-        let taken = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(format!("{PREFIX}{position}")))
-            .update_expression("SET lease_owner = :me, lease_until = :until")
-            .condition_expression(
-                "attribute_not_exists(lease_until) OR lease_until < :now_ms OR expiration < :now",
-            )
-            .expression_attribute_values(":me", AttributeValue::S(owner.to_string()))
-            .expression_attribute_values(
-                ":until",
-                AttributeValue::N((now + for_).as_millis().to_string()),
-            )
-            .expression_attribute_values(":now_ms", AttributeValue::N(now.as_millis().to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now.as_secs().to_string()))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match taken {
-            Ok(out) => {
-                let old = out.attributes.unwrap_or_default();
-                let live = number(&old, "expiration") >= now.as_secs() as u128;
-                let record = old
-                    .get("record")
-                    .and_then(|v| v.as_s().ok())
-                    .filter(|_| live)
-                    .cloned();
-                Ok(Lease::Taken {
-                    unclean: live && number(&old, "lease_until") > 0,
-                    record,
-                })
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Lease::Busy)
-            }
-            Err(e) => Err(failed(e)),
-        }
+        let now = dynamo::now();
+        let key = format!("{PREFIX}{position}");
+        let taken = dynamo::take_lease(&self.client, &self.table, &key, owner, now + for_, None)
+            .await
+            .map_err(StoreError)?;
+        let Some(old) = taken else {
+            return Ok(Lease::Busy);
+        };
+        let live = dynamo::live(&old, now);
+        let record = old
+            .get("record")
+            .and_then(|v| v.as_s().ok())
+            .filter(|_| live)
+            .cloned();
+        Ok(Lease::Taken {
+            unclean: live && dynamo::number(&old, "lease_until") > 0,
+            record,
+        })
     }
 
     async fn save(
@@ -143,7 +108,7 @@ impl EpisodeStore for DynamoStore {
         record: &str,
         release: bool,
     ) -> Result<(), StoreError> {
-        let now = now();
+        let now = dynamo::now();
         let mut update = self
             .client
             .update_item()
@@ -198,6 +163,13 @@ impl EpisodeStore for DynamoStore {
     }
 }
 
+/// The store, or why there is none.
+fn table<T>(store: &Option<T>) -> Result<&T, StoreError> {
+    store
+        .as_ref()
+        .ok_or_else(|| StoreError("no table for episode records".into()))
+}
+
 /// Without a table there are no episode records.
 impl<T: EpisodeStore> EpisodeStore for Option<T> {
     fn keeps_episodes(&self) -> bool {
@@ -210,10 +182,7 @@ impl<T: EpisodeStore> EpisodeStore for Option<T> {
         owner: &str,
         for_: Duration,
     ) -> Result<Lease, StoreError> {
-        match self {
-            Some(store) => store.lease(position, owner, for_).await,
-            None => Err(StoreError("no table for episode records".into())),
-        }
+        table(self)?.lease(position, owner, for_).await
     }
 
     async fn save(
@@ -223,10 +192,7 @@ impl<T: EpisodeStore> EpisodeStore for Option<T> {
         record: &str,
         release: bool,
     ) -> Result<(), StoreError> {
-        match self {
-            Some(store) => store.save(position, owner, record, release).await,
-            None => Err(StoreError("no table for episode records".into())),
-        }
+        table(self)?.save(position, owner, record, release).await
     }
 
     async fn all(&self) -> Result<Vec<(String, String)>, StoreError> {

@@ -10,12 +10,24 @@
 //! - a lease is one conditional UpdateItem setting `lease_owner` and `lease_until`: it is free
 //!   when the item has no `lease_until`, when that has passed, or when the item has expired. The
 //!   update returns the item as it was, so the holder reads what the last one left in the same
-//!   round trip; someone else's live lease is `None`, not an error.
+//!   round trip; someone else's live lease is `None`, not an error;
+//! - every failed call is a [`TableError`] that says what it leaves to do ([`disposition_of`],
+//!   the table in `docs/actions.md`):
+//!
+//! | DynamoDB says | disposition | why |
+//! | --- | --- | --- |
+//! | `ValidationException`, `SerializationException`, `ItemCollectionSizeLimitExceededException`, `ConditionalCheckFailedException` where no condition was expected, a request the SDK could not build | give up | the request itself is wrong (an item over 400 KB, a bad expression): sent again it fails again |
+//! | `ProvisionedThroughputExceededException`, `ThrottlingException`, `RequestLimitExceeded`, `LimitExceededException`, `TransactionConflictException`, `InternalServerError`, `ServiceUnavailable`, any 5xx, a timeout, no connection | retry | a later attempt can succeed |
+//! | `ResourceNotFoundException`, `AccessDeniedException`, `UnrecognizedClientException`, `InvalidSignatureException`, `ExpiredTokenException`, `MissingAuthenticationTokenException`, `IncompleteSignature` | retry | the table, its permissions or the credentials are wrong for every event alike: nothing about the event is, so the mesh keeps it until the setting is fixed (the failure alarm says which) |
+//! | any other 4xx code | give up | request-shaped |
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use crate::outcome::{Disposed, Disposition};
 
 /// An item's attributes.
 pub type Item = HashMap<String, AttributeValue>;
@@ -45,6 +57,90 @@ pub fn described(e: &impl std::error::Error) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
+/// A DynamoDB call that failed: what happened, and what it leaves to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct TableError {
+    pub reason: String,
+    pub disposition: Disposition,
+}
+
+impl Disposed for TableError {
+    fn disposition(&self) -> Disposition {
+        self.disposition
+    }
+}
+
+impl TableError {
+    /// A failure a later attempt can cure.
+    pub fn retry(reason: impl Into<String>) -> TableError {
+        TableError {
+            reason: reason.into(),
+            disposition: Disposition::Retry,
+        }
+    }
+
+    /// The same failure, its reason prefixed with what was being done.
+    pub fn context(self, what: &str) -> TableError {
+        TableError {
+            reason: format!("{what}: {}", self.reason),
+            ..self
+        }
+    }
+}
+
+/// A failed SDK call, classified by [`disposition_of`].
+pub fn failed<E>(e: SdkError<E>) -> TableError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (disposition, reason) = match &e {
+        // DynamoDB's own words: `ValidationException: Item size to update has exceeded ...`.
+        SdkError::ServiceError(service) => (
+            disposition_of(service.err().code(), service.raw().status().as_u16()),
+            format!(
+                "{}: {}",
+                service.err().code().unwrap_or("an error without a code"),
+                service.err().message().unwrap_or("no message"),
+            ),
+        ),
+        // The SDK refused to build the request: a defect, the same every time.
+        SdkError::ConstructionFailure(_) => (Disposition::GiveUp, described(&e)),
+        // Timeouts, no connection, an answer cut off: a later attempt can succeed.
+        _ => (Disposition::Retry, described(&e)),
+    };
+    TableError {
+        reason,
+        disposition,
+    }
+}
+
+/// What a DynamoDB error code (with its HTTP status) leaves to do: the table of the module doc.
+pub fn disposition_of(code: Option<&str>, status: u16) -> Disposition {
+    match code.unwrap_or_default() {
+        "ValidationException"
+        | "SerializationException"
+        | "ItemCollectionSizeLimitExceededException"
+        | "ConditionalCheckFailedException" => Disposition::GiveUp,
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "LimitExceededException"
+        | "TransactionConflictException"
+        | "InternalServerError"
+        | "ServiceUnavailable" => Disposition::Retry,
+        "ResourceNotFoundException"
+        | "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "ExpiredTokenException"
+        | "MissingAuthenticationTokenException"
+        | "IncompleteSignature" => Disposition::Retry,
+        _ if (400..500).contains(&status) => Disposition::GiveUp,
+        _ => Disposition::Retry,
+    }
+}
+
 /// Takes the lease of item `id` for `owner` until `until` (since the epoch); with `expiration`,
 /// also sets the item's TTL. `Ok(None)` when another holder's lease is live; otherwise the item
 /// as it was (empty for a new one).
@@ -55,7 +151,7 @@ pub async fn take_lease(
     owner: &str,
     until: Duration,
     expiration: Option<Duration>,
-) -> Result<Option<Item>, String> {
+) -> Result<Option<Item>, TableError> {
     let now = now();
     let mut update = client
         .update_item()
@@ -83,6 +179,44 @@ pub async fn take_lease(
         {
             Ok(None)
         }
-        Err(e) => Err(described(&e)),
+        Err(e) => Err(failed(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One case per error code the processor and the forwarder can meet from DynamoDB.
+    #[test]
+    fn every_dynamodb_error_code_says_whether_a_retry_can_help() {
+        use Disposition::{GiveUp, Retry};
+        let cases = [
+            ("ValidationException", 400, GiveUp),
+            ("SerializationException", 400, GiveUp),
+            ("ItemCollectionSizeLimitExceededException", 400, GiveUp),
+            ("ConditionalCheckFailedException", 400, GiveUp),
+            ("ProvisionedThroughputExceededException", 400, Retry),
+            ("ThrottlingException", 400, Retry),
+            ("RequestLimitExceeded", 400, Retry),
+            ("LimitExceededException", 400, Retry),
+            ("TransactionConflictException", 400, Retry),
+            ("InternalServerError", 500, Retry),
+            ("ServiceUnavailable", 503, Retry),
+            ("ResourceNotFoundException", 400, Retry),
+            ("AccessDeniedException", 400, Retry),
+            ("UnrecognizedClientException", 400, Retry),
+            ("InvalidSignatureException", 400, Retry),
+            ("ExpiredTokenException", 400, Retry),
+            ("MissingAuthenticationTokenException", 403, Retry),
+            ("IncompleteSignature", 400, Retry),
+            ("SomeNewRequestException", 400, GiveUp),
+            ("SomeNewServerFault", 500, Retry),
+        ];
+        for (code, status, expected) in cases {
+            assert_eq!(disposition_of(Some(code), status), expected, "{code}");
+        }
+        assert_eq!(disposition_of(None, 502), Retry, "a gateway's answer");
+        assert_eq!(disposition_of(None, 413), GiveUp, "a request too large");
     }
 }

@@ -4,8 +4,10 @@
 //! has its `e2b` command to run them again (`reprocess`, `resend`).
 //!
 //! Rules:
-//! - a place is an S3 prefix (`s3://bucket/prefix`, one object per record, named by time so a
-//!   listing is in time order) or an SQS queue (its URL);
+//! - a place is an S3 prefix (`s3://bucket/prefix`, one object per record) or an SQS queue (its
+//!   URL); each kind names its records ([`Record::file_name`]): the forwarder's refusals by time,
+//!   so a listing is in time order, the processor's failures by event and rule, so an event
+//!   holds one record however often it fails;
 //! - a record is at most [`MAX_RECORD_BYTES`] (SQS's limit on older queues), written with the
 //!   non-characters U+FFFE and U+FFFF escaped (SQS refuses them);
 //! - a record that cannot be written is an error for the caller, which then keeps the event
@@ -25,7 +27,7 @@ pub const MAX_RECORD_BYTES: usize = 250 * 1024;
 pub trait Record: Serialize + DeserializeOwned {
     /// What the records are, for messages ("forwarder refusal").
     const KIND: &'static str;
-    /// A short, stable object name: time first, so that a listing is in time order.
+    /// A short, stable object name.
     fn file_name(&self) -> String;
     /// The record as JSON within [`MAX_RECORD_BYTES`] (trimmed where the kind allows).
     fn fitted(&self) -> Result<String, String> {

@@ -38,18 +38,15 @@ pub struct FailureRecord {
 impl Record for FailureRecord {
     const KIND: &'static str = "processor failure record";
 
-    /// Time, then a digest of the event and rule.
+    /// A digest of the event and rule, without the time: the same event failing again (a
+    /// duplicate publish, a reprocess that fails anew) replaces its record in S3 instead of
+    /// adding one, and `e2b reprocess` reads repeated SQS messages of it once.
     fn file_name(&self) -> String {
         let digest = super::notification::external_reference(
             &self.source,
             &format!("{}\n{}", self.event_id, self.rule.as_deref().unwrap_or("")),
         );
-        let time: String = self
-            .recorded_at
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        format!("{time}-{digest}.json")
+        format!("{digest}.json")
     }
 
     /// Step results and the request body are trimmed first (they help the reader; only the
@@ -70,12 +67,53 @@ impl Record for FailureRecord {
         if smaller.len() <= MAX_RECORD_BYTES {
             return Ok(smaller);
         }
+        // An oversized event: its long strings are cut as S/4's fields would cut them, so that
+        // the event is still recorded (and reprocessed) rather than answered 503 for ever.
+        if let Ok(mut delivery) = serde_json::from_str::<Value>(&trimmed.delivery) {
+            let cut = cut_strings(&mut delivery, MAX_DELIVERY_STRING);
+            trimmed.delivery = delivery.to_string();
+            trimmed.reason = format!(
+                "{} (the recorded delivery had {cut} strings over {MAX_DELIVERY_STRING} characters, cut to fit)",
+                trimmed.reason
+            );
+            let cut_down = as_json(&trimmed)?;
+            if cut_down.len() <= MAX_RECORD_BYTES {
+                return Ok(cut_down);
+            }
+        }
         Err(format!(
             "the failure record of event {} is {} bytes, over the {MAX_RECORD_BYTES} a record may have (the delivery alone is {} bytes)",
             self.event_id,
             smaller.len(),
             self.delivery.len()
         ))
+    }
+}
+
+/// A string in a recorded delivery longer than this is cut when the record would not fit
+/// otherwise (S/4's longest text field is 1333 characters).
+const MAX_DELIVERY_STRING: usize = 2000;
+
+/// Cuts every string (and key) in `value` to `max` characters; how many were cut.
+fn cut_strings(value: &mut Value, max: usize) -> usize {
+    let cut = |s: &str| s.chars().take(max).collect::<String>();
+    match value {
+        Value::String(s) if s.chars().count() > max => {
+            *s = cut(s);
+            1
+        }
+        Value::Array(items) => items.iter_mut().map(|v| cut_strings(v, max)).sum(),
+        Value::Object(map) => {
+            let long_keys = map.keys().filter(|k| k.chars().count() > max).count();
+            let entries = std::mem::take(map);
+            let mut n = long_keys;
+            for (k, mut v) in entries {
+                n += cut_strings(&mut v, max);
+                map.insert(cut(&k), v);
+            }
+            n
+        }
+        _ => 0,
     }
 }
 
@@ -114,6 +152,20 @@ mod tests {
         assert_eq!(back.completed_steps["a"], "(trimmed: 300002 bytes)");
         record.delivery = "d".repeat(MAX_RECORD_BYTES);
         assert!(record.fitted().is_err_and(|e| e.contains("e-1")));
+        // An oversized event (JSON) is recorded with its long strings cut.
+        let name = "P".repeat(600_000);
+        record.delivery = serde_json::json!({"id": "e-1", "data": {"asset": name}}).to_string();
+        let Ok(text) = record.fitted() else {
+            panic!("an oversized event is not recorded")
+        };
+        let back: FailureRecord = serde_json::from_str(&text).expect("back");
+        let delivery: Value = serde_json::from_str(&back.delivery).expect("the delivery is JSON");
+        assert_eq!(delivery["data"]["asset"].as_str().map(str::len), Some(2000));
+        assert!(
+            back.reason.contains("1 strings over 2000 characters"),
+            "{}",
+            back.reason
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::dynamo::now;
@@ -30,10 +31,9 @@ pub enum Begin {
     Resume(String),
 }
 
-/// The table could not be used; the caller falls back to the S/4 lookup.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("idempotency table: {0}")]
-pub struct StoreError(pub String);
+/// The table could not be used, and whether a later attempt can help
+/// ([`crate::aws::dynamo::disposition_of`]).
+pub use crate::aws::dynamo::TableError as StoreError;
 
 /// Where idempotency records live.
 pub trait IdempotencyStore: Send + Sync {
@@ -62,8 +62,11 @@ pub trait IdempotencyStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-fn store_error(e: impl std::error::Error) -> StoreError {
-    StoreError(crate::aws::dynamo::described(&e))
+fn store_error<E>(e: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    crate::aws::dynamo::failed(e).context("idempotency table")
 }
 
 /// Records in a DynamoDB table with partition key `id` (S) and TTL attribute `expiration`.

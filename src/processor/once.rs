@@ -2,7 +2,8 @@
 //!
 //! - `begin` claims the key: a completed record answers `Duplicate`, one in progress answers
 //!   `Retry` (another delivery is working on it), a paused one resumes with its progress;
-//! - the table unreachable is a `Retry`: going on could let a parallel delivery act too;
+//! - the table unreachable is a `Retry`: going on could let a parallel delivery act too; a
+//!   request the table refuses for good (`ValidationException`, ...) gives up, recorded;
 //! - after the work, [`Keep`] says what the record becomes: completed with the notification,
 //!   released (decided again by a redelivery), paused with progress, or held in progress for
 //!   `in_progress_for` from now when S/4 may have carried out a write it did not confirm.
@@ -52,11 +53,7 @@ impl<I: IdempotencyStore> Processor<I> {
             }
             // Going on without it could let a parallel delivery of the same event create too:
             // the mesh redelivers once the table answers again.
-            Err(e) => {
-                return Outcome::Retry(format!(
-                    "{e}; the event waits until the idempotency table can be used"
-                ));
-            }
+            Err(e) => return Outcome::of_error(&e.context("the event cannot be claimed")),
         };
         let limit = tokio::time::Instant::from_std(deadline + Duration::from_millis(250));
         let (outcome, keep) = tokio::time::timeout_at(limit, work(progress))

@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod kinesis;
 mod layout;
 mod ledger;
+mod poison;
 mod processor;
 mod processor_actions;
 mod processor_lambda;

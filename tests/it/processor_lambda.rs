@@ -59,11 +59,43 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
         .await;
     assert_eq!(denied.map(|r| r.status().as_u16()).ok(), Some(401));
 
-    for expected in ["COMPLETE", "DUPLICATE"] {
+    // Every method without credentials is refused, OPTIONS included.
+    for method in ["OPTIONS", "GET", "PUT", "DELETE"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+        let answer = client.request(method.clone(), &url).send().await;
+        assert_eq!(
+            answer.map(|r| r.status().as_u16()).ok(),
+            Some(401),
+            "{method} without credentials"
+        );
+    }
+    // A binary body arrives base64-encoded, as Function URLs send it: one that is not UTF-8 is
+    // refused with 400 by the processor itself (and logged), never the runtime's 500. (With a
+    // text content type the emulator's event stream breaks before the function is invoked.)
+    for content_type in ["application/octet-stream"] {
+        let answer = client
+            .post(&url)
+            .basic_auth("rdp", Some("rdp-lambda-s3cret"))
+            .header("content-type", content_type)
+            .body(vec![0xff, 0xfe, b'{', 0x80, b'}'])
+            .send()
+            .await
+            .expect("send in the test set-up");
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap_or_default();
+        assert_eq!(status, 400, "{content_type}: {text}");
+        assert!(text.contains("UTF-8"), "{content_type}: {text}");
+    }
+
+    // The first delivery as a binary body (base64-encoded by the Function URL): read the same.
+    for (expected, content_type) in [
+        ("COMPLETE", "application/octet-stream"),
+        ("DUPLICATE", "application/json"),
+    ] {
         let reply = client
             .post(&url)
             .basic_auth("rdp", Some("rdp-lambda-s3cret"))
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(body.clone())
             .send()
             .await
@@ -101,6 +133,10 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
     assert!(
         log.contains("event processed"),
         "one log record per event:\n{log}"
+    );
+    assert!(
+        log.contains("the body is not UTF-8"),
+        "the refused body is logged:\n{log}"
     );
     assert!(
         !log.contains("s4-lambda-s3cret") && !log.contains("rdp-lambda-s3cret"),

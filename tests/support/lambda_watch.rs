@@ -60,6 +60,10 @@ pub fn watch(bin: &str, env: &[(&str, String)], log_path: &std::path::Path) -> W
             &port.to_string(),
             "--quiet",
             "--ignore-changes",
+            // As the template's Function URL (no CORS configuration): every request, OPTIONS
+            // included, reaches the function; the emulator's default CORS layer would answer
+            // preflight requests itself.
+            "--disable-cors",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::from(

@@ -59,7 +59,6 @@ pub trait SecretStore: Send + Sync {
 impl SecretStore for aws_sdk_secretsmanager::Client {
     async fn secret_string(&self, id: &str) -> Result<String, SecretError> {
         use aws_sdk_secretsmanager::error::SdkError;
-        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
         match self.get_secret_value().secret_id(id).send().await {
             Ok(output) => output.secret_string.ok_or_else(|| {
                 SecretError::Permanent(format!(
@@ -67,17 +66,14 @@ impl SecretStore for aws_sdk_secretsmanager::Client {
                 ))
             }),
             Err(SdkError::ServiceError(e)) => {
-                let message = format!("cannot read secret {id}: {}", e.err());
-                match e.err() {
-                    GetSecretValueError::ResourceNotFoundException(_)
-                    | GetSecretValueError::InvalidParameterException(_)
-                    | GetSecretValueError::InvalidRequestException(_)
-                    | GetSecretValueError::DecryptionFailure(_) => {
-                        Err(SecretError::Permanent(message))
-                    }
-                    other if other.meta().code() == Some("AccessDeniedException") => {
-                        Err(SecretError::Permanent(message))
-                    }
+                let code = e.err().meta().code();
+                let message = format!(
+                    "cannot read secret {id}: {}: {}",
+                    code.unwrap_or("an error without a code"),
+                    e.err()
+                );
+                match disposition_of(code) {
+                    Disposition::GiveUp => Err(SecretError::Permanent(message)),
                     _ => Err(SecretError::Transient(message)),
                 }
             }
@@ -86,6 +82,20 @@ impl SecretStore for aws_sdk_secretsmanager::Client {
                 aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
             ))),
         }
+    }
+}
+
+/// What a Secrets Manager error code leaves to do (`docs/actions.md`): a secret that is missing,
+/// deleted, not decryptable or not allowed is given up (no attempt reads it until someone fixes
+/// it); throttling, service errors and any code not known here are retried.
+pub fn disposition_of(code: Option<&str>) -> Disposition {
+    match code.unwrap_or_default() {
+        "ResourceNotFoundException"
+        | "InvalidParameterException"
+        | "InvalidRequestException"
+        | "DecryptionFailure"
+        | "AccessDeniedException" => Disposition::GiveUp,
+        _ => Disposition::Retry,
     }
 }
 

@@ -138,3 +138,24 @@ fn the_password_never_prints() {
     assert!(!printed.contains("first-s3cret"), "{printed}");
     assert!(printed.contains("***"));
 }
+
+/// One case per error code Secrets Manager can answer `GetSecretValue` with.
+#[test]
+fn every_secrets_manager_error_code_says_whether_a_retry_can_help() {
+    use crate::outcome::Disposition::{GiveUp, Retry};
+    let cases = [
+        ("ResourceNotFoundException", GiveUp),
+        ("InvalidParameterException", GiveUp),
+        ("InvalidRequestException", GiveUp),
+        ("DecryptionFailure", GiveUp),
+        ("AccessDeniedException", GiveUp),
+        ("InternalServiceError", Retry),
+        ("ThrottlingException", Retry),
+        ("RequestLimitExceeded", Retry),
+        ("SomethingNew", Retry),
+    ];
+    for (code, expected) in cases {
+        assert_eq!(super::disposition_of(Some(code)), expected, "{code}");
+    }
+    assert_eq!(super::disposition_of(None), Retry);
+}

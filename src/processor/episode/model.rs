@@ -10,12 +10,16 @@
 //!   state (`HEALTHY`, `UNKNOWN`) after it;
 //! - a change to a non-alert state while no episode is open belongs to no episode;
 //! - the episodes are therefore the same for any arrival order, duplication or interleaving of
-//!   the same set of events: [`episodes`] sorts before it scans.
+//!   the same set of events: [`episodes`] sorts before it scans;
+//! - a change is bounded whatever its event holds: the event is known by [`event_key`] (its id,
+//!   or a hash of an id too long or too strange for a long-text line), its state and closure
+//!   fields cut to a few dozen characters.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::http::sap::cut;
 use crate::processor::delivery::AlertEvent;
 
 /// The states that open (or continue) an episode.
@@ -55,6 +59,32 @@ impl PositionKey {
     }
 }
 
+/// The longest event id kept as it is; a longer one, or one with characters a long-text line
+/// cannot carry, is kept as [`event_key`]'s hash.
+pub const MAX_EVENT_ID: usize = 64;
+
+/// A state is one of Monitron's few words; anything longer is cut to this.
+const MAX_STATE: usize = 40;
+
+/// A closure code field (Monitron's codes are short words) is cut to this.
+pub const MAX_CLOSURE_FIELD: usize = 60;
+
+/// How a change's event is known in the record and in the long text: its Monitron event id when
+/// that is at most [`MAX_EVENT_ID`] printable ASCII characters (Monitron's ids are UUIDs), else
+/// `#` and the first 32 hex digits of its SHA-256: the same for every delivery of the event,
+/// short, and readable back from a long-text line.
+pub fn event_key(id: &str) -> String {
+    let plain = id.len() <= MAX_EVENT_ID
+        && !id.starts_with('#')
+        && id.bytes().all(|b| b.is_ascii_graphic());
+    if plain {
+        return id.to_string();
+    }
+    let digest = Sha256::digest(id.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("#{hex}")
+}
+
 /// What a user entered when closing an anomaly in Monitron.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Closure {
@@ -85,7 +115,7 @@ impl Change {
                 code.get(name)
                     .and_then(|v| v.as_str())
                     .filter(|v| !v.is_empty())
-                    .map(str::to_string)
+                    .map(|v| cut(v, MAX_CLOSURE_FIELD))
             };
             Closure {
                 failure_mode: field("failureMode"),
@@ -95,8 +125,8 @@ impl Change {
         });
         Some(Change {
             time: event.timestamp()?,
-            id: event.id.clone(),
-            state: event.new_state.clone()?,
+            id: event_key(&event.id),
+            state: cut(event.new_state.as_deref()?, MAX_STATE),
             closure,
         })
     }

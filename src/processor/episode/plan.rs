@@ -153,7 +153,9 @@ pub fn creation(
     let seen = state.seen(creator)?;
     let mut draft = seen.draft.clone()?;
     let mut lines = BTreeSet::from([creator.to_string()]);
-    let mut text = format!("{}\n{}", draft.long_text, seen.line);
+    // The creator's line whole (its id is read back from it), the position's header as fits.
+    let room = BLOCK.saturating_sub(seen.line.chars().count() + 1);
+    let mut text = format!("{}\n{}", cut(&draft.long_text, room), seen.line);
     for other in &plan.append {
         if let Some(line) = state.seen(other).map(|s| &s.line)
             && text.chars().count() + line.chars().count() < BLOCK
@@ -230,6 +232,7 @@ pub fn assume_done(state: &mut PositionState, plan: &Plan, number: &str) {
                 titled_by: creator.clone(),
                 completed: false,
                 unsure: false,
+                forgotten_lines: 0,
             });
             state.filed.len() - 1
         }
@@ -295,6 +298,7 @@ mod tests {
             titled_by: creator.into(),
             completed: false,
             unsure: false,
+            forgotten_lines: 0,
         }
     }
 

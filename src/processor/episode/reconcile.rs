@@ -15,9 +15,20 @@
 //!   next write, so nothing is written twice and nothing is missed;
 //! - a position with no record (new, expired or unreadable) takes over the open notification
 //!   this processor created for it in S/4, if there is one, rather than create a second;
-//! - the record is saved and the lease released at the end, whatever happened.
+//! - the record is saved and the lease released before the reply, whatever happened: acting is
+//!   cut at the reply budget (every notification is then read again before the next write), a
+//!   panic gives up the event and leaves the record as it was, and a record that cannot be
+//!   written is not a reason to keep the position: the lease is given back unwritten
+//!   ([`EpisodeStore::give_back`]). A lease whose holder crashed ends by itself after the
+//!   budget + 5 s, within `IDEMPOTENCY_IN_PROGRESS_SECONDS` (the configuration enforces it);
+//! - a failure of the episode records says whether a retry can help
+//!   ([`crate::aws::dynamo::disposition_of`]): one that cannot is given up and recorded, never
+//!   answered 503 for ever.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -118,8 +129,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                     );
                 }
                 Err(e) => {
-                    return Outcome::Retry(format!(
-                        "{e}; the event waits until the episode records can be used"
+                    return Outcome::of_error(&e.context(
+                        "the sensor position cannot be leased (the event waits while a retry can help)",
                     ));
                 }
             }
@@ -152,11 +163,36 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 position,
                 owner: owner.clone(),
             };
-            let result = self
-                .settle(&mut state, &held, &id, rules, fresh, &mut acted, deadline)
-                .await;
+            let settled = AssertUnwindSafe(
+                self.settle(&mut state, &held, &id, rules, fresh, &mut acted, deadline),
+            )
+            .catch_unwind();
+            // Cut at the deadline, so that the record is saved and the lease released before the
+            // reply, whatever S/4 does.
+            let result =
+                tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), settled).await;
             report(event, position, &state, &acted);
-            result
+            match result {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_panic)) => {
+                    // The record may be half-changed: it is not written, the lease is given back.
+                    tracing::error!(event_id = %event.id, position = %position.0, "the delivery failed unexpectedly (a defect); the position's lease is given back");
+                    self.give_back(event, position, &owner).await;
+                    return Outcome::gave_up(
+                        "the processor failed unexpectedly while acting on this event (a defect, see the log); recorded for e2b reprocess after an upgrade",
+                    );
+                }
+                Err(_) => {
+                    // A write may have been under way: S/4 is read again before the next one.
+                    for f in &mut state.filed {
+                        f.unsure = true;
+                    }
+                    Outcome::Retry(
+                        "the reply budget ran out while S/4 was being called; a redelivery goes on"
+                            .into(),
+                    )
+                }
+            }
         };
         if let Err(e) = self
             .idempotency
@@ -164,9 +200,18 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .await
         {
             // What was sent is in S/4, and a create is written ahead: the next holder finds it.
-            tracing::warn!(event_id = %event.id, position = %position.0, error = %e, "episode record not saved; the next delivery reads S/4 again");
+            tracing::warn!(event_id = %event.id, position = %position.0, error = %e, "episode record not saved; the lease is given back and the next delivery reads S/4 again");
+            self.give_back(event, position, &owner).await;
         }
         outcome
+    }
+
+    /// Ends this delivery's lease without writing the record: the next event of the position
+    /// goes on at once, and reads S/4 again first.
+    async fn give_back(&self, event: &AlertEvent, position: &PositionKey, owner: &str) {
+        if let Err(e) = self.idempotency.give_back(&position.0, owner).await {
+            tracing::warn!(event_id = %event.id, position = %position.0, error = %e, "the position's lease was not given back; it ends by itself within IDEMPOTENCY_IN_PROGRESS_SECONDS");
+        }
     }
 
     /// Brings S/4 to the plans of the change's episodes.
@@ -224,7 +269,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .await?
         {
             Some(existing) => {
-                state.filed.push(filed_from(&existing, &pending.creator));
+                state.file(filed_from(&existing, &pending.creator));
                 state.pending = None;
                 Ok(())
             }
@@ -260,7 +305,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .rfind(|n| !state.filed.iter().any(|f| f.number == n.number));
         if let Some(existing) = mine {
             tracing::info!(notification = %existing.number, "open notification of this position taken over for its episode");
-            state.filed.push(filed_from(&existing, creator));
+            state.file(filed_from(&existing, creator));
         }
         Ok(())
     }
@@ -292,8 +337,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .await
         {
             state.pending = None;
-            return Err(Stop(Outcome::Retry(format!(
-                "{e}; nothing is created before the episode record can be written"
+            return Err(Stop(Outcome::of_error(&e.context(
+                "nothing is created before the episode record can be written",
             ))));
         }
         let number = match self.s4.create(&draft, deadline).await {
@@ -305,7 +350,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                     .await
                 {
                     Ok(Some(existing)) => {
-                        state.filed.push(filed_from(&existing, creator));
+                        state.file(filed_from(&existing, creator));
                         state.pending = None;
                         acted.created += 1;
                         Ok(())
@@ -322,7 +367,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         };
         state.pending = None;
         acted.created += 1;
-        state.filed.push(Filed {
+        state.file(Filed {
             number,
             reference: draft.external_reference,
             creator: creator.to_string(),
@@ -331,6 +376,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             titled_by: creator.to_string(),
             completed: false,
             unsure: false,
+            forgotten_lines: 0,
         });
         Ok(())
     }
@@ -350,7 +396,9 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         {
             Some(existing) => {
                 let fresh = filed_from(&existing, &filed.creator);
+                // S/4's long text has every line: the count of forgotten ones starts over.
                 filed.lines = fresh.lines;
+                filed.forgotten_lines = 0;
                 filed.priority = fresh.priority;
                 filed.completed = fresh.completed;
             }
@@ -359,6 +407,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             }
         }
         filed.unsure = false;
+        state.bound_lines();
         Ok(())
     }
 
@@ -492,6 +541,7 @@ fn filed_from(existing: &Existing, creator: &str) -> Filed {
         titled_by: creator.to_string(),
         completed: existing.processing_phase.as_deref() == Some("4"),
         unsure: false,
+        forgotten_lines: 0,
     }
 }
 

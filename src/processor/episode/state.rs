@@ -7,7 +7,10 @@
 //!   closes (ends); a redelivery adds nothing;
 //! - at most [`MAX_CHANGES`] changes: beyond, the oldest go and `forgotten_before` keeps their
 //!   time, so a change older than that is recognised as forgotten history (skipped and logged)
-//!   instead of opening an episode in the past; the record stays far below DynamoDB's 400 KB;
+//!   instead of opening an episode in the past; a filed notification keeps the line ids of
+//!   remembered changes only, and counts the others (`forgotten_lines`), so that it still says
+//!   how many events it holds ([`Filed::events`]); with every change bounded
+//!   (`episode::text`), the record stays far below DynamoDB's 400 KB whatever the events hold;
 //! - a notification is filed with the change that created it (its *creator*). Episodes only
 //!   grow or split, never merge (an end is never taken away), so a creator stays in exactly one
 //!   episode, and the notification of an episode is the one whose creator it holds;
@@ -65,6 +68,16 @@ pub struct Filed {
     /// A write to it went unanswered: read it from S/4 before writing again.
     #[serde(default)]
     pub unsure: bool,
+    /// Lines it has of changes no longer remembered (their ids are not kept).
+    #[serde(default)]
+    pub forgotten_lines: u64,
+}
+
+impl Filed {
+    /// How many events' lines the notification holds.
+    pub fn events(&self) -> u64 {
+        self.lines.len() as u64 + self.forgotten_lines
+    }
 }
 
 /// A create sent whose answer was lost.
@@ -125,6 +138,24 @@ impl PositionState {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// Keeps each filed notification's line ids to the changes remembered, counting the others:
+    /// only remembered changes are planned, so the others' ids are never asked for again.
+    pub fn bound_lines(&mut self) {
+        let remembered: BTreeSet<&str> =
+            self.changes.iter().map(|s| s.change.id.as_str()).collect();
+        for filed in &mut self.filed {
+            let before = filed.lines.len();
+            filed.lines.retain(|id| remembered.contains(id.as_str()));
+            filed.forgotten_lines += (before - filed.lines.len()) as u64;
+        }
+    }
+
+    /// Files a notification, its line ids bounded like the others'.
+    pub fn file(&mut self, filed: Filed) {
+        self.filed.push(filed);
+        self.bound_lines();
+    }
+
     /// Remembers a change. `false` when it is forgotten history (older than what was dropped)
     /// and therefore not placed in an episode.
     pub fn remember(&mut self, seen: Seen) -> bool {
@@ -140,6 +171,7 @@ impl PositionState {
             let dropped = self.changes.remove(0);
             self.forgotten_before = Some(dropped.change.time);
         }
+        self.bound_lines();
         true
     }
 

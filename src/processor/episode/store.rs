@@ -10,7 +10,9 @@
 //!   was. A lease that expired without being released means its
 //!   holder stopped mid-way (`unclean`): S/4 is read again before acting on the record;
 //! - [`EpisodeStore::save`] writes the record only while this delivery still holds the lease,
-//!   and releases it when asked; a record whose `expiration` passed counts as absent, as
+//!   and releases it when asked; [`EpisodeStore::give_back`] ends the lease without writing
+//!   (the record could not be written, or the delivery failed mid-way), leaving `lease_until`
+//!   in the past so that the next holder counts it unclean; a record whose `expiration` passed counts as absent, as
 //!   DynamoDB deletes expired items lazily;
 //! - the table unreachable is an error, which the processor answers 503: acting without the
 //!   lease could let two containers create for one episode.
@@ -18,6 +20,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::aws::dynamo;
@@ -62,12 +65,22 @@ pub trait EpisodeStore: Send + Sync {
         record: &str,
         release: bool,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Gives the lease up without writing the record (it could not be written, or the delivery
+    /// failed mid-way): the next holder finds the lease ended unclean and reads S/4 again.
+    fn give_back(
+        &self,
+        position: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every position's record: (position key, JSON).
     fn all(&self) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 }
 
-fn failed(e: impl std::error::Error) -> StoreError {
-    StoreError(dynamo::described(&e))
+fn failed<E>(e: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    dynamo::failed(e).context("episode records")
 }
 
 impl EpisodeStore for DynamoStore {
@@ -85,7 +98,7 @@ impl EpisodeStore for DynamoStore {
         let key = format!("{PREFIX}{position}");
         let taken = dynamo::take_lease(&self.client, &self.table, &key, owner, now + for_, None)
             .await
-            .map_err(StoreError)?;
+            .map_err(|e| e.context("episode records"))?;
         let Some(old) = taken else {
             return Ok(Lease::Busy);
         };
@@ -133,10 +146,36 @@ impl EpisodeStore for DynamoStore {
             .map(|_| ())
             .map_err(|e| match e.as_service_error() {
                 Some(s) if s.is_conditional_check_failed_exception() => {
-                    StoreError("the position's lease was lost before its record was written".into())
+                    StoreError::retry("the position's lease was lost before its record was written")
                 }
                 _ => failed(e),
             })
+    }
+
+    async fn give_back(&self, position: &str, owner: &str) -> Result<(), StoreError> {
+        let ended = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(format!("{PREFIX}{position}")))
+            .condition_expression("lease_owner = :me")
+            // Ended, not removed: `lease_until` set means the holder stopped mid-way.
+            .update_expression("SET lease_until = :ended")
+            .expression_attribute_values(":me", AttributeValue::S(owner.to_string()))
+            .expression_attribute_values(":ended", AttributeValue::N("1".into()))
+            .send()
+            .await;
+        match ended {
+            Ok(_) => Ok(()),
+            // Someone else holds it already: nothing of ours to give back.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failed(e)),
+        }
     }
 
     async fn all(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -167,7 +206,7 @@ impl EpisodeStore for DynamoStore {
 fn table<T>(store: &Option<T>) -> Result<&T, StoreError> {
     store
         .as_ref()
-        .ok_or_else(|| StoreError("no table for episode records".into()))
+        .ok_or_else(|| StoreError::retry("no table for episode records"))
 }
 
 /// Without a table there are no episode records.
@@ -193,6 +232,10 @@ impl<T: EpisodeStore> EpisodeStore for Option<T> {
         release: bool,
     ) -> Result<(), StoreError> {
         table(self)?.save(position, owner, record, release).await
+    }
+
+    async fn give_back(&self, position: &str, owner: &str) -> Result<(), StoreError> {
+        table(self)?.give_back(position, owner).await
     }
 
     async fn all(&self) -> Result<Vec<(String, String)>, StoreError> {

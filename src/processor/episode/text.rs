@@ -2,8 +2,13 @@
 //! an alert, the notification it would create.
 //!
 //! Rules:
+//! - what an event brings is bounded before it is kept: names cut to 100 characters (the URL to
+//!   160), states and closure fields to a few dozen, the event known by its
+//!   [`super::model::event_key`], so a line stays below 500 characters and a record far below
+//!   DynamoDB's 400 KB whatever the event holds; a mapping that gives a technical object longer
+//!   than S/4's 40 characters is given up with that reason;
 //! - every change is one line, stamped with its Monitron event time and ending with
-//!   `Monitron event: <id>`, so that the set of lines does not depend on the order they were
+//!   `Monitron event: <key>`, so that the set of lines does not depend on the order they were
 //!   written in, and the ids a long text holds can be read back ([`ids_in`]);
 //! - a user's closure line carries its closure code; a recovery by the measurements says so;
 //! - the notification an alert creates has the rule's type, priority and short text as per
@@ -19,11 +24,25 @@ use crate::processor::delivery::AlertEvent;
 use crate::processor::notification::{external_reference, notification_for, technical_object_for};
 use crate::processor::rules::{Rule, RuleSet};
 
-use super::model::{Change, PositionKey};
+use crate::http::sap::cut;
+
+use super::model::{Change, MAX_CLOSURE_FIELD, PositionKey};
 use super::state::{Place, Seen};
 
 /// The marker that ends every line.
 const MARKER: &str = "Monitron event: ";
+
+/// A site, asset or position name in a record or a long text is cut to this.
+const MAX_NAME: usize = 100;
+
+/// The position's URL in a long text is cut to this.
+const MAX_URL: usize = 160;
+
+/// A previous state in a line is cut to this.
+const MAX_STATE: usize = 40;
+
+/// `TechnicalObject`'s length in the service's EDMX.
+const MAX_TECHNICAL_OBJECT: usize = 40;
 
 /// A change as its position record keeps it, and where the position is.
 pub struct SeenFor {
@@ -43,15 +62,21 @@ impl SeenFor {
     ) -> Result<SeenFor, String> {
         let scope = event.template_scope();
         let (object, kind, _) = technical_object_for(event, &rule.params, rules, &scope)?;
+        if object.chars().count() > MAX_TECHNICAL_OBJECT {
+            return Err(format!(
+                "the technical object the mapping gives has {} characters, more than S/4's {MAX_TECHNICAL_OBJECT}: check the rule's technical_object mapping",
+                object.chars().count()
+            ));
+        }
         let place = Place {
             label: [&event.site, &event.asset, &event.position]
                 .iter()
-                .map(|p| p.as_deref().unwrap_or("?"))
+                .map(|p| cut(p.as_deref().unwrap_or("?"), MAX_NAME))
                 .collect::<Vec<_>>()
                 .join(" / "),
             technical_object: object,
             object_kind: kind.odata_value().to_string(),
-            position: event.position.clone(),
+            position: event.position.as_deref().map(|p| cut(p, MAX_NAME)),
         };
         let alert = change.is_alert();
         let draft = if alert {
@@ -91,7 +116,12 @@ fn header(event: &AlertEvent) -> String {
         ("Position URL", &event.asset_position_url),
     ] {
         if let Some(v) = value {
-            lines.push(format!("{label}: {v}"));
+            let max = if label == "Position URL" {
+                MAX_URL
+            } else {
+                MAX_NAME
+            };
+            lines.push(format!("{label}: {}", cut(v, max)));
         }
     }
     lines.join("\n")
@@ -100,15 +130,13 @@ fn header(event: &AlertEvent) -> String {
 /// The change's line: time, states, closure, id.
 pub fn line(event: &AlertEvent, change: &Change) -> String {
     let time = change.time.format("%Y-%m-%d %H:%M:%S UTC");
-    let from = event.previous_state.as_deref().unwrap_or("?");
+    let from = cut(event.previous_state.as_deref().unwrap_or("?"), MAX_STATE);
     let how = match (&event.closure_code, change.is_alert()) {
         (_, true) => String::new(),
         (Some(code), false) => {
             let field = |f: &str| {
-                code.get(f)
-                    .and_then(Value::as_str)
-                    .unwrap_or("-")
-                    .to_string()
+                let value = code.get(f).and_then(Value::as_str).unwrap_or("-");
+                cut(value, MAX_CLOSURE_FIELD)
             };
             format!(
                 ", closed in Monitron. Closure code: failure mode {}, cause {}, action taken {}",

@@ -11,10 +11,14 @@
 //!   (S/4 did nothing with it). A warm processor thus picks up a rotated password or client
 //!   secret at the first refusal, without a redeploy;
 //! - a failure is retried by the schedule of [`crate::http::retry`] when the request surely did
-//!   not reach S/4 (no connection, `408`, `429`) or is a read (timeouts, `5xx` too); a write whose
-//!   outcome is unknown is never repeated: [`S4Error::Unclear`], and the caller looks first;
-//! - `401`/`403` that no recovery cures are `Transient` (nothing was done; the mesh redelivers
-//!   until the S/4 user is fixed); other `4xx` are `Permanent`, with SAP's reason.
+//!   not reach S/4 (no connection, `408`, `409` (locked), `412`, `429`) or is a read (timeouts,
+//!   `5xx` too); a write whose outcome is unknown is never repeated: [`S4Error::Unclear`], and
+//!   the caller looks first;
+//! - a `401` that no recovery cures is `Transient` (the S/4 user's credentials are wrong for
+//!   every event alike: the mesh redelivers until they are fixed); every other `4xx`, a `403`
+//!   without `x-csrf-token: Required` included (S/4 authorises per plant and object, so it can
+//!   be this event's), is `Permanent`, with SAP's reason: given up and recorded for
+//!   `e2b reprocess` (`docs/actions.md`, the classification table).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
@@ -230,11 +234,9 @@ impl Transport {
         match status.as_u16() {
             403 if csrf_required && write => Exchange::CsrfRequired { described },
             401 => Exchange::Unauthorized { described },
-            // Credentials or permissions: nothing was done, and only a fix on the S/4 side
-            // helps; the mesh redelivers meanwhile, nothing is lost.
-            403 => Exchange::Stop(refused(described)),
-            // Refused before any work: safe to send again.
-            408 | 429 => Exchange::Failed {
+            // Refused before any work (a timeout, throttling, a lock or a stale precondition):
+            // safe to send again.
+            408 | 409 | 412 | 429 => Exchange::Failed {
                 failure: described,
                 sure_not_done: true,
             },

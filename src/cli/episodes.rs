@@ -109,7 +109,11 @@ pub fn table_rows(state: &PositionState, all: bool) -> Vec<Row> {
                 time(&episode.alerts[0].time),
                 last.as_ref().map(time).unwrap_or_default(),
                 status,
-                ids.len().to_string(),
+                // The notification's count when it holds lines of changes no longer remembered.
+                filed
+                    .map_or(0, |f| f.events())
+                    .max(ids.len() as u64)
+                    .to_string(),
                 notification,
             ]
         })

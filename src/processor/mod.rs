@@ -4,7 +4,9 @@
 //! - 200 when the actions completed, were done before (a duplicate), or failed for good (the
 //!   failure is logged with SAP's reason; a redelivery could not help);
 //! - 503 when a retry can help (S/4 down, a timeout, the same event being worked on elsewhere);
-//! - 400 for a body that is no event this processor understands, 401 without valid credentials,
+//! - 400 for a body that is no event this processor understands (not UTF-8 JSON, logged with its
+//!   size and content type; a binary body arrives base64-encoded from the Function URL and is
+//!   decoded first), 401 without valid credentials (whatever the method, `OPTIONS` included),
 //!   413 for an oversized body.
 //!
 //! Every reply comes within the configured budget, below the RDP's 30 s wait.
@@ -142,7 +144,11 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 );
             }
             Err(e) => {
-                tracing::warn!(reason = %e, "delivery refused: not an event");
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none");
+                tracing::warn!(reason = %e, bytes = body.len(), content_type, "delivery refused: not an event");
                 return reply(400, json!({"error": e.to_string()}));
             }
         };

@@ -91,6 +91,14 @@ impl Outcome {
     pub fn gave_up(reason: impl Into<String>) -> Outcome {
         Outcome::GaveUp(Failure::from(reason.into()))
     }
+
+    /// A panic while acting: a defect, given up (and so recorded) rather than answered with the
+    /// runtime's 500, which the mesh would redeliver for ever.
+    pub fn defect() -> Outcome {
+        Outcome::gave_up(
+            "the processor failed unexpectedly while acting on this event (a defect, see the log); recorded for e2b reprocess once a fixed version is deployed",
+        )
+    }
 }
 
 /// What one rule did to an event.

@@ -1,7 +1,11 @@
 //! Deciding and acting on one event: the rules that match, each one's action, and a durable
-//! record of what was given up.
+//! record of what was given up. An action is bounded by the reply budget, and a panic in it (a
+//! defect) is given up and recorded like any hopeless failure, never the runtime's 500.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
 
 use serde_json::{Map, Value};
 
@@ -84,12 +88,16 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 .filter(|r| r.rule.as_deref() == Some(rule.name.as_str()))
                 .map(|r| r.completed_steps.clone())
                 .unwrap_or_default();
-            let outcome = tokio::time::timeout_at(
-                limit,
-                self.act(&rule_set, event, rule, completed, deadline),
-            )
-            .await
-            .unwrap_or_else(|_| Outcome::Retry("the reply budget ran out".into()));
+            let acting = AssertUnwindSafe(self.act(&rule_set, event, rule, completed, deadline))
+                .catch_unwind();
+            let outcome = match tokio::time::timeout_at(limit, acting).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_panic)) => {
+                    tracing::error!(event_id = %event.id, rule = %rule.name, "the processor failed unexpectedly (a defect): the event is given up and recorded");
+                    Outcome::defect()
+                }
+                Err(_) => Outcome::Retry("the reply budget ran out".into()),
+            };
             outcomes.push(RuleOutcome {
                 rule: Some(rule.name.clone()),
                 action: Some(rule.action.to_string()),

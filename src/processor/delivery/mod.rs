@@ -135,8 +135,13 @@ fn described(e: &serde_json::Error) -> String {
 
 /// Reads a delivery: a CloudEvent (`specversion` present) or the SAP sample's envelope.
 pub fn parse(body: &[u8]) -> Result<Delivery, DeliveryError> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| DeliveryError("the body is not UTF-8".into()))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        DeliveryError(format!(
+            "the body is not UTF-8 (byte {} of {} is not; an event is UTF-8 JSON)",
+            e.valid_up_to(),
+            body.len()
+        ))
+    })?;
     let value: Value = serde_json::from_str(text)
         .map_err(|e| DeliveryError(format!("the body is not JSON: {}", described(&e))))?;
     if value.get("specversion").is_some() {

@@ -178,9 +178,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                     // The record may be half-changed: it is not written, the lease is given back.
                     tracing::error!(event_id = %event.id, position = %position.0, "the delivery failed unexpectedly (a defect); the position's lease is given back");
                     self.give_back(event, position, &owner).await;
-                    return Outcome::gave_up(
-                        "the processor failed unexpectedly while acting on this event (a defect, see the log); recorded for e2b reprocess after an upgrade",
-                    );
+                    return Outcome::defect();
                 }
                 Err(_) => {
                     // A write may have been under way: S/4 is read again before the next one.

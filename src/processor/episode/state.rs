@@ -242,6 +242,41 @@ mod tests {
     }
 
     #[test]
+    fn a_notification_keeps_the_line_ids_of_remembered_changes_and_counts_the_rest() {
+        let mut state = PositionState::new(Place::default());
+        let all = MAX_CHANGES as i64 + 30;
+        for i in 0..all {
+            assert!(state.remember(seen(i, &format!("e{i}"), "ALARM")));
+        }
+        // Adopted from S/4, whose long text has a line of every change since the first.
+        state.file(Filed {
+            number: "10000001".into(),
+            reference: "MON1".into(),
+            creator: format!("e{}", all - 1),
+            lines: (0..all).map(|i| format!("e{i}")).collect(),
+            priority: None,
+            titled_by: String::new(),
+            completed: false,
+            unsure: false,
+            forgotten_lines: 0,
+        });
+        assert_eq!(state.filed[0].lines.len(), MAX_CHANGES);
+        assert_eq!(state.filed[0].events(), all as u64);
+        assert!(state.remember(seen(all + 1, "later", "ALARM")));
+        state.filed[0].lines.insert("later".into());
+        assert!(state.remember(seen(all + 2, "latest", "ALARM")));
+        // `latest` pushed out one more change with a line, and has none itself yet.
+        assert_eq!(state.filed[0].lines.len(), MAX_CHANGES - 1);
+        assert_eq!(
+            state.filed[0].events(),
+            all as u64 + 1,
+            "the line of `later` kept"
+        );
+        let back = PositionState::read(&state.to_json()).expect("its own JSON");
+        assert_eq!(back.filed[0].events(), all as u64 + 1);
+    }
+
+    #[test]
     fn a_record_of_another_shape_or_version_says_why_it_cannot_be_used() {
         assert!(
             PositionState::read("{\"changes\": 3}")

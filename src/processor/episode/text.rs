@@ -167,6 +167,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_event_of_any_size_has_a_short_line_whose_key_reads_back() {
+        use super::super::model::{Change, event_key};
+        let odd_ids = [
+            "ev-1".to_string(),
+            "x".repeat(100_000),
+            "ev-2\n\u{0}\t".to_string(),
+            "#ev-3".to_string(),
+        ];
+        for id in odd_ids {
+            let huge = "Y".repeat(100_000);
+            let event = AlertEvent {
+                id: id.clone(),
+                source: "s".into(),
+                event_type: "com.amazon.monitron.asset.recovered".into(),
+                category: "asset".into(),
+                kind: "recovered".into(),
+                time: Some("2024-03-01T10:00:00Z".into()),
+                project: None,
+                site: Some(huge.clone()),
+                asset: Some(huge.clone()),
+                position: Some(huge.clone()),
+                new_state: Some(huge.clone()),
+                previous_state: Some(huge.clone()),
+                transition: Some("userInput".into()),
+                closure_code: Some(serde_json::json!({"failureMode": huge.clone(),
+                    "failureCause": huge.clone(), "actionTaken": huge})),
+                sensor_id: None,
+                asset_position_url: None,
+                schema_version: Some("2".into()),
+                data: serde_json::json!({}),
+            };
+            let change = Change::of(&event).expect("a change");
+            assert_eq!(change.id, event_key(&id));
+            let line = line(&event, &change);
+            assert!(line.chars().count() < 500, "{} characters", line.len());
+            assert_eq!(ids_in(&line).into_iter().collect::<Vec<_>>(), [change.id]);
+            assert!(header(&event).chars().count() < 600);
+        }
+        assert_eq!(event_key("ev-1"), "ev-1", "a Monitron id is kept as it is");
+    }
+
+    #[test]
     fn the_ids_of_a_long_text_are_read_back_from_its_lines() {
         let text = "Amazon Monitron: alarm episode\nPosition: DE\n2024-03-01 10:00:00 UTC HEALTHY -> ALARM; Monitron event: a-1\nMonitron event: old-2\nfree text";
         let ids: Vec<String> = ids_in(text).into_iter().collect();

@@ -17,7 +17,7 @@ if [ "$processed" -lt 100 ] || [ "$emf" -lt 2 ]; then
   exit 1
 fi
 
-# Every test credential contains `s3cret`; the test servers issue tokens `access-N`,
+# Every test credential contains `s3cret`; PEM blocks come from secrets; the test servers issue tokens `access-N`,
 # `dest-token-N`; Authorization values look like `Basic <base64>` / `Bearer <token>`.
 patterns=(
   's3cret'
@@ -30,6 +30,8 @@ patterns=(
   '"access_token"'
   '"client_secret" *: *"[^"*]'
   '"password" *: *"[^"*]'
+  # A PEM block of a secret (`ca_pem`, `client_cert_pem`, `client_key_pem`) never reaches a log.
+  '-----BEGIN [A-Z ]+-----'
 )
 found=0
 for pattern in "${patterns[@]}"; do

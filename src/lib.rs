@@ -25,7 +25,8 @@
 //!   is explained in that module.
 //! - Shared: [`aws`] (S3 objects and locations, Secrets Manager, failure records in SQS or S3
 //!   for both paths), [`http`] (the one retry
-//!   schedule, SAP Gateway conventions, OAuth2 client credentials), [`env`] (the one
+//!   schedule, SAP Gateway conventions, OAuth2 client credentials, TLS trust and identity per
+//!   peer), [`env`] (the one
 //!   environment reader), [`outcome`] (done / retry / give up), [`metrics`] (EMF lines).
 //! - [`cli`]: `e2b scan | replay | rules | reprocess | resend | episodes`; `src/bin/`: the three
 //!   binaries, wiring only.

@@ -1,3 +1,4 @@
 pub mod oauth;
 pub mod retry;
 pub mod sap;
+pub mod tls;

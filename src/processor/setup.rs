@@ -8,7 +8,7 @@ use crate::processor::destination::Destinations;
 use crate::processor::failures::FailureSink;
 use crate::processor::idempotency::DynamoStore;
 use crate::processor::rules::source::RuleSource;
-use crate::processor::s4::{S4Auth, S4Client};
+use crate::processor::s4::{S4Client, S4Logon};
 
 use super::auth::{AuthSource, InboundAuth};
 use super::config::{AuthScheme, ProcessorConfig};
@@ -24,7 +24,7 @@ pub async fn build(
     s3: aws_sdk_s3::Client,
 ) -> Result<DeployedProcessor, Box<dyn std::error::Error + Send + Sync>> {
     let secrets = aws_sdk_secretsmanager::Client::new(aws);
-    let s4_auth = S4Auth::from_secret(
+    let s4_logon = S4Logon::from_secret(
         &config.s4_secret,
         &secrets.secret_string(&config.s4_secret).await?,
     )?;
@@ -41,7 +41,7 @@ pub async fn build(
     let rules = RuleSource::load(config.rules.clone(), config.rules_ttl, Some(s3.clone()))
         .await
         .map_err(|e| format!("rules: {e}"))?;
-    let s4 = S4Client::new(config.s4.clone(), s4_auth)?
+    let s4 = S4Client::new(config.s4.clone(), s4_logon)?
         .reread_secret_on_refusal(secrets.clone(), &config.s4_secret);
     let idempotency = config.idempotency_table.clone().map(|table| DynamoStore {
         client: aws_sdk_dynamodb::Client::new(aws),

@@ -18,6 +18,7 @@ mod kinesis;
 mod layout;
 mod ledger;
 mod poison;
+mod private_network;
 mod processor;
 mod processor_actions;
 mod processor_lambda;

@@ -72,45 +72,93 @@ where
     A: Fn(&Request) -> Answer + Send + Sync + 'static,
     D: Fn(&Request) -> Option<std::time::Duration> + Send + Sync + 'static,
 {
-    use tokio::io::AsyncWriteExt;
+    serve_on(address, None, answer, delay).await
+}
+
+/// As [`serve`], over TLS with `tls` (an `https://` URL): a handshake the configuration refuses
+/// (no client certificate, one from another CA) ends the connection before any request.
+pub async fn serve_tls<A, D>(
+    address: &str,
+    tls: std::sync::Arc<tokio_rustls::rustls::ServerConfig>,
+    answer: A,
+    delay: D,
+) -> (String, tokio::task::JoinHandle<()>)
+where
+    A: Fn(&Request) -> Answer + Send + Sync + 'static,
+    D: Fn(&Request) -> Option<std::time::Duration> + Send + Sync + 'static,
+{
+    serve_on(address, Some(tls), answer, delay).await
+}
+
+async fn serve_on<A, D>(
+    address: &str,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    answer: A,
+    delay: D,
+) -> (String, tokio::task::JoinHandle<()>)
+where
+    A: Fn(&Request) -> Answer + Send + Sync + 'static,
+    D: Fn(&Request) -> Option<std::time::Duration> + Send + Sync + 'static,
+{
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .expect("listener (tokio::net::TcpListener::bind)");
     let url = format!(
-        "http://{}",
+        "{}://{}",
+        if tls.is_some() { "https" } else { "http" },
         listener
             .local_addr()
             .expect("local_addr in the test set-up")
     );
     let handlers = std::sync::Arc::new((answer, delay));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let handlers = handlers.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut reader = tokio::io::BufReader::new(read);
-                while let Ok(Some(request)) = read_request(&mut reader).await {
-                    if let Some(d) = (handlers.1)(&request) {
-                        tokio::time::sleep(d).await;
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            connection(stream, handlers).await;
+                        }
                     }
-                    let (status, headers, body) = (handlers.0)(&request);
-                    let mut text = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-                        body.len()
-                    );
-                    for (k, v) in headers {
-                        text.push_str(&format!("{k}: {v}\r\n"));
-                    }
-                    text.push_str("\r\n");
-                    text.push_str(&body);
-                    if write.write_all(text.as_bytes()).await.is_err() {
-                        return;
-                    }
+                    None => connection(stream, handlers).await,
                 }
             });
         }
     });
     (url, task)
+}
+
+/// Answers the requests of one connection, in order.
+async fn connection<S, A, D>(stream: S, handlers: std::sync::Arc<(A, D)>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    A: Fn(&Request) -> Answer,
+    D: Fn(&Request) -> Option<std::time::Duration>,
+{
+    use tokio::io::AsyncWriteExt;
+    let (read, mut write) = tokio::io::split(stream);
+    let mut reader = tokio::io::BufReader::new(read);
+    while let Ok(Some(request)) = read_request(&mut reader).await {
+        if let Some(d) = (handlers.1)(&request) {
+            tokio::time::sleep(d).await;
+        }
+        let (status, headers, body) = (handlers.0)(&request);
+        let mut text = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            text.push_str(&format!("{k}: {v}\r\n"));
+        }
+        text.push_str("\r\n");
+        text.push_str(&body);
+        if write.write_all(text.as_bytes()).await.is_err() || write.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A test server's state, even after a panicking test thread poisoned the lock.

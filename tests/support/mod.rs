@@ -12,7 +12,9 @@ pub mod kinesis;
 pub mod lambda_api;
 pub mod lambda_watch;
 pub mod moto;
+pub mod proxy;
 pub mod s4;
+pub mod tls;
 
 /// With `E2B_TEST_LOGS` set (`scripts/test.sh` sets it), the library's logs go, through the
 /// subscriber the Lambdas use, to stderr past the test harness's capture, so that

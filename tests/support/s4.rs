@@ -70,6 +70,9 @@ struct State {
     items: Vec<Value>,
     causes: Vec<Value>,
     activities: Vec<Value>,
+    /// Served over mutual TLS: a request without `Authorization` is logged on by its client
+    /// certificate (the TLS layer admits only certificates of the peer's CA), as X.509 logon.
+    certificate_logon: bool,
 }
 
 pub struct TestS4 {
@@ -95,27 +98,47 @@ impl TestS4 {
 
     /// Starts on a given loopback address (`127.0.0.1:PORT`).
     pub async fn start_at(address: &str, username: &str, password: &str) -> TestS4 {
+        Self::launch(address, username, password, None).await
+    }
+
+    /// Starts over TLS with `tls` (see `support::tls`): with a configuration that requires a
+    /// client certificate, a request without credentials is logged on by its certificate.
+    pub async fn start_tls(
+        username: &str,
+        password: &str,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> TestS4 {
+        Self::launch("127.0.0.1:0", username, password, Some(tls)).await
+    }
+
+    async fn launch(
+        address: &str,
+        username: &str,
+        password: &str,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> TestS4 {
         super::init_logs();
         let state = Arc::new(Mutex::new(State {
             username: username.into(),
             password: password.into(),
+            certificate_logon: tls.is_some(),
             ..State::default()
         }));
         let (answering, delaying) = (state.clone(), state.clone());
-        let (url, task) = super::http::serve(
-            address,
-            move |request| answer(&answering, request),
-            move |request| {
-                let s = lock(&delaying);
-                // A slow write is still carried out when the client has given up.
-                let post = s.post_delay.filter(|_| request.method == "POST");
-                match (s.delay, post) {
-                    (None, None) => None,
-                    (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
-                }
-            },
-        )
-        .await;
+        let answer = move |request: &super::http::Request| answer(&answering, request);
+        let delay = move |request: &super::http::Request| {
+            let s = lock(&delaying);
+            // A slow write is still carried out when the client has given up.
+            let post = s.post_delay.filter(|_| request.method == "POST");
+            match (s.delay, post) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+            }
+        };
+        let (url, task) = match tls {
+            Some(tls) => super::http::serve_tls(address, tls, answer, delay).await,
+            None => super::http::serve(address, answer, delay).await,
+        };
         TestS4 { url, state, task }
     }
 
@@ -124,6 +147,22 @@ impl TestS4 {
         &self,
         username: &str,
         password: &str,
+        timeout: Duration,
+    ) -> e2b::processor::s4::S4Client {
+        let credentials = e2b::processor::s4::S4Credentials {
+            username: username.into(),
+            password: password.into(),
+        };
+        self.client_with(
+            e2b::processor::s4::S4Auth::Basic(credentials).into(),
+            timeout,
+        )
+    }
+
+    /// A client for this server logging on as `logon` says (a secret's TLS fields included).
+    pub fn client_with(
+        &self,
+        logon: e2b::processor::s4::S4Logon,
         timeout: Duration,
     ) -> e2b::processor::s4::S4Client {
         let config = e2b::processor::s4::S4Config {
@@ -137,12 +176,7 @@ impl TestS4 {
                 attempts: 3,
             },
         };
-        let credentials = e2b::processor::s4::S4Credentials {
-            username: username.into(),
-            password: password.into(),
-        };
-        e2b::processor::s4::S4Client::new(config, e2b::processor::s4::S4Auth::Basic(credentials))
-            .expect("e2b::processor::s4::S4Auth::Basic in the test set-up")
+        e2b::processor::s4::S4Client::new(config, logon).expect("S4Client in the test set-up")
     }
 
     /// The service root URL.
@@ -321,7 +355,8 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
         .get("authorization")
         .and_then(|h| h.strip_prefix("Bearer "))
         .is_some_and(|t| s.tokens.contains(t));
-    if request.headers.get("authorization") != Some(&expected) && !bearer_ok {
+    let by_certificate = s.certificate_logon && !request.headers.contains_key("authorization");
+    if request.headers.get("authorization") != Some(&expected) && !bearer_ok && !by_certificate {
         return (
             "401 Unauthorized",
             vec![(

@@ -1,10 +1,13 @@
-//! How the client authenticates to S/4: Basic, or OAuth2 client credentials, from a secret.
+//! How the client authenticates to S/4: Basic, OAuth2 client credentials or an X.509 client
+//! certificate, from a secret, with the TLS trust towards S/4 the same secret gives
+//! ([`crate::http::tls`]).
 
 use std::fmt;
 
 use serde_json::Value;
 
 use crate::http::oauth::ClientCredentials;
+use crate::http::tls::PeerTls;
 
 /// S/4 credentials (Basic).
 #[derive(Clone, PartialEq, Eq)]
@@ -29,6 +32,57 @@ pub enum S4Auth {
     /// OAuth2 client credentials: a token from the token URL, cached until shortly before it
     /// expires.
     OAuth2(ClientCredentials),
+    /// X.509 logon: the TLS client certificate is the user (no `Authorization` header).
+    Certificate,
+}
+
+/// Everything the S/4 secret says: the logon and the TLS trust and identity towards S/4.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S4Logon {
+    pub auth: S4Auth,
+    pub tls: PeerTls,
+}
+
+impl From<S4Auth> for S4Logon {
+    fn from(auth: S4Auth) -> S4Logon {
+        S4Logon {
+            auth,
+            tls: PeerTls::default(),
+        }
+    }
+}
+
+impl S4Logon {
+    /// From a secret's JSON: the logon of [`S4Auth::from_secret`], and `ca_pem`,
+    /// `client_cert_pem`, `client_key_pem`. A client certificate with neither a password nor a
+    /// client secret is the logon itself (S/4's X.509 logon).
+    pub fn from_secret(secret_id: &str, json: &str) -> Result<S4Logon, String> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|_| format!("secret {secret_id} is not a JSON object"))?;
+        let tls = PeerTls::from_json(secret_id, &value)?;
+        let auth = match S4Auth::from_secret(secret_id, json) {
+            Ok(auth) => auth,
+            Err(_) if tls.has_client_certificate() && !has_logon_fields(&value) => {
+                S4Auth::Certificate
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(S4Logon { auth, tls })
+    }
+}
+
+/// Whether a secret tries a password or client-secret logon (so a mistake in it is an error,
+/// not a silent fall-back to the certificate).
+fn has_logon_fields(value: &Value) -> bool {
+    [
+        "username",
+        "password",
+        "client_id",
+        "client_secret",
+        "token_url",
+    ]
+    .iter()
+    .any(|name| value.get(name).is_some())
 }
 
 impl fmt::Debug for S4Auth {
@@ -36,6 +90,7 @@ impl fmt::Debug for S4Auth {
         match self {
             S4Auth::Basic(c) => write!(f, "Basic({c:?})"),
             S4Auth::OAuth2(c) => write!(f, "OAuth2({c:?})"),
+            S4Auth::Certificate => f.write_str("Certificate"),
         }
     }
 }
@@ -61,7 +116,7 @@ impl S4Auth {
             Some(Ok(c)) => Ok(S4Auth::OAuth2(c)),
             Some(Err(e)) => Err(format!("secret {secret_id}: {e}")),
             None => Err(format!(
-                "secret {secret_id} needs `username` and `password`, or `client_id`, `client_secret` and `token_url`"
+                "secret {secret_id} needs `username` and `password`, `client_id`, `client_secret` and `token_url`, or `client_cert_pem` and `client_key_pem` (certificate logon)"
             )),
         }
     }

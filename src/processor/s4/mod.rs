@@ -24,7 +24,7 @@ mod send;
 mod session;
 
 pub use crate::http::sap::cut;
-pub use auth::{S4Auth, S4Credentials};
+pub use auth::{S4Auth, S4Credentials, S4Logon};
 pub use config::{S4Config, SERVICE_PATH};
 pub use error::S4Error;
 pub use request::{ItemCode, NewNotification, Requests, S4Request};
@@ -71,9 +71,11 @@ pub struct S4Client {
 }
 
 impl S4Client {
-    pub fn new(config: S4Config, auth: S4Auth) -> Result<Self, reqwest::Error> {
+    /// A client for `config`, logging on as `logon` says (an [`S4Auth`] alone trusts the
+    /// public roots only).
+    pub fn new(config: S4Config, logon: impl Into<S4Logon>) -> Result<Self, reqwest::Error> {
         Ok(S4Client {
-            transport: Transport::new(config, auth)?,
+            transport: Transport::new(config, logon.into())?,
         })
     }
 

@@ -27,13 +27,14 @@ use std::time::Instant;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::auth::S4Auth;
+use super::auth::{S4Auth, S4Logon};
 use super::config::S4Config;
 use super::error::S4Error;
 use super::request::{Requests, S4Request};
 use super::session::{Session, Sessions, Unprepared};
 use crate::aws::secrets::{Reread, SecretError};
 use crate::http::sap;
+use crate::http::tls::explain;
 
 /// The HTTP side of the client: sessions, counters, and the send loop.
 pub(super) struct Transport {
@@ -70,9 +71,9 @@ struct Recoveries {
 }
 
 impl Transport {
-    pub(super) fn new(config: S4Config, auth: S4Auth) -> Result<Self, reqwest::Error> {
+    pub(super) fn new(config: S4Config, logon: S4Logon) -> Result<Self, reqwest::Error> {
         Ok(Transport {
-            sessions: Sessions::new(Session::new(config.request_timeout, auth, 0)?),
+            sessions: Sessions::new(Session::new(config.request_timeout, logon, 0)?),
             requests: Requests::new(&config),
             config,
             round_trips: AtomicU64::new(0),
@@ -195,12 +196,19 @@ impl Transport {
         let response = match prepared.send().await {
             Ok(response) => response,
             Err(e) => {
+                // Named for a network team: which certificate, which secret field, DNS, a
+                // firewall (`http::tls::explain`).
+                let peer = format!(
+                    "S/4 ({})",
+                    self.config.service_url.host_str().unwrap_or("?")
+                );
+                let why = explain(&e, &peer, &self.sessions.current().tls);
                 let (failure, sure_not_done) = if e.is_connect() {
-                    (format!("cannot connect: {e}"), true)
+                    (format!("cannot connect: {why}"), true)
                 } else if e.is_timeout() {
                     (format!("no answer within {timeout:?}"), false)
                 } else {
-                    (format!("request failed: {e}"), false)
+                    (format!("request failed: {why}"), false)
                 };
                 return Exchange::Failed {
                     failure,
@@ -289,6 +297,8 @@ impl Transport {
             S4Auth::OAuth2(_) => {
                 Ok(request.bearer_auth(self.access_token(session, false, deadline).await?))
             }
+            // The TLS client certificate is the logon.
+            S4Auth::Certificate => Ok(request),
         }
     }
 
@@ -396,24 +406,24 @@ impl Transport {
         if current.generation != used {
             return true;
         }
-        let auth = match read
+        let logon = match read
             .map_err(|e| e.to_string())
-            .and_then(|json| S4Auth::from_secret(id, &json))
+            .and_then(|json| S4Logon::from_secret(id, &json))
         {
-            Ok(auth) if auth == current.auth => {
+            Ok(logon) if logon.auth == current.auth && logon.tls == current.tls => {
                 tracing::warn!(
                     secret = %id,
                     "S/4 refused the credentials, and secret {id} still holds them: check the S/4 user, or put its new credentials into the secret"
                 );
                 return false;
             }
-            Ok(auth) => auth,
+            Ok(logon) => logon,
             Err(e) => {
                 tracing::warn!(secret = %id, "S/4 refused the credentials, and reading them again failed: {e}");
                 return false;
             }
         };
-        match Session::new(self.config.request_timeout, auth, used + 1) {
+        match Session::new(self.config.request_timeout, logon, used + 1) {
             Ok(session) => {
                 let mut slot = self
                     .sessions

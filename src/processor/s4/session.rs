@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-use super::auth::S4Auth;
+use super::auth::{S4Auth, S4Logon};
 use super::error::S4Error;
 use crate::aws::secrets::Reread;
 use crate::http::oauth::TokenCache;
+use crate::http::tls::PeerTls;
 
 /// One set of credentials and what S/4 gave for them.
 pub(super) struct Session {
@@ -19,31 +20,37 @@ pub(super) struct Session {
     pub(super) generation: u64,
     pub(super) http: reqwest::Client,
     pub(super) auth: S4Auth,
+    /// The TLS trust and identity the secret gave (in the client; kept to compare and name).
+    pub(super) tls: PeerTls,
     pub(super) oauth: Option<TokenCache>,
     pub(super) csrf: Mutex<Option<String>>,
 }
 
 impl Session {
     /// `request_timeout`: the longest a request may take; connecting takes at most 5 s of it.
+    /// The HTTP client carries the secret's CA certificates and client certificate: one TLS
+    /// handshake per connection it keeps, not per request.
     pub(super) fn new(
         request_timeout: Duration,
-        auth: S4Auth,
+        logon: S4Logon,
         generation: u64,
     ) -> Result<Session, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let S4Logon { auth, tls } = logon;
+        let builder = reqwest::Client::builder()
             .cookie_store(true)
             .connect_timeout(request_timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("e2b-processor/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("e2b-processor/", env!("CARGO_PKG_VERSION")));
+        let http = tls.apply(builder).build()?;
         Ok(Session {
             generation,
             http,
             oauth: match &auth {
                 S4Auth::OAuth2(c) => Some(TokenCache::new(c.clone())),
-                S4Auth::Basic(_) => None,
+                S4Auth::Basic(_) | S4Auth::Certificate => None,
             },
             auth,
+            tls,
             csrf: Mutex::new(None),
         })
     }

@@ -1,0 +1,220 @@
+//! S/4 in a plant's own network: HTTPS with a certificate from the company's CA (made at test
+//! time), X.509 logon by client certificate (no password), an egress proxy. The S/4 peer is the
+//! OData test server behind mutual TLS; the secret is read from Secrets Manager on moto.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::support::lambda_watch::watch;
+use crate::support::moto;
+use crate::support::proxy::TestProxy;
+use crate::support::s4::TestS4;
+use crate::support::tls::TestCa;
+use e2b::aws::secrets::SecretStore;
+use e2b::processor::idempotency::DynamoStore;
+use e2b::processor::rules::source::RuleSource;
+use e2b::processor::s4::S4Logon;
+use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
+
+const TECH_USER: &str = "E2B_TECH_USER";
+
+/// The S/4 peer over mutual TLS, and the CA that issued its certificate.
+async fn private_s4() -> (TestCa, TestS4) {
+    let ca = TestCa::new("Plant A Root CA");
+    let server = ca.server();
+    let s4 = TestS4::start_tls(TECH_USER, "unused-password", ca.mutual_tls(&server)).await;
+    (ca, s4)
+}
+
+/// The S/4 secret as an operator writes it, stored in Secrets Manager and read back.
+async fn logon(secret: &Value) -> (String, S4Logon) {
+    let secrets = moto::secrets().await;
+    let name = moto::unique("e2b-s4");
+    moto::create_secret(&secrets, &name, &secret.to_string()).await;
+    let json = secrets
+        .secret_string(&name)
+        .await
+        .expect("the secret (moto)");
+    let logon = S4Logon::from_secret(&name, &json).expect("the S/4 secret is usable");
+    (name, logon)
+}
+
+/// A processor acting per event (no table) with the bundled rules.
+fn processor(s4: &TestS4, logon: S4Logon) -> Processor<Option<DynamoStore>> {
+    Processor::new(
+        Arc::new(s4.client_with(logon, Duration::from_secs(5))),
+        None,
+        ProcessorSettings::new(
+            RuleSource::fixed(crate::support::per_event_rules()),
+            InboundAuth::FunctionUrlIam,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        ),
+    )
+}
+
+fn alarm() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/deliveries/alarm.cloudevent.json"
+    ))
+    .expect("the sample delivery")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_and_a_client_certificate_logon_reach_s4_without_a_password() {
+    let (ca, s4) = private_s4().await;
+    let client = ca.client(TECH_USER);
+    let (_, logon) = logon(&json!({
+        "ca_pem": ca.pem(),
+        "client_cert_pem": client.cert_pem,
+        "client_key_pem": client.key_pem,
+    }))
+    .await;
+    assert_eq!(logon.auth, e2b::processor::s4::S4Auth::Certificate);
+    let reply = processor(&s4, logon)
+        .handle(&HeaderMap::new(), &alarm())
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["results"][0]["status"], "COMPLETE",
+        "{}",
+        reply.body
+    );
+    assert_eq!(s4.notifications().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ca_pem_nothing_is_created_and_the_reason_names_the_certificate_and_the_secret() {
+    let (ca, s4) = private_s4().await;
+    let client = ca.client(TECH_USER);
+    let (name, logon) = logon(&json!({
+        "client_cert_pem": client.cert_pem,
+        "client_key_pem": client.key_pem,
+    }))
+    .await;
+    let reply = processor(&s4, logon)
+        .handle(&HeaderMap::new(), &alarm())
+        .await;
+    assert_eq!(
+        reply.status, 503,
+        "the mesh keeps the event: {}",
+        reply.body
+    );
+    let reason = reply.body["results"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("server certificate")
+            && reason.contains("not trusted")
+            && reason.contains("`ca_pem`")
+            && reason.contains(&name),
+        "{reason}"
+    );
+    assert!(s4.notifications().is_empty());
+    assert_eq!(s4.requests(), 0, "no request reached S/4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_from_another_ca_is_refused_and_named() {
+    let (ca, s4) = private_s4().await;
+    let stranger = TestCa::new("Someone Else's CA").client(TECH_USER);
+    let (name, logon) = logon(&json!({
+        "ca_pem": ca.pem(),
+        "client_cert_pem": stranger.cert_pem,
+        "client_key_pem": stranger.key_pem,
+    }))
+    .await;
+    let reply = processor(&s4, logon)
+        .handle(&HeaderMap::new(), &alarm())
+        .await;
+    assert_eq!(
+        reply.status, 503,
+        "the mesh keeps the event: {}",
+        reply.body
+    );
+    let reason = reply.body["results"][0]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("client certificate") && reason.contains(&name),
+        "{reason}"
+    );
+    assert!(s4.notifications().is_empty());
+}
+
+#[test]
+fn the_secrets_pem_never_reaches_a_message() {
+    let ca = TestCa::new("Plant A Root CA");
+    let client = ca.client(TECH_USER);
+    let broken = json!({"client_cert_pem": client.cert_pem, "client_key_pem": "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----"});
+    let e = S4Logon::from_secret("e2b/s4", &broken.to_string()).unwrap_err();
+    assert!(e.contains("client_key_pem") && !e.contains("BEGIN"), "{e}");
+    let logon = S4Logon::from_secret(
+        "e2b/s4",
+        &json!({"ca_pem": ca.pem(), "username": "U", "password": "p4ss"}).to_string(),
+    )
+    .expect("password logon with a private CA");
+    let printed = format!("{logon:?}");
+    assert!(
+        !printed.contains("BEGIN") && !printed.contains("p4ss"),
+        "{printed}"
+    );
+}
+
+/// The processor binary under `cargo lambda watch`, its only way out an egress proxy
+/// (`HTTPS_PROXY`): the delivery reaches S/4 through a CONNECT tunnel, over mutual TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_processor_lambda_reaches_a_private_s4_through_an_egress_proxy() {
+    let (ca, s4) = private_s4().await;
+    let proxy = TestProxy::start().await;
+    let client = ca.client(TECH_USER);
+    let secrets = moto::secrets().await;
+    let s4_secret = moto::unique("e2b-s4-mtls");
+    let secret = json!({"ca_pem": ca.pem(), "client_cert_pem": client.cert_pem,
+        "client_key_pem": client.key_pem});
+    moto::create_secret(&secrets, &s4_secret, &secret.to_string()).await;
+    let env = [
+        ("S4_BASE_URL", s4.service_url()),
+        ("S4_CREDENTIALS_SECRET", s4_secret),
+        ("PROCESSOR_AUTH", "iam".to_string()),
+        ("HTTPS_PROXY", proxy.url.clone()),
+        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+    ];
+    let log_path =
+        std::env::temp_dir().join(format!("e2b-private-watch-{}.log", std::process::id()));
+    let watch_log = log_path.clone();
+    let lambda = tokio::task::spawn_blocking(move || watch("processor", &env, &watch_log))
+        .await
+        .expect("lambda (watch)");
+    let url = format!("http://127.0.0.1:{}/lambda-url/processor/", lambda.port);
+    let reply = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(alarm())
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .expect("send in the test set-up");
+    let status = reply.status().as_u16();
+    let answer: Value = reply.json().await.unwrap_or_default();
+    drop(lambda);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    assert_eq!(status, 200, "{answer}\n{log}");
+    assert_eq!(answer["results"][0]["status"], "COMPLETE", "{answer}");
+    assert_eq!(s4.notifications().len(), 1);
+    let s4_port = s4.url.rsplit(':').next().unwrap_or_default().to_string();
+    let tunnels = proxy.tunnels();
+    assert!(
+        !tunnels.is_empty() && tunnels.iter().all(|t| t.ends_with(&format!(":{s4_port}"))),
+        "every S/4 connection through the proxy: {tunnels:?}"
+    );
+    assert!(!log.contains("BEGIN PRIVATE KEY"), "a key reached the log");
+}

@@ -25,6 +25,7 @@ patterns=(
   'local-(mesh|s4)-password'
   '\baccess-[0-9]+\b'
   'dest-token-[0-9]+'
+  'broker-token-[0-9]+'
   '\bBasic [A-Za-z0-9+/]{12,}=*'
   '\bBearer [A-Za-z0-9._~+/-]{8,}'
   '"access_token"'

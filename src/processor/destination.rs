@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 use crate::aws::secrets::{SecretError, SecretStore};
 use crate::http::oauth::{ClientCredentials, TokenCache};
 use crate::http::retry::Backoff;
+use crate::http::tls::{PeerTls, explain};
 use crate::outcome::{Disposed, Disposition};
 use crate::processor::rules::actions::{AuthKind, DestinationSpec};
 
@@ -72,6 +73,8 @@ struct Client {
     spec: DestinationSpec,
     http: reqwest::Client,
     credentials: Credentials,
+    /// The secret's TLS fields (in `http`; kept to name a failure).
+    tls: PeerTls,
     csrf: Mutex<Option<String>>,
 }
 
@@ -143,8 +146,8 @@ impl Destinations {
         if let Some(c) = clients.get(name).filter(|c| c.spec == *spec) {
             return Ok(c.clone());
         }
-        let credentials = match (&spec.auth, &spec.secret) {
-            (AuthKind::None, _) => Credentials::None,
+        let (credentials, tls) = match (&spec.auth, &spec.secret) {
+            (AuthKind::None, _) => (Credentials::None, PeerTls::default()),
             (_, None) => {
                 return Err(CallError::Permanent(format!(
                     "destination {name} has no secret"
@@ -156,11 +159,13 @@ impl Destinations {
             }
         };
         let timeout = Duration::from_millis(spec.timeout_ms.unwrap_or(8_000));
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .cookie_store(true)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("e2b-processor/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("e2b-processor/", env!("CARGO_PKG_VERSION")));
+        let http = tls
+            .apply(builder)
             .build()
             .map_err(|e| CallError::Permanent(format!("destination {name}: {e}")))?;
         let client = Arc::new(Client {
@@ -169,6 +174,7 @@ impl Destinations {
             spec: spec.clone(),
             http,
             credentials,
+            tls,
             csrf: Mutex::new(None),
         });
         clients.insert(name.to_string(), client.clone());
@@ -181,7 +187,7 @@ impl Destinations {
         kind: AuthKind,
         secret: &str,
         header: &str,
-    ) -> Result<Credentials, CallError> {
+    ) -> Result<(Credentials, PeerTls), CallError> {
         let Some(store) = &self.secrets else {
             return Err(CallError::Permanent(format!(
                 "destination {name}: no Secrets Manager client to read {secret}"
@@ -195,8 +201,10 @@ impl Destinations {
             CallError::Permanent(format!("destination {name}: secret {secret} needs {what}"))
         };
         let value: Value = serde_json::from_str(&text).map_err(|_| bad("to be a JSON object"))?;
+        let tls = PeerTls::from_json(secret, &value)
+            .map_err(|e| CallError::Permanent(format!("destination {name}: {e}")))?;
         let field = |f: &str| value.get(f).and_then(Value::as_str).map(str::to_string);
-        match kind {
+        let credentials = match kind {
             AuthKind::None => Ok(Credentials::None),
             AuthKind::Basic => match (field("username"), field("password")) {
                 (Some(u), Some(p)) => Ok(Credentials::Basic(u, p)),
@@ -221,11 +229,17 @@ impl Destinations {
                 Some(Err(e)) => Err(bad(&e)),
                 None => Err(bad("`client_id`, `client_secret` and `token_url`")),
             },
-        }
+        }?;
+        Ok((credentials, tls))
     }
 }
 
 impl Client {
+    /// A failure to reach the destination, named for a network team.
+    fn explain(&self, e: &reqwest::Error) -> String {
+        explain(e, &format!("destination {}", self.name), &self.tls)
+    }
+
     fn timeout(&self, deadline: Instant) -> Result<Duration, CallError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -328,7 +342,7 @@ impl Client {
                 request = request.json(body);
             }
             let (failure, again) = match request.send().await {
-                Err(e) if e.is_connect() => (format!("cannot connect: {e}"), true),
+                Err(e) if e.is_connect() => (format!("cannot connect: {}", self.explain(&e)), true),
                 Err(e) if e.is_timeout() => (format!("no answer within {timeout:?}"), read),
                 // A request that cannot even be built (a bad header) never will be.
                 Err(e) if e.is_builder() => {
@@ -337,7 +351,7 @@ impl Client {
                         call.method, call.path
                     )));
                 }
-                Err(e) => (format!("request failed: {e}"), read),
+                Err(e) => (format!("request failed: {}", self.explain(&e)), read),
                 Ok(response) => {
                     let status = response.status();
                     let csrf_required = crate::http::sap::csrf_required(response.headers());

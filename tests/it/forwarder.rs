@@ -36,6 +36,12 @@ pub(crate) struct Fixture {
 impl Fixture {
     pub async fn new() -> Fixture {
         let broker = TestBroker::start(USER, PASSWORD).await;
+        Self::with_broker(broker, json!({"username": USER, "password": PASSWORD})).await
+    }
+
+    /// A fixture around `broker`, whose credentials secret holds `secret`.
+    pub async fn with_broker(broker: TestBroker, secret: Value) -> Fixture {
+        let value = secret.to_string();
         let s3 = moto::s3().await;
         let secrets = moto::secrets().await;
         let bucket = moto::unique("monitron-export");
@@ -46,7 +52,6 @@ impl Fixture {
                 aws_sdk_s3::error::DisplayErrorContext(&e)
             );
         }
-        let value = json!({"username": USER, "password": PASSWORD}).to_string();
         moto::create_secret(&secrets, &secret, &value).await;
         Fixture {
             broker,

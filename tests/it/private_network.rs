@@ -8,6 +8,8 @@ use std::time::Duration;
 use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 
+use crate::forwarder::{Fixture, alarms, soon};
+use crate::support::broker::TestBroker;
 use crate::support::lambda_watch::watch;
 use crate::support::moto;
 use crate::support::proxy::TestProxy;
@@ -217,4 +219,166 @@ async fn the_processor_lambda_reaches_a_private_s4_through_an_egress_proxy() {
         "every S/4 connection through the proxy: {tunnels:?}"
     );
     assert!(!log.contains("BEGIN PRIVATE KEY"), "a key reached the log");
+}
+
+/// `count` alarms in one object; the ids the broker must store, sorted.
+async fn object_of_alarms(f: &Fixture, key: &str, prefix: &str, count: usize) -> Vec<String> {
+    f.put(key, alarms(prefix, count).as_bytes()).await;
+    (0..count).map(|i| format!("{prefix}-{i:04}")).collect()
+}
+
+fn stored_sorted(broker: &TestBroker) -> Vec<String> {
+    let mut ids = broker.stored_ids();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_delivers_every_event_once_over_mutual_tls_with_certificate_logon() {
+    let ca = TestCa::new("Plant A Root CA");
+    let broker =
+        TestBroker::start_tls("e2b-forwarder", "unused", ca.mutual_tls(&ca.server())).await;
+    let client = ca.client("e2b-forwarder");
+    let f = Fixture::with_broker(
+        broker,
+        json!({"ca_pem": ca.pem(), "client_cert_pem": client.cert_pem,
+            "client_key_pem": client.key_pem}),
+    )
+    .await;
+    let expected = object_of_alarms(&f, "mtls/a.json", "tls", 40).await;
+    let summary = f
+        .forwarder()
+        .handle(&f.s3_event(&["mtls/a.json"]), soon())
+        .await
+        .expect("delivered over mutual TLS");
+    assert_eq!(summary["delivered"], 40, "{summary}");
+    assert_eq!(stored_sorted(&f.broker), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_does_not_trust_our_certificate_keeps_the_events_and_says_why() {
+    let ca = TestCa::new("Plant A Root CA");
+    let broker =
+        TestBroker::start_tls("e2b-forwarder", "unused", ca.mutual_tls(&ca.server())).await;
+    let stranger = TestCa::new("Someone Else's CA").client("e2b-forwarder");
+    let f = Fixture::with_broker(
+        broker,
+        json!({"ca_pem": ca.pem(), "client_cert_pem": stranger.cert_pem,
+            "client_key_pem": stranger.key_pem}),
+    )
+    .await;
+    object_of_alarms(&f, "mtls/b.json", "refused", 3).await;
+    let failed = f
+        .forwarder()
+        .handle(&f.s3_event(&["mtls/b.json"]), soon())
+        .await;
+    let Err(e) = failed else {
+        panic!("delivered with a certificate the broker does not trust")
+    };
+    let said = e.to_string();
+    assert!(
+        said.contains("client certificate") && said.contains(&f.secret),
+        "{said}"
+    );
+    assert!(f.broker.stored_ids().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_publishes_with_oauth2_tokens_at_most_two_token_requests_an_object() {
+    let broker = TestBroker::start("unused", "unused").await;
+    broker.enable_oauth("e2b-forwarder", "broker-client-s3cret");
+    let token_url = format!("{}/oauth/token", broker.url);
+    let f = Fixture::with_broker(
+        broker,
+        json!({"client_id": "e2b-forwarder", "client_secret": "broker-client-s3cret",
+            "token_url": token_url}),
+    )
+    .await;
+    let forwarder = f.forwarder();
+    let mut expected = object_of_alarms(&f, "oauth/a.json", "oa", 40).await;
+    let summary = forwarder
+        .handle(&f.s3_event(&["oauth/a.json"]), soon())
+        .await
+        .expect("delivered with a bearer token");
+    assert_eq!(summary["delivered"], 40, "{summary}");
+    assert_eq!(f.broker.token_requests(), 1, "one token for the object");
+    // The token is revoked (or expired early): one 401, one new token, nothing lost.
+    f.broker.revoke_tokens();
+    expected.extend(object_of_alarms(&f, "oauth/b.json", "ob", 40).await);
+    expected.sort();
+    let summary = forwarder
+        .handle(&f.s3_event(&["oauth/b.json"]), soon())
+        .await
+        .expect("delivered with a new token");
+    assert_eq!(summary["delivered"], 40, "{summary}");
+    let second = f.broker.token_requests() - 1;
+    assert!(
+        (1..=2).contains(&second),
+        "{second} token requests for the second object"
+    );
+    assert_eq!(stored_sorted(&f.broker), expected);
+}
+
+/// An ITSM destination of the rule file on the company's CA, its secret with `ca_pem`.
+const TICKET_RULES: &str = r#"
+[[rule]]
+name = "ticket"
+when = { new_state = "ALARM" }
+action = "open-ticket"
+[destination.itsm]
+url = "DEST_URL"
+auth = "basic"
+secret = "DEST_SECRET"
+[[action]]
+name = "open-ticket"
+[[action.step]]
+name = "ticket"
+type = "http"
+destination = "itsm"
+method = "POST"
+path = "/tickets"
+body = { title = "x" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_on_the_companys_ca_is_reached_with_ca_pem_in_its_secret() {
+    let ca = TestCa::new("Plant A Root CA");
+    let dest =
+        crate::support::destination::TestDestination::start_tls(ca.mutual_tls(&ca.server())).await;
+    dest.require_basic("itsm-user", "itsm-s3cret");
+    let client = ca.client("itsm-user");
+    let secrets = moto::secrets().await;
+    let secret = moto::unique("itsm");
+    let value = json!({"username": "itsm-user", "password": "itsm-s3cret", "ca_pem": ca.pem(),
+        "client_cert_pem": client.cert_pem, "client_key_pem": client.key_pem});
+    moto::create_secret(&secrets, &secret, &value.to_string()).await;
+    let rules = TICKET_RULES
+        .replace("DEST_URL", &dest.url)
+        .replace("DEST_SECRET", &secret);
+    let rules = e2b::processor::rules::RuleSet::parse("ticket rules", &rules).expect("rules");
+    let s4 = TestS4::start(TECH_USER, "s4-s3cret").await;
+    let processor = Processor::new(
+        Arc::new(s4.client(TECH_USER, "s4-s3cret", Duration::from_secs(5))),
+        None::<DynamoStore>,
+        ProcessorSettings {
+            destinations: Arc::new(e2b::processor::destination::Destinations::new(
+                Some(secrets),
+                e2b::processor::destination::DEFAULT_RETRY,
+            )),
+            ..ProcessorSettings::new(
+                RuleSource::fixed(rules),
+                InboundAuth::FunctionUrlIam,
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            )
+        },
+    );
+    let reply = processor.handle(&HeaderMap::new(), &alarm()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["results"][0]["status"], "COMPLETE",
+        "{}",
+        reply.body
+    );
+    assert_eq!(dest.seen().len(), 1, "one ticket over mutual TLS");
 }

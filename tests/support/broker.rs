@@ -2,7 +2,10 @@
 //!
 //! It enforces what a Solace broker enforces for a REST publisher: `POST` only (405), a
 //! `/TOPIC/...` or `/QUEUE/...` target (a bare path is a topic, as on Solace), Basic
-//! authentication against the current credentials (401), a valid `Solace-Delivery-Mode` (400),
+//! authentication against the current credentials (401), or an OAuth2 bearer token it issued
+//! (`enable_oauth`: `POST /oauth/token` with client credentials stands in for the identity
+//! provider), or over mutual TLS (`start_tls`) the client certificate alone, which the TLS layer
+//! admits only from the broker's CA; a valid `Solace-Delivery-Mode` (400),
 //! and answers 200 with an empty body once a message is "stored". HTTP/1.1 with keep-alive, one
 //! task per connection. A publish ACL on topics (403 Publish ACL Denied). Faults on demand:
 //! scripted answers per message id (any status and reason phrase), a delay before answering,
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use e2b::http::retry::Backoff;
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// What the broker does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +89,12 @@ struct State {
     requests: u64,
     in_flight: u64,
     max_in_flight: u64,
+    /// Over mutual TLS: a request without `Authorization` is logged on by its certificate.
+    certificate_logon: bool,
+    /// OAuth2 client credentials accepted at `/oauth/token`, the tokens issued and the requests.
+    oauth_client: Option<(String, String)>,
+    tokens: std::collections::HashSet<String>,
+    token_requests: u64,
 }
 
 /// A secret store that always answers with one secret string.
@@ -113,13 +122,32 @@ impl Drop for TestBroker {
 impl TestBroker {
     /// Starts a broker that accepts `username`/`password`.
     pub async fn start(username: &str, password: &str) -> TestBroker {
+        Self::launch(username, password, None).await
+    }
+
+    /// Starts over TLS with `tls` (see `support::tls`): with a configuration that requires a
+    /// client certificate, a request without credentials is logged on by its certificate.
+    pub async fn start_tls(
+        username: &str,
+        password: &str,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> TestBroker {
+        Self::launch(username, password, Some(tls)).await
+    }
+
+    async fn launch(
+        username: &str,
+        password: &str,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> TestBroker {
         super::init_logs();
         let listener = match TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
             Err(e) => panic!("test broker cannot listen: {e}"),
         };
         let url = format!(
-            "http://{}",
+            "{}://{}",
+            if tls.is_some() { "https" } else { "http" },
             listener
                 .local_addr()
                 .map_or_else(|e| panic!("{e}"), |a| a.to_string())
@@ -127,18 +155,45 @@ impl TestBroker {
         let state = Arc::new(Mutex::new(State {
             username: username.into(),
             password: password.into(),
+            certificate_logon: tls.is_some(),
             ..State::default()
         }));
         let shared = state.clone();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, state).await;
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = serve(stream, state).await;
+                            }
+                        }
+                        None => {
+                            let _ = serve(stream, state).await;
+                        }
+                    }
                 });
             }
         });
         TestBroker { url, state, task }
+    }
+
+    /// Accepts OAuth2 client credentials at `POST /oauth/token`, and the bearer tokens issued.
+    pub fn enable_oauth(&self, client_id: &str, client_secret: &str) {
+        self.with(|s| s.oauth_client = Some((client_id.into(), client_secret.into())));
+    }
+
+    /// Every token issued so far is no longer accepted (they expired early, or were revoked).
+    pub fn revoke_tokens(&self) {
+        self.with(|s| s.tokens.clear());
+    }
+
+    /// Token requests answered so far.
+    pub fn token_requests(&self) -> u64 {
+        self.with(|s| s.token_requests)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -269,8 +324,11 @@ impl TestBroker {
     }
 }
 
-async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+async fn serve<S>(stream: S, state: Arc<Mutex<State>>) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     loop {
         let Some(super::http::Request {
@@ -282,6 +340,15 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<(
         else {
             return Ok(());
         };
+        if target == "/oauth/token" {
+            let (status, body) = issue_token(&state, &method, &headers, &body);
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            write.write_all(response.as_bytes()).await?;
+            continue;
+        }
         let mut reply = decide(&state, &method, &target, &headers);
         {
             let mut s = lock(&state);
@@ -322,6 +389,33 @@ fn lock(state: &Arc<Mutex<State>>) -> std::sync::MutexGuard<'_, State> {
     super::http::lock(state)
 }
 
+/// The identity provider's token endpoint: client credentials in Basic, the grant in the form.
+fn issue_token(
+    state: &Arc<Mutex<State>>,
+    method: &str,
+    headers: &HashMap<String, String>,
+    body: &str,
+) -> (&'static str, String) {
+    let mut s = lock(state);
+    s.token_requests += 1;
+    let client_ok = s.oauth_client.as_ref().is_some_and(|(id, secret)| {
+        headers.get("authorization")
+            == Some(&format!(
+                "Basic {}",
+                super::http::base64(format!("{id}:{secret}").as_bytes())
+            ))
+    });
+    if method != "POST" || !client_ok || !body.contains("grant_type=client_credentials") {
+        let refused = serde_json::json!({"error": "invalid_client"}).to_string();
+        return ("401 Unauthorized", refused);
+    }
+    let token = format!("broker-token-{}", s.token_requests);
+    s.tokens.insert(token.clone());
+    let issued =
+        serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": 3600});
+    ("200 OK", issued.to_string())
+}
+
 fn decide(
     state: &Arc<Mutex<State>>,
     method: &str,
@@ -337,7 +431,12 @@ fn decide(
         "Basic {}",
         super::http::base64(format!("{}:{}", s.username, s.password).as_bytes())
     );
-    if headers.get("authorization") != Some(&expected) {
+    let authorization = headers.get("authorization");
+    let bearer_ok = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|t| s.tokens.contains(t));
+    let by_certificate = s.certificate_logon && authorization.is_none();
+    if authorization != Some(&expected) && !bearer_ok && !by_certificate {
         return Reply::Status(401, "Unauthorized");
     }
     match headers.get("solace-delivery-mode").map(String::as_str) {

@@ -65,6 +65,16 @@ impl TestDestination {
         TestDestination { url, state, task }
     }
 
+    /// Starts over TLS with `tls` (see `support::tls`).
+    pub async fn start_tls(tls: Arc<tokio_rustls::rustls::ServerConfig>) -> TestDestination {
+        super::init_logs();
+        let state = Arc::new(Mutex::new(State::default()));
+        let answering = state.clone();
+        let answer = move |r: &super::http::Request| answer(&answering, r);
+        let (url, task) = super::http::serve_tls("127.0.0.1:0", tls, answer, |_| None).await;
+        TestDestination { url, state, task }
+    }
+
     /// Only Basic with these credentials is let in.
     pub fn require_basic(&self, username: &str, password: &str) {
         lock(&self.state).basic = Some((username.into(), password.into()));

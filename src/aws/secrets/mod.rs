@@ -6,6 +6,8 @@
 //! Nothing secret is ever written to a log or an error: `Credentials` prints its password as
 //! `***`.
 
+use crate::http::oauth::{ClientCredentials, TokenCache};
+use crate::http::tls::PeerTls;
 use crate::outcome::{Disposed, Disposition};
 use std::fmt;
 use std::future::Future;
@@ -14,18 +16,45 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-/// Username and password for the broker's Basic authentication.
-#[derive(Clone, PartialEq, Eq)]
+/// How the forwarder logs on to the broker, and the TLS towards it: the broker secret.
 pub struct Credentials {
-    pub username: String,
-    pub password: String,
+    pub logon: BrokerLogon,
+    /// `ca_pem`, `client_cert_pem`, `client_key_pem` ([`crate::http::tls`]).
+    pub tls: PeerTls,
+}
+
+/// The broker logon a secret gives.
+pub enum BrokerLogon {
+    /// `{"username","password"}`: Basic authentication.
+    Basic { username: String, password: String },
+    /// `{"client_id","client_secret","token_url"[,"scope"]}`: an OAuth2 bearer token (Solace REST
+    /// accepts them), cached until shortly before it expires; one cache per secret read.
+    OAuth2(TokenCache),
+    /// `client_cert_pem` and `client_key_pem` alone: the client certificate is the logon (its
+    /// common name is the client username).
+    Certificate,
+}
+
+impl Credentials {
+    /// The password of a Basic logon.
+    pub fn password(&self) -> Option<&str> {
+        match &self.logon {
+            BrokerLogon::Basic { password, .. } => Some(password),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let logon = match &self.logon {
+            BrokerLogon::Basic { username, .. } => format!("Basic({username}, ***)"),
+            BrokerLogon::OAuth2(_) => "OAuth2(***)".to_string(),
+            BrokerLogon::Certificate => "Certificate".to_string(),
+        };
         f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"***")
+            .field("logon", &logon)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -99,14 +128,11 @@ pub fn disposition_of(code: Option<&str>) -> Disposition {
     }
 }
 
-/// Parses the secret's JSON: `{"username": ..., "password": ...}`.
+/// Parses the broker secret's JSON: `{"username","password"}`, or
+/// `{"client_id","client_secret","token_url"[,"scope"]}`, or a client certificate alone; with
+/// the optional TLS fields. Errors name the secret and the field, never a value.
 pub fn parse_credentials(id: &str, json: &str) -> Result<Credentials, SecretError> {
-    #[derive(serde::Deserialize)]
-    struct Layout {
-        username: Option<String>,
-        password: Option<String>,
-    }
-    let layout: Layout = serde_json::from_str(json).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
         // serde's message can quote the input; say only where it failed.
         SecretError::Permanent(format!(
             "secret {id} is not a JSON object with `username` and `password` (line {}, column {})",
@@ -114,12 +140,34 @@ pub fn parse_credentials(id: &str, json: &str) -> Result<Credentials, SecretErro
             e.column()
         ))
     })?;
-    match (layout.username, layout.password) {
-        (Some(username), Some(password)) if !username.is_empty() => {
-            Ok(Credentials { username, password })
-        }
-        _ => Err(SecretError::Permanent(format!(
-            "secret {id} needs non-empty `username` and `password` fields"
+    if !value.is_object() {
+        return Err(SecretError::Permanent(format!(
+            "secret {id} is not a JSON object with `username` and `password`"
+        )));
+    }
+    let tls = PeerTls::from_json(id, &value).map_err(SecretError::Permanent)?;
+    let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+    if let (Some(username), Some(password)) = (field("username"), field("password"))
+        && !username.is_empty()
+    {
+        let logon = BrokerLogon::Basic {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        return Ok(Credentials { logon, tls });
+    }
+    match ClientCredentials::from_json(&value) {
+        Some(Ok(c)) => Ok(Credentials {
+            logon: BrokerLogon::OAuth2(TokenCache::new(c)),
+            tls,
+        }),
+        Some(Err(e)) => Err(SecretError::Permanent(format!("secret {id}: {e}"))),
+        None if tls.has_client_certificate() && field("username").is_none() => Ok(Credentials {
+            logon: BrokerLogon::Certificate,
+            tls,
+        }),
+        None => Err(SecretError::Permanent(format!(
+            "secret {id} needs non-empty `username` and `password` fields, `client_id`, `client_secret` and `token_url` (OAuth2), or `client_cert_pem` and `client_key_pem` (certificate logon)"
         ))),
     }
 }

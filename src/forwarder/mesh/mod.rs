@@ -3,13 +3,16 @@
 //! `POST {base}/TOPIC/{topic}` (or `/QUEUE/{queue}`, or the SAP sample's fixed URL whose path is
 //! the topic) with `Content-Type: application/json`, `Solace-Delivery-Mode: persistent`,
 //! `Solace-Message-ID` (the event id, the same on every redelivery), `Solace-Correlation-ID`,
-//! `Solace-DMQ-Eligible: true`, an optional `Solace-Time-To-Live-In-ms`, and Basic
-//! authentication. The broker answers 200 once a persistent message is stored.
+//! `Solace-DMQ-Eligible: true`, an optional `Solace-Time-To-Live-In-ms`, and the broker secret's
+//! logon: Basic, an OAuth2 bearer token, or the TLS client certificate alone (its common name is
+//! the client username); with the secret's `ca_pem` trusted besides the public roots. The
+//! broker answers 200 once a persistent message is stored.
 //!
 //! Outcomes: 2xx is done; 5xx, 429, connection errors and timeouts are retried with exponential
 //! backoff and full jitter within the attempt limit and the deadline; a 401 refreshes the
-//! credentials once (a rotated secret) and tries again; any other 4xx is permanent and keeps the
-//! broker's reason phrase.
+//! credentials once (a rotated secret, a new OAuth2 token, new certificates) and tries again; any
+//! other 4xx is permanent and keeps the broker's reason phrase. A failure to connect is named
+//! for a network team (`http::tls::explain`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,9 +21,10 @@ use std::time::{Duration, Instant};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{StatusCode, Url};
 
-use crate::aws::secrets::{CachedCredentials, Credentials, SecretError, SecretStore};
+use crate::aws::secrets::{BrokerLogon, CachedCredentials, Credentials, SecretError, SecretStore};
 use crate::forwarder::event::ForwardedEvent;
 use crate::http::retry::{Backoff, Stop};
+use crate::http::tls::{PeerTls, explain};
 use crate::outcome::{Disposed, Disposition};
 
 /// Where messages go.
@@ -115,9 +119,23 @@ const LEVEL: &AsciiSet = &NON_ALPHANUMERIC
 /// Publishes events to the mesh; one per warm Lambda, shared by all publishes.
 pub struct Publisher<S> {
     http: reqwest::Client,
+    /// The client for the broker secret's TLS fields (CA, client certificate), built once per
+    /// secret contents: one handshake per kept connection, a new client after a rotation.
+    with_tls: std::sync::Mutex<Option<(PeerTls, reqwest::Client)>>,
     config: MeshConfig,
     credentials: Arc<CachedCredentials<S>>,
     retries: AtomicU64,
+}
+
+/// The client settings every connection to the broker has.
+fn client_builder(config: &MeshConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(50))
+        .tcp_nodelay(true)
+        // A redirect would turn the POST into a GET without the event: refuse it instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("e2b-forwarder/", env!("CARGO_PKG_VERSION")))
 }
 
 impl<S: SecretStore> Publisher<S> {
@@ -127,16 +145,10 @@ impl<S: SecretStore> Publisher<S> {
         config: MeshConfig,
         credentials: Arc<CachedCredentials<S>>,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(50))
-            .tcp_nodelay(true)
-            // A redirect would turn the POST into a GET without the event: refuse it instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("e2b-forwarder/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = client_builder(&config).build()?;
         Ok(Publisher {
             http,
+            with_tls: std::sync::Mutex::new(None),
             config,
             credentials,
             retries: AtomicU64::new(0),
@@ -150,6 +162,26 @@ impl<S: SecretStore> Publisher<S> {
     /// Retries made so far by this publisher (attempts beyond the first).
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    /// The client for the secret's TLS fields: the plain one without any, else one built once
+    /// per contents of those fields.
+    fn client_for(&self, tls: &PeerTls) -> Result<reqwest::Client, reqwest::Error> {
+        if tls.ca_pem.is_none() && tls.client.is_none() {
+            return Ok(self.http.clone());
+        }
+        let mut slot = self
+            .with_tls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((built_for, client)) = slot.as_ref()
+            && built_for == tls
+        {
+            return Ok(client.clone());
+        }
+        let client = tls.apply(client_builder(&self.config)).build()?;
+        *slot = Some((tls.clone(), client.clone()));
+        Ok(client)
     }
 
     /// The URL an event is posted to.
@@ -278,11 +310,24 @@ impl<S: SecretStore> Publisher<S> {
         if left.is_zero() {
             return Attempt::Retry("no time left before the deadline".into());
         }
-        let mut request = self
-            .http
-            .post(url.clone())
-            .timeout(self.config.request_timeout.min(left))
-            .basic_auth(&credentials.username, Some(&credentials.password))
+        let http = match self.client_for(&credentials.tls) {
+            Ok(http) => http,
+            Err(e) => return Attempt::Retry(format!("the broker's HTTP client: {e}")),
+        };
+        let timeout = self.config.request_timeout.min(left);
+        let request = http.post(url.clone()).timeout(timeout);
+        let mut request = match &credentials.logon {
+            BrokerLogon::Basic { username, password } => {
+                request.basic_auth(username, Some(password))
+            }
+            BrokerLogon::OAuth2(tokens) => match tokens.token(&http, false, timeout).await {
+                Ok(token) => request.bearer_auth(token),
+                Err(e) => return Attempt::Retry(e),
+            },
+            // The TLS client certificate is the logon.
+            BrokerLogon::Certificate => request,
+        };
+        request = request
             .header("Content-Type", "application/json")
             .header("Solace-Delivery-Mode", "persistent")
             .header("Solace-Message-ID", header_safe(event.id))
@@ -292,12 +337,17 @@ impl<S: SecretStore> Publisher<S> {
         if let Some(ttl) = self.config.message_ttl_ms {
             request = request.header("Solace-Time-To-Live-In-ms", ttl.to_string());
         }
+        let peer = || format!("the broker ({})", url.host_str().unwrap_or("?"));
         match request.send().await {
-            Err(e) if e.is_timeout() => Attempt::Retry("timed out".into()),
-            Err(e) if e.is_connect() => {
-                Attempt::Retry(format!("cannot connect: {}", source_chain(&e)))
-            }
-            Err(e) => Attempt::Retry(format!("request failed: {}", source_chain(&e))),
+            Err(e) if e.is_timeout() && !e.is_connect() => Attempt::Retry("timed out".into()),
+            Err(e) if e.is_connect() => Attempt::Retry(format!(
+                "cannot connect: {}",
+                explain(&e, &peer(), &credentials.tls)
+            )),
+            Err(e) => Attempt::Retry(format!(
+                "request failed: {}",
+                explain(&e, &peer(), &credentials.tls)
+            )),
             Ok(response) => {
                 let status = response.status();
                 if status.is_success() {
@@ -390,17 +440,6 @@ fn header_safe(value: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { '_' } else { c })
         .collect()
-}
-
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

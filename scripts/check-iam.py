@@ -51,6 +51,33 @@ def resource_text_ok(text):
     return bucket not in ("", "*") and "*" not in bucket and key != ""
 
 
+# Lambda's network interfaces in a VPC: EC2 gives these actions no resource-level scope Lambda
+# can use, so they are allowed on "*", and only in a policy that exists when the functions are
+# attached (Condition: AttachedToVpc).
+VPC_ACTIONS = {
+    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses",
+}
+
+
+def statements(document):
+    """A document's statements, each branch of an `!If` statement on its own."""
+    for statement in document.get("Statement", []):
+        if isinstance(statement, dict) and "Fn::If" in statement:
+            for branch in statement["Fn::If"][1:]:
+                if branch != {"Ref": "AWS::NoValue"}:
+                    yield branch
+        else:
+            yield statement
+
+
+def vpc_only(statement, condition):
+    actions = statement.get("Action", [])
+    actions = actions if isinstance(actions, list) else [actions]
+    return condition == "AttachedToVpc" and statement.get("Resource") == "*" and \
+        bool(actions) and all(a in VPC_ACTIONS for a in actions)
+
+
 def check_statement(where, statement, problems):
     actions = statement.get("Action", [])
     actions = actions if isinstance(actions, list) else [actions]
@@ -96,7 +123,9 @@ def check(template):
         elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::Role"):
             documents = [props.get("PolicyDocument")] + [p.get("PolicyDocument") for p in props.get("Policies", [])]
             for document in filter(None, documents):
-                for statement in document.get("Statement", []):
+                for statement in statements(document):
+                    if vpc_only(statement, resource.get("Condition")):
+                        continue
                     check_statement(name, statement, problems)
             for arn in props.get("ManagedPolicyArns", []) or []:
                 problems.append(f"{name}: managed policy {arn!r}")

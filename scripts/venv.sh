@@ -10,8 +10,9 @@ ensure_venv() {
       # The wheel carries the binary; Zig is only needed for cross-compiling.
       cargo-lambda) [ -x .venv/bin/cargo-lambda ] \
               || .venv/bin/pip install --quiet --disable-pip-version-check --no-deps "cargo-lambda==1.9.*" ;;
-      cfn-lint) [ -x .venv/bin/cfn-lint ] \
-              || .venv/bin/pip install --quiet --disable-pip-version-check "cfn-lint==1.*" ;;
+      # With SAM's translator, cfn-lint checks the resources the Serverless transform makes.
+      cfn-lint) { [ -x .venv/bin/cfn-lint ] && .venv/bin/python -c 'import samtranslator' 2>/dev/null; } \
+              || .venv/bin/pip install --quiet --disable-pip-version-check "cfn-lint==1.*" "aws-sam-translator==1.*" ;;
     esac
   done
 }

@@ -64,9 +64,20 @@ fn the_template_grants_each_function_only_named_actions_on_named_resources() {
             "is not scoped",
         ),
         (
-            "- AWSSecretsManagerGetSecretValuePolicy:\n            SecretArn: !Ref AemCredentialsSecretArn",
-            "- AdministratorAccess",
-            "managed policy 'AdministratorAccess'",
+            "      Policies:\n        - PolicyName: forwarder",
+            "      ManagedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]\n      Policies:\n        - PolicyName: forwarder",
+            "managed policy 'arn:aws:iam::aws:policy/AdministratorAccess'",
+        ),
+        // The VPC's network-interface actions on "*" only when attached, and only those.
+        (
+            "    Condition: AttachedToVpc\n    Properties:\n      PolicyName: vpc-network-interfaces",
+            "    Properties:\n      PolicyName: vpc-network-interfaces",
+            "is not scoped",
+        ),
+        (
+            "Action: [ec2:CreateNetworkInterface,",
+            "Action: [ec2:RunInstances, ec2:CreateNetworkInterface,",
+            "is not scoped",
         ),
     ];
     for (from, to, problem) in wider {
@@ -116,5 +127,83 @@ fn no_code_turns_tls_verification_off() {
     assert!(
         reqwest.contains("\"rustls\"") && reqwest.contains("default-features = false"),
         "{reqwest}"
+    );
+}
+
+/// The template as CloudFormation deploys it (`scripts/sam-transform.py`: SAM's transform).
+fn deployed_template() -> serde_json::Value {
+    let python = std::env::var("E2B_PYTHON")
+        .unwrap_or_else(|_| root().join(".venv/bin/python").display().to_string());
+    let output = Command::new(&python)
+        .arg(root().join("scripts/sam-transform.py"))
+        .arg(root().join("template.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{python} (run scripts/test.sh, which installs it): {e}"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the transformed template is JSON")
+}
+
+/// VPC attachment (issue 21): both functions attached only when SubnetIds are given, their
+/// roles given the network-interface permissions only then (SAM would add its managed VPC
+/// policy to a generated role whenever VpcConfig is written), the endpoints only on request,
+/// and the Function URL kept.
+#[test]
+fn the_functions_join_a_vpc_only_when_asked_and_their_roles_gain_nothing_otherwise() {
+    let deployed = deployed_template();
+    let resources = deployed["Resources"].as_object().expect("resources");
+    let text = deployed.to_string();
+    assert!(
+        !text.contains("AWSLambdaVPCAccessExecutionRole"),
+        "a managed VPC policy"
+    );
+    let roles: Vec<&String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        roles,
+        ["ForwarderRole", "ProcessorRole"],
+        "no generated role"
+    );
+    for (function, role) in [
+        ("ForwarderFunction", "ForwarderRole"),
+        ("ProcessorFunction", "ProcessorRole"),
+    ] {
+        let properties = &resources[function]["Properties"];
+        assert_eq!(properties["Role"]["Fn::GetAtt"][0], role);
+        assert_eq!(properties["VpcConfig"]["Fn::If"][0], "AttachedToVpc");
+        assert_eq!(
+            properties["VpcConfig"]["Fn::If"][2],
+            serde_json::json!({"Ref": "AWS::NoValue"})
+        );
+        assert!(resources[role]["Properties"]["ManagedPolicyArns"].is_null());
+    }
+    assert_eq!(resources["VpcAccess"]["Condition"], "AttachedToVpc");
+    let endpoints: Vec<String> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::EC2::VPCEndpoint")
+        .inspect(|r| assert_eq!(r["Condition"], "CreatesVpcEndpoints"))
+        .map(|r| r["Properties"]["ServiceName"]["Fn::Sub"].to_string())
+        .collect();
+    for service in ["s3", "dynamodb", "secretsmanager", "sqs", "kinesis-streams"] {
+        assert!(
+            endpoints
+                .iter()
+                .any(|e| e.ends_with(&format!(".{service}\""))),
+            "{service}: {endpoints:?}"
+        );
+    }
+    assert_eq!(
+        deployed["Conditions"]["CreatesVpcEndpoints"]["Fn::And"][0]["Condition"],
+        "AttachedToVpc"
+    );
+    assert!(
+        resources.contains_key("ProcessorFunctionUrl"),
+        "the Function URL is kept"
     );
 }

@@ -26,7 +26,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         let processor = processor.clone();
         async move {
             let (parts, body) = request.into_parts();
-            let reply = processor.handle(&parts.headers, body.as_ref()).await;
+            let doctor = parts.method == lambda_http::http::Method::GET
+                && parts.uri.query() == Some("e2b=doctor");
+            let reply = if doctor {
+                processor.doctor(&parts.headers).await
+            } else {
+                processor.handle(&parts.headers, body.as_ref()).await
+            };
             Response::builder()
                 .status(reply.status)
                 .header("content-type", "application/json")

@@ -1,7 +1,9 @@
 //! The `e2b` command line: `scan` (local files, stdin, S3) and `replay` (a prefix and time range
 //! of stored objects through the forwarder again), `rules`, `reprocess` (the processor's
-//! failure records), `resend` (the forwarder's) and `episodes`.
+//! failure records), `resend` (the forwarder's), `episodes` and `doctor` (every configured
+//! peer checked: DNS, TCP, TLS, logon).
 
+mod doctor;
 mod episodes;
 mod progress;
 mod replay;
@@ -66,6 +68,15 @@ enum Command {
     /// Reads the episode records in the processor's idempotency table (IDEMPOTENCY_TABLE, or
     /// --table). Exit status 0 when the table could be read.
     Episodes(episodes::EpisodesArgs),
+    /// Check every peer the functions' environment variables name: the secret, DNS, TCP, TLS
+    /// (and which CA vouched), the logon; one line a check, with what to fix.
+    ///
+    /// Uses the same environment variables as the Lambdas (AEM_REST_URL and
+    /// AEM_CREDENTIALS_SECRET; S4_BASE_URL and S4_CREDENTIALS_SECRET) and honours HTTPS_PROXY.
+    /// The same checks run inside the functions, which see their VPC: invoke the forwarder with
+    /// {"e2b": "doctor"}, or GET the processor's Function URL with ?e2b=doctor and its
+    /// credentials. Exit status 0 when every check passed, 1 otherwise, 2 with nothing to check.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs the command line.
@@ -77,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Reprocess(args) => reprocess::run(args),
         Command::Resend(args) => resend::run(args),
         Command::Episodes(args) => episodes::run(args),
+        Command::Doctor(args) => doctor::run(args),
     }
 }
 

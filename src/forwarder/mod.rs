@@ -16,6 +16,7 @@
 //!   resumes from is reported back, and the invocation succeeds.
 
 pub mod config;
+pub mod doctor;
 pub mod event;
 pub mod firehose;
 pub mod ledger;
@@ -215,6 +216,15 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
 
     /// Handles one invocation's event; `deadline` is when the work must be over.
     pub async fn handle(&self, event: &Value, deadline: Instant) -> Result<Value, HandlerError> {
+        // `{"e2b": "doctor"}`: the broker checked from where the function runs (its VPC).
+        if event.get("e2b").and_then(Value::as_str) == Some("doctor") {
+            let checks = doctor::broker(&self.publisher).await;
+            for check in &checks {
+                tracing::info!(ok = check.ok, "doctor: {}", check.line());
+            }
+            let ok = checks.iter().all(|c| c.ok);
+            return Ok(json!({"doctor": checks, "ok": ok}));
+        }
         let trigger = trigger::parse(event).map_err(HandlerError::Trigger)?;
         let mut scanner = Some(Scanner::new(self.settings.scan.clone()));
         let retries_before = self.publisher.retries();

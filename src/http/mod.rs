@@ -1,4 +1,5 @@
 pub mod oauth;
+pub mod reach;
 pub mod retry;
 pub mod sap;
 pub mod tls;

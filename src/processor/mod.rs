@@ -17,6 +17,7 @@ pub mod config;
 mod create;
 pub mod delivery;
 pub mod destination;
+pub mod doctor;
 pub mod episode;
 pub mod failures;
 pub mod idempotency;
@@ -165,6 +166,25 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         reply(
             if retry { 503 } else { 200 },
             json!({"id": event.id, "results": results}),
+        )
+    }
+
+    /// `GET ?e2b=doctor` on the Function URL, from an authenticated caller: S/4 checked from
+    /// where the function runs (its VPC), as `e2b doctor` does; 200 when every check passed,
+    /// 503 otherwise, with the checks.
+    pub async fn doctor(&self, headers: &HeaderMap) -> Reply {
+        if !self.admitted(headers).await {
+            tracing::warn!("doctor refused: missing or wrong credentials");
+            return reply(401, json!({"error": "missing or wrong credentials"}));
+        }
+        let checks = doctor::s4(&self.s4).await;
+        for check in &checks {
+            tracing::info!(ok = check.ok, "doctor: {}", check.line());
+        }
+        let ok = checks.iter().all(|c| c.ok);
+        reply(
+            if ok { 200 } else { 503 },
+            json!({"doctor": checks, "ok": ok}),
         )
     }
 

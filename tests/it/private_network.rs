@@ -206,7 +206,23 @@ async fn the_processor_lambda_reaches_a_private_s4_through_an_egress_proxy() {
         .expect("send in the test set-up");
     let status = reply.status().as_u16();
     let answer: Value = reply.json().await.unwrap_or_default();
+    // The doctor, from where the function runs: through the proxy, the CA from `ca_pem`.
+    let doctor: Value = reqwest::Client::new()
+        .get(format!("{url}?e2b=doctor"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("doctor in the test set-up")
+        .json()
+        .await
+        .unwrap_or_default();
     drop(lambda);
+    assert_eq!(doctor["ok"], true, "{doctor}");
+    let said = doctor.to_string();
+    assert!(
+        said.contains("egress proxy") && said.contains("`ca_pem`"),
+        "{said}"
+    );
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     let _ = std::fs::remove_file(&log_path);
     assert_eq!(status, 200, "{answer}\n{log}");
@@ -253,6 +269,25 @@ async fn the_forwarder_delivers_every_event_once_over_mutual_tls_with_certificat
         .expect("delivered over mutual TLS");
     assert_eq!(summary["delivered"], 40, "{summary}");
     assert_eq!(stored_sorted(&f.broker), expected);
+
+    // Invoked with {"e2b": "doctor"}: the broker checked from where the function runs.
+    let report = f
+        .forwarder()
+        .handle(&json!({"e2b": "doctor"}), soon())
+        .await
+        .expect("a doctor report");
+    assert_eq!(report["ok"], true, "{report}");
+    let steps: Vec<&str> = report["doctor"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["step"].as_str())
+        .collect();
+    assert_eq!(steps, ["secret", "dns", "tcp", "tls", "logon"], "{report}");
+    assert!(
+        report.to_string().contains("`ca_pem`"),
+        "which CA vouched: {report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,4 +416,102 @@ async fn a_destination_on_the_companys_ca_is_reached_with_ca_pem_in_its_secret()
         reply.body
     );
     assert_eq!(dest.seen().len(), 1, "one ticket over mutual TLS");
+}
+
+/// A secret in Secrets Manager (moto) with this JSON; its name.
+async fn stored_secret(prefix: &str, value: &Value) -> String {
+    let secrets = moto::secrets().await;
+    let name = moto::unique(prefix);
+    moto::create_secret(&secrets, &name, &value.to_string()).await;
+    name
+}
+
+fn lines(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2b_doctor_checks_every_peer_and_says_what_to_fix() {
+    let (ca, s4) = private_s4().await;
+    let broker =
+        TestBroker::start_tls("e2b-forwarder", "unused", ca.mutual_tls(&ca.server())).await;
+    let user = ca.client(TECH_USER);
+    let publisher = ca.client("e2b-forwarder");
+    let s4_secret = stored_secret(
+        "s4",
+        &json!({"ca_pem": ca.pem(), "client_cert_pem": user.cert_pem, "client_key_pem": user.key_pem}),
+    )
+    .await;
+    let broker_secret = stored_secret(
+        "aem",
+        &json!({"ca_pem": ca.pem(), "client_cert_pem": publisher.cert_pem,
+            "client_key_pem": publisher.key_pem}),
+    )
+    .await;
+    let env = |broker_url: &str, s4_url: &str, s4_secret: &str| {
+        vec![
+            ("AEM_REST_URL", broker_url.to_string()),
+            ("AEM_CREDENTIALS_SECRET", broker_secret.clone()),
+            ("S4_BASE_URL", s4_url.to_string()),
+            ("S4_CREDENTIALS_SECRET", s4_secret.to_string()),
+            ("PROCESSOR_AUTH", "iam".to_string()),
+        ]
+    };
+    let healthy = crate::support::cli::e2b(
+        vec!["doctor".into()],
+        env(&broker.url, &s4.service_url(), &s4_secret),
+    )
+    .await;
+    let said = lines(&healthy);
+    assert!(healthy.status.success(), "{said}");
+    assert!(!said.contains("FAIL"), "{said}");
+    for expected in [
+        "ok   the broker (127.0.0.1) tls: the server certificate chains to a CA in `ca_pem`",
+        "ok   the broker (127.0.0.1) logon: logged on by client certificate",
+        "ok   S/4 (127.0.0.1) tls: the server certificate chains to a CA in `ca_pem`",
+        "ok   S/4 (127.0.0.1) logon: the technical user logs on",
+    ] {
+        assert!(said.contains(expected), "{expected}\n{said}");
+    }
+
+    // A secret without `ca_pem`, a broker port nothing listens on, a name that does not resolve.
+    let no_ca = stored_secret(
+        "s4-no-ca",
+        &json!({"client_cert_pem": user.cert_pem, "client_key_pem": user.key_pem}),
+    )
+    .await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let closed_url = format!("https://{}", closed.local_addr().expect("its address"));
+    drop(closed);
+    let broken = crate::support::cli::e2b(
+        vec!["doctor".into()],
+        env(&closed_url, &s4.service_url(), &no_ca),
+    )
+    .await;
+    let said = lines(&broken);
+    assert_eq!(broken.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("FAIL the broker (127.0.0.1) tcp:") && said.contains("refused"),
+        "{said}"
+    );
+    assert!(
+        said.contains("FAIL S/4 (127.0.0.1) tls:")
+            && said.contains("not trusted")
+            && said.contains(&format!("`ca_pem` in secret {no_ca}")),
+        "{said}"
+    );
+    let unresolved = crate::support::cli::e2b(
+        vec!["doctor".into()],
+        vec![
+            ("S4_BASE_URL", "https://s4-plant-a.invalid".to_string()),
+            ("S4_CREDENTIALS_SECRET", no_ca.clone()),
+            ("PROCESSOR_AUTH", "iam".to_string()),
+        ],
+    )
+    .await;
+    let said = lines(&unresolved);
+    assert!(
+        said.contains("FAIL S/4 (s4-plant-a.invalid) dns:") && said.contains("private hosted zone"),
+        "{said}"
+    );
 }

@@ -164,6 +164,50 @@ impl<S: SecretStore> Publisher<S> {
         self.retries.load(Ordering::Relaxed)
     }
 
+    /// The broker secret as the publishes use it (read when the cache has none or is stale).
+    pub async fn credentials(&self) -> Result<Arc<Credentials>, SecretError> {
+        self.credentials.get().await
+    }
+
+    /// Logs on without storing anything (`e2b doctor`): an OAuth2 secret's token is fetched,
+    /// then one empty direct (not persistent) message is published to the topic `e2b/doctor`,
+    /// outside the `monitron/` tree a queue of ours subscribes to. `Ok` says how it logged on.
+    pub async fn check_logon(&self, credentials: &Credentials) -> Result<String, String> {
+        let http = self
+            .client_for(&credentials.tls)
+            .map_err(|e| e.to_string())?;
+        let mut url = self.config.base_url.clone();
+        url.set_path("/TOPIC/e2b/doctor");
+        url.set_query(None);
+        let timeout = self.config.request_timeout;
+        let request = http.post(url).timeout(timeout);
+        let (request, how) = match &credentials.logon {
+            BrokerLogon::Basic { username, password } => (
+                request.basic_auth(username, Some(password)),
+                format!("as {username} (Basic)"),
+            ),
+            BrokerLogon::OAuth2(tokens) => (
+                request.bearer_auth(tokens.token(&http, false, timeout).await?),
+                "with an OAuth2 token from the token URL".to_string(),
+            ),
+            BrokerLogon::Certificate => (request, "by client certificate".to_string()),
+        };
+        let peer = format!(
+            "the broker ({})",
+            self.config.base_url.host_str().unwrap_or("?")
+        );
+        let answer = request
+            .header("Solace-Delivery-Mode", "direct")
+            .header("Content-Type", "text/plain")
+            .send()
+            .await
+            .map_err(|e| explain(&e, &peer, &credentials.tls))?;
+        match answer.status() {
+            s if s.is_success() => Ok(format!("logged on {how}")),
+            s => Err(format!("{} {}", s.as_u16(), reason_phrase(&answer))),
+        }
+    }
+
     /// The client for the secret's TLS fields: the plain one without any, else one built once
     /// per contents of those fields.
     fn client_for(&self, tls: &PeerTls) -> Result<reqwest::Client, reqwest::Error> {

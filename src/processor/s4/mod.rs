@@ -90,6 +90,16 @@ impl S4Client {
         self
     }
 
+    /// The service root the client talks to.
+    pub fn service_url(&self) -> &reqwest::Url {
+        self.transport.service_url()
+    }
+
+    /// The TLS trust and identity of the session in force.
+    pub fn tls(&self) -> crate::http::tls::PeerTls {
+        self.transport.tls()
+    }
+
     /// The requests this client sends, built without sending.
     pub fn requests(&self) -> &Requests {
         self.transport.requests()

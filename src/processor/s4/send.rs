@@ -85,6 +85,14 @@ impl Transport {
         &self.requests
     }
 
+    pub(super) fn service_url(&self) -> &reqwest::Url {
+        &self.config.service_url
+    }
+
+    pub(super) fn tls(&self) -> crate::http::tls::PeerTls {
+        self.sessions.current().tls.clone()
+    }
+
     /// Reads `secret_id` again after a refusal of the credentials.
     pub(super) fn reread_secret_on_refusal(
         &mut self,

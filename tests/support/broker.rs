@@ -95,6 +95,8 @@ struct State {
     oauth_client: Option<(String, String)>,
     tokens: std::collections::HashSet<String>,
     token_requests: u64,
+    /// TLS handshakes completed (one per connection a client kept).
+    handshakes: u64,
 }
 
 /// A secret store that always answers with one secret string.
@@ -168,6 +170,7 @@ impl TestBroker {
                     match acceptor {
                         Some(acceptor) => {
                             if let Ok(stream) = acceptor.accept(stream).await {
+                                lock(&state).handshakes += 1;
                                 let _ = serve(stream, state).await;
                             }
                         }
@@ -194,6 +197,11 @@ impl TestBroker {
     /// Token requests answered so far.
     pub fn token_requests(&self) -> u64 {
         self.with(|s| s.token_requests)
+    }
+
+    /// TLS handshakes completed so far.
+    pub fn handshakes(&self) -> u64 {
+        self.with(|s| s.handshakes)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {

@@ -68,6 +68,21 @@ impl TestCa {
         self.issue(params)
     }
 
+    /// A server that presents `server` and asks for no client certificate.
+    pub fn server_tls(&self, server: &Issued) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![server.der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server.key_der.clone())),
+            )
+            .expect("server config");
+        Arc::new(config)
+    }
+
     /// A server that presents `server` and requires a client certificate issued by this CA.
     pub fn mutual_tls(&self, server: &Issued) -> Arc<rustls::ServerConfig> {
         let mut roots = rustls::RootCertStore::empty();

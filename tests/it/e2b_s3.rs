@@ -12,11 +12,11 @@ use crate::support::moto;
 const NDJSON_GZ: &[u8] = include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz");
 const V1: &[u8] = include_bytes!("../../events/objects/monitron-v1-pretty.json");
 
-struct Store {
-    bucket: String,
+pub(crate) struct Store {
+    pub(crate) bucket: String,
 }
 
-async fn store_with_objects() -> Store {
+pub(crate) async fn store_with_objects() -> Store {
     let s3 = moto::s3().await;
     let bucket = moto::unique("replay");
     assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());

@@ -515,3 +515,51 @@ async fn e2b_doctor_checks_every_peer_and_says_what_to_fix() {
         "{said}"
     );
 }
+
+/// The forwarder's publisher (here `e2b replay`, which publishes with the forwarder's own
+/// configuration, in its own process) through an egress proxy, over mutual TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarder_publishes_through_an_egress_proxy_over_mutual_tls() {
+    let store = crate::e2b_s3::store_with_objects().await;
+    let ca = TestCa::new("Plant A Root CA");
+    let broker =
+        TestBroker::start_tls("e2b-forwarder", "unused", ca.mutual_tls(&ca.server())).await;
+    let proxy = TestProxy::start().await;
+    let client = ca.client("e2b-forwarder");
+    let secret = stored_secret(
+        "aem-proxied",
+        &json!({"ca_pem": ca.pem(), "client_cert_pem": client.cert_pem,
+            "client_key_pem": client.key_pem}),
+    )
+    .await;
+    let output = crate::support::cli::e2b(
+        vec!["replay".into(), format!("s3://{}/project=", store.bucket)],
+        vec![
+            ("AEM_REST_URL", broker.url.clone()),
+            ("AEM_CREDENTIALS_SECRET", secret),
+            ("HTTPS_PROXY", proxy.url.clone()),
+        ],
+    )
+    .await;
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("4 event(s) delivered"), "{said}");
+    assert_eq!(
+        stored_sorted(&broker),
+        ["409623", "e-199", "e-200", "e-201"]
+    );
+    let broker_port = broker
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let tunnels = proxy.tunnels();
+    assert!(
+        !tunnels.is_empty()
+            && tunnels
+                .iter()
+                .all(|t| t.ends_with(&format!(":{broker_port}"))),
+        "every broker connection through the proxy: {tunnels:?}"
+    );
+}

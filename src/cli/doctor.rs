@@ -69,14 +69,7 @@ async fn forwarder_checks(aws: &aws_config::SdkConfig) -> Vec<Check> {
     let peer = "the broker";
     let config = match ForwarderConfig::from_env() {
         Ok(config) => config,
-        Err(e) => {
-            return vec![Check::failed(
-                peer,
-                "configuration",
-                e.to_string(),
-                "set the variables named",
-            )];
-        }
+        Err(e) => return unusable(peer, &e),
     };
     match crate::forwarder::setup::publisher(&config, aws) {
         Ok(publisher) => crate::forwarder::doctor::broker(&publisher).await,
@@ -93,14 +86,7 @@ async fn processor_checks(aws: &aws_config::SdkConfig) -> Vec<Check> {
     let peer = "S/4";
     let config = match ProcessorConfig::from_env() {
         Ok(config) => config,
-        Err(e) => {
-            return vec![Check::failed(
-                peer,
-                "configuration",
-                e.to_string(),
-                "set the variables named",
-            )];
-        }
+        Err(e) => return unusable(peer, &e),
     };
     let secrets = aws_sdk_secretsmanager::Client::new(aws);
     let id = &config.s4_secret;
@@ -144,4 +130,14 @@ async fn processor_checks(aws: &aws_config::SdkConfig) -> Vec<Check> {
         )),
     }
     checks
+}
+
+/// The one check of a peer whose settings cannot be read.
+fn unusable(peer: &str, e: &dyn std::fmt::Display) -> Vec<Check> {
+    vec![Check::failed(
+        peer,
+        "configuration",
+        e.to_string(),
+        "set the variables named, as the function has them",
+    )]
 }

@@ -102,77 +102,24 @@ fn proxy_for(url: &Url) -> Option<Url> {
 
 /// DNS, TCP and TLS towards `url`, with the trust and identity of `tls`.
 pub async fn network(peer: &str, url: &Url, tls: &PeerTls) -> Vec<Check> {
-    let mut checks = Vec::new();
     let proxy = proxy_for(url);
     let first_hop = proxy.as_ref().unwrap_or(url);
     let via = proxy
         .as_ref()
         .map(|p| format!(" (the egress proxy {})", p.host_str().unwrap_or("?")))
         .unwrap_or_default();
-    let host = first_hop.host_str().unwrap_or_default().to_string();
-    let port = first_hop.port_or_known_default().unwrap_or(443);
-    let lookup = tokio::time::timeout(STEP, tokio::net::lookup_host((host.as_str(), port))).await;
-    let addresses: Vec<std::net::SocketAddr> = match lookup {
-        Ok(Ok(found)) => found.collect(),
-        Ok(Err(e)) => {
-            checks.push(Check::failed(
-                peer,
-                "dns",
-                format!("{host}{via} does not resolve: {e}"),
-                "check the VPC's DNS resolution, the private hosted zone or the PrivateLink endpoint's private DNS name (a Route 53 Resolver rule for an on-premise name)",
-            ));
-            return checks;
+    let mut checks = Vec::new();
+    let address = match dns(peer, first_hop, &via).await {
+        Ok((found, address)) => {
+            checks.push(found);
+            address
         }
-        Err(_) => {
-            checks.push(Check::failed(
-                peer,
-                "dns",
-                format!("no answer for {host}{via} within {STEP:?}"),
-                "the resolver is not reachable: check the VPC's DNS settings and the security group's outbound rules",
-            ));
-            return checks;
-        }
+        Err(failed) => return vec![failed],
     };
-    let listed: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
-    checks.push(Check::passed(
-        peer,
-        "dns",
-        format!("{host}{via} is {}", listed.join(", ")),
-    ));
-    let Some(address) = addresses.first() else {
-        return checks;
-    };
-    match tokio::time::timeout(STEP, tokio::net::TcpStream::connect(address)).await {
-        Ok(Ok(_)) => checks.push(Check::passed(
-            peer,
-            "tcp",
-            format!("{address}{via} accepts connections"),
-        )),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            checks.push(Check::failed(
-                peer,
-                "tcp",
-                format!("{address}{via} refused the connection"),
-                "nothing listens on that port, or a firewall rejects it: check the port in the URL and the service (or the PrivateLink endpoint service) behind it",
-            ));
-            return checks;
-        }
-        Ok(Err(e)) => {
-            checks.push(Check::failed(
-                peer,
-                "tcp",
-                format!("{address}{via}: {e}"),
-                "check the route to that address (VPC peering, Transit Gateway, VPN or Direct Connect)",
-            ));
-            return checks;
-        }
-        Err(_) => {
-            checks.push(Check::failed(
-                peer,
-                "tcp",
-                format!("no connection to {address}{via} within {STEP:?}"),
-                "a security group (outbound 443), a network ACL, a route or a firewall drops the packets",
-            ));
+    match tcp(peer, address, &via).await {
+        Ok(found) => checks.push(found),
+        Err(failed) => {
+            checks.push(failed);
             return checks;
         }
     }
@@ -180,6 +127,70 @@ pub async fn network(peer: &str, url: &Url, tls: &PeerTls) -> Vec<Check> {
         checks.push(handshake(peer, url, tls).await);
     }
     checks
+}
+
+/// The first hop's name resolved: the check, and the address to connect to.
+async fn dns(peer: &str, hop: &Url, via: &str) -> Result<(Check, std::net::SocketAddr), Check> {
+    let host = hop.host_str().unwrap_or_default();
+    let port = hop.port_or_known_default().unwrap_or(443);
+    let failed = |found: String, fix: &str| Check::failed(peer, "dns", found, fix);
+    let addresses: Vec<std::net::SocketAddr> = match tokio::time::timeout(
+        STEP,
+        tokio::net::lookup_host((host, port)),
+    )
+    .await
+    {
+        Ok(Ok(found)) => found.collect(),
+        Ok(Err(e)) => {
+            return Err(failed(
+                format!("{host}{via} does not resolve: {e}"),
+                "check the VPC's DNS resolution, the private hosted zone or the PrivateLink endpoint's private DNS name (a Route 53 Resolver rule for an on-premise name)",
+            ));
+        }
+        Err(_) => {
+            return Err(failed(
+                format!("no answer for {host}{via} within {STEP:?}"),
+                "the resolver is not reachable: check the VPC's DNS settings and the security group's outbound rules",
+            ));
+        }
+    };
+    let Some(first) = addresses.first().copied() else {
+        return Err(failed(
+            format!("{host}{via} has no address"),
+            "check its DNS records",
+        ));
+    };
+    let listed: Vec<String> = addresses.iter().map(|a| a.ip().to_string()).collect();
+    let found = Check::passed(peer, "dns", format!("{host}{via} is {}", listed.join(", ")));
+    Ok((found, first))
+}
+
+/// A TCP connection to `address` within [`STEP`].
+async fn tcp(peer: &str, address: std::net::SocketAddr, via: &str) -> Result<Check, Check> {
+    let (found, fix) = match tokio::time::timeout(STEP, tokio::net::TcpStream::connect(address))
+        .await
+    {
+        Ok(Ok(_)) => {
+            return Ok(Check::passed(
+                peer,
+                "tcp",
+                format!("{address}{via} accepts connections"),
+            ));
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => (
+            format!("{address}{via} refused the connection"),
+            "nothing listens on that port, or a firewall rejects it: check the port in the URL and the service (or the PrivateLink endpoint service) behind it",
+        ),
+        Ok(Err(e)) => (
+            format!("{address}{via}: {e}"),
+            "check the route to that address (VPC peering, Transit Gateway, VPN or Direct Connect)",
+        ),
+        Err(_) => (
+            format!("no connection to {address}{via} within {STEP:?}"),
+            "a security group (outbound 443), a network ACL, a route or a firewall drops the packets",
+        ),
+    };
+    Err(Check::failed(peer, "tcp", found, fix))
 }
 
 /// The TLS handshake (any HTTP answer proves it), and which CA vouched for the server.

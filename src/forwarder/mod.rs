@@ -218,7 +218,9 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
     pub async fn handle(&self, event: &Value, deadline: Instant) -> Result<Value, HandlerError> {
         // `{"e2b": "doctor"}`: the broker checked from where the function runs (its VPC).
         if event.get("e2b").and_then(Value::as_str) == Some("doctor") {
-            let checks = doctor::broker(&self.publisher).await;
+            // Boxed: its future would otherwise nest into every invocation's, deeper than the
+            // compiler lays out in a release build.
+            let checks = Box::pin(doctor::broker(&self.publisher)).await;
             for check in &checks {
                 tracing::info!(ok = check.ok, "doctor: {}", check.line());
             }

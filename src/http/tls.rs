@@ -129,11 +129,14 @@ pub fn explain(error: &reqwest::Error, peer: &str, tls: &PeerTls) -> String {
     } else {
         format!("secret {}", tls.secret)
     };
+    let target = error
+        .url()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
     let links = links(error);
     for e in &links {
         if let Some(said) = e
             .downcast_ref::<rustls::Error>()
-            .map(|r| tls_words(r, peer, &secret, tls))
+            .map(|r| tls_words(r, peer, &secret, tls, target.as_deref()))
         {
             return said;
         }
@@ -196,11 +199,22 @@ fn links<'a>(error: &'a reqwest::Error) -> Vec<&'a (dyn std::error::Error + 'sta
     found
 }
 
-fn tls_words(error: &rustls::Error, peer: &str, secret: &str, tls: &PeerTls) -> String {
+fn tls_words(
+    error: &rustls::Error,
+    peer: &str,
+    secret: &str,
+    tls: &PeerTls,
+    target: Option<&str>,
+) -> String {
     use rustls::{AlertDescription as Alert, CertificateError as Cert, Error};
+    // rustls hands the presented chain only to a verifier installed through its `dangerous()`
+    // API, which this project does not use: the command that shows the issuer is named instead.
+    let show = target
+        .map(|t| format!(" (`openssl s_client -connect {t} -showcerts` shows which CA issued it)"))
+        .unwrap_or_default();
     match error {
         Error::InvalidCertificate(Cert::UnknownIssuer) => format!(
-            "the server certificate of {peer} is not trusted: its issuer is neither a public root nor in `ca_pem`; add the issuing CA's certificate (PEM) as `ca_pem` in {secret}"
+            "the server certificate of {peer} is not trusted: its issuer is neither a public root nor in `ca_pem`{show}; add the issuing CA's certificate (PEM) as `ca_pem` in {secret}"
         ),
         Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => {
             format!(

@@ -177,7 +177,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             tracing::warn!("doctor refused: missing or wrong credentials");
             return reply(401, json!({"error": "missing or wrong credentials"}));
         }
-        let checks = doctor::s4(&self.s4).await;
+        let checks = Box::pin(doctor::s4(&self.s4)).await;
         for check in &checks {
             tracing::info!(ok = check.ok, "doctor: {}", check.line());
         }

@@ -24,6 +24,8 @@ status=0
 E2B_TEST_LOGS=1 RUST_LOG=info cargo test --locked 2>&1 | tee "$log" \
   | grep -Ev $'^(\e\\[[0-9;]*m)* *(TRACE|DEBUG|INFO|WARN|ERROR)\\b|^\\{"' || status=$?
 [ "$status" -eq 0 ] && { bash scripts/scan-logs.sh "$log" || status=$?; }
+# A red run shows what failed: the runners' failure sections, which the console filter hides.
+[ "$status" -eq 0 ] || awk '/^failures:$/ {show = 1} show {print} /^test result:/ {show = 0}' "$log" | grep -av '^{"' | tail -200
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -165,6 +165,23 @@ pub fn explain(error: &reqwest::Error, peer: &str, tls: &PeerTls) -> String {
         }
     }
     let text = chain.join(": ");
+    // Under TLS 1.3 the client's side of the handshake ends first; a server that refuses our
+    // certificate then closes the connection, and whether the client reads its alert or only
+    // the closed connection is a matter of timing.
+    let closed = [
+        "connection was not ready",
+        "connection closed before message completed",
+        "Connection reset",
+        "IncompleteMessage",
+        "unexpected end of file",
+        "peer closed connection",
+        "Broken pipe",
+    ];
+    if tls.has_client_certificate() && closed.iter().any(|c| text.contains(c)) {
+        return format!(
+            "{peer} closed the connection right after the TLS handshake, which is how a server refuses a client certificate: check that `client_cert_pem` in {secret} is issued by a CA the server trusts, is valid, and maps to a user ({text})"
+        );
+    }
     if text.contains("dns error") || text.contains("failed to lookup address") {
         return format!(
             "the host name of {peer} does not resolve (DNS: check the VPC's resolver, the private hosted zone or the endpoint's DNS name): {text}"
@@ -207,8 +224,9 @@ fn tls_words(
     target: Option<&str>,
 ) -> String {
     use rustls::{AlertDescription as Alert, CertificateError as Cert, Error};
-    // rustls hands the presented chain only to a verifier installed through its `dangerous()`
-    // API, which this project does not use: the command that shows the issuer is named instead.
+    // rustls hands the presented chain only to a custom verifier, installed through its
+    // dangerous-configuration API, which this project does not use: the command that shows the
+    // issuer is named instead.
     let show = target
         .map(|t| format!(" (`openssl s_client -connect {t} -showcerts` shows which CA issued it)"))
         .unwrap_or_default();

@@ -30,12 +30,18 @@ async fn main() -> Result<(), lambda_http::Error> {
                 && parts.uri.query() == Some("e2b=doctor");
             let reply = if doctor {
                 processor.doctor(&parts.headers).await
+            } else if parts.method == lambda_http::http::Method::OPTIONS {
+                processor.options(&parts.headers).await
             } else {
                 processor.handle(&parts.headers, body.as_ref()).await
             };
-            Response::builder()
+            let mut response = Response::builder()
                 .status(reply.status)
-                .header("content-type", "application/json")
+                .header("content-type", "application/json");
+            for (name, value) in &reply.headers {
+                response = response.header(name, value);
+            }
+            response
                 .body(Body::from(reply.body.to_string()))
                 .map_err(lambda_http::Error::from)
         }

@@ -41,6 +41,8 @@ pub struct ProcessorConfig {
     pub failure_records: Option<FailureTarget>,
     /// The rule files' destinations: attempts per call (`DESTINATION_MAX_ATTEMPTS`).
     pub destination_retry: Backoff,
+    /// `PROCESSOR_ALLOWED_ORIGINS`: the webhook origins the handshake allows (all when unset).
+    pub allowed_origins: Option<Vec<String>>,
     pub warnings: Vec<String>,
 }
 
@@ -162,6 +164,13 @@ impl ProcessorConfig {
                 attempts: destination_attempts as u32,
                 ..DEFAULT_RETRY
             },
+            allowed_origins: env.text("PROCESSOR_ALLOWED_ORIGINS").map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }),
             warnings,
         })
     }

@@ -20,6 +20,7 @@ pub mod destination;
 pub mod doctor;
 pub mod episode;
 pub mod failures;
+pub mod handshake;
 pub mod idempotency;
 mod notification;
 mod once;
@@ -71,6 +72,8 @@ pub struct ProcessorSettings {
     pub destinations: Arc<Destinations>,
     /// The secret `auth` came from, read again when credentials do not match (rotation).
     pub auth_source: Option<Arc<AuthSource>>,
+    /// The webhook origins the handshake allows; all when `None` (`PROCESSOR_ALLOWED_ORIGINS`).
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl ProcessorSettings {
@@ -90,6 +93,7 @@ impl ProcessorSettings {
             failures: Arc::default(),
             destinations: Arc::default(),
             auth_source: None,
+            allowed_origins: None,
         }
     }
 }
@@ -167,6 +171,16 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             if retry { 503 } else { 200 },
             json!({"id": event.id, "results": results}),
         )
+    }
+
+    /// `OPTIONS`: SAP Event Mesh's webhook handshake (`handshake`), answered only to callers
+    /// with the delivery credentials.
+    pub async fn options(&self, headers: &HeaderMap) -> Reply {
+        if !self.admitted(headers).await {
+            tracing::warn!("OPTIONS refused: missing or wrong credentials");
+            return reply(401, json!({"error": "missing or wrong credentials"}));
+        }
+        handshake::answer(headers, self.settings.allowed_origins.as_deref())
     }
 
     /// `GET ?e2b=doctor` on the Function URL, from an authenticated caller: S/4 checked from

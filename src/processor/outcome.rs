@@ -16,6 +16,8 @@ use crate::outcome::{Disposed, Disposition};
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    /// Headers besides `Content-Type: application/json` (the webhook handshake's).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A failure a redelivery cannot cure: what is recorded for `e2b reprocess`.

@@ -40,7 +40,11 @@ pub(super) fn emit_metrics(outcomes: &[RuleOutcome]) {
 }
 
 pub(super) fn reply(status: u16, body: Value) -> Reply {
-    Reply { status, body }
+    Reply {
+        status,
+        body,
+        headers: Vec::new(),
+    }
 }
 
 pub(super) fn result_json(rule: Option<&str>, outcome: &Outcome) -> Value {

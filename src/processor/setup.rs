@@ -56,6 +56,7 @@ pub async fn build(
             failures: Arc::new(failures),
             destinations: Arc::new(Destinations::new(Some(secrets), config.destination_retry)),
             auth_source,
+            allowed_origins: config.allowed_origins.clone(),
             ..ProcessorSettings::new(rules, auth, config.budget, config.in_progress_for)
         },
     ))

@@ -69,6 +69,22 @@ async fn the_processor_lambda_answers_the_mesh_behind_a_function_url() {
             "{method} without credentials"
         );
     }
+    // SAP Event Mesh's webhook handshake, from a caller with the delivery credentials.
+    let handshake = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .basic_auth("rdp", Some("rdp-lambda-s3cret"))
+        .header("WebHook-Request-Origin", "eventmesh.eu10.hana.ondemand.com")
+        .send()
+        .await
+        .expect("send in the test set-up");
+    assert_eq!(handshake.status().as_u16(), 200);
+    assert_eq!(
+        handshake
+            .headers()
+            .get("webhook-allowed-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("eventmesh.eu10.hana.ondemand.com")
+    );
     // A binary body arrives base64-encoded, as Function URLs send it: one that is not UTF-8 is
     // refused with 400 by the processor itself (and logged), never the runtime's 500. (With a
     // text content type the emulator's event stream breaks before the function is invoked.)

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::forwarder::event::Origin;
+use crate::event::Origin;
 use crate::forwarder::firehose::DecodeOptions;
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::processor::delivery::{self, Delivery};

@@ -7,23 +7,25 @@
 //!
 //! - [`forwarder`]: PATH 1, a Lambda trigger → S3 objects (or Kinesis records) → Monitron
 //!   records → events on the mesh. `trigger` (what invoked it, which keys to skip), `firehose`
-//!   (object bytes → JSON values), `monitron` (record model, recognition, classification),
-//!   `event` (CloudEvent or SAP envelope, topic), `scan` (the three over objects), `pipeline`
+//!   (object bytes → JSON values), `scan` (the Monitron model and the event contract over
+//!   objects), `pipeline`
 //!   (one object: stream, decode, publish with bounded concurrency, by the deadline), `stream`
 //!   (one Kinesis batch, and where its shard resumes), `publish` (one event: publish, record a
-//!   refusal, note it done), `mesh` (Solace REST publishing), `ledger` (what is done per object version, so a retry sends only the rest),
-//!   `refusals` (events the broker refused for good, recorded), `config` and `setup` (settings
-//!   and clients), `replay` (listing stored objects).
+//!   refusal, note it done), `mesh` (Solace REST publishing), `ledger` (what is done per object
+//!   version, so a retry sends only the rest), `refusals` (events the broker refused for good,
+//!   recorded), `config` and `setup` (settings and clients), `replay` (listing stored objects),
+//!   `doctor` (the broker checked step by step).
 //! - [`processor`]: PATH 2, a mesh delivery → one typed event → the decision table → actions
 //!   in S/4HANA. `config`, `setup` and `auth` (settings, clients, delivery credentials),
 //!   `delivery` (what the mesh pushes), `process` (the rules that match and their actions),
 //!   `rules` (decision and mapping tables, actions, templates), `create`/`close`/`steps` and
 //!   `notification` (the actions), `once` and `idempotency` (the idempotency protocol and its
 //!   table), `episode` (alarm episodes), `s4` (the OData client), `destination`, `failures`,
-//!   `outcome`, `report`.
-//!   The one arrow between the paths, `processor::delivery` → `forwarder::{monitron, event}`,
-//!   is explained in that module.
-//! - Shared: [`aws`] (S3 objects and locations, Secrets Manager, failure records in SQS or S3
+//!   `outcome`, `report`, `handshake` (Event Mesh's webhook handshake), `doctor` (S/4 checked
+//!   step by step). The paths never import each other.
+//! - Shared: [`monitron`] (the Monitron record model, recognition, classification: what both
+//!   paths read, the processor in an SAP sample envelope) and [`event`] (the event contract:
+//!   CloudEvent or SAP envelope, source, id, topic), [`aws`] (S3 objects and locations, Secrets Manager, failure records in SQS or S3
 //!   for both paths), [`http`] (the one retry
 //!   schedule, SAP Gateway conventions, OAuth2 client credentials, TLS trust and identity per
 //!   peer), [`env`] (the one
@@ -34,11 +36,13 @@
 pub mod aws;
 pub mod cli;
 pub mod env;
+pub mod event;
 pub mod forwarder;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod metrics;
+pub mod monitron;
 pub mod outcome;
 pub mod processor;
 

@@ -34,9 +34,8 @@ pub const SAP_ENVELOPE: &str = include_str!(concat!(
 ));
 
 /// Every forwarding switch on.
-pub const ALL_ON: crate::forwarder::monitron::ForwardingRules =
-    crate::forwarder::monitron::ForwardingRules {
-        model_transitions: true,
-        connectivity: true,
-        states: None,
-    };
+pub const ALL_ON: crate::monitron::ForwardingRules = crate::monitron::ForwardingRules {
+    model_transitions: true,
+    connectivity: true,
+    states: None,
+};

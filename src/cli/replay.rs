@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use tokio_util::io::SyncIoBridge;
 
 use crate::aws::s3::{ObjectStore, S3Location};
+use crate::event::Origin;
 use crate::forwarder::config::ForwarderConfig;
-use crate::forwarder::event::Origin;
 use crate::forwarder::replay::{Invoker, Listed, list_objects, notification_for, parse_time};
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::forwarder::trigger::ObjectRef;

@@ -8,12 +8,12 @@ use clap::ValueEnum;
 use tokio_util::io::SyncIoBridge;
 
 use crate::aws::s3::{ObjectStore, S3Location};
+use crate::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
 use crate::forwarder::config;
-use crate::forwarder::event::{EventBuilder, Origin, PayloadFormat, TopicTemplate, topic};
 use crate::forwarder::firehose::{DecodeOptions, ObjectError};
-use crate::forwarder::monitron::ForwardingRules;
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::forwarder::trigger::ObjectRef;
+use crate::monitron::ForwardingRules;
 
 #[derive(clap::Args)]
 pub struct ScanArgs {

@@ -17,11 +17,9 @@
 
 pub mod config;
 pub mod doctor;
-pub mod event;
 pub mod firehose;
 pub mod ledger;
 pub mod mesh;
-pub mod monitron;
 mod pipeline;
 mod publish;
 pub mod refusals;

@@ -25,13 +25,13 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::io::SyncIoBridge;
 
-use super::event::Origin;
 use super::ledger::{Opened, Progress, object_id};
 use super::publish::{Sender, Tally};
 use super::scan::{Report, Scanner};
 use super::{Forwarder, ObjectOutcome, Unfinished};
 use crate::aws::s3::{GetError, ObjectRef, ObjectStore};
 use crate::aws::secrets::SecretStore;
+use crate::event::Origin;
 
 /// Events waiting between the decoder and the publishers.
 const QUEUE_DEPTH: usize = 256;

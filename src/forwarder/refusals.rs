@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::aws::records::Record;
-use crate::forwarder::event::ForwardedEvent;
+use crate::event::ForwardedEvent;
 use crate::forwarder::mesh::{Message, PublishError};
 
 /// The one kind of record this module writes (a processor record has no `kind`).

@@ -27,13 +27,13 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::event::Origin;
 use super::publish::{Sender, Sent, Tally};
 use super::scan::{Report, Scanner, Summary};
 use super::trigger::StreamRecord;
 use super::{Forwarder, Unfinished};
 use crate::aws::s3::ObjectStore;
 use crate::aws::secrets::SecretStore;
+use crate::event::Origin;
 
 /// What a batch came to.
 #[derive(Debug, Default)]

@@ -254,12 +254,12 @@ fn the_two_paths_stay_apart_and_shared_parts_know_neither() {
     for (from, targets) in &edges {
         for to in targets {
             let crosses = (from.starts_with("forwarder") && to.starts_with("processor"))
-                || (from.starts_with("processor")
-                    && to.starts_with("forwarder")
-                    && from != "processor::delivery");
-            let shared = ["aws", "http", "env", "outcome", "metrics"]
-                .iter()
-                .any(|s| from == s || from.starts_with(&format!("{s}::")));
+                || (from.starts_with("processor") && to.starts_with("forwarder"));
+            let shared = [
+                "aws", "http", "env", "outcome", "metrics", "monitron", "event",
+            ]
+            .iter()
+            .any(|s| from == s || from.starts_with(&format!("{s}::")));
             let knows_a_path = to.starts_with("forwarder") || to.starts_with("processor");
             if crosses || (shared && knows_a_path) {
                 wrong.push(format!("{from} → {to}"));

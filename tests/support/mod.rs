@@ -59,7 +59,7 @@ pub fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
 /// The CloudEvents the forwarder makes of an object's bytes, one per forwarded record, built
 /// in-process by the forwarder's own scanner with the default settings (what `e2b scan` prints).
 pub fn cloudevents(object: &[u8]) -> Vec<String> {
-    use e2b::forwarder::event::Origin;
+    use e2b::event::Origin;
     use e2b::forwarder::scan::{Report, ScanConfig, Scanner};
     let mut scanner = Scanner::new(ScanConfig::default());
     let origin = Origin::Local {

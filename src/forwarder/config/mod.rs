@@ -9,13 +9,13 @@ use reqwest::Url;
 
 use crate::aws::records::FailureTarget;
 use crate::env::{ConfigError, Env};
-use crate::forwarder::event::{EventBuilder, PayloadFormat, TopicTemplate};
+use crate::event::{EventBuilder, PayloadFormat, TopicTemplate};
 use crate::forwarder::firehose::DecodeOptions;
 use crate::forwarder::mesh::{Destination, MeshConfig};
-use crate::forwarder::monitron::ForwardingRules;
 use crate::forwarder::scan::ScanConfig;
 use crate::forwarder::trigger::KeyFilter;
 use crate::http::retry::Backoff;
+use crate::monitron::ForwardingRules;
 
 /// Everything the forwarder Lambda needs to know.
 #[derive(Debug, Clone)]

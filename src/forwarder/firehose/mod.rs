@@ -17,5 +17,13 @@ pub mod split;
 pub use object::{DecodeOptions, ObjectEnd, ObjectError, decode_object};
 pub use split::{Broken, Parse, Piece, Splitter};
 
+/// The framing of Monitron records: each value read as the shared Monitron model
+/// ([`crate::monitron::Value`]).
+pub struct MonitronFormat;
+
+impl Parse for MonitronFormat {
+    type Value<'a> = crate::monitron::Value<'a>;
+}
+
 /// The default limit on the size of one record: 1 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::aws::s3::ObjectRef;
 #[cfg(doc)]
-use crate::forwarder::event::RecordAt;
+use crate::event::RecordAt;
 
 /// Ordinals per page item.
 pub const PAGE: u64 = 1024;

@@ -22,7 +22,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{StatusCode, Url};
 
 use crate::aws::secrets::{BrokerLogon, CachedCredentials, Credentials, SecretError, SecretStore};
-use crate::forwarder::event::ForwardedEvent;
+use crate::event::ForwardedEvent;
 use crate::http::retry::{Backoff, Stop};
 use crate::http::tls::{PeerTls, explain};
 use crate::outcome::{Disposed, Disposition};

@@ -9,13 +9,11 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 
-use crate::forwarder::event::{
-    EventBuilder, Forwarded, ForwardedEvent, Origin, RecordAt, source_of,
+use crate::event::{EventBuilder, Forwarded, ForwardedEvent, Origin, RecordAt, source_of};
+use crate::forwarder::firehose::{
+    DecodeOptions, MonitronFormat, ObjectEnd, ObjectError, Piece, decode_object,
 };
-use crate::forwarder::firehose::{DecodeOptions, ObjectEnd, ObjectError, Piece, decode_object};
-use crate::forwarder::monitron::{
-    ForwardingRules, MonitronFormat, NotForwarded, Value, Verdict, classify, payload_for,
-};
+use crate::monitron::{ForwardingRules, NotForwarded, Value, Verdict, classify, payload_for};
 
 /// What a scan does with records.
 #[derive(Debug, Clone, Default)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::forwarder::event::PayloadFormat;
+use crate::event::PayloadFormat;
 use crate::test_samples::*;
 
 fn local(path: &str) -> Origin {
@@ -186,7 +186,7 @@ fn unknown_event_types_are_warned_about_once() {
 #[test]
 fn events_come_in_the_configured_format() {
     let config = ScanConfig {
-        events: crate::forwarder::event::EventBuilder {
+        events: crate::event::EventBuilder {
             format: PayloadFormat::SapE2b,
             ..Default::default()
         },

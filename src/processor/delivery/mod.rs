@@ -4,21 +4,18 @@
 //! CloudEvents event of `docs/forwarded-event.md` (section 3), and the SAP sample's envelope
 //! (section 4), whose Monitron record is classified here the way the forwarder would have.
 //!
-//! This is the one arrow from the processor's path to the forwarder's: an envelope carries a
-//! raw Monitron record, and it must become the same event the forwarder would have published
-//! (same recognition, classification, id and source), so `forwarder::monitron` and
-//! `forwarder::event` are used here rather than copied. Nothing else in the processor reaches
-//! into the forwarder.
+//! An envelope carries a raw Monitron record, and it must become the same event the forwarder
+//! would have published (same recognition, classification, id and source): the shared
+//! [`crate::monitron`] model and [`crate::event`] contract make it, as they do for the
+//! forwarder. The processor never reaches into the forwarder.
 
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::aws::s3::S3Location;
-use crate::forwarder::event::{EventBuilder, Origin, PayloadFormat, source_of};
-use crate::forwarder::monitron::{
-    ForwardingRules, Value as Record, Verdict, classify, payload_for,
-};
+use crate::event::{EventBuilder, Origin, PayloadFormat, source_of};
+use crate::monitron::{ForwardingRules, Value as Record, Verdict, classify, payload_for};
 
 /// One delivered event, whichever payload it came in.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,7 +235,7 @@ fn from_sap_envelope(data: &SapData<'_>) -> Result<Delivery, DeliveryError> {
                 format: PayloadFormat::CloudEvents,
                 ..EventBuilder::default()
             };
-            let forwarded = crate::forwarder::event::Forwarded {
+            let forwarded = crate::event::Forwarded {
                 record,
                 payload: payload.as_ref(),
                 raw,

@@ -16,7 +16,7 @@ fn cloudevent_of(record: &str) -> String {
     else {
         panic!("not forwarded")
     };
-    let forwarded = crate::forwarder::event::Forwarded {
+    let forwarded = crate::event::Forwarded {
         record: record_fields,
         payload: payload.as_ref(),
         raw: record,

@@ -349,13 +349,13 @@ struct StrictRecord {
 }
 
 impl Parse for Strict {
-    type Value<'a> = crate::forwarder::monitron::Value<'a>;
+    type Value<'a> = crate::monitron::Value<'a>;
 }
 
 fn split_strict(input: &[u8], chunk: usize, max: usize) -> Vec<Out> {
     let mut out = Vec::new();
     let mut splitter = Splitter::new(max);
-    let mut collect = |piece: Piece<'_, crate::forwarder::monitron::Value<'_>>| -> Result<(), ()> {
+    let mut collect = |piece: Piece<'_, crate::monitron::Value<'_>>| -> Result<(), ()> {
         out.push(match piece {
             Piece::Record { offset, bytes, .. } => {
                 Out::Record(offset, String::from_utf8_lossy(bytes).into_owned())

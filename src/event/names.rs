@@ -2,7 +2,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::forwarder::monitron::{Change, DeviceKind, Payload, Record, Schema};
+use crate::monitron::{Change, DeviceKind, Payload, Record, Schema};
 
 /// What a record says about where it comes from: v1's `*DisplayName` fields and v2's
 /// `projectName` + `eventPayload.{siteName,assetName,positionName}` under one set of names.

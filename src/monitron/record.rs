@@ -232,10 +232,3 @@ impl<'de: 'a, 'a> Deserialize<'de> for Value<'a> {
         d.deserialize_any(ValueVisitor(std::marker::PhantomData))
     }
 }
-
-/// The framing format for Monitron records (see [`crate::forwarder::firehose::Parse`]).
-pub struct MonitronFormat;
-
-impl crate::forwarder::firehose::Parse for MonitronFormat {
-    type Value<'a> = Value<'a>;
-}

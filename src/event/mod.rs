@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::aws::s3::S3Location;
-use crate::forwarder::monitron::{Change, DeviceKind, ModelChange, Payload, Record, Schema};
+use crate::monitron::{Change, DeviceKind, ModelChange, Payload, Record, Schema};
 
 pub use names::Names;
 pub use time::to_rfc3339_utc;

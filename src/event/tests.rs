@@ -2,7 +2,7 @@ use serde_json::{Value as Json, json};
 
 use super::*;
 use crate::aws::s3::S3Location;
-use crate::forwarder::monitron::{Value, Verdict, classify, payload_for};
+use crate::monitron::{Value, Verdict, classify, payload_for};
 use crate::test_samples::*;
 
 fn s3() -> Origin {

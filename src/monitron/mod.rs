@@ -9,9 +9,7 @@ mod record;
 use std::borrow::Cow;
 
 pub use lenient::{Obj, Text};
-pub use record::{
-    AssetState, Device, ModelChange, ModelOutput, Models, MonitronFormat, Payload, Record, Value,
-};
+pub use record::{AssetState, Device, ModelChange, ModelOutput, Models, Payload, Record, Value};
 
 /// Asset states that mean "look at this machine".
 pub const ALERT_STATES: [&str; 3] = ["WARNING", "ALARM", "NEEDS_MAINTENANCE"];

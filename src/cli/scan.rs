@@ -30,6 +30,12 @@ pub struct ScanArgs {
     #[arg(long)]
     topics: bool,
 
+    /// With --topics, print the topics as SAP Event Mesh takes them under this namespace (the
+    /// service key's `namespace`, e.g. `acme/s4/monitron`): Event Mesh's alphabet, at most 150
+    /// characters (`event::topic::event_mesh`).
+    #[arg(long, value_name = "NAMESPACE")]
+    event_mesh_namespace: Option<String>,
+
     /// Mesh topic template (placeholders: see `--help`).
     #[arg(long, value_name = "TEMPLATE", default_value = topic::DEFAULT_TOPIC_TEMPLATE,
           long_help = topic_template_help())]
@@ -124,7 +130,11 @@ pub fn run(args: ScanArgs) -> ExitCode {
             match report {
                 Report::Event(event) => {
                     if args.topics {
-                        out.write_all(event.topic.as_bytes())?;
+                        let topic = match &args.event_mesh_namespace {
+                            Some(namespace) => topic::event_mesh_topic(namespace, &event.topic),
+                            None => event.topic.clone(),
+                        };
+                        out.write_all(topic.as_bytes())?;
                         out.write_all(b"\t")?;
                     }
                     out.write_all(event.payload.as_bytes())?;

@@ -127,6 +127,26 @@ fn topics_are_printed_before_the_payload_on_request() {
         "events/objects/monitron-v2-ndjson.json",
     ]);
     assert!(stdout_lines(&custom)[0].starts_with("plant/Site 1/alert\t{"));
+    // As SAP Event Mesh takes them: under the namespace, in its alphabet, spaces mapped.
+    let event_mesh = e2b(&[
+        "scan",
+        "--topics",
+        "--event-mesh-namespace",
+        "acme/s4/monitron",
+        "events/objects/monitron-v2-ndjson.json",
+    ]);
+    let first = stdout_lines(&event_mesh)[0].clone();
+    let (topic, _) = first.split_once('\t').unwrap_or_default();
+    assert!(
+        topic.starts_with("acme/s4/monitron/monitron/asset/alert/WARNING/Plant_A-"),
+        "{topic}"
+    );
+    assert!(
+        topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c)),
+        "{topic}"
+    );
 }
 
 #[test]

@@ -12,6 +12,10 @@
 //!   until it fits;
 //! - any other character, spaces and non-ASCII letters included, is kept as it is.
 
+pub mod event_mesh;
+
+pub use event_mesh::event_mesh_topic;
+
 /// Solace's limit on a topic's length, in bytes.
 pub const MAX_TOPIC_BYTES: usize = 250;
 /// Solace's limit on a topic's number of levels.

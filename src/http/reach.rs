@@ -200,11 +200,7 @@ async fn handshake(peer: &str, url: &Url, tls: &PeerTls) -> Check {
         ..tls.clone()
     };
     let first = try_tls(url, &public_only).await;
-    let secret = if tls.secret.is_empty() {
-        "its secret".to_string()
-    } else {
-        format!("secret {}", tls.secret)
-    };
+    let secret = tls.secret_label();
     let identity = if tls.has_client_certificate() {
         ", our client certificate accepted"
     } else {

@@ -82,6 +82,34 @@ impl PeerTls {
         self.client.is_some()
     }
 
+    /// Whether the secret says nothing about TLS (the public roots, no client certificate).
+    pub fn is_empty(&self) -> bool {
+        self.ca_pem.is_none() && self.client.is_none()
+    }
+
+    /// Whether the client certificate is the logon: the secret has one, and no password or
+    /// client-secret field at all (a mistake in one is then an error, not a silent fall-back
+    /// to the certificate). The same rule for every peer.
+    pub fn is_the_logon(&self, value: &Value) -> bool {
+        const LOGON_FIELDS: [&str; 5] = [
+            "username",
+            "password",
+            "client_id",
+            "client_secret",
+            "token_url",
+        ];
+        self.has_client_certificate() && !LOGON_FIELDS.iter().any(|f| value.get(f).is_some())
+    }
+
+    /// `secret NAME` for messages (`its secret` when the name is unknown).
+    pub fn secret_label(&self) -> String {
+        if self.secret.is_empty() {
+            "its secret".to_string()
+        } else {
+            format!("secret {}", self.secret)
+        }
+    }
+
     fn certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
         let Some(pem) = &self.ca_pem else {
             return Ok(Vec::new());
@@ -124,11 +152,7 @@ impl PeerTls {
 /// What went wrong on the way to `peer`, in words a network team can act on; `tls` says which
 /// secret's fields to change.
 pub fn explain(error: &reqwest::Error, peer: &str, tls: &PeerTls) -> String {
-    let secret = if tls.secret.is_empty() {
-        "its secret".to_string()
-    } else {
-        format!("secret {}", tls.secret)
-    };
+    let secret = tls.secret_label();
     let target = error
         .url()
         .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));

@@ -35,8 +35,8 @@ pub async fn s4(client: &S4Client) -> Vec<Check> {
             "logon",
             e.to_string(),
             format!(
-                "check the technical user's credentials or certificate in secret {}, and S4_SAP_CLIENT",
-                if tls.secret.is_empty() { "S4_CREDENTIALS_SECRET" } else { &tls.secret }
+                "check the technical user's credentials or certificate in {} (S4_CREDENTIALS_SECRET), and S4_SAP_CLIENT",
+                tls.secret_label()
             ),
         ),
     });

@@ -124,9 +124,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     /// Handles one delivery.
     pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Reply {
         let started = Instant::now();
-        if !self.admitted(headers).await {
-            tracing::warn!("delivery refused: missing or wrong credentials");
-            return reply(401, json!({"error": "missing or wrong credentials"}));
+        if let Some(refused) = self.refused(headers, "delivery").await {
+            return refused;
         }
         if body.len() > MAX_BODY_BYTES {
             return reply(
@@ -176,9 +175,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     /// `OPTIONS`: SAP Event Mesh's webhook handshake (`handshake`), answered only to callers
     /// with the delivery credentials.
     pub async fn options(&self, headers: &HeaderMap) -> Reply {
-        if !self.admitted(headers).await {
-            tracing::warn!("OPTIONS refused: missing or wrong credentials");
-            return reply(401, json!({"error": "missing or wrong credentials"}));
+        if let Some(refused) = self.refused(headers, "OPTIONS").await {
+            return refused;
         }
         handshake::answer(headers, self.settings.allowed_origins.as_deref())
     }
@@ -187,9 +185,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     /// where the function runs (its VPC), as `e2b doctor` does; 200 when every check passed,
     /// 503 otherwise, with the checks.
     pub async fn doctor(&self, headers: &HeaderMap) -> Reply {
-        if !self.admitted(headers).await {
-            tracing::warn!("doctor refused: missing or wrong credentials");
-            return reply(401, json!({"error": "missing or wrong credentials"}));
+        if let Some(refused) = self.refused(headers, "doctor").await {
+            return refused;
         }
         let checks = Box::pin(doctor::s4(&self.s4)).await;
         for check in &checks {
@@ -200,6 +197,15 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             if ok { 200 } else { 503 },
             json!({"doctor": checks, "ok": ok}),
         )
+    }
+
+    /// 401 for a request (`what`, for the log) without valid credentials; `None` when admitted.
+    async fn refused(&self, headers: &HeaderMap, what: &str) -> Option<Reply> {
+        if self.admitted(headers).await {
+            return None;
+        }
+        tracing::warn!("{what} refused: missing or wrong credentials");
+        Some(reply(401, json!({"error": "missing or wrong credentials"})))
     }
 
     /// Whether a request's credentials match; when they do not, the secret is read again (at

@@ -162,7 +162,7 @@ pub fn parse_credentials(id: &str, json: &str) -> Result<Credentials, SecretErro
             tls,
         }),
         Some(Err(e)) => Err(SecretError::Permanent(format!("secret {id}: {e}"))),
-        None if tls.has_client_certificate() && field("username").is_none() => Ok(Credentials {
+        None if tls.is_the_logon(&value) => Ok(Credentials {
             logon: BrokerLogon::Certificate,
             tls,
         }),

@@ -180,17 +180,12 @@ impl<S: SecretStore> Publisher<S> {
         url.set_path("/TOPIC/e2b/doctor");
         url.set_query(None);
         let timeout = self.config.request_timeout;
-        let request = http.post(url).timeout(timeout);
-        let (request, how) = match &credentials.logon {
-            BrokerLogon::Basic { username, password } => (
-                request.basic_auth(username, Some(password)),
-                format!("as {username} (Basic)"),
-            ),
-            BrokerLogon::OAuth2(tokens) => (
-                request.bearer_auth(tokens.token(&http, false, timeout).await?),
-                "with an OAuth2 token from the token URL".to_string(),
-            ),
-            BrokerLogon::Certificate => (request, "by client certificate".to_string()),
+        let request =
+            logged_on(&http, http.post(url).timeout(timeout), credentials, timeout).await?;
+        let how = match &credentials.logon {
+            BrokerLogon::Basic { username, .. } => format!("as {username} (Basic)"),
+            BrokerLogon::OAuth2(_) => "with an OAuth2 token from the token URL".to_string(),
+            BrokerLogon::Certificate => "by client certificate".to_string(),
         };
         let peer = format!(
             "the broker ({})",
@@ -211,7 +206,7 @@ impl<S: SecretStore> Publisher<S> {
     /// The client for the secret's TLS fields: the plain one without any, else one built once
     /// per contents of those fields.
     fn client_for(&self, tls: &PeerTls) -> Result<reqwest::Client, reqwest::Error> {
-        if tls.ca_pem.is_none() && tls.client.is_none() {
+        if tls.is_empty() {
             return Ok(self.http.clone());
         }
         let mut slot = self
@@ -360,16 +355,9 @@ impl<S: SecretStore> Publisher<S> {
         };
         let timeout = self.config.request_timeout.min(left);
         let request = http.post(url.clone()).timeout(timeout);
-        let mut request = match &credentials.logon {
-            BrokerLogon::Basic { username, password } => {
-                request.basic_auth(username, Some(password))
-            }
-            BrokerLogon::OAuth2(tokens) => match tokens.token(&http, false, timeout).await {
-                Ok(token) => request.bearer_auth(token),
-                Err(e) => return Attempt::Retry(e),
-            },
-            // The TLS client certificate is the logon.
-            BrokerLogon::Certificate => request,
+        let mut request = match logged_on(&http, request, credentials, timeout).await {
+            Ok(request) => request,
+            Err(e) => return Attempt::Retry(e),
         };
         request = request
             .header("Content-Type", "application/json")
@@ -412,6 +400,23 @@ impl<S: SecretStore> Publisher<S> {
             }
         }
     }
+}
+
+/// `request` with the secret's logon: Basic, an OAuth2 bearer token (cached, or fetched with
+/// `http`), or nothing when the TLS client certificate is the logon. `Err`: no token.
+async fn logged_on(
+    http: &reqwest::Client,
+    request: reqwest::RequestBuilder,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<reqwest::RequestBuilder, String> {
+    Ok(match &credentials.logon {
+        BrokerLogon::Basic { username, password } => request.basic_auth(username, Some(password)),
+        BrokerLogon::OAuth2(tokens) => {
+            request.bearer_auth(tokens.token(http, false, timeout).await?)
+        }
+        BrokerLogon::Certificate => request,
+    })
 }
 
 enum Attempt {

@@ -53,36 +53,20 @@ impl From<S4Auth> for S4Logon {
 }
 
 impl S4Logon {
-    /// From a secret's JSON: the logon of [`S4Auth::from_secret`], and `ca_pem`,
+    /// From a secret's JSON: the logon of [`S4Auth::from_value`], and `ca_pem`,
     /// `client_cert_pem`, `client_key_pem`. A client certificate with neither a password nor a
-    /// client secret is the logon itself (S/4's X.509 logon).
+    /// client secret is the logon itself (S/4's X.509 logon, [`PeerTls::is_the_logon`]).
     pub fn from_secret(secret_id: &str, json: &str) -> Result<S4Logon, String> {
         let value: Value = serde_json::from_str(json)
             .map_err(|_| format!("secret {secret_id} is not a JSON object"))?;
         let tls = PeerTls::from_json(secret_id, &value)?;
-        let auth = match S4Auth::from_secret(secret_id, json) {
+        let auth = match S4Auth::from_value(secret_id, &value) {
             Ok(auth) => auth,
-            Err(_) if tls.has_client_certificate() && !has_logon_fields(&value) => {
-                S4Auth::Certificate
-            }
+            Err(_) if tls.is_the_logon(&value) => S4Auth::Certificate,
             Err(e) => return Err(e),
         };
         Ok(S4Logon { auth, tls })
     }
-}
-
-/// Whether a secret tries a password or client-secret logon (so a mistake in it is an error,
-/// not a silent fall-back to the certificate).
-fn has_logon_fields(value: &Value) -> bool {
-    [
-        "username",
-        "password",
-        "client_id",
-        "client_secret",
-        "token_url",
-    ]
-    .iter()
-    .any(|name| value.get(name).is_some())
 }
 
 impl fmt::Debug for S4Auth {
@@ -102,6 +86,11 @@ impl S4Auth {
     pub fn from_secret(secret_id: &str, json: &str) -> Result<S4Auth, String> {
         let value: Value = serde_json::from_str(json)
             .map_err(|_| format!("secret {secret_id} is not a JSON object"))?;
+        Self::from_value(secret_id, &value)
+    }
+
+    /// As [`S4Auth::from_secret`], from the secret's parsed JSON.
+    pub fn from_value(secret_id: &str, value: &Value) -> Result<S4Auth, String> {
         let field = |name: &str| {
             value
                 .get(name)
@@ -112,7 +101,7 @@ impl S4Auth {
         if let (Some(username), Some(password)) = (field("username"), field("password")) {
             return Ok(S4Auth::Basic(S4Credentials { username, password }));
         }
-        match ClientCredentials::from_json(&value) {
+        match ClientCredentials::from_json(value) {
             Some(Ok(c)) => Ok(S4Auth::OAuth2(c)),
             Some(Err(e)) => Err(format!("secret {secret_id}: {e}")),
             None => Err(format!(

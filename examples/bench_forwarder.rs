@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use e2b::aws::s3::LocalDir;
 use e2b::aws::secrets::{CachedCredentials, SecretError, SecretStore};
+use e2b::broker::{AemRest, Broker, BrokerConfig, Publisher};
 use e2b::forwarder::ledger::Ledger;
-use e2b::forwarder::mesh::{Destination, MeshConfig, Publisher};
 use e2b::forwarder::scan::{ScanConfig, Scanner};
 use e2b::forwarder::trigger::KeyFilter;
 use e2b::forwarder::trigger::ObjectRef;
@@ -77,10 +77,10 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         eprintln!("cannot write the bench object: {e}");
         return;
     }
-    let mesh = MeshConfig {
-        base_url: reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
-        destination: Destination::Topics,
-        message_ttl_ms: None,
+    let mesh = BrokerConfig {
+        broker: Broker::Aem(AemRest::topics(
+            reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
+        )),
         request_timeout: Duration::from_secs(5),
         retry: Backoff {
             base: Duration::from_millis(10),

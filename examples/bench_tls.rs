@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use e2b::aws::s3::LocalDir;
 use e2b::aws::secrets::CachedCredentials;
-use e2b::forwarder::mesh::{Destination, MeshConfig, Publisher};
+use e2b::broker::{AemRest, Broker, BrokerConfig, Publisher};
 use e2b::forwarder::scan::{ScanConfig, Scanner};
 use e2b::forwarder::trigger::{KeyFilter, ObjectRef};
 use e2b::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
@@ -46,10 +46,10 @@ async fn run(
     dir: &std::path::Path,
     concurrency: usize,
 ) -> (u64, f64) {
-    let mesh = MeshConfig {
-        base_url: reqwest::Url::parse(&broker.url).expect("the broker's URL"),
-        destination: Destination::Topics,
-        message_ttl_ms: None,
+    let mesh = BrokerConfig {
+        broker: Broker::Aem(AemRest::topics(
+            reqwest::Url::parse(&broker.url).expect("the broker's URL"),
+        )),
         request_timeout: Duration::from_secs(5),
         retry: Backoff {
             base: Duration::from_millis(10),

@@ -1,4 +1,4 @@
-//! Amazon Monitron → SAP Advanced Event Mesh → SAP S/4HANA.
+//! Amazon Monitron → SAP Advanced Event Mesh or SAP Event Mesh → SAP S/4HANA.
 //!
 //! # Layout
 //!
@@ -6,34 +6,36 @@
 //! the paths, the paths use the shared parts, and nothing shared knows a path.
 //!
 //! - [`forwarder`]: PATH 1, a Lambda trigger → S3 objects (or Kinesis records) → Monitron
-//!   records → events on the mesh. `trigger` (what invoked it, which keys to skip), `firehose`
-//!   (object bytes → JSON values), `scan` (the Monitron model and the event contract over
-//!   objects), `pipeline`
-//!   (one object: stream, decode, publish with bounded concurrency, by the deadline), `stream`
-//!   (one Kinesis batch, and where its shard resumes), `publish` (one event: publish, record a
-//!   refusal, note it done), `mesh` (Solace REST publishing), `ledger` (what is done per object
-//!   version, so a retry sends only the rest), `refusals` (events the broker refused for good,
-//!   recorded), `config` and `setup` (settings and clients), `replay` (listing stored objects),
-//!   `doctor` (the broker checked step by step).
-//! - [`processor`]: PATH 2, a mesh delivery → one typed event → the decision table → actions
+//!   records → events on the broker. `trigger` (what invoked it, which keys to skip),
+//!   `firehose` (object bytes → JSON values), `scan` (the Monitron model and the event contract
+//!   over objects), `pipeline` (one object: stream, decode, publish with bounded concurrency, by
+//!   the deadline), `stream` (one Kinesis batch, and where its shard resumes), `publish` (one
+//!   event: publish, record a refusal, note it done), `ledger` (what is done per object version,
+//!   so a retry sends only the rest), `refusals` (events the broker refused for good, recorded),
+//!   `config` and `setup` (settings and clients), `replay` (listing stored objects), `doctor`
+//!   (the broker checked step by step).
+//! - [`processor`]: PATH 2, a broker delivery → one typed event → the decision table → actions
 //!   in S/4HANA. `config`, `setup` and `auth` (settings, clients, delivery credentials),
-//!   `delivery` (what the mesh pushes), `process` (the rules that match and their actions),
+//!   `delivery` (what the broker pushes), `process` (the rules that match and their actions),
 //!   `rules` (decision and mapping tables, actions, templates), `create`/`close`/`steps` and
 //!   `notification` (the actions), `once` and `idempotency` (the idempotency protocol and its
 //!   table), `episode` (alarm episodes), `s4` (the OData client), `destination`, `failures`,
 //!   `outcome`, `report`, `handshake` (Event Mesh's webhook handshake), `doctor` (S/4 checked
 //!   step by step). The paths never import each other.
 //! - Shared: [`monitron`] (the Monitron record model, recognition, classification: what both
-//!   paths read, the processor in an SAP sample envelope) and [`event`] (the event contract:
-//!   CloudEvent or SAP envelope, source, id, topic), [`aws`] (S3 objects and locations, Secrets Manager, failure records in SQS or S3
-//!   for both paths), [`http`] (the one retry
-//!   schedule, SAP Gateway conventions, OAuth2 client credentials, TLS trust and identity per
-//!   peer), [`env`] (the one
-//!   environment reader), [`outcome`] (done / retry / give up), [`metrics`] (EMF lines).
-//! - [`cli`]: `e2b scan | replay | rules | reprocess | resend | episodes`; `src/bin/`: the three
-//!   binaries, wiring only.
+//!   paths read, the processor in an SAP sample envelope), [`event`] (the event contract:
+//!   CloudEvent or SAP envelope, source, id, topic; Event Mesh's topic alphabet), [`broker`]
+//!   (one publisher, and a small trait each broker implements: Advanced Event Mesh's Solace
+//!   REST, SAP Event Mesh's `messagingrest`), [`aws`] (S3 objects and locations, Secrets Manager
+//!   and the broker secrets' layouts, failure records in SQS or S3 for both paths), [`http`]
+//!   (the one retry schedule, SAP Gateway conventions, OAuth2 client credentials, TLS trust and
+//!   identity per peer, reachability checks), [`env`] (the one environment reader), [`outcome`]
+//!   (done / retry / give up), [`metrics`] (EMF lines).
+//! - [`cli`]: `e2b scan | replay | rules | reprocess | resend | episodes | doctor`;
+//!   `src/bin/`: the three binaries, wiring only.
 
 pub mod aws;
+pub mod broker;
 pub mod cli;
 pub mod env;
 pub mod event;

@@ -34,11 +34,12 @@ async fn doctor(args: DoctorArgs) -> ExitCode {
     let env = Env::new("CLI", &process);
     let broker = env
         .text("AEM_REST_URL")
-        .or_else(|| env.text("SAP_AEM_REST_URL"));
+        .or_else(|| env.text("SAP_AEM_REST_URL"))
+        .or_else(|| env.text("EVENT_MESH_SERVICE_KEY_SECRET"));
     let s4 = env.text("S4_BASE_URL");
     if broker.is_none() && s4.is_none() {
         eprintln!(
-            "nothing to check: set the forwarder's variables (AEM_REST_URL, AEM_CREDENTIALS_SECRET) and/or the processor's (S4_BASE_URL, S4_CREDENTIALS_SECRET), as the functions have them"
+            "nothing to check: set the forwarder's variables (AEM_REST_URL and AEM_CREDENTIALS_SECRET, or EVENT_MESH_SERVICE_KEY_SECRET) and/or the processor's (S4_BASE_URL, S4_CREDENTIALS_SECRET), as the functions have them"
         );
         return ExitCode::from(2);
     }

@@ -19,7 +19,7 @@ pub mod config;
 pub mod doctor;
 pub mod firehose;
 pub mod ledger;
-pub mod mesh;
+
 mod pipeline;
 mod publish;
 pub mod refusals;
@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 use crate::aws::records::FailureSink;
 use crate::aws::s3::ObjectStore;
 use crate::aws::secrets::SecretStore;
+use crate::broker::Publisher;
 use crate::forwarder::ledger::Ledger;
-use crate::forwarder::mesh::Publisher;
 use crate::forwarder::scan::{ScanConfig, Scanner, Summary};
 use crate::forwarder::trigger::{KeyFilter, Trigger};
 
@@ -314,8 +314,9 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         retries_before: u64,
     ) {
         let undelivered: usize = counts.failures.iter().map(|f| f.undelivered.len()).sum();
-        crate::metrics::emit(
+        crate::metrics::emit_with(
             "forwarder",
+            &[("Broker", self.publisher.config().broker.name())],
             &[
                 ("ObjectsRead", objects as u64),
                 ("RecordsRead", summary.records),

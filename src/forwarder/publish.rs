@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ledger::Notes;
-use super::mesh::Publisher;
 use super::refusals::RefusedEvent;
 use crate::aws::records::FailureSink;
 use crate::aws::s3::ObjectRef;
 use crate::aws::secrets::SecretStore;
+use crate::broker::Publisher;
 use crate::event::ForwardedEvent;
 use crate::outcome::{Disposed, Disposition};
 

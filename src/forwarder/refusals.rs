@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::aws::records::Record;
+use crate::broker::{Message, PublishError};
 use crate::event::ForwardedEvent;
-use crate::forwarder::mesh::{Message, PublishError};
 
 /// The one kind of record this module writes (a processor record has no `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

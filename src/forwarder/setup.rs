@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::aws::records::FailureSink;
 use crate::aws::secrets::CachedCredentials;
+use crate::broker::Publisher;
 use crate::forwarder::config::ForwarderConfig;
 use crate::forwarder::ledger::Ledger;
-use crate::forwarder::mesh::Publisher;
 use crate::forwarder::{Forwarder, ForwarderSettings};
 
 /// The forwarder over AWS: objects from S3, credentials from Secrets Manager.
@@ -44,16 +44,16 @@ pub fn forwarder(
     .with_refusals(refusals))
 }
 
-/// The publisher alone, with the broker credentials from Secrets Manager.
+/// The publisher alone, with the broker credentials from Secrets Manager (a broker logon or an
+/// Event Mesh service key).
 pub fn publisher(
     config: &ForwarderConfig,
     aws: &aws_config::SdkConfig,
 ) -> Result<Publisher<aws_sdk_secretsmanager::Client>, reqwest::Error> {
     let secrets = aws_sdk_secretsmanager::Client::new(aws);
-    let credentials = Arc::new(CachedCredentials::new(
-        secrets,
-        config.secret_id.clone(),
-        config.secret_ttl,
-    ));
-    Publisher::new(config.mesh.clone(), credentials)
+    let credentials = Arc::new(
+        CachedCredentials::new(secrets, config.secret_id.clone(), config.secret_ttl)
+            .with_layout(config.secret_layout),
+    );
+    Publisher::new(config.broker.clone(), credentials)
 }

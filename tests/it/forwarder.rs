@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::support::broker::{Reply, TestBroker};
 use crate::support::moto;
-use e2b::aws::secrets::CachedCredentials;
-use e2b::forwarder::mesh::{MeshConfig, Publisher};
+use e2b::aws::secrets::{CachedCredentials, SecretLayout};
+use e2b::broker::{BrokerConfig, Publisher};
 use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::trigger::KeyFilter;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};
@@ -70,27 +70,38 @@ impl Fixture {
         }
     }
 
-    pub fn mesh(&self) -> MeshConfig {
+    pub fn mesh(&self) -> BrokerConfig {
         self.broker.mesh_config()
     }
 
-    pub fn forwarder_with(&self, mesh: MeshConfig, concurrency: usize) -> S3Forwarder {
+    pub fn forwarder_with(&self, mesh: BrokerConfig, concurrency: usize) -> S3Forwarder {
         self.forwarder_built(mesh, concurrency, &self.secret, KeyFilter::default())
     }
 
     /// A forwarder reading the broker credentials from `secret`, with `filter` on keys.
     fn forwarder_built(
         &self,
-        mesh: MeshConfig,
+        mesh: BrokerConfig,
         concurrency: usize,
         secret: &str,
         filter: KeyFilter,
     ) -> S3Forwarder {
-        let credentials = Arc::new(CachedCredentials::new(
-            self.secrets.clone(),
-            secret,
-            Duration::from_secs(300),
-        ));
+        self.forwarder_reading(mesh, concurrency, secret, SecretLayout::BrokerLogon, filter)
+    }
+
+    /// A forwarder publishing with `mesh`, its secret (`layout`) read from Secrets Manager.
+    pub fn forwarder_reading(
+        &self,
+        mesh: BrokerConfig,
+        concurrency: usize,
+        secret: &str,
+        layout: SecretLayout,
+        filter: KeyFilter,
+    ) -> S3Forwarder {
+        let credentials = Arc::new(
+            CachedCredentials::new(self.secrets.clone(), secret, Duration::from_secs(300))
+                .with_layout(layout),
+        );
         let publisher = Publisher::new(mesh, credentials).expect("publisher (Publisher::new)");
         Forwarder::new(
             self.s3.clone(),
@@ -176,7 +187,7 @@ async fn an_object_becomes_one_persistent_message_per_alert_change() {
     assert_eq!(alarm.header("Solace-DMQ-Eligible"), Some("true"));
     assert_eq!(
         alarm.header("Solace-Correlation-ID"),
-        Some(e2b::forwarder::mesh::ascii_header(&format!("s3://{}/{key}", f.bucket)).as_str())
+        Some(e2b::broker::ascii_header(&format!("s3://{}/{key}", f.bucket)).as_str())
     );
     let payload: Value = serde_json::from_str(&alarm.body).unwrap_or(Value::Null);
     assert_eq!(payload["id"], "e-200");
@@ -366,8 +377,9 @@ async fn an_unreachable_broker_fails_the_invocation_before_the_deadline() {
     let f = Fixture::new().await;
     f.put("f.json", ALARM.as_bytes()).await;
     let mut mesh = f.mesh();
-    mesh.base_url =
-        reqwest::Url::parse("http://127.0.0.1:9").expect("reqwest::Url::parse in the test set-up");
+    mesh.broker = e2b::broker::Broker::Aem(e2b::broker::AemRest::topics(
+        reqwest::Url::parse("http://127.0.0.1:9").expect("reqwest::Url::parse in the test set-up"),
+    ));
     mesh.retry.attempts = 100;
     let start = Instant::now();
     let result = f

@@ -11,6 +11,7 @@ mod e2b_rules;
 mod e2b_s3;
 mod e2b_scan;
 mod episodes;
+mod event_mesh;
 mod forwarder;
 mod forwarder_lambda;
 mod fuzz_regressions;

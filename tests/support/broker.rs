@@ -237,12 +237,11 @@ impl TestBroker {
 
     /// How the tests publish to this broker: topics, 500 ms per request, five attempts with a
     /// short backoff.
-    pub fn mesh_config(&self) -> e2b::forwarder::mesh::MeshConfig {
-        e2b::forwarder::mesh::MeshConfig {
-            base_url: reqwest::Url::parse(&self.url)
-                .expect("reqwest::Url::parse in the test set-up"),
-            destination: e2b::forwarder::mesh::Destination::Topics,
-            message_ttl_ms: None,
+    pub fn mesh_config(&self) -> e2b::broker::BrokerConfig {
+        e2b::broker::BrokerConfig {
+            broker: e2b::broker::Broker::Aem(e2b::broker::AemRest::topics(
+                reqwest::Url::parse(&self.url).expect("reqwest::Url::parse in the test set-up"),
+            )),
             request_timeout: Duration::from_millis(500),
             retry: Backoff {
                 base: Duration::from_millis(10),
@@ -260,7 +259,7 @@ impl TestBroker {
 
     /// A publisher to this broker (its [`TestBroker::mesh_config`]) whose secret always holds
     /// the broker's current credentials, for benchmarks without Secrets Manager.
-    pub fn publisher(&self) -> Arc<e2b::forwarder::mesh::Publisher<FixedSecret>> {
+    pub fn publisher(&self) -> Arc<e2b::broker::Publisher<FixedSecret>> {
         let secret = self.with(|s| {
             serde_json::json!({"username": s.username, "password": s.password}).to_string()
         });
@@ -269,7 +268,7 @@ impl TestBroker {
             "fixed",
             Duration::from_secs(300),
         ));
-        match e2b::forwarder::mesh::Publisher::new(self.mesh_config(), credentials) {
+        match e2b::broker::Publisher::new(self.mesh_config(), credentials) {
             Ok(publisher) => Arc::new(publisher),
             Err(e) => panic!("publisher: {e}"),
         }
@@ -529,7 +528,7 @@ fn destination(target: &str) -> Option<(String, String)> {
     Some((kind.to_string(), decoded))
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 use e2b::aws::records::{FailureSink, Found};
 use e2b::aws::secrets::CachedCredentials;
+use e2b::broker::Publisher;
 use e2b::forwarder::ledger::Ledger;
-use e2b::forwarder::mesh::Publisher;
 use e2b::forwarder::refusals::RefusedEvent;
 use e2b::forwarder::scan::ScanConfig;
 use e2b::forwarder::{Forwarder, ForwarderSettings, HandlerError};

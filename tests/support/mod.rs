@@ -1,5 +1,6 @@
 //! Test peers shared by the integration tests: moto, a Solace REST test broker, the Lambda
-//! Invoke API, an S/4HANA OData V2 server, and an HTTP destination with an SBPA rule service.
+//! Invoke API, an S/4HANA OData V2 server, an HTTP destination with an SBPA rule service, an SAP
+//! Event Mesh with webhooks, and the processor served over HTTP as its Function URL would be.
 #![allow(dead_code)]
 
 pub mod broker;
@@ -7,6 +8,8 @@ pub mod campaign;
 pub mod cli;
 pub mod destination;
 pub mod edmx;
+pub mod endpoint;
+pub mod event_mesh;
 pub mod http;
 pub mod kinesis;
 pub mod lambda_api;

@@ -1,7 +1,8 @@
 //! Broker credentials from AWS Secrets Manager, cached for the life of a warm Lambda.
 //!
-//! The secret's JSON has `username` and `password`, the SAP sample's layout, so existing secrets
-//! keep working. The cache serves the credentials for a TTL; after a 401 from the broker the
+//! Two layouts ([`SecretLayout`]): Advanced Event Mesh's secret has `username` and `password`,
+//! the SAP sample's layout, so existing secrets keep working (or OAuth2 client fields, or a client
+//! certificate); SAP Event Mesh's is the service key exactly as BTP shows it ([`service_key`]). The cache serves the credentials for a TTL; after a 401 from the broker the
 //! caller asks for a refresh (the secret may have been rotated) and the secret is read again.
 //! Nothing secret is ever written to a log or an error: `Credentials` prints its password as
 //! `***`.
@@ -16,11 +17,36 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
+pub mod service_key;
+pub use service_key::{MessagingEndpoint, parse_service_key};
+
+/// How a broker secret is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretLayout {
+    /// Advanced Event Mesh: [`parse_credentials`].
+    BrokerLogon,
+    /// SAP Event Mesh: the service key as BTP shows it, [`parse_service_key`].
+    EventMeshServiceKey,
+}
+
+impl SecretLayout {
+    /// Reads a secret of this layout.
+    pub fn parse(self, id: &str, json: &str) -> Result<Credentials, SecretError> {
+        match self {
+            SecretLayout::BrokerLogon => parse_credentials(id, json),
+            SecretLayout::EventMeshServiceKey => parse_service_key(id, json),
+        }
+    }
+}
+
 /// How the forwarder logs on to the broker, and the TLS towards it: the broker secret.
 pub struct Credentials {
     pub logon: BrokerLogon,
     /// `ca_pem`, `client_cert_pem`, `client_key_pem` ([`crate::http::tls`]).
     pub tls: PeerTls,
+    /// Where an SAP Event Mesh service key says to publish; `None` for Advanced Event Mesh,
+    /// whose URL is configured.
+    pub messaging: Option<MessagingEndpoint>,
 }
 
 /// The broker logon a secret gives.
@@ -55,6 +81,7 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("logon", &logon)
             .field("tls", &self.tls)
+            .field("messaging", &self.messaging)
             .finish()
     }
 }
@@ -154,17 +181,23 @@ pub fn parse_credentials(id: &str, json: &str) -> Result<Credentials, SecretErro
             username: username.to_string(),
             password: password.to_string(),
         };
-        return Ok(Credentials { logon, tls });
+        return Ok(Credentials {
+            logon,
+            tls,
+            messaging: None,
+        });
     }
     match ClientCredentials::from_json(&value) {
         Some(Ok(c)) => Ok(Credentials {
             logon: BrokerLogon::OAuth2(TokenCache::new(c)),
             tls,
+            messaging: None,
         }),
         Some(Err(e)) => Err(SecretError::Permanent(format!("secret {id}: {e}"))),
         None if tls.is_the_logon(&value) => Ok(Credentials {
             logon: BrokerLogon::Certificate,
             tls,
+            messaging: None,
         }),
         None => Err(SecretError::Permanent(format!(
             "secret {id} needs non-empty `username` and `password` fields, `client_id`, `client_secret` and `token_url` (OAuth2), or `client_cert_pem` and `client_key_pem` (certificate logon)"
@@ -180,6 +213,7 @@ pub const FAILURE_COOLDOWN: Duration = Duration::from_secs(1);
 pub struct CachedCredentials<S> {
     store: S,
     secret_id: String,
+    layout: SecretLayout,
     ttl: Duration,
     cached: Mutex<Cache>,
 }
@@ -195,9 +229,20 @@ impl<S: SecretStore> CachedCredentials<S> {
         CachedCredentials {
             store,
             secret_id: secret_id.into(),
+            layout: SecretLayout::BrokerLogon,
             ttl,
             cached: Mutex::new(Cache::default()),
         }
+    }
+
+    /// The secret read as `layout` (default: [`SecretLayout::BrokerLogon`]).
+    pub fn with_layout(mut self, layout: SecretLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    pub fn layout(&self) -> SecretLayout {
+        self.layout
     }
 
     pub fn secret_id(&self) -> &str {
@@ -235,7 +280,7 @@ impl<S: SecretStore> CachedCredentials<S> {
         }
         let read = async {
             let json = self.store.secret_string(&self.secret_id).await?;
-            parse_credentials(&self.secret_id, &json)
+            self.layout.parse(&self.secret_id, &json)
         };
         match read.await {
             Ok(credentials) => {

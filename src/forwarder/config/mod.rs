@@ -8,10 +8,11 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::aws::records::FailureTarget;
+use crate::aws::secrets::SecretLayout;
+use crate::broker::{AemRest, Broker, BrokerConfig, Destination, EventMeshRest};
 use crate::env::{ConfigError, Env};
 use crate::event::{EventBuilder, PayloadFormat, TopicTemplate};
 use crate::forwarder::firehose::DecodeOptions;
-use crate::forwarder::mesh::{Destination, MeshConfig};
 use crate::forwarder::scan::ScanConfig;
 use crate::forwarder::trigger::KeyFilter;
 use crate::http::retry::Backoff;
@@ -20,9 +21,12 @@ use crate::monitron::ForwardingRules;
 /// Everything the forwarder Lambda needs to know.
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
-    pub mesh: MeshConfig,
-    /// Secret (name or ARN) with the broker's `username` and `password`.
+    pub broker: BrokerConfig,
+    /// Secret (name or ARN) with the broker's logon: Advanced Event Mesh's `username` and
+    /// `password` (or OAuth2 client, or certificate), or SAP Event Mesh's service key.
     pub secret_id: String,
+    /// How that secret is laid out.
+    pub secret_layout: SecretLayout,
     pub secret_ttl: Duration,
     pub scan: ScanConfig,
     pub filter: KeyFilter,
@@ -57,22 +61,7 @@ impl ForwarderConfig {
         let mut warnings = Vec::new();
 
         let broker = broker(&mut env);
-        let secret_id = match (
-            env.text("AEM_CREDENTIALS_SECRET"),
-            env.text("SAP_AEM_CREDENTIALS"),
-        ) {
-            (Some(id), None) | (None, Some(id)) => id,
-            (Some(_), Some(_)) => {
-                env.problem(
-                    "set AEM_CREDENTIALS_SECRET or its alias SAP_AEM_CREDENTIALS, not both",
-                );
-                String::new()
-            }
-            (None, None) => {
-                env.problem("AEM_CREDENTIALS_SECRET is missing: the name or ARN of the Secrets Manager secret with the broker's username and password (SAP_AEM_CREDENTIALS is accepted too)");
-                String::new()
-            }
-        };
+        let (secret_id, secret_layout) = broker_secret(&mut env);
         let scan = read_scan(&mut env);
         let concurrency =
             env.number("PUBLISH_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 1024) as usize;
@@ -81,6 +70,7 @@ impl ForwarderConfig {
         let ttl_ms = env
             .text("AEM_MESSAGE_TTL_MS")
             .map(|_| env.number("AEM_MESSAGE_TTL_MS", 0, 1, u64::MAX));
+        let queue = env.text("EVENT_MESH_QUEUE");
         let secret_ttl = env.number("SECRET_CACHE_TTL_SECONDS", 300, 1, 86_400);
         let margin_ms = env.number("DEADLINE_MARGIN_MS", 2_000, 0, 60_000);
         let filter = KeyFilter {
@@ -106,14 +96,30 @@ impl ForwarderConfig {
                 .ok()
         });
 
-        let Some((base_url, destination)) = broker.filter(|_| !env.has_problems()) else {
+        let Some(broker) = broker.filter(|_| !env.has_problems()) else {
             return Err(env.error());
         };
-        if base_url.scheme() == "http" {
-            warnings.push(format!(
-                "the broker URL {base_url} is plain http: credentials and events travel unencrypted; use https outside tests"
-            ));
-        }
+        let broker = match broker {
+            Chosen::Aem(base_url, destination) => {
+                if base_url.scheme() == "http" {
+                    warnings.push(format!(
+                        "the broker URL {base_url} is plain http: credentials and events travel unencrypted; use https outside tests"
+                    ));
+                }
+                aem_warnings(&env, &destination, &mut warnings);
+                Broker::Aem(AemRest {
+                    base_url,
+                    destination,
+                    message_ttl_ms: ttl_ms,
+                })
+            }
+            Chosen::EventMesh => {
+                if ttl_ms.is_some() {
+                    warnings.push("AEM_MESSAGE_TTL_MS is for Advanced Event Mesh; SAP Event Mesh keeps messages as its queue says".into());
+                }
+                Broker::EventMesh(EventMeshRest { queue })
+            }
+        };
         if progress_table.is_none() {
             warnings.push(
                 "PROGRESS_TABLE is not set: a retried invocation publishes every event of its object again (subscribers see duplicates with the same message id); set it to a DynamoDB table with partition key `id` and TTL attribute `expiration`".into(),
@@ -124,26 +130,9 @@ impl ForwarderConfig {
                 "FAILURE_RECORDS is not set: an event the broker refuses for good fails its invocation on every retry; set it to an SQS queue URL or s3://bucket/prefix to record refusals for e2b resend".into(),
             );
         }
-        if matches!(destination, Destination::FixedUrl(_))
-            && env.text("AEM_TOPIC_TEMPLATE").is_some()
-        {
-            warnings.push(
-                "SAP_AEM_REST_URL names the topic in its path; AEM_TOPIC_TEMPLATE is not used"
-                    .into(),
-            );
-        }
-        if matches!(destination, Destination::Queue(_)) && env.text("AEM_TOPIC_TEMPLATE").is_some()
-        {
-            warnings.push(
-                "AEM_QUEUE is set: every event goes to that queue; AEM_TOPIC_TEMPLATE is not used"
-                    .into(),
-            );
-        }
         Ok(ForwarderConfig {
-            mesh: MeshConfig {
-                base_url,
-                destination,
-                message_ttl_ms: ttl_ms,
+            broker: BrokerConfig {
+                broker,
                 request_timeout: Duration::from_millis(timeout_ms),
                 retry: Backoff {
                     base: Duration::from_millis(100),
@@ -152,6 +141,7 @@ impl ForwarderConfig {
                 },
             },
             secret_id,
+            secret_layout,
             secret_ttl: Duration::from_secs(secret_ttl),
             scan,
             filter,
@@ -258,8 +248,67 @@ pub fn parse_states(text: &str) -> Result<Option<Vec<String>>, String> {
     Ok(Some(states))
 }
 
-/// The broker's base URL and where messages go; `None` after recording the problem.
-fn broker(env: &mut Env) -> Option<(Url, Destination)> {
+/// Warnings about settings Advanced Event Mesh does not use with this destination.
+fn aem_warnings(env: &Env, destination: &Destination, warnings: &mut Vec<String>) {
+    let template = env.text("AEM_TOPIC_TEMPLATE").is_some();
+    if matches!(destination, Destination::FixedUrl(_)) && template {
+        warnings.push(
+            "SAP_AEM_REST_URL names the topic in its path; AEM_TOPIC_TEMPLATE is not used".into(),
+        );
+    }
+    if matches!(destination, Destination::Queue(_)) && template {
+        warnings.push(
+            "AEM_QUEUE is set: every event goes to that queue; AEM_TOPIC_TEMPLATE is not used"
+                .into(),
+        );
+    }
+}
+
+/// The variables that choose SAP Event Mesh, and those that choose Advanced Event Mesh.
+const EVENT_MESH: [&str; 2] = ["EVENT_MESH_SERVICE_KEY_SECRET", "EVENT_MESH_QUEUE"];
+const AEM: [&str; 5] = [
+    "AEM_REST_URL",
+    "SAP_AEM_REST_URL",
+    "AEM_CREDENTIALS_SECRET",
+    "SAP_AEM_CREDENTIALS",
+    "AEM_QUEUE",
+];
+
+/// Which broker the variables choose.
+enum Chosen {
+    /// Advanced Event Mesh: its base URL and where messages go.
+    Aem(Url, Destination),
+    /// SAP Event Mesh: its address is in the service key.
+    EventMesh,
+}
+
+/// The broker; `None` after recording the problem. Setting both brokers' variables is a
+/// problem that names them.
+fn broker(env: &mut Env) -> Option<Chosen> {
+    let set = |names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| env.text(n).is_some())
+            .map(|n| n.to_string())
+            .collect()
+    };
+    let (event_mesh, aem) = (set(&EVENT_MESH), set(&AEM));
+    if !event_mesh.is_empty() {
+        if !aem.is_empty() {
+            env.problem(format!(
+                "{} and {} are both set: choose one broker, SAP Event Mesh (EVENT_MESH_SERVICE_KEY_SECRET) or Advanced Event Mesh (AEM_REST_URL)",
+                event_mesh.join(", "),
+                aem.join(", ")
+            ));
+            return None;
+        }
+        return Some(Chosen::EventMesh);
+    }
+    aem_broker(env).map(|(url, destination)| Chosen::Aem(url, destination))
+}
+
+/// Advanced Event Mesh's base URL and where messages go; `None` after recording the problem.
+fn aem_broker(env: &mut Env) -> Option<(Url, Destination)> {
     let queue = env.text("AEM_QUEUE");
     match (env.text("AEM_REST_URL"), env.text("SAP_AEM_REST_URL")) {
         (Some(_), Some(_)) => {
@@ -267,7 +316,7 @@ fn broker(env: &mut Env) -> Option<(Url, Destination)> {
             None
         }
         (None, None) => {
-            env.problem("AEM_REST_URL is missing: the broker's REST messaging URL, e.g. https://mr-connection-xxxx.messaging.solace.cloud:9443 (SAP_AEM_REST_URL is accepted too)");
+            env.problem("AEM_REST_URL is missing: the broker's REST messaging URL, e.g. https://mr-connection-xxxx.messaging.solace.cloud:9443 (SAP_AEM_REST_URL is accepted too); or, for SAP Event Mesh, EVENT_MESH_SERVICE_KEY_SECRET");
             None
         }
         (Some(url), None) => {
@@ -297,6 +346,32 @@ fn broker(env: &mut Env) -> Option<(Url, Destination)> {
             Some((base, Destination::FixedUrl(full)))
         }
     }
+}
+
+/// The broker secret and its layout: SAP Event Mesh's service key, or Advanced Event Mesh's
+/// logon (`AEM_CREDENTIALS_SECRET`, or the SAP sample's `SAP_AEM_CREDENTIALS`).
+fn broker_secret(env: &mut Env) -> (String, SecretLayout) {
+    if let Some(id) = env.text("EVENT_MESH_SERVICE_KEY_SECRET") {
+        return (id, SecretLayout::EventMeshServiceKey);
+    }
+    if env.text("EVENT_MESH_QUEUE").is_some() {
+        env.problem("EVENT_MESH_QUEUE is set without EVENT_MESH_SERVICE_KEY_SECRET: the name or ARN of the Secrets Manager secret holding the Event Mesh service key");
+    }
+    let id = match (
+        env.text("AEM_CREDENTIALS_SECRET"),
+        env.text("SAP_AEM_CREDENTIALS"),
+    ) {
+        (Some(id), None) | (None, Some(id)) => id,
+        (Some(_), Some(_)) => {
+            env.problem("set AEM_CREDENTIALS_SECRET or its alias SAP_AEM_CREDENTIALS, not both");
+            String::new()
+        }
+        (None, None) => {
+            env.problem("AEM_CREDENTIALS_SECRET is missing: the name or ARN of the Secrets Manager secret with the broker's username and password (SAP_AEM_CREDENTIALS is accepted too)");
+            String::new()
+        }
+    };
+    (id, SecretLayout::BrokerLogon)
 }
 
 fn http_url(env: &mut Env, name: &str, text: &str) -> Option<Url> {

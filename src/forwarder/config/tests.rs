@@ -10,6 +10,14 @@ fn read(pairs: &[(&str, &str)]) -> Result<ForwarderConfig, ConfigError> {
     ForwarderConfig::from_lookup(|name| map.get(name).cloned())
 }
 
+/// The Advanced Event Mesh settings of a configuration.
+fn aem(config: &ForwarderConfig) -> &AemRest {
+    match &config.broker.broker {
+        Broker::Aem(aem) => aem,
+        Broker::EventMesh(_) => panic!("Event Mesh, not AEM"),
+    }
+}
+
 const MINIMAL: [(&str, &str); 2] = [
     (
         "AEM_REST_URL",
@@ -23,12 +31,12 @@ fn two_settings_are_enough_and_the_rest_has_documented_defaults() {
     let Ok(config) = read(&MINIMAL) else {
         panic!("minimal settings refused")
     };
-    assert_eq!(config.mesh.destination, Destination::Topics);
+    assert_eq!(aem(&config).destination, Destination::Topics);
     assert_eq!(config.secret_id, "aem-credentials");
     assert_eq!(config.concurrency, 16);
-    assert_eq!(config.mesh.request_timeout, Duration::from_secs(5));
-    assert_eq!(config.mesh.retry.attempts, 6);
-    assert_eq!(config.mesh.message_ttl_ms, None);
+    assert_eq!(config.broker.request_timeout, Duration::from_secs(5));
+    assert_eq!(config.broker.retry.attempts, 6);
+    assert_eq!(aem(&config).message_ttl_ms, None);
     assert_eq!(config.secret_ttl, Duration::from_secs(300));
     assert_eq!(config.scan.events.format, PayloadFormat::CloudEvents);
     assert_eq!(config.scan.rules, ForwardingRules::default());
@@ -111,12 +119,12 @@ fn the_sap_sample_variables_work_as_aliases() {
     ]) else {
         panic!("the SAP sample's settings were refused")
     };
-    let Destination::FixedUrl(url) = &config.mesh.destination else {
+    let Destination::FixedUrl(url) = &aem(&config).destination else {
         panic!()
     };
     assert_eq!(url.path(), "/monitron/messages");
     assert_eq!(
-        config.mesh.base_url.as_str(),
+        aem(&config).base_url.as_str(),
         "https://mr-connection-abc.messaging.solace.cloud:9443/"
     );
     assert!(config.secret_id.ends_with(":secret:sapaem-credentials"));
@@ -221,7 +229,7 @@ fn switches_filters_and_numbers_are_read() {
     ]);
     let Ok(config) = read(&pairs) else { panic!() };
     assert_eq!(
-        config.mesh.destination,
+        aem(&config).destination,
         Destination::Queue("Q/monitron".into())
     );
     assert!(
@@ -232,7 +240,7 @@ fn switches_filters_and_numbers_are_read() {
     );
     assert!(config.scan.rules.model_transitions && config.scan.rules.connectivity);
     assert_eq!(config.concurrency, 32);
-    assert_eq!(config.mesh.message_ttl_ms, Some(86_400_000));
+    assert_eq!(aem(&config).message_ttl_ms, Some(86_400_000));
     assert_eq!(
         config.filter.exclude_prefixes,
         vec!["error/".to_string(), "tmp/".to_string()]
@@ -258,5 +266,58 @@ fn switches_filters_and_numbers_are_read() {
         only_exclude
             .skip_reason("error/processing-failed/x")
             .is_some_and(|r| r.contains("error/"))
+    );
+}
+
+#[test]
+fn a_service_key_secret_chooses_sap_event_mesh() {
+    let Ok(config) = read(&[("EVENT_MESH_SERVICE_KEY_SECRET", "em-key")]) else {
+        panic!("the service key alone was refused")
+    };
+    assert_eq!(
+        config.broker.broker,
+        Broker::EventMesh(EventMeshRest { queue: None })
+    );
+    assert_eq!(config.secret_id, "em-key");
+    assert_eq!(config.secret_layout, SecretLayout::EventMeshServiceKey);
+    let Ok(queued) = read(&[
+        ("EVENT_MESH_SERVICE_KEY_SECRET", "em-key"),
+        ("EVENT_MESH_QUEUE", "acme/plant/monitron/alerts"),
+    ]) else {
+        panic!("a queue was refused")
+    };
+    assert_eq!(
+        queued.broker.broker,
+        Broker::EventMesh(EventMeshRest {
+            queue: Some("acme/plant/monitron/alerts".into())
+        })
+    );
+    assert_eq!(
+        read(&MINIMAL).map(|c| c.secret_layout).ok(),
+        Some(SecretLayout::BrokerLogon)
+    );
+}
+
+#[test]
+fn both_brokers_at_once_is_a_start_up_error_naming_both() {
+    let mut pairs = MINIMAL.to_vec();
+    pairs.push(("EVENT_MESH_SERVICE_KEY_SECRET", "em-key"));
+    let Err(error) = read(&pairs) else {
+        panic!("both brokers accepted")
+    };
+    let text = error.to_string();
+    for name in [
+        "EVENT_MESH_SERVICE_KEY_SECRET",
+        "AEM_REST_URL",
+        "AEM_CREDENTIALS_SECRET",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
+    let Err(error) = read(&[("EVENT_MESH_QUEUE", "q")]) else {
+        panic!("a queue without a key accepted")
+    };
+    assert!(
+        error.to_string().contains("EVENT_MESH_SERVICE_KEY_SECRET"),
+        "{error}"
     );
 }

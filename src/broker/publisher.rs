@@ -1,134 +1,32 @@
-//! Publishing to SAP Advanced Event Mesh over Solace's REST messaging protocol.
-//!
-//! `POST {base}/TOPIC/{topic}` (or `/QUEUE/{queue}`, or the SAP sample's fixed URL whose path is
-//! the topic) with `Content-Type: application/json`, `Solace-Delivery-Mode: persistent`,
-//! `Solace-Message-ID` (the event id, the same on every redelivery), `Solace-Correlation-ID`,
-//! `Solace-DMQ-Eligible: true`, an optional `Solace-Time-To-Live-In-ms`, and the broker secret's
-//! logon: Basic, an OAuth2 bearer token, or the TLS client certificate alone (its common name is
-//! the client username); with the secret's `ca_pem` trusted besides the public roots. The
-//! broker answers 200 once a persistent message is stored.
-//!
-//! Outcomes: 2xx is done; 5xx, 429, connection errors and timeouts are retried with exponential
-//! backoff and full jitter within the attempt limit and the deadline; a 401 refreshes the
-//! credentials once (a rotated secret, a new OAuth2 token, new certificates) and tries again; any
-//! other 4xx is permanent and keeps the broker's reason phrase. A failure to connect is named
-//! for a network team (`http::tls::explain`).
+//! The one publisher for every broker: the logon from the broker secret, a connection pool per
+//! TLS identity, retries, a 401 answered by reading the secret again once. How a message
+//! becomes a request is the broker's [`Wire`]; the rules are in the [module doc](super).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{StatusCode, Url};
 
+use super::{BrokerConfig, Delivered, Message, PublishError, UrlError, Wire};
 use crate::aws::secrets::{BrokerLogon, CachedCredentials, Credentials, SecretError, SecretStore};
 use crate::event::ForwardedEvent;
-use crate::http::retry::{Backoff, Stop};
+use crate::http::retry::Stop;
 use crate::http::tls::{PeerTls, explain};
-use crate::outcome::{Disposed, Disposition};
 
-/// Where messages go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// `{base}/TOPIC/{the event's topic}`.
-    Topics,
-    /// `{base}/QUEUE/{queue}`: every event to one queue.
-    Queue(String),
-    /// A fixed URL whose path is the topic (the SAP sample's `SAP_AEM_REST_URL`).
-    FixedUrl(Url),
-}
-
-/// How messages are published.
-#[derive(Debug, Clone)]
-pub struct MeshConfig {
-    /// The broker's REST messaging base URL, e.g. `https://mr-connection-x.messaging.solace.cloud:9443`.
-    pub base_url: Url,
-    pub destination: Destination,
-    /// `Solace-Time-To-Live-In-ms`, when set.
-    pub message_ttl_ms: Option<u64>,
-    /// Time allowed for one HTTP request.
-    pub request_timeout: Duration,
-    /// Attempts per message (the first included) and pauses between them (base 100 ms, cap 5 s, full jitter).
-    pub retry: Backoff,
-}
-
-/// Why a message was not delivered.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    /// The broker refused it for good (4xx other than 401 and 429): status and reason phrase.
-    #[error("refused by the broker: {status} {reason}")]
-    Rejected { status: u16, reason: String },
-    /// 401 even with freshly read credentials.
-    #[error(
-        "401 {reason}: the broker refuses the credentials, also after reading the secret again"
-    )]
-    Unauthorized { reason: String },
-    /// Retryable failures until the attempts or the time ran out; the last one. A later
-    /// invocation may deliver it.
-    #[error("not delivered after {attempts} attempts; last: {last}")]
-    Exhausted { attempts: u32, last: String },
-    /// The credentials could not be read.
-    #[error("no broker credentials: {0}")]
-    Credentials(SecretError),
-}
-
-impl Disposed for PublishError {
-    /// Only a refusal of the message itself is given up; credentials refused or unreadable
-    /// are fixed once for every event, so the invocation fails and Lambda retries.
-    fn disposition(&self) -> Disposition {
-        match self {
-            PublishError::Rejected { .. } => Disposition::GiveUp,
-            PublishError::Unauthorized { .. }
-            | PublishError::Exhausted { .. }
-            | PublishError::Credentials(_) => Disposition::Retry,
-        }
-    }
-}
-
-/// What is posted: the event's id (the message id), topic and payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Message<'a> {
-    pub id: &'a str,
-    pub topic: &'a str,
-    pub payload: &'a str,
-}
-
-impl<'a> From<&'a ForwardedEvent> for Message<'a> {
-    fn from(event: &'a ForwardedEvent) -> Self {
-        Message {
-            id: &event.id,
-            topic: &event.topic,
-            payload: &event.payload,
-        }
-    }
-}
-
-/// A delivered message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
-    pub attempts: u32,
-}
-
-/// Characters escaped in a topic level inside the URL path: all but RFC 3986's unreserved.
-const LEVEL: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// Publishes events to the mesh; one per warm Lambda, shared by all publishes.
+/// Publishes events to the broker; one per warm Lambda, shared by all publishes.
 pub struct Publisher<S> {
     http: reqwest::Client,
     /// The client for the broker secret's TLS fields (CA, client certificate), built once per
     /// secret contents: one handshake per kept connection, a new client after a rotation.
     with_tls: std::sync::Mutex<Option<(PeerTls, reqwest::Client)>>,
-    config: MeshConfig,
+    config: BrokerConfig,
     credentials: Arc<CachedCredentials<S>>,
     retries: AtomicU64,
 }
 
 /// The client settings every connection to the broker has.
-fn client_builder(config: &MeshConfig) -> reqwest::ClientBuilder {
+fn client_builder(config: &BrokerConfig) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
         .pool_idle_timeout(Duration::from_secs(50))
@@ -142,7 +40,7 @@ impl<S: SecretStore> Publisher<S> {
     /// A publisher with its own connection pool (kept alive between invocations). TLS
     /// certificates are always verified.
     pub fn new(
-        config: MeshConfig,
+        config: BrokerConfig,
         credentials: Arc<CachedCredentials<S>>,
     ) -> Result<Self, reqwest::Error> {
         let http = client_builder(&config).build()?;
@@ -155,7 +53,7 @@ impl<S: SecretStore> Publisher<S> {
         })
     }
 
-    pub fn config(&self) -> &MeshConfig {
+    pub fn config(&self) -> &BrokerConfig {
         &self.config
     }
 
@@ -169,30 +67,35 @@ impl<S: SecretStore> Publisher<S> {
         self.credentials.get().await
     }
 
-    /// Logs on without storing anything (`e2b doctor`): an OAuth2 secret's token is fetched,
-    /// then one empty direct (not persistent) message is published to the topic `e2b/doctor`,
-    /// outside the `monitron/` tree a queue of ours subscribes to. `Ok` says how it logged on.
+    /// Where the broker is: configured, or (Event Mesh) in the service key.
+    pub fn address(&self, credentials: &Credentials) -> Result<Url, UrlError> {
+        self.wire().address(credentials)
+    }
+
+    fn wire(&self) -> &dyn Wire {
+        self.config.broker.wire()
+    }
+
+    /// Logs on without storing anything (`e2b doctor`): an OAuth2 token is fetched, then the
+    /// broker's probe (an empty message that is not stored) is posted. `Ok` says how it logged on.
     pub async fn check_logon(&self, credentials: &Credentials) -> Result<String, String> {
         let http = self
             .client_for(&credentials.tls)
             .map_err(|e| e.to_string())?;
-        let mut url = self.config.base_url.clone();
-        url.set_path("/TOPIC/e2b/doctor");
-        url.set_query(None);
+        let (url, headers) = self.wire().probe(credentials).map_err(|e| e.to_string())?;
+        let peer = format!("the broker ({})", url.host_str().unwrap_or("?"));
         let timeout = self.config.request_timeout;
-        let request =
+        let mut request =
             logged_on(&http, http.post(url).timeout(timeout), credentials, timeout).await?;
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         let how = match &credentials.logon {
             BrokerLogon::Basic { username, .. } => format!("as {username} (Basic)"),
             BrokerLogon::OAuth2(_) => "with an OAuth2 token from the token URL".to_string(),
             BrokerLogon::Certificate => "by client certificate".to_string(),
         };
-        let peer = format!(
-            "the broker ({})",
-            self.config.base_url.host_str().unwrap_or("?")
-        );
         let answer = request
-            .header("Solace-Delivery-Mode", "direct")
             .header("Content-Type", "text/plain")
             .send()
             .await
@@ -223,11 +126,6 @@ impl<S: SecretStore> Publisher<S> {
         Ok(client)
     }
 
-    /// The URL an event is posted to.
-    pub fn url_for(&self, topic: &str) -> Result<Url, url_error::UrlError> {
-        url_for(&self.config, topic)
-    }
-
     /// Publishes one event, retrying what a retry can fix, until `deadline`.
     pub async fn publish(
         &self,
@@ -247,12 +145,6 @@ impl<S: SecretStore> Publisher<S> {
         correlation_id: &str,
         deadline: Instant,
     ) -> Result<Delivered, PublishError> {
-        let url = self
-            .url_for(event.topic)
-            .map_err(|e| PublishError::Rejected {
-                status: 0,
-                reason: e.to_string(),
-            })?;
         let mut attempts = 0u32;
         let mut refreshed = false;
         let mut credentials: Option<Arc<Credentials>> = None;
@@ -265,15 +157,10 @@ impl<S: SecretStore> Publisher<S> {
                 });
             }
             let outcome = match &credentials {
-                Some(c) => {
-                    self.attempt(&url, &event, correlation_id, c, deadline)
-                        .await
-                }
+                Some(c) => self.attempt(&event, correlation_id, c, deadline).await,
                 None => match self.credentials_until(deadline).await {
                     Ok(c) => {
-                        let outcome = self
-                            .attempt(&url, &event, correlation_id, &c, deadline)
-                            .await;
+                        let outcome = self.attempt(&event, correlation_id, &c, deadline).await;
                         credentials = Some(c);
                         outcome
                     }
@@ -339,7 +226,6 @@ impl<S: SecretStore> Publisher<S> {
 
     async fn attempt(
         &self,
-        url: &Url,
         event: &Message<'_>,
         correlation_id: &str,
         credentials: &Credentials,
@@ -349,6 +235,15 @@ impl<S: SecretStore> Publisher<S> {
         if left.is_zero() {
             return Attempt::Retry("no time left before the deadline".into());
         }
+        let url = match self.wire().url(credentials, event.topic) {
+            Ok(url) => url,
+            Err(e) => {
+                return Attempt::Refused {
+                    status: 0,
+                    reason: e.to_string(),
+                };
+            }
+        };
         let http = match self.client_for(&credentials.tls) {
             Ok(http) => http,
             Err(e) => return Attempt::Retry(format!("the broker's HTTP client: {e}")),
@@ -359,16 +254,11 @@ impl<S: SecretStore> Publisher<S> {
             Ok(request) => request,
             Err(e) => return Attempt::Retry(e),
         };
-        request = request
-            .header("Content-Type", "application/json")
-            .header("Solace-Delivery-Mode", "persistent")
-            .header("Solace-Message-ID", header_safe(event.id))
-            .header("Solace-Correlation-ID", ascii_header(correlation_id))
-            .header("Solace-DMQ-Eligible", "true")
+        request = request.header("Content-Type", "application/json");
+        request = self
+            .wire()
+            .message(request, event, correlation_id)
             .body(event.payload.to_string());
-        if let Some(ttl) = self.config.message_ttl_ms {
-            request = request.header("Solace-Time-To-Live-In-ms", ttl.to_string());
-        }
         let peer = || format!("the broker ({})", url.host_str().unwrap_or("?"));
         match request.send().await {
             Err(e) if e.is_timeout() && !e.is_connect() => Attempt::Retry("timed out".into()),
@@ -426,34 +316,6 @@ enum Attempt {
     Retry(String),
 }
 
-/// The URL for a topic under a configuration.
-pub fn url_for(config: &MeshConfig, topic: &str) -> Result<Url, url_error::UrlError> {
-    let base = config.base_url.as_str().trim_end_matches('/');
-    let text = match &config.destination {
-        Destination::FixedUrl(url) => return Ok(url.clone()),
-        // Slashes stay raw in the path, for topic levels and queue names alike.
-        Destination::Queue(queue) => format!("{base}/QUEUE/{}", encode_path(queue)),
-        Destination::Topics => format!("{base}/TOPIC/{}", encode_path(topic)),
-    };
-    Url::parse(&text)
-        .map_err(|e| url_error::UrlError(format!("cannot build the URL for topic `{topic}`: {e}")))
-}
-
-fn encode_path(name: &str) -> String {
-    let levels: Vec<String> = name
-        .split('/')
-        .map(|level| utf8_percent_encode(level, LEVEL).to_string())
-        .collect();
-    levels.join("/")
-}
-
-pub mod url_error {
-    /// A URL that could not be built.
-    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-    #[error("{0}")]
-    pub struct UrlError(pub String);
-}
-
 /// The broker's own reason phrase (Solace sends e.g. `503 Spool Over Quota`), or the standard one.
 fn reason_phrase(response: &reqwest::Response) -> String {
     response
@@ -473,23 +335,3 @@ fn with_body(reason: String, body: &str) -> String {
     let cut: String = body.chars().take(200).collect();
     format!("{reason} ({cut})")
 }
-
-/// Characters escaped in the correlation id (an S3 key, `s3://bucket/key`): what is not printable
-/// ASCII, and `%` itself, so that the value reads back with one percent-decoding.
-const HEADER: &AsciiSet = &percent_encoding::CONTROLS.add(b'%').add(b' ').add(b'"');
-
-/// A header value in ASCII: UTF-8 bytes (`Pumpe Süd`) and controls percent-encoded.
-pub fn ascii_header(value: &str) -> String {
-    utf8_percent_encode(value, HEADER).to_string()
-}
-
-/// Header values cannot hold control characters; ids from the export never do, but be safe.
-fn header_safe(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| if c.is_control() { '_' } else { c })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,21 +1,70 @@
-use crate::http::retry::Backoff;
-use std::time::Duration;
+use reqwest::Url;
 
 use super::*;
+use crate::aws::secrets::{SecretLayout, parse_credentials};
 
-fn config(destination: Destination) -> MeshConfig {
-    MeshConfig {
+fn config(destination: Destination) -> AemRest {
+    AemRest {
         base_url: Url::parse("https://mr-connection-abc.messaging.solace.cloud:9443")
             .expect("Url::parse in the test set-up"),
         destination,
         message_ttl_ms: None,
-        request_timeout: Duration::from_secs(5),
-        retry: Backoff {
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(2),
-            attempts: 5,
-        },
     }
+}
+
+fn url_for(config: &AemRest, topic: &str) -> Result<Url, UrlError> {
+    config.url_for(topic)
+}
+
+fn service_key(namespace: &str) -> Credentials {
+    let key = serde_json::json!({
+        "namespace": namespace,
+        "messaging": [{"protocol": ["httprest"], "uri": "https://enterprise-messaging-pubsub.cfapps.eu10.hana.ondemand.com",
+                       "oa2": {"clientid": "c", "clientsecret": "s", "tokenendpoint": "https://t.example/oauth/token"}}]
+    });
+    SecretLayout::EventMeshServiceKey
+        .parse("em-key", &key.to_string())
+        .expect("a service key in the test set-up")
+}
+
+#[test]
+fn event_mesh_topics_are_one_path_segment_under_the_namespace() {
+    let wire = EventMeshRest::default();
+    let url = wire.url(
+        &service_key("acme/plant/monitron"),
+        "monitron/asset/alert/ALARM/Werk Süd/Pump 7",
+    );
+    let Ok(url) = url else { panic!("{url:?}") };
+    let path = url.path();
+    assert!(
+        path.starts_with("/messagingrest/v1/topics/acme%2Fplant%2Fmonitron%2Fmonitron%2Fasset%2Falert%2FALARM%2FWerk_S_d-"),
+        "{path}"
+    );
+    assert!(path.ends_with("/messages"), "{path}");
+    assert_eq!(path.matches('/').count(), 5, "{path}");
+}
+
+#[test]
+fn an_event_mesh_queue_takes_every_message() {
+    let wire = EventMeshRest {
+        queue: Some("acme/plant/monitron/alerts".into()),
+    };
+    let url = wire.url(&service_key("acme/plant/monitron"), "monitron/asset/alert");
+    assert_eq!(
+        url.map(|u| u.path().to_string()),
+        Ok("/messagingrest/v1/queues/acme%2Fplant%2Fmonitron%2Falerts/messages".to_string())
+    );
+}
+
+#[test]
+fn an_event_mesh_url_needs_a_service_key() {
+    let credentials = parse_credentials("aem-login", r#"{"username":"u","password":"p"}"#)
+        .expect("a logon in the test set-up");
+    let url = EventMeshRest::default().url(&credentials, "monitron/asset/alert");
+    assert!(
+        url.as_ref().is_err_and(|e| e.0.contains("aem-login")),
+        "{url:?}"
+    );
 }
 
 #[test]

@@ -2,8 +2,9 @@
 # Forwarder speed, in one run: publishing throughput against the Solace REST test broker
 # (answering after 2 ms) through the real forwarder path, with a plain-reqwest baseline, then
 # the same object with the delivery ledger on (DynamoDB on moto; issue 13: its writes must not
-# halve throughput); and the Lambda binary's cold start and idle RSS against a minimal Lambda
-# Runtime API.
+# halve throughput); the same through SAP Event Mesh's messagingrest (the Event Mesh test peer,
+# a bearer token; issue 22) against plain-reqwest POSTs with the same token; and the Lambda
+# binary's cold start and idle RSS against a minimal Lambda Runtime API.
 #
 # Usage: bench/forwarder.sh [EVENTS] [LATENCY_MS] [CONCURRENCY]   (defaults: 10000 2 16)
 # Targets (issue 3): ratio to the bound concurrency/latency >= 0.5; cold start <= 50 ms;
@@ -16,6 +17,8 @@ export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo build --release --quiet --bin forwarder --example bench_forwarder
 echo "== publishing"
 target/release/examples/bench_forwarder publish "${1:-10000}" "${2:-2}" "${3:-16}"
+echo "== publishing to SAP Event Mesh"
+target/release/examples/bench_forwarder publish-event-mesh "${1:-10000}" "${2:-2}" "${3:-16}"
 echo "== cold start (best of 5)"
 best=""
 for _ in 1 2 3 4 5; do

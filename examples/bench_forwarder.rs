@@ -6,6 +6,10 @@
 //! `reqwest` POSTs with the same concurrency, as a baseline. Prints events/s, the ratio to the
 //! bound `concurrency / latency`, and the ratio to the baseline.
 //!
+//! `bench_forwarder publish-event-mesh [EVENTS] [LATENCY_MS] [CONCURRENCY]`: the same through
+//! the Event Mesh test peer (`messagingrest`, a bearer token from its token endpoint), against
+//! plain `reqwest` POSTs with the same token and headers.
+//!
 //! `bench_forwarder cold-start FORWARDER_BINARY`: runs the Lambda binary against a minimal Lambda
 //! Runtime API on 127.0.0.1, hands it one `s3:TestEvent`, and prints the time from process start
 //! to the response, and the idle RSS after it.
@@ -17,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2b::aws::s3::LocalDir;
-use e2b::aws::secrets::{CachedCredentials, SecretError, SecretStore};
-use e2b::broker::{AemRest, Broker, BrokerConfig, Publisher};
+use e2b::aws::secrets::{CachedCredentials, SecretError, SecretLayout, SecretStore};
+use e2b::broker::{AemRest, Broker, BrokerConfig, EventMeshRest, Publisher};
 use e2b::forwarder::ledger::Ledger;
 use e2b::forwarder::scan::{ScanConfig, Scanner};
 use e2b::forwarder::trigger::KeyFilter;
@@ -49,12 +53,17 @@ fn main() {
             number(2, 2),
             number(3, 16) as usize,
         )),
+        Some("publish-event-mesh") => runtime.block_on(publish_event_mesh(
+            number(1, 10_000),
+            number(2, 2),
+            number(3, 16) as usize,
+        )),
         Some("cold-start") => match args.get(1) {
             Some(binary) => runtime.block_on(cold_start(binary)),
             None => eprintln!("usage: bench_forwarder cold-start FORWARDER_BINARY"),
         },
         _ => eprintln!(
-            "usage: bench_forwarder publish [EVENTS] [LATENCY_MS] [CONCURRENCY] | cold-start BINARY"
+            "usage: bench_forwarder publish|publish-event-mesh [EVENTS] [LATENCY_MS] [CONCURRENCY] | cold-start BINARY"
         ),
     }
 }
@@ -65,18 +74,9 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         Duration::from_millis(latency_ms),
         Box::new(Reply::Accept),
     ));
-    let dir = std::env::temp_dir().join(format!("e2b-bench-{}", std::process::id()));
-    let object_path = dir.join("bench-bucket").join("bench.json");
-    let body: Vec<String> = (0..events)
-        .map(|i| ALARM.trim().replace("e-200", &format!("bench-{i:06}")))
-        .collect();
-    if let Some(parent) = object_path.parent()
-        && let Err(e) = std::fs::create_dir_all(parent)
-            .and_then(|()| std::fs::write(&object_path, body.join("\n")))
-    {
-        eprintln!("cannot write the bench object: {e}");
+    let Some(dir) = bench_object(events) else {
         return;
-    }
+    };
     let mesh = BrokerConfig {
         broker: Broker::Aem(AemRest::topics(
             reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
@@ -127,29 +127,14 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
 
     // Baseline: the same POSTs straight from reqwest, same concurrency, no decoding.
     let client = reqwest::Client::new();
-    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    for i in 0..events {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break;
-        };
-        let request = client
+    let (baseline_ok, baseline_rate) = baseline(events, concurrency, |i| {
+        client
             .post(format!("{}/TOPIC/bench/baseline", broker.url))
             .basic_auth("bench", Some("bench-password"))
             .header("Solace-Message-ID", format!("baseline-{i}"))
-            .body(ALARM.to_string());
-        tasks.spawn(async move {
-            let ok = request.send().await.is_ok_and(|r| r.status().is_success());
-            drop(permit);
-            ok
-        });
-    }
-    let mut baseline_ok = 0u64;
-    while let Some(done) = tasks.join_next().await {
-        baseline_ok += u64::from(done.unwrap_or(false));
-    }
-    let baseline_rate = baseline_ok as f64 / start.elapsed().as_secs_f64();
+            .body(ALARM.to_string())
+    })
+    .await;
 
     // What one request really takes with this broker on this machine (timer granularity and
     // the shared cores add to the nominal latency): sequential requests.
@@ -194,6 +179,141 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         round_trip.as_secs_f64() * 1000.0,
         rate / effective_bound
     );
+}
+
+/// The bench object of `events` alarms, in a fresh directory (the local object store's root).
+fn bench_object(events: u64) -> Option<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("e2b-bench-{}", std::process::id()));
+    let object_path = dir.join("bench-bucket").join("bench.json");
+    let body: Vec<String> = (0..events)
+        .map(|i| ALARM.trim().replace("e-200", &format!("bench-{i:06}")))
+        .collect();
+    if let Some(parent) = object_path.parent()
+        && let Err(e) = std::fs::create_dir_all(parent)
+            .and_then(|()| std::fs::write(&object_path, body.join("\n")))
+    {
+        eprintln!("cannot write the bench object: {e}");
+        return None;
+    }
+    Some(dir)
+}
+
+/// `events` requests made by `request`, `concurrency` at a time: (answered 2xx, per second).
+async fn baseline(
+    events: u64,
+    concurrency: usize,
+    request: impl Fn(u64) -> reqwest::RequestBuilder,
+) -> (u64, f64) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for i in 0..events {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let request = request(i);
+        tasks.spawn(async move {
+            let ok = request.send().await.is_ok_and(|r| r.status().is_success());
+            drop(permit);
+            ok
+        });
+    }
+    let mut ok = 0u64;
+    while let Some(done) = tasks.join_next().await {
+        ok += u64::from(done.unwrap_or(false));
+    }
+    (ok, ok as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The publish rate through SAP Event Mesh's `messagingrest` (the test peer answering after
+/// `latency_ms`), against plain reqwest POSTs with the same bearer token and headers.
+async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
+    let em = support::event_mesh::TestEventMesh::start("acme/plant/bench", "bench", "bench-s3cret")
+        .await;
+    em.set_latency(Duration::from_millis(latency_ms));
+    let Some(dir) = bench_object(events) else {
+        return;
+    };
+    let config = BrokerConfig {
+        broker: Broker::EventMesh(EventMeshRest::default()),
+        request_timeout: Duration::from_secs(5),
+        retry: Backoff {
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(100),
+            attempts: 3,
+        },
+    };
+    let credentials = Arc::new(
+        CachedCredentials::new(
+            support::broker::FixedSecret(em.service_key().to_string()),
+            "bench",
+            Duration::from_secs(300),
+        )
+        .with_layout(SecretLayout::EventMeshServiceKey),
+    );
+    let publisher =
+        Arc::new(Publisher::new(config, credentials).expect("publisher (Publisher::new)"));
+    let forwarder = Forwarder::new(
+        LocalDir { root: dir.clone() },
+        publisher,
+        ForwarderSettings {
+            scan: ScanConfig::default(),
+            filter: KeyFilter::default(),
+            concurrency,
+        },
+    );
+    let Some((delivered, elapsed)) = run(&forwarder, None).await else {
+        return;
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let rate = delivered as f64 / elapsed.as_secs_f64();
+
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = match client
+        .post(format!("{}/oauth/token", em.url))
+        .basic_auth("bench", Some("bench-s3cret"))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+    {
+        Ok(answer) => answer.json().await.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("no token for the baseline: {e}");
+            return;
+        }
+    };
+    let token = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let url = format!(
+        "{}/messagingrest/v1/topics/acme%2Fplant%2Fbench%2Fbaseline/messages",
+        em.url
+    );
+    let (baseline_ok, baseline_rate) = baseline(events, concurrency, |_| {
+        client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("x-qos", "1")
+            .header("Content-Type", "application/json")
+            .body(ALARM.to_string())
+    })
+    .await;
+    let bound = concurrency as f64 / (latency_ms.max(1) as f64 / 1000.0);
+    println!(
+        "events:            {delivered} delivered to SAP Event Mesh in {:.3} s (latency {latency_ms} ms, concurrency {concurrency}, {} token requests)",
+        elapsed.as_secs_f64(),
+        em.token_requests()
+    );
+    println!("forwarder:         {rate:.0} events/s");
+    println!(
+        "ratio to bound:    {:.2} (concurrency / latency: {bound:.0} events/s)",
+        rate / bound
+    );
+    println!(
+        "baseline:          {baseline_rate:.0} events/s (plain reqwest POSTs, {baseline_ok} ok)"
+    );
+    println!("ratio to baseline: {:.2}", rate / baseline_rate);
 }
 
 /// One pass of the bench object through `forwarder`; the ETag names the object to the ledger.

@@ -18,7 +18,8 @@ if [ "$processed" -lt 100 ] || [ "$emf" -lt 2 ]; then
 fi
 
 # Every test credential contains `s3cret`; PEM blocks come from secrets; the test servers issue tokens `access-N`,
-# `dest-token-N`; Authorization values look like `Basic <base64>` / `Bearer <token>`.
+# `dest-token-N`, `broker-token-N`, `em-token-N` (Event Mesh); Authorization values look like
+# `Basic <base64>` / `Bearer <token>`; an Event Mesh service key holds `clientsecret`.
 patterns=(
   's3cret'
   'nobody-has'
@@ -26,10 +27,12 @@ patterns=(
   '\baccess-[0-9]+\b'
   'dest-token-[0-9]+'
   'broker-token-[0-9]+'
+  'em-token-[0-9]+'
   '\bBasic [A-Za-z0-9+/]{12,}=*'
   '\bBearer [A-Za-z0-9._~+/-]{8,}'
   '"access_token"'
   '"client_secret" *: *"[^"*]'
+  '"clientsecret" *: *"[^"*]'
   '"password" *: *"[^"*]'
   # A PEM block of a secret (`ca_pem`, `client_cert_pem`, `client_key_pem`) never reaches a log.
   '-----BEGIN [A-Z ]+-----'

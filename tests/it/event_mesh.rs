@@ -27,7 +27,7 @@ use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 const NAMESPACE: &str = "acme/plant/monitron";
 /// Service key clients look like this: `!` and `|` in the id, `$ + / =` in the secret.
 const CLIENT_ID: &str = "sb-clone-em!b2436|xbem-service-broker!b2436";
-const CLIENT_SECRET: &str = "9f1c$Hq+e/Zk=";
+const CLIENT_SECRET: &str = "s3cret$Hq+e/Zk=";
 const QUEUE: &str = "acme/plant/monitron/alerts";
 const WEBHOOK: (&str, &str) = ("em-webhook", "webhook-s3cret");
 
@@ -260,7 +260,7 @@ async fn refusals_are_recorded_with_event_mesh_s_reason_and_the_rest_retried() {
 async fn a_service_key_with_a_wrong_client_fails_the_invocation_by_name() {
     let em = TestEventMesh::start(NAMESPACE, CLIENT_ID, CLIENT_SECRET).await;
     let mut key = em.service_key();
-    key["messaging"][1]["oa2"]["clientsecret"] = Value::from("not-the-secret");
+    key["messaging"][1]["oa2"]["clientsecret"] = Value::from("not-the-s3cret");
     let unused = TestBroker::start("unused", "unused").await;
     let f = Fixture::with_broker(unused, key).await;
     f.put("w.json", alarms("w", 2).as_bytes()).await;
@@ -273,7 +273,7 @@ async fn a_service_key_with_a_wrong_client_fails_the_invocation_by_name() {
         text.contains("OAuth2 token endpoint") && text.contains("401"),
         "{text}"
     );
-    assert!(!text.contains("not-the-secret"), "{text}");
+    assert!(!text.contains("not-the-s3cret"), "{text}");
     assert!(em.published().is_empty());
 }
 
@@ -365,7 +365,7 @@ async fn the_doctor_checks_event_mesh_step_by_step() {
 
     em.revoke_tokens();
     let mut key = em.service_key();
-    key["messaging"][1]["oa2"]["clientsecret"] = Value::from("rotated-away");
+    key["messaging"][1]["oa2"]["clientsecret"] = Value::from("rotated-s3cret");
     let unused = TestBroker::start("unused", "unused").await;
     let wrong = Fixture::with_broker(unused, key).await;
     let env = vec![("EVENT_MESH_SERVICE_KEY_SECRET", wrong.secret.clone())];
@@ -376,5 +376,5 @@ async fn the_doctor_checks_event_mesh_step_by_step() {
         stdout.contains("logon") && stdout.contains("401"),
         "{stdout}"
     );
-    assert!(!stdout.contains("rotated-away"), "{stdout}");
+    assert!(!stdout.contains("rotated-s3cret"), "{stdout}");
 }

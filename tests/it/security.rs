@@ -207,3 +207,46 @@ fn the_functions_join_a_vpc_only_when_asked_and_their_roles_gain_nothing_otherwi
         "the Function URL is kept"
     );
 }
+
+/// One broker (issue 22): the forwarder reads only the secret of the broker it is given
+/// (`EventMeshServiceKeySecretArn`, or `AemCredentialsSecretArn`), gets only that broker's
+/// variables, and a stack with both or neither is refused by the template's rule.
+#[test]
+fn the_forwarder_reads_only_the_secret_of_its_one_broker() {
+    let deployed = deployed_template();
+    let statements = deployed["Resources"]["ForwarderRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let secret_reads: Vec<&serde_json::Value> = statements
+        .iter()
+        .filter(|s| s.to_string().contains("secretsmanager:GetSecretValue"))
+        .collect();
+    assert_eq!(secret_reads.len(), 1, "{secret_reads:?}");
+    let resource = &secret_reads[0]["Resource"]["Fn::If"];
+    assert_eq!(resource[0], "UsesEventMesh");
+    assert_eq!(
+        resource[1],
+        serde_json::json!({"Ref": "EventMeshServiceKeySecretArn"})
+    );
+    assert!(
+        resource[2].to_string().contains("AemCredentialsSecretArn"),
+        "{resource}"
+    );
+    let variables =
+        &deployed["Resources"]["ForwarderFunction"]["Properties"]["Environment"]["Variables"];
+    for (name, condition) in [
+        ("AEM_REST_URL", "UsesEventMesh"),
+        ("AEM_CREDENTIALS_SECRET", "UsesEventMesh"),
+        ("EVENT_MESH_SERVICE_KEY_SECRET", "UsesEventMesh"),
+        ("EVENT_MESH_QUEUE", "HasEventMeshQueue"),
+    ] {
+        assert_eq!(variables[name]["Fn::If"][0], condition, "{name}");
+    }
+    let rule = deployed["Rules"]["OneBroker"]["Assertions"].to_string();
+    assert!(
+        rule.contains("EventMeshServiceKeySecretArn") && rule.contains("AemRestUrl"),
+        "{rule}"
+    );
+}

@@ -79,6 +79,8 @@ struct State {
     script: HashMap<String, VecDeque<Reply>>,
     default: Option<Reply>,
     requests: u64,
+    /// Time taken before answering a publish (a broker's storing).
+    latency: Option<Duration>,
     /// After this many accepted messages, every token issued so far is revoked (once).
     revoke_after: Option<usize>,
     /// Webhook pushes: CloudEvent id → statuses answered, in order.
@@ -180,6 +182,11 @@ impl TestEventMesh {
     /// Every token issued so far is refused from now on.
     pub fn revoke_tokens(&self) {
         self.with(|s| s.tokens.clear());
+    }
+
+    /// Publishes are answered after `latency` (benchmarks).
+    pub fn set_latency(&self, latency: Duration) {
+        self.with(|s| s.latency = Some(latency));
     }
 
     /// Revokes every token issued so far once `accepted` messages have been accepted: a token
@@ -360,6 +367,10 @@ async fn serve(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::
         let (status, body) = if request.target.split('?').next() == Some("/oauth/token") {
             issue_token(&state, &request)
         } else {
+            let latency = lock(&state).latency;
+            if let Some(pause) = latency {
+                tokio::time::sleep(pause).await;
+            }
             let (status, reason) = publish(&state, request);
             (format!("{status} {reason}"), String::new())
         };

@@ -93,17 +93,7 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         "bench",
         Duration::from_secs(300),
     ));
-    let publisher =
-        Arc::new(Publisher::new(mesh, credentials).expect("publisher (Publisher::new)"));
-    let forwarder = Forwarder::new(
-        LocalDir { root: dir.clone() },
-        publisher,
-        ForwarderSettings {
-            scan: ScanConfig::default(),
-            filter: KeyFilter::default(),
-            concurrency,
-        },
-    );
+    let forwarder = local_forwarder(&dir, mesh, credentials, concurrency);
     let Some((delivered, elapsed)) = run(&forwarder, None).await else {
         return;
     };
@@ -251,17 +241,7 @@ async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
         )
         .with_layout(SecretLayout::EventMeshServiceKey),
     );
-    let publisher =
-        Arc::new(Publisher::new(config, credentials).expect("publisher (Publisher::new)"));
-    let forwarder = Forwarder::new(
-        LocalDir { root: dir.clone() },
-        publisher,
-        ForwarderSettings {
-            scan: ScanConfig::default(),
-            filter: KeyFilter::default(),
-            concurrency,
-        },
-    );
+    let forwarder = local_forwarder(&dir, config, credentials, concurrency);
     let Some((delivered, elapsed)) = run(&forwarder, None).await else {
         return;
     };
@@ -314,6 +294,28 @@ async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
         "baseline:          {baseline_rate:.0} events/s (plain reqwest POSTs, {baseline_ok} ok)"
     );
     println!("ratio to baseline: {:.2}", rate / baseline_rate);
+}
+
+/// A forwarder reading the bench object from `dir`, publishing with `config`.
+fn local_forwarder<S: SecretStore + 'static>(
+    dir: &std::path::Path,
+    config: BrokerConfig,
+    credentials: Arc<CachedCredentials<S>>,
+    concurrency: usize,
+) -> Forwarder<LocalDir, S> {
+    let publisher =
+        Arc::new(Publisher::new(config, credentials).expect("publisher (Publisher::new)"));
+    Forwarder::new(
+        LocalDir {
+            root: dir.to_path_buf(),
+        },
+        publisher,
+        ForwarderSettings {
+            scan: ScanConfig::default(),
+            filter: KeyFilter::default(),
+            concurrency,
+        },
+    )
 }
 
 /// One pass of the bench object through `forwarder`; the ETag names the object to the ledger.

@@ -347,12 +347,7 @@ async fn the_doctor_checks_event_mesh_step_by_step() {
     let output = cli::e2b(vec!["doctor".into(), "--json".into()], env).await;
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
     assert!(output.status.success(), "{report}");
-    let steps: Vec<&str> = report["doctor"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["step"].as_str())
-        .collect();
+    let steps = crate::support::doctor_steps(&report);
     assert_eq!(steps, ["secret", "dns", "tcp", "logon"], "{report}");
     let said = report.to_string();
     assert!(

@@ -272,12 +272,7 @@ async fn the_forwarder_delivers_every_event_once_over_mutual_tls_with_certificat
         .await
         .expect("a doctor report");
     assert_eq!(report["ok"], true, "{report}");
-    let steps: Vec<&str> = report["doctor"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["step"].as_str())
-        .collect();
+    let steps = crate::support::doctor_steps(&report);
     assert_eq!(steps, ["secret", "dns", "tcp", "tls", "logon"], "{report}");
     assert!(
         report.to_string().contains("`ca_pem`"),

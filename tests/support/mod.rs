@@ -88,3 +88,13 @@ pub fn per_event_rules() -> e2b::processor::rules::RuleSet {
     e2b::processor::rules::RuleSet::parse("bundled rules, per event", &text)
         .expect("the bundled rules with per = \"event\" parse")
 }
+
+/// The steps of a doctor report (`{"doctor": [{"step": ...}, ...]}`), in order.
+pub fn doctor_steps(report: &serde_json::Value) -> Vec<String> {
+    report["doctor"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["step"].as_str().map(str::to_string))
+        .collect()
+}

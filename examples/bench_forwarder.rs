@@ -22,12 +22,11 @@ use std::time::{Duration, Instant};
 
 use e2b::aws::s3::LocalDir;
 use e2b::aws::secrets::{CachedCredentials, SecretError, SecretLayout, SecretStore};
-use e2b::broker::{AemRest, Broker, BrokerConfig, EventMeshRest, Publisher};
+use e2b::broker::{AemRest, Broker, BrokerConfig, EventMeshRest};
 use e2b::forwarder::ledger::Ledger;
 use e2b::forwarder::scan::{ScanConfig, Scanner};
-use e2b::forwarder::trigger::KeyFilter;
 use e2b::forwarder::trigger::ObjectRef;
-use e2b::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
+use e2b::forwarder::{Forwarder, ObjectOutcome};
 use e2b::http::retry::Backoff;
 use support::broker::{Reply, TestBroker};
 
@@ -93,7 +92,7 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         "bench",
         Duration::from_secs(300),
     ));
-    let forwarder = local_forwarder(&dir, mesh, credentials, concurrency);
+    let forwarder = support::local_forwarder(&dir, mesh, credentials, concurrency);
     let Some((delivered, elapsed)) = run(&forwarder, None).await else {
         return;
     };
@@ -241,7 +240,7 @@ async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
         )
         .with_layout(SecretLayout::EventMeshServiceKey),
     );
-    let forwarder = local_forwarder(&dir, config, credentials, concurrency);
+    let forwarder = support::local_forwarder(&dir, config, credentials, concurrency);
     let Some((delivered, elapsed)) = run(&forwarder, None).await else {
         return;
     };
@@ -294,28 +293,6 @@ async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
         "baseline:          {baseline_rate:.0} events/s (plain reqwest POSTs, {baseline_ok} ok)"
     );
     println!("ratio to baseline: {:.2}", rate / baseline_rate);
-}
-
-/// A forwarder reading the bench object from `dir`, publishing with `config`.
-fn local_forwarder<S: SecretStore + 'static>(
-    dir: &std::path::Path,
-    config: BrokerConfig,
-    credentials: Arc<CachedCredentials<S>>,
-    concurrency: usize,
-) -> Forwarder<LocalDir, S> {
-    let publisher =
-        Arc::new(Publisher::new(config, credentials).expect("publisher (Publisher::new)"));
-    Forwarder::new(
-        LocalDir {
-            root: dir.to_path_buf(),
-        },
-        publisher,
-        ForwarderSettings {
-            scan: ScanConfig::default(),
-            filter: KeyFilter::default(),
-            concurrency,
-        },
-    )
 }
 
 /// One pass of the bench object through `forwarder`; the ETag names the object to the ledger.

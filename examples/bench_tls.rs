@@ -13,12 +13,11 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2b::aws::s3::LocalDir;
 use e2b::aws::secrets::CachedCredentials;
-use e2b::broker::{AemRest, Broker, BrokerConfig, Publisher};
+use e2b::broker::{AemRest, Broker, BrokerConfig};
 use e2b::forwarder::scan::{ScanConfig, Scanner};
-use e2b::forwarder::trigger::{KeyFilter, ObjectRef};
-use e2b::forwarder::{Forwarder, ForwarderSettings, ObjectOutcome};
+use e2b::forwarder::trigger::ObjectRef;
+use e2b::forwarder::ObjectOutcome;
 use e2b::http::retry::Backoff;
 use serde_json::json;
 use support::broker::{FixedSecret, Reply, TestBroker};
@@ -62,18 +61,7 @@ async fn run(
         "bench-broker",
         Duration::from_secs(300),
     ));
-    let publisher = Arc::new(Publisher::new(mesh, credentials).expect("publisher"));
-    let forwarder = Forwarder::new(
-        LocalDir {
-            root: dir.to_path_buf(),
-        },
-        publisher,
-        ForwarderSettings {
-            scan: ScanConfig::default(),
-            filter: KeyFilter::default(),
-            concurrency,
-        },
-    );
+    let forwarder = support::local_forwarder(dir, mesh, credentials, concurrency);
     let object = ObjectRef {
         location: e2b::aws::s3::S3Location::new("bench-bucket", "bench.json"),
         version_id: None,

@@ -98,3 +98,27 @@ pub fn doctor_steps(report: &serde_json::Value) -> Vec<String> {
         .filter_map(|c| c["step"].as_str().map(str::to_string))
         .collect()
 }
+
+/// A forwarder reading objects from the local directory `dir` (its buckets are folders),
+/// publishing with `config`: the benchmarks' forwarder.
+pub fn local_forwarder<S: e2b::aws::secrets::SecretStore + 'static>(
+    dir: &std::path::Path,
+    config: e2b::broker::BrokerConfig,
+    credentials: std::sync::Arc<e2b::aws::secrets::CachedCredentials<S>>,
+    concurrency: usize,
+) -> e2b::forwarder::Forwarder<e2b::aws::s3::LocalDir, S> {
+    let publisher = std::sync::Arc::new(
+        e2b::broker::Publisher::new(config, credentials).expect("publisher (Publisher::new)"),
+    );
+    e2b::forwarder::Forwarder::new(
+        e2b::aws::s3::LocalDir {
+            root: dir.to_path_buf(),
+        },
+        publisher,
+        e2b::forwarder::ForwarderSettings {
+            scan: e2b::forwarder::scan::ScanConfig::default(),
+            filter: e2b::forwarder::trigger::KeyFilter::default(),
+            concurrency,
+        },
+    )
+}

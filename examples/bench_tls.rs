@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use e2b::aws::secrets::CachedCredentials;
 use e2b::broker::{AemRest, Broker, BrokerConfig};
+use e2b::forwarder::ObjectOutcome;
 use e2b::forwarder::scan::{ScanConfig, Scanner};
 use e2b::forwarder::trigger::ObjectRef;
-use e2b::forwarder::ObjectOutcome;
 use e2b::http::retry::Backoff;
 use serde_json::json;
 use support::broker::{FixedSecret, Reply, TestBroker};

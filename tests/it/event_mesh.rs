@@ -373,3 +373,44 @@ async fn the_doctor_checks_event_mesh_step_by_step() {
     );
     assert!(!stdout.contains("rotated-s3cret"), "{stdout}");
 }
+
+/// Monitron's Kinesis stream through Event Mesh: a batch publishes each alert, a record Event
+/// Mesh keeps answering 503 is where the shard resumes, nothing before it is sent again, and
+/// the records from it come again as Lambda hands them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kinesis_batch_reaches_event_mesh_and_the_shard_resumes_at_what_is_missing() {
+    use crate::support::kinesis;
+    let (em, f) = setup().await;
+    let now = std::time::SystemTime::now();
+    let lines = alarms("k", 5);
+    let records: Vec<Value> = lines
+        .lines()
+        .enumerate()
+        .map(|(n, data)| kinesis::record(n as u64, data.as_bytes(), now))
+        .collect();
+    em.script("k-0003", vec![Reply::Status(503, "Service Unavailable"); 5]);
+    let forwarder = forwarder(&f, None, 1);
+    let first = forwarder
+        .handle(&kinesis::batch(records.clone()), soon())
+        .await;
+    let Ok(first) = first else {
+        panic!("the batch failed the invocation: {first:?}")
+    };
+    assert_eq!(
+        first["batchItemFailures"][0]["itemIdentifier"],
+        Value::from(kinesis::sequence_number(3)),
+        "{first}"
+    );
+    let again = forwarder
+        .handle(&kinesis::batch(records[3..].to_vec()), soon())
+        .await;
+    assert_eq!(
+        again.ok(),
+        Some(serde_json::json!({"batchItemFailures": []}))
+    );
+    let accepted = em.accepted_counts();
+    assert_eq!(accepted.len(), 5, "{accepted:?}");
+    for id in ["k-0000", "k-0001", "k-0002", "k-0003"] {
+        assert_eq!(accepted.get(id), Some(&1), "{id}: {accepted:?}");
+    }
+}

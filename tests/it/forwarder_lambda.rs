@@ -131,10 +131,14 @@ async fn the_forwarder_lambda_runs_under_cargo_lambda() {
         !log.contains("Authorization"),
         "an Authorization header reached the function's log"
     );
-    // One CloudWatch Embedded Metric Format line per invocation.
+    // One CloudWatch Embedded Metric Format line per invocation, by function and by broker.
     assert!(
         log.contains("\"_aws\"") && log.contains("\"EventsForwarded\":3"),
         "no EMF metrics:\n{log}"
+    );
+    assert!(
+        log.contains("\"Broker\":\"AEM\"") && log.contains("[\"Function\",\"Broker\"]"),
+        "no Broker dimension:\n{log}"
     );
 }
 

@@ -414,3 +414,59 @@ async fn a_kinesis_batch_reaches_event_mesh_and_the_shard_resumes_at_what_is_mis
         assert_eq!(accepted.get(id), Some(&1), "{id}: {accepted:?}");
     }
 }
+
+/// The delivery ledger holds for Event Mesh: a real Firehose object (gzip, newline-delimited)
+/// whose one event Event Mesh holds back (503 beyond an invocation's attempts) fails its
+/// invocation; the retry sends only that event. `e2b replay` then re-sends the object on purpose
+/// with the Event Mesh settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_sends_only_what_is_missing_and_replay_sends_again_on_purpose() {
+    let (em, f) = setup().await;
+    let (dynamodb, table) = moto::table("em-progress").await;
+    let key = "project=Plant A/2024/03/01/export.json.gz";
+    f.put(
+        key,
+        include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz"),
+    )
+    .await;
+    let ledger = || e2b::forwarder::ledger::Ledger {
+        client: dynamodb.clone(),
+        table: table.clone(),
+        keep: Duration::from_secs(3600),
+    };
+    // The object's three events (`e2b scan` shows them); e-200 held back for an invocation.
+    em.script("e-200", vec![Reply::Status(503, "Service Unavailable"); 5]);
+    let held = forwarder(&f, None, 2)
+        .with_ledger(Some(ledger()))
+        .handle(&f.s3_event(&[key]), soon())
+        .await;
+    let text = format!("{held:?}");
+    assert!(held.is_err() && text.contains("e-200"), "{text}");
+    let retried = forwarder(&f, None, 2)
+        .with_ledger(Some(ledger()))
+        .handle(&f.s3_event(&[key]), soon())
+        .await;
+    assert!(retried.is_ok(), "{retried:?}");
+    let ids = ["e-199", "e-200", "e-201"];
+    let accepted = em.accepted_counts();
+    assert!(
+        ids.iter().all(|id| accepted.get(*id) == Some(&1)),
+        "each once, the held one by the retry: {accepted:?}"
+    );
+
+    let replayed = cli::e2b(
+        vec![
+            "replay".into(),
+            format!("s3://{}/project=Plant A/", f.bucket),
+        ],
+        vec![("EVENT_MESH_SERVICE_KEY_SECRET", f.secret.clone())],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&replayed.stderr);
+    assert!(replayed.status.success(), "{stderr}");
+    let accepted = em.accepted_counts();
+    assert!(
+        ids.iter().all(|id| accepted.get(*id) == Some(&2)),
+        "replayed once more: {accepted:?}"
+    );
+}

@@ -8,7 +8,8 @@
 #   `cargo lambda invoke forwarder --data-file events/s3/s3-object-created.json`
 # then prints the maintenance notifications S/4 now holds, and stops everything.
 #
-# Usage: bash scripts/e2e-local.sh      (installs moto and cargo-lambda into .venv once)
+# Usage: bash scripts/e2e-local.sh [--console]   (installs moto and cargo-lambda into .venv once;
+#        --console then serves `e2b console` over this setup until Ctrl-C)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,3 +98,12 @@ echo "== a day later the user closes the anomaly in Monitron: cargo lambda invok
 echo
 echo "== maintenance notifications S/4 now holds (the loop is closed)"
 show_notifications
+
+if [ "${1:-}" = "--console" ]; then
+  echo
+  echo "== e2b console over this local setup (Ctrl-C stops it and everything above)"
+  IDEMPOTENCY_TABLE=e2b-idempotency S3_FORCE_PATH_STYLE=true \
+    S4_BASE_URL="http://127.0.0.1:$S4_PORT" S4_CREDENTIALS_SECRET=s4-credentials S4_SAP_CLIENT=100 PROCESSOR_AUTH=iam \
+    SAP_AEM_REST_URL="http://127.0.0.1:$LAMBDA_PORT/lambda-url/processor/monitron/messages" AEM_CREDENTIALS_SECRET=aem-credentials \
+    cargo run --quiet --bin e2b -- console --port "${E2B_CONSOLE_PORT:-8765}"
+fi

@@ -4,12 +4,14 @@
 #
 # Test peers, installed once into .venv (PyPI): moto server (S3 and Secrets Manager over real
 # HTTP for the real AWS SDK) and cargo-lambda (the Lambda runtime emulator: `cargo lambda watch`
-# and `invoke`). The tests start and stop them themselves.
+# and `invoke`). The tests start and stop them themselves. Debian's Chromium and ChromeDriver
+# (apt-get, when absent) drive the console's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
 ensure_venv moto cargo-lambda cfn-lint
+ensure_browser
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export E2B_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
 export E2B_PYTHON="$PWD/.venv/bin/python"   # cfn-lint's YAML loader for the IAM check

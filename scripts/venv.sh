@@ -16,3 +16,14 @@ ensure_venv() {
     esac
   done
 }
+
+# Debian's Chromium and its ChromeDriver, for the console's browser tests (tests/it/console.rs):
+# installed with apt-get when absent (as root, or through sudo).
+ensure_browser() {
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing chromium and chromium-driver (apt-get) for the console's browser tests"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+}

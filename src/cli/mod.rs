@@ -1,14 +1,15 @@
 //! The `e2b` command line: `scan` (local files, stdin, S3) and `replay` (a prefix and time range
 //! of stored objects through the forwarder again), `rules`, `reprocess` (the processor's
-//! failure records), `resend` (the forwarder's), `episodes` and `doctor` (every configured
-//! peer checked: DNS, TCP, TLS, logon).
+//! failure records), `resend` (the forwarder's), `episodes`, `doctor` (every configured
+//! peer checked: DNS, TCP, TLS, logon) and `console` (a web console for operators).
 
+pub mod console;
 mod doctor;
 mod episodes;
 mod progress;
 mod replay;
-mod reprocess;
-mod resend;
+pub mod reprocess;
+pub mod resend;
 mod rules;
 mod rules_episode;
 mod s4_requests;
@@ -77,6 +78,15 @@ enum Command {
     /// {"e2b": "doctor"}, or GET the processor's Function URL with ?e2b=doctor and its
     /// credentials. Exit status 0 when every check passed, 1 otherwise, 2 with nothing to check.
     Doctor(doctor::DoctorArgs),
+    /// Serve a web console on 127.0.0.1: every alarm's way to S/4 (episodes, notifications,
+    /// timelines), the failures and refusals with Reprocess and Resend.
+    ///
+    /// Reads with your AWS credentials and the functions' environment variables
+    /// (IDEMPOTENCY_TABLE, FAILURE_RECORDS for the processor's failures,
+    /// FORWARDER_FAILURE_RECORDS for the forwarder's refusals; Reprocess and Resend use the
+    /// processor's and the forwarder's settings). Prints a URL with a random access token; every
+    /// request without it is refused.
+    Console(console::ConsoleArgs),
 }
 
 /// Runs the command line.
@@ -89,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Resend(args) => resend::run(args),
         Command::Episodes(args) => episodes::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Console(args) => console::run(args),
     }
 }
 

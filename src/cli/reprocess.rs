@@ -5,8 +5,10 @@ use std::process::ExitCode;
 use crate::aws::records::Record;
 use crate::forwarder::replay::parse_time;
 use crate::processor::config::ProcessorConfig;
+use crate::processor::episode::store::EpisodeStore;
 use crate::processor::failures::{FailureSink, Found};
-use crate::processor::{Outcome, setup};
+use crate::processor::idempotency::IdempotencyStore;
+use crate::processor::{Outcome, Processor, setup};
 
 #[derive(clap::Args)]
 pub struct ReprocessArgs {
@@ -116,19 +118,63 @@ async fn reprocess(args: ReprocessArgs) -> ExitCode {
     };
     let (mut resolved, mut open) = (0, 0);
     for f in chosen {
-        let r = &f.record;
-        let outcomes = match processor.reprocess(r).await {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("event {}: {e}; the record is kept", r.event_id);
-                open += 1;
-                continue;
-            }
-        };
-        let mut retry = false;
-        for o in &outcomes {
-            retry |= matches!(o.outcome, Outcome::Retry(_));
-            println!(
+        let done = reprocess_one(&processor, &sink, &f).await;
+        for line in &done.lines {
+            println!("{line}");
+        }
+        if let Some(problem) = &done.problem {
+            eprintln!("{problem}");
+        }
+        if done.resolved {
+            resolved += 1;
+        } else {
+            open += 1;
+        }
+    }
+    eprintln!("{resolved} resolved, {open} still failing");
+    if open == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// What re-processing one recorded failure came to.
+pub struct Reprocessed {
+    /// Resolved: every rule done, the record removed.
+    pub resolved: bool,
+    /// One line per rule: `event ID  rule R  STATUS  notification N  (reason)`.
+    pub lines: Vec<String>,
+    /// What went wrong besides the outcomes (not run; the record could not be removed).
+    pub problem: Option<String>,
+}
+
+/// Runs one recorded failure again (`e2b reprocess`, the console's Reprocess). Resolved, or
+/// failed for good again (the processor records it anew): the record is removed. Still meeting
+/// a temporary fault, or not run: the record is kept.
+pub async fn reprocess_one<I>(
+    processor: &Processor<I>,
+    sink: &FailureSink,
+    found: &Found,
+) -> Reprocessed
+where
+    I: IdempotencyStore + EpisodeStore,
+{
+    let r = &found.record;
+    let outcomes = match processor.reprocess(r).await {
+        Ok(o) => o,
+        Err(e) => {
+            return Reprocessed {
+                resolved: false,
+                lines: Vec::new(),
+                problem: Some(format!("event {}: {e}; the record is kept", r.event_id)),
+            };
+        }
+    };
+    let lines = outcomes
+        .iter()
+        .map(|o| {
+            format!(
                 "event {}  rule {}  {}{}{}",
                 r.event_id,
                 o.rule.as_deref().unwrap_or("-"),
@@ -141,30 +187,28 @@ async fn reprocess(args: ReprocessArgs) -> ExitCode {
                     .reason()
                     .map(|n| format!("  ({n})"))
                     .unwrap_or_default()
-            );
-        }
-        let failed = outcomes
-            .iter()
-            .any(|o| matches!(o.outcome, Outcome::GaveUp(_)));
-        // Still transient: keep the record for the next run. Failed again: the new record
-        // (written by the processor) replaces this one.
-        if retry {
-            open += 1;
-            continue;
-        }
-        if let Err(e) = sink.remove(&f.handle).await {
-            eprintln!("{e}");
-        }
-        if failed {
-            open += 1;
-        } else {
-            resolved += 1;
-        }
+            )
+        })
+        .collect();
+    let retry = outcomes
+        .iter()
+        .any(|o| matches!(o.outcome, Outcome::Retry(_)));
+    let failed = outcomes
+        .iter()
+        .any(|o| matches!(o.outcome, Outcome::GaveUp(_)));
+    // Still transient: keep the record for the next run. Failed again: the new record
+    // (written by the processor) replaces this one.
+    if retry {
+        return Reprocessed {
+            resolved: false,
+            lines,
+            problem: None,
+        };
     }
-    eprintln!("{resolved} resolved, {open} still failing");
-    if open == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let problem = sink.remove(&found.handle).await.err();
+    Reprocessed {
+        resolved: !failed,
+        lines,
+        problem,
     }
 }

@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::aws::records::{FailureSink, Found};
+use crate::aws::secrets::SecretStore;
+use crate::broker::Publisher;
 use crate::forwarder::config::ForwarderConfig;
 use crate::forwarder::refusals::RefusedEvent;
 use crate::forwarder::setup;
@@ -111,31 +113,19 @@ async fn resend(args: ResendArgs) -> ExitCode {
     let mut progress = Progress::new("e2b resend", "records", chosen.len());
     let (mut resent, mut kept) = (0usize, 0usize);
     for f in chosen {
-        let r = &f.record;
-        let deadline = Instant::now() + PER_MESSAGE;
-        match publisher
-            .send(r.message(), &r.correlation_id, deadline)
-            .await
-        {
-            Ok(_) => match sink.remove(&f.handle).await {
-                Ok(()) => {
-                    resent += 1;
-                    progress.step(
-                        &format!("{resent} resent"),
-                        &format!("event {} resent to {}", r.event_id, r.topic),
-                    );
-                }
-                Err(e) => {
-                    resent += 1;
-                    progress.fail(&format!(
-                        "event {} resent, but its record stays ({e}); a later resend sends it again with the same message id",
-                        r.event_id
-                    ));
-                }
-            },
-            Err(e) => {
+        let done = resend_one(&publisher, &sink, &f).await;
+        match (&done.problem, done.resent) {
+            (None, true) => {
+                resent += 1;
+                progress.step(&format!("{resent} resent"), &done.line);
+            }
+            (Some(_), true) => {
+                resent += 1;
+                progress.fail(&done.line);
+            }
+            (_, false) => {
                 kept += 1;
-                progress.fail(&format!("event {}: {e}; the record is kept", r.event_id));
+                progress.fail(&done.line);
             }
         }
     }
@@ -145,5 +135,51 @@ async fn resend(args: ResendArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// What sending one refused event again came to.
+pub struct Resent {
+    /// The broker took it.
+    pub resent: bool,
+    /// What happened, for a person.
+    pub line: String,
+    /// What went wrong (not delivered; delivered but the record stays).
+    pub problem: Option<String>,
+}
+
+/// Sends one refused event again as it was first sent (`e2b resend`, the console's Resend);
+/// the record is removed once the broker takes it, and kept otherwise.
+pub async fn resend_one<S: SecretStore>(
+    publisher: &Publisher<S>,
+    sink: &FailureSink,
+    found: &Found<RefusedEvent>,
+) -> Resent {
+    let r = &found.record;
+    let deadline = Instant::now() + PER_MESSAGE;
+    match publisher
+        .send(r.message(), &r.correlation_id, deadline)
+        .await
+    {
+        Ok(_) => match sink.remove(&found.handle).await {
+            Ok(()) => Resent {
+                resent: true,
+                line: format!("event {} resent to {}", r.event_id, r.topic),
+                problem: None,
+            },
+            Err(e) => Resent {
+                resent: true,
+                line: format!(
+                    "event {} resent, but its record stays ({e}); a later resend sends it again with the same message id",
+                    r.event_id
+                ),
+                problem: Some(e),
+            },
+        },
+        Err(e) => Resent {
+            resent: false,
+            line: format!("event {}: {e}; the record is kept", r.event_id),
+            problem: Some(e.to_string()),
+        },
     }
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod campaigns;
+mod console;
 mod deploy;
 mod e2b_rules;
 mod e2b_s3;

@@ -276,6 +276,11 @@ impl TestS4 {
             .insert(technical_object.to_string());
     }
 
+    /// Creates for this technical object are accepted again.
+    pub fn accept_object(&self, technical_object: &str) {
+        lock(&self.state).unknown_objects.remove(technical_object);
+    }
+
     pub fn sap_clients(&self) -> HashSet<String> {
         lock(&self.state).sap_clients.clone()
     }

@@ -1,0 +1,691 @@
+//! The console's pages (GET): overview, episodes, one position's timeline, failures, search.
+//! Each is rendered from the snapshot with its askama template (`templates/console/`).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::Console;
+use super::snapshot::{Position, Snapshot};
+use crate::aws::records::Record;
+
+/// Rows per page.
+pub const PAGE: usize = 50;
+
+/// What every page has: title, where it is, the search text, the token for its forms, what
+/// could not be read.
+pub struct Frame {
+    pub title: String,
+    pub here: &'static str,
+    pub query: String,
+    pub token: String,
+    pub problems: Vec<String>,
+    pub read_note: String,
+    /// Where "Read again" returns to.
+    pub back: String,
+}
+
+impl Frame {
+    pub fn new(console: &Console, snapshot: &Snapshot, title: &str, here: &'static str) -> Frame {
+        let age = snapshot.read_at.elapsed().as_secs();
+        Frame {
+            title: title.to_string(),
+            here,
+            query: String::new(),
+            token: console.access.token().to_string(),
+            problems: Vec::new(),
+            read_note: format!(
+                "at {} ({age} s ago)",
+                snapshot.read_at_utc.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            back: "/".into(),
+        }
+    }
+}
+
+/// What could not be read, for the sources a page shows.
+pub fn problems(snapshot: &Snapshot, episodes: bool, records: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if episodes {
+        if let Err(e) = &snapshot.positions {
+            out.push(e.clone());
+        }
+        for (key, why) in &snapshot.unreadable {
+            out.push(format!(
+                "the record of position {key}: {why} (the processor rebuilds it from S/4 on its next event)"
+            ));
+        }
+    }
+    if records {
+        for found in [
+            &snapshot.failures.as_ref().err(),
+            &snapshot.refusals.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            out.push((*found).clone());
+        }
+    }
+    out
+}
+
+pub fn render(page: impl Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("the page could not be rendered: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+fn when(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A value for a URL's query.
+fn query_value(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A notification number as HTML: a link when `S4_NOTIFICATION_URL` gives one.
+fn notification_html(console: &Console, number: Option<&str>, completed: bool) -> String {
+    let Some(number) = number else {
+        return "none yet".into();
+    };
+    let number = html_escape(number);
+    let shown = match &console.notification_url {
+        Some(url) => format!(
+            "<a href=\"{}\">{number}</a>",
+            html_escape(&url.replace("{number}", &number))
+        ),
+        None => number,
+    };
+    if completed {
+        format!("{shown} (completed)")
+    } else {
+        shown
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// One episode as a row of the lists.
+pub struct EpisodeRow {
+    pub key_query: String,
+    pub site: String,
+    pub asset: String,
+    pub position: String,
+    pub technical_object: String,
+    pub since: String,
+    pub last: String,
+    pub state: String,
+    pub open: bool,
+    pub events: u64,
+    pub notification_html: String,
+}
+
+fn rows_of<'a>(
+    console: &'a Console,
+    positions: &'a [Position],
+    all: bool,
+) -> impl Iterator<Item = (&'a Position, EpisodeRow)> + 'a {
+    positions.iter().flat_map(move |p| {
+        p.episodes
+            .iter()
+            .filter(move |e| all || e.open)
+            .map(move |e| {
+                (
+                    p,
+                    EpisodeRow {
+                        key_query: query_value(&p.key),
+                        site: p.site.clone(),
+                        asset: p.asset.clone(),
+                        position: p.position.clone(),
+                        technical_object: p.technical_object.clone(),
+                        since: when(&e.since),
+                        last: when(&e.last),
+                        state: e.state.clone(),
+                        open: e.open,
+                        events: e.events,
+                        notification_html: notification_html(
+                            console,
+                            e.notification.as_deref(),
+                            e.completed,
+                        ),
+                    },
+                )
+            })
+    })
+}
+
+pub struct Bar {
+    pub x: usize,
+    pub day: String,
+    pub alerts: u64,
+    pub ends: u64,
+    pub alert_y: u64,
+    pub alert_h: u64,
+    pub end_y: u64,
+    pub end_h: u64,
+}
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+struct Overview {
+    frame: Frame,
+    counts: Vec<(&'static str, u64, u64)>,
+    source_note: String,
+    bars: Vec<Bar>,
+    chart_width: usize,
+    failures_waiting: String,
+    refusals_waiting: String,
+    open_episodes: usize,
+    longest: Vec<EpisodeRow>,
+}
+
+pub async fn overview(State(console): State<Arc<Console>>) -> Response {
+    let snapshot = console.snapshot().await;
+    let mut frame = Frame::new(&console, &snapshot, "Overview", "overview");
+    frame.problems = problems(&snapshot, true, true);
+    let positions: &[Position] = snapshot.positions.as_deref().unwrap_or_default();
+    let now = Utc::now();
+    let windows = [now - Duration::hours(24), now - Duration::days(7)];
+    let count = |f: &dyn Fn(DateTime<Utc>) -> u64| (f(windows[0]), f(windows[1]));
+    let episodes = || positions.iter().flat_map(|p| p.episodes.iter());
+    let alerts = count(&|from| {
+        positions
+            .iter()
+            .flat_map(|p| &p.timeline)
+            .filter(|s| s.time >= from && s.decided.starts_with("alert"))
+            .count() as u64
+    });
+    let created = count(&|from| {
+        episodes()
+            .filter(|e| e.since >= from && e.notification.is_some())
+            .count() as u64
+    });
+    let escalated = count(&|from| {
+        episodes()
+            .filter(|e| e.last >= from && e.escalations > 0)
+            .count() as u64
+    });
+    let completed = count(&|from| {
+        episodes()
+            .filter(|e| e.completed && e.ended.is_some_and(|t| t >= from))
+            .count() as u64
+    });
+    let recorded = |list: Option<Vec<String>>| {
+        count(&|from| {
+            list.iter()
+                .flatten()
+                .filter(|t| {
+                    DateTime::parse_from_rfc3339(t).is_ok_and(|t| t.with_timezone(&Utc) >= from)
+                })
+                .count() as u64
+        })
+    };
+    let failure_times = snapshot
+        .failures
+        .as_ref()
+        .ok()
+        .map(|l| l.iter().map(|f| f.record.recorded_at.clone()).collect());
+    let refusal_times = snapshot
+        .refusals
+        .as_ref()
+        .ok()
+        .map(|l| l.iter().map(|f| f.record.recorded_at.clone()).collect());
+    let failed = recorded(failure_times);
+    let refused = recorded(refusal_times);
+    let counts = vec![
+        ("alert changes received", alerts.0, alerts.1),
+        ("notifications created", created.0, created.1),
+        ("episodes escalated", escalated.0, escalated.1),
+        ("notifications completed", completed.0, completed.1),
+        ("processor failures recorded", failed.0, failed.1),
+        ("events refused by the broker", refused.0, refused.1),
+    ];
+    // Alerts and ends per day, the last 7 days.
+    let days: Vec<DateTime<Utc>> = (0..7).rev().map(|d| now - Duration::days(d)).collect();
+    let per_day: Vec<(String, u64, u64)> = days
+        .iter()
+        .map(|day| {
+            let date = day.date_naive();
+            let steps = positions
+                .iter()
+                .flat_map(|p| &p.timeline)
+                .filter(|s| s.time.date_naive() == date);
+            let (a, e) = steps.fold((0, 0), |(a, e), s| {
+                if s.decided.starts_with("alert") {
+                    (a + 1, e)
+                } else {
+                    (a, e + 1)
+                }
+            });
+            (date.format("%m-%d").to_string(), a, e)
+        })
+        .collect();
+    let top = per_day
+        .iter()
+        .map(|(_, a, e)| (*a).max(*e))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let bars = per_day
+        .into_iter()
+        .enumerate()
+        .map(|(i, (day, alerts, ends))| {
+            let h = |n: u64| n * 140 / top;
+            Bar {
+                x: 10 + i * 60,
+                day,
+                alerts,
+                ends,
+                alert_y: 150 - h(alerts),
+                alert_h: h(alerts),
+                end_y: 150 - h(ends),
+                end_h: h(ends),
+            }
+        })
+        .collect();
+    let mut open: Vec<(&Position, EpisodeRow)> = rows_of(&console, positions, false).collect();
+    let open_episodes = open.len();
+    open.sort_by(|a, b| a.1.since.cmp(&b.1.since));
+    let waiting = |r: &Result<usize, &String>| match r {
+        Ok(n) => n.to_string(),
+        Err(_) => "?".into(),
+    };
+    render(Overview {
+        frame,
+        counts,
+        source_note: "CloudWatch metrics are not read by the console; the dashboard of the template shows them".into(),
+        bars,
+        chart_width: 10 + 7 * 60,
+        failures_waiting: waiting(&snapshot.failures.as_ref().map(Vec::len)),
+        refusals_waiting: waiting(&snapshot.refusals.as_ref().map(Vec::len)),
+        open_episodes,
+        longest: open.into_iter().take(10).map(|(_, row)| row).collect(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    all: Option<String>,
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+#[derive(Template)]
+#[template(path = "console/episodes.html")]
+struct Episodes {
+    frame: Frame,
+    filter: String,
+    all: bool,
+    total: usize,
+    page: usize,
+    pages: usize,
+    keep: String,
+    rows: Vec<EpisodeRow>,
+}
+
+fn matches(p: &Position, needle: &str) -> bool {
+    needle.is_empty()
+        || [&p.site, &p.asset, &p.position, &p.technical_object, &p.key]
+            .iter()
+            .any(|f| f.to_lowercase().contains(needle))
+}
+
+pub async fn episodes(
+    State(console): State<Arc<Console>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let snapshot = console.snapshot().await;
+    let mut frame = Frame::new(&console, &snapshot, "Episodes", "episodes");
+    frame.problems = problems(&snapshot, true, false);
+    frame.back = "/episodes".into();
+    let all = query.all.is_some();
+    let needle = query.q.trim().to_lowercase();
+    let positions: &[Position] = snapshot.positions.as_deref().unwrap_or_default();
+    let chosen: Vec<&Position> = positions.iter().filter(|p| matches(p, &needle)).collect();
+    let total: usize = chosen
+        .iter()
+        .map(|p| p.episodes.iter().filter(|e| all || e.open).count())
+        .sum();
+    let pages = total.div_ceil(PAGE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let rows: Vec<EpisodeRow> = chosen
+        .iter()
+        .flat_map(|p| rows_of(&console, std::slice::from_ref(*p), all).map(|(_, row)| row))
+        .skip((page - 1) * PAGE)
+        .take(PAGE)
+        .collect();
+    let mut keep = String::new();
+    if !query.q.is_empty() {
+        keep.push_str(&format!("&q={}", query_value(&query.q)));
+    }
+    if all {
+        keep.push_str("&all=1");
+    }
+    render(Episodes {
+        frame,
+        filter: query.q.clone(),
+        all,
+        total,
+        page,
+        pages,
+        keep,
+        rows,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PositionQuery {
+    #[serde(default)]
+    key: String,
+}
+
+pub struct FiledRow {
+    pub number_html: String,
+    pub priority: String,
+    pub events: u64,
+    pub completed: bool,
+    pub reference: String,
+}
+
+pub struct StepRow {
+    pub time: String,
+    pub event_id: String,
+    pub state: String,
+    pub decided: String,
+    pub notification: String,
+    pub line: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/position.html")]
+struct PositionPage {
+    frame: Frame,
+    technical_object: String,
+    pending: bool,
+    episodes: Vec<EpisodeRow>,
+    filed: Vec<FiledRow>,
+    timeline: Vec<StepRow>,
+}
+
+pub async fn position(
+    State(console): State<Arc<Console>>,
+    Query(query): Query<PositionQuery>,
+) -> Response {
+    let snapshot = console.snapshot().await;
+    let positions: &[Position] = snapshot.positions.as_deref().unwrap_or_default();
+    let Some(p) = positions.iter().find(|p| p.key == query.key) else {
+        let mut frame = Frame::new(&console, &snapshot, "No such position", "episodes");
+        frame.problems = problems(&snapshot, true, false);
+        frame.problems.push(format!(
+            "a position with key `{}`: not in the episodes read",
+            query.key
+        ));
+        return render(PositionPage {
+            frame,
+            technical_object: String::new(),
+            pending: false,
+            episodes: Vec::new(),
+            filed: Vec::new(),
+            timeline: Vec::new(),
+        });
+    };
+    let title = format!("{} / {} / {}", p.site, p.asset, p.position);
+    let mut frame = Frame::new(&console, &snapshot, &title, "episodes");
+    frame.back = format!("/position?key={}", query_value(&p.key));
+    render(PositionPage {
+        frame,
+        technical_object: p.technical_object.clone(),
+        pending: p.pending,
+        episodes: rows_of(&console, std::slice::from_ref(p), true)
+            .map(|(_, row)| row)
+            .collect(),
+        filed: p
+            .filed
+            .iter()
+            .map(|f| FiledRow {
+                number_html: notification_html(&console, Some(&f.number), false),
+                priority: f.priority.clone(),
+                events: f.events,
+                completed: f.completed,
+                reference: f.reference.clone(),
+            })
+            .collect(),
+        timeline: p
+            .timeline
+            .iter()
+            .map(|s| StepRow {
+                time: s.time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                event_id: s.event_id.clone(),
+                state: s.state.clone(),
+                decided: s.decided.clone(),
+                notification: s.notification.clone().unwrap_or_else(|| "-".into()),
+                line: s.line.clone(),
+            })
+            .collect(),
+    })
+}
+
+pub struct FailureRow {
+    pub id: String,
+    pub recorded_at: String,
+    pub event_id: String,
+    pub rule: String,
+    pub step: String,
+    pub reason: String,
+}
+
+pub struct RefusalRow {
+    pub id: String,
+    pub recorded_at: String,
+    pub event_id: String,
+    pub topic: String,
+    pub reason: String,
+    pub from: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/failures.html")]
+pub struct Failures {
+    pub frame: Frame,
+    pub page: usize,
+    pub pages: usize,
+    pub failures_total: usize,
+    pub refusals_total: usize,
+    /// (worked, what happened) of the last action.
+    pub results: Vec<(bool, String)>,
+    pub failures: Vec<FailureRow>,
+    pub refusals: Vec<RefusalRow>,
+}
+
+/// The failures page from a snapshot (page `page` of each list, [`PAGE`] rows a page), with
+/// the results of an action.
+pub fn failures_page(
+    console: &Console,
+    snapshot: &Snapshot,
+    results: Vec<(bool, String)>,
+    page: usize,
+) -> Failures {
+    let failures_total = snapshot.failures.as_ref().map_or(0, Vec::len);
+    let refusals_total = snapshot.refusals.as_ref().map_or(0, Vec::len);
+    let pages = failures_total.max(refusals_total).div_ceil(PAGE).max(1);
+    let page = page.clamp(1, pages);
+    let skip = (page - 1) * PAGE;
+    let mut frame = Frame::new(console, snapshot, "Failures", "failures");
+    frame.problems = problems(snapshot, false, true);
+    frame.back = "/failures".into();
+    let failures = snapshot
+        .failures
+        .as_ref()
+        .map(|list| {
+            list.iter()
+                .skip(skip)
+                .take(PAGE)
+                .map(|f| FailureRow {
+                    id: f.record.file_name(),
+                    recorded_at: f.record.recorded_at.clone(),
+                    event_id: f.record.event_id.clone(),
+                    rule: f.record.rule.clone().unwrap_or_else(|| "-".into()),
+                    step: f.record.step.clone().unwrap_or_else(|| "-".into()),
+                    reason: f.record.reason.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let refusals = snapshot
+        .refusals
+        .as_ref()
+        .map(|list| {
+            list.iter()
+                .skip(skip)
+                .take(PAGE)
+                .map(|f| RefusalRow {
+                    id: f.record.file_name(),
+                    recorded_at: f.record.recorded_at.clone(),
+                    event_id: f.record.event_id.clone(),
+                    topic: f.record.topic.clone(),
+                    reason: format!("{} {}", f.record.status, f.record.reason),
+                    from: f.record.object.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Failures {
+        frame,
+        page,
+        pages,
+        failures_total,
+        refusals_total,
+        results,
+        failures,
+        refusals,
+    }
+}
+
+pub async fn failures(
+    State(console): State<Arc<Console>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let snapshot = console.snapshot().await;
+    render(failures_page(
+        &console,
+        &snapshot,
+        Vec::new(),
+        query.page.unwrap_or(1),
+    ))
+}
+
+pub struct Found {
+    pub key_query: String,
+    pub site: String,
+    pub asset: String,
+    pub position: String,
+    pub technical_object: String,
+    pub why: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/search.html")]
+struct Search {
+    frame: Frame,
+    positions: Vec<Found>,
+    records: Vec<(&'static str, String, String, String)>,
+}
+
+pub async fn search(
+    State(console): State<Arc<Console>>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let snapshot = console.snapshot().await;
+    let mut frame = Frame::new(&console, &snapshot, "Search", "search");
+    frame.problems = problems(&snapshot, true, true);
+    frame.query = query.q.clone();
+    frame.back = format!("/search?q={}", query_value(&query.q));
+    let needle = query.q.trim().to_lowercase();
+    if needle.is_empty() {
+        return render(Search {
+            frame,
+            positions: Vec::new(),
+            records: Vec::new(),
+        });
+    }
+    let positions: &[Position] = snapshot.positions.as_deref().unwrap_or_default();
+    let found: Vec<Found> = positions
+        .iter()
+        .filter_map(|p| {
+            let why = if matches(p, &needle) {
+                Some("its names or technical object".to_string())
+            } else if let Some(s) = p
+                .timeline
+                .iter()
+                .find(|s| s.event_id.to_lowercase() == needle)
+            {
+                Some(format!("event {}", s.event_id))
+            } else {
+                p.filed
+                    .iter()
+                    .find(|f| f.number.to_lowercase() == needle)
+                    .map(|f| format!("notification {}", f.number))
+            }?;
+            Some(Found {
+                key_query: query_value(&p.key),
+                site: p.site.clone(),
+                asset: p.asset.clone(),
+                position: p.position.clone(),
+                technical_object: p.technical_object.clone(),
+                why,
+            })
+        })
+        .take(PAGE)
+        .collect();
+    let mut records = Vec::new();
+    for f in snapshot.failures.as_deref().unwrap_or_default() {
+        if f.record.event_id.to_lowercase().contains(&needle) {
+            records.push((
+                "processor failure",
+                f.record.event_id.clone(),
+                f.record.recorded_at.clone(),
+                f.record.reason.clone(),
+            ));
+        }
+    }
+    for f in snapshot.refusals.as_deref().unwrap_or_default() {
+        if f.record.event_id.to_lowercase().contains(&needle)
+            || f.record.topic.to_lowercase().contains(&needle)
+        {
+            records.push((
+                "broker refusal",
+                f.record.event_id.clone(),
+                f.record.recorded_at.clone(),
+                format!("{} {}", f.record.status, f.record.reason),
+            ));
+        }
+    }
+    records.truncate(PAGE);
+    render(Search {
+        frame,
+        positions: found,
+        records,
+    })
+}

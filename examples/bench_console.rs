@@ -164,6 +164,7 @@ async fn bench(episodes: usize, failures: usize, rounds: usize) {
     let aws = moto::aws_config().await;
     let clients = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
         s3: s3.clone(),
         aws,
     };

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::forwarder::{Fixture, alarms, soon};
 use crate::support::browser::{Browser, ConsoleProcess};
+use crate::support::cloudwatch::TestCloudWatch;
 use crate::support::moto;
 use crate::support::s4::TestS4;
 use e2b::aws::records::FailureSink;
@@ -137,10 +138,19 @@ async fn count(f: &Fixture, prefix: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() {
     let plant = plant().await;
+    // What the forwarder's EMF lines became in CloudWatch: the overview counts from them.
+    let cloudwatch = TestCloudWatch::start().await;
+    let now = chrono::Utc::now().timestamp();
+    cloudwatch.put("EventsForwarded", "forwarder", now - 1800, 4000.0);
+    cloudwatch.put("EventsForwarded", "forwarder", now - 600, 242.0);
+    cloudwatch.put("EventsForwarded", "forwarder", now - 3 * 86_400, 100.0);
+    cloudwatch.put("EventsForwarded", "processor", now - 600, 7.0);
+    let mut env = plant.env.clone();
+    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.url.clone()));
     assert_eq!(plant.s4.notifications().len(), 1);
     assert_eq!(count(&plant.f, "failures/").await, 1);
     assert_eq!(count(&plant.f, "refusals/").await, 1);
-    let console = ConsoleProcess::start(plant.env.clone()).await;
+    let console = ConsoleProcess::start(env).await;
     let browser = Browser::start().await;
     let b = &browser;
 
@@ -156,6 +166,10 @@ async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() 
     assert!(
         text.contains("Pump 7"),
         "the open episode is listed: {text}"
+    );
+    assert!(
+        text.contains("CloudWatch metrics") && text.contains("events forwarded 4242 4342"),
+        "the counts come from the metrics: {text}"
     );
     assert!(!text.contains("Could not read"), "{text}");
     b.screenshot("overview").await;
@@ -374,5 +388,11 @@ async fn pages_say_what_they_could_not_read() {
         .await
         .unwrap_or_default();
     assert!(overview.contains("no-such-table"), "{overview}");
+    // moto has no CloudWatch of the SDK's protocol: the counts come from the records, and say so.
+    assert!(
+        overview.contains("Counted from the episode records")
+            && overview.contains("CloudWatch metrics"),
+        "{overview}"
+    );
     assert!(overview.contains("FORWARDER_FAILURE_RECORDS"), "{overview}");
 }

@@ -2,6 +2,8 @@
 //! alarm's way to S/4 and acts on failures.
 //!
 //! Rules:
+//! - the overview counts from the functions' CloudWatch metrics ([`metrics`]), and from the
+//!   records where there are none;
 //! - it reads with the operator's own AWS credentials and the functions' environment variables
 //!   (`IDEMPOTENCY_TABLE` for episodes, `FAILURE_RECORDS` for the processor's failures,
 //!   `FORWARDER_FAILURE_RECORDS` for the forwarder's refusals; `--table`, `--failures`,
@@ -18,6 +20,7 @@
 
 pub mod access;
 mod actions;
+pub mod metrics;
 mod pages;
 pub mod snapshot;
 
@@ -162,6 +165,7 @@ async fn console(args: ConsoleArgs) -> ExitCode {
     let aws = super::aws().await;
     let clients = Clients {
         dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&aws),
         s3: super::s3_client(&aws).await,
         aws,
     };

@@ -190,6 +190,8 @@ struct Overview {
     frame: Frame,
     counts: Vec<(&'static str, u64, u64)>,
     source_note: String,
+    chart_title: &'static str,
+    chart_legend: &'static str,
     bars: Vec<Bar>,
     chart_width: usize,
     failures_waiting: String,
@@ -251,7 +253,7 @@ pub async fn overview(State(console): State<Arc<Console>>) -> Response {
         .map(|l| l.iter().map(|f| f.record.recorded_at.clone()).collect());
     let failed = recorded(failure_times);
     let refused = recorded(refusal_times);
-    let counts = vec![
+    let mut counts = vec![
         ("alert changes received", alerts.0, alerts.1),
         ("notifications created", created.0, created.1),
         ("episodes escalated", escalated.0, escalated.1),
@@ -261,7 +263,7 @@ pub async fn overview(State(console): State<Arc<Console>>) -> Response {
     ];
     // Alerts and ends per day, the last 7 days.
     let days: Vec<DateTime<Utc>> = (0..7).rev().map(|d| now - Duration::days(d)).collect();
-    let per_day: Vec<(String, u64, u64)> = days
+    let mut per_day: Vec<(String, u64, u64)> = days
         .iter()
         .map(|day| {
             let date = day.date_naive();
@@ -279,6 +281,35 @@ pub async fn overview(State(console): State<Arc<Console>>) -> Response {
             (date.format("%m-%d").to_string(), a, e)
         })
         .collect();
+    // The functions' metrics where there are any; the records otherwise.
+    let (source_note, chart_title, chart_legend) = match &snapshot.metrics {
+        Ok(metrics) => {
+            counts = super::metrics::SHOWN
+                .iter()
+                .zip(&metrics.totals)
+                .map(|((_, _, label), (day, week))| (*label, *day, *week))
+                .collect();
+            per_day = metrics
+                .days
+                .iter()
+                .map(|(day, forwarded, closed)| {
+                    (day.format("%m-%d").to_string(), *forwarded, *closed)
+                })
+                .collect();
+            (
+                "From the functions' CloudWatch metrics (namespace e2b, by Function), summed by the hour.".to_string(),
+                "Events forwarded and episodes closed per day",
+                "Red: events the forwarder delivered; green: episodes the processor closed.",
+            )
+        }
+        Err(why) => (
+            format!(
+                "Counted from the episode records (what the processor keeps per sensor position) and the failure records: {why}."
+            ),
+            "Alerts and ends per day",
+            "Red: alert changes (warnings, alarms); green: recoveries and users' closures.",
+        ),
+    };
     let top = per_day
         .iter()
         .map(|(_, a, e)| (*a).max(*e))
@@ -312,7 +343,9 @@ pub async fn overview(State(console): State<Arc<Console>>) -> Response {
     render(Overview {
         frame,
         counts,
-        source_note: "CloudWatch metrics are not read by the console; the dashboard of the template shows them".into(),
+        source_note,
+        chart_title,
+        chart_legend,
         bars,
         chart_width: 10 + 7 * 60,
         failures_waiting: waiting(&snapshot.failures.as_ref().map(Vec::len)),

@@ -1,6 +1,6 @@
 //! What the console shows, read at once from where the functions keep it, and held until the
 //! next read: the episode records (the processor's idempotency table), the processor's failure
-//! records and the forwarder's refusals (SQS or S3).
+//! records and the forwarder's refusals (SQS or S3), and the functions' CloudWatch metrics.
 //!
 //! Rules:
 //! - each source is read on its own; one that cannot be read (no credentials, a missing table,
@@ -44,6 +44,7 @@ pub struct Sources {
 #[derive(Clone)]
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub s3: aws_sdk_s3::Client,
     pub aws: aws_config::SdkConfig,
 }
@@ -114,6 +115,8 @@ pub struct Snapshot {
     pub unreadable: Vec<(String, String)>,
     pub failures: Result<Vec<Found<FailureRecord>>, String>,
     pub refusals: Result<Vec<Found<RefusedEvent>>, String>,
+    /// The functions' metrics, or why the overview counts from the records instead.
+    pub metrics: Result<super::metrics::Metrics, String>,
 }
 
 impl Snapshot {
@@ -126,12 +129,13 @@ impl Snapshot {
             unreadable: Vec::new(),
             failures: Err(why.to_string()),
             refusals: Err(why.to_string()),
+            metrics: Err(why.to_string()),
         }
     }
 
     /// Reads every source.
     pub async fn read(sources: &Sources, clients: &Clients) -> Snapshot {
-        let (positions, failures, refusals) = tokio::join!(
+        let (positions, failures, refusals, metrics) = tokio::join!(
             read_positions(sources, clients),
             read_records::<FailureRecord>(
                 sources.failures.as_ref(),
@@ -143,6 +147,7 @@ impl Snapshot {
                 clients,
                 "the forwarder's refusals: set FORWARDER_FAILURE_RECORDS (or --refusals) to the forwarder's FAILURE_RECORDS",
             ),
+            super::metrics::read(&clients.cloudwatch),
         );
         let (positions, unreadable) = match positions {
             Ok((p, u)) => (Ok(p), u),
@@ -155,6 +160,7 @@ impl Snapshot {
             unreadable,
             failures,
             refusals,
+            metrics,
         }
     }
 }

@@ -94,15 +94,7 @@ pub fn table_rows(state: &PositionState, all: bool) -> Vec<Row> {
                 None => "none yet".into(),
             };
             let last = episode.changes().last().map(|c| c.time);
-            let status = match episode.end {
-                Some(end) if end.closure.is_some() => "closed by a user".to_string(),
-                Some(_) => "recovered".to_string(),
-                None => episode
-                    .alerts
-                    .last()
-                    .map(|c| c.state.clone())
-                    .unwrap_or_default(),
-            };
+            let status = episode.status();
             [
                 state.place.label.clone(),
                 state.place.technical_object.clone(),

@@ -290,42 +290,32 @@ async fn requests_without_the_token_or_from_elsewhere_change_nothing() {
     let status =
         |r: Result<reqwest::Response, reqwest::Error>| r.map_or(0, |r| r.status().as_u16());
 
+    // A POST to /act with a cookie (or none), an Origin (or none) and a form body.
+    let post = |cookie: bool, origin: Option<&str>, body: String| {
+        let mut request = http.post(&act).body(body);
+        if cookie {
+            request = request.header("Cookie", format!("e2b_console={token}"));
+        }
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        async move { status(request.send().await) }
+    };
+    let ours = Some(console.origin.as_str());
+
     // No token at all.
     assert_eq!(status(http.get(&page).send().await), 401);
-    let sent = http
-        .post(&act)
-        .header("Origin", &console.origin)
-        .body(form.clone())
-        .send()
-        .await;
-    assert_eq!(status(sent), 401);
+    assert_eq!(post(false, ours, form.clone()).await, 401);
     // The cookie, but from another site's page.
-    let sent = http
-        .post(&act)
-        .header("Cookie", format!("e2b_console={token}"))
-        .header("Origin", "http://evil.example")
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form.clone())
-        .send()
-        .await;
-    assert_eq!(status(sent), 403);
+    assert_eq!(
+        post(true, Some("http://evil.example"), form.clone()).await,
+        403
+    );
     // The cookie, no Origin nor Referer (a request not made by a page of the console).
-    let sent = http
-        .post(&act)
-        .header("Cookie", format!("e2b_console={token}"))
-        .body(form.clone())
-        .send()
-        .await;
-    assert_eq!(status(sent), 403);
+    assert_eq!(post(true, None, form.clone()).await, 403);
     // The cookie and our origin, but no token in the form.
-    let sent = http
-        .post(&act)
-        .header("Cookie", format!("e2b_console={token}"))
-        .header("Origin", &console.origin)
-        .body(format!("what=reprocess&confirm=yes&pick={failure_id}"))
-        .send()
-        .await;
-    assert_eq!(status(sent), 403);
+    let tokenless = format!("what=reprocess&confirm=yes&pick={failure_id}");
+    assert_eq!(post(true, ours, tokenless).await, 403);
     // A name rebound to 127.0.0.1.
     let sent = http
         .get(&page)

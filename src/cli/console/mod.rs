@@ -21,6 +21,7 @@
 pub mod access;
 mod actions;
 pub mod metrics;
+mod overview;
 mod pages;
 pub mod snapshot;
 
@@ -108,7 +109,7 @@ impl Console {
 pub fn router(console: Arc<Console>) -> Router {
     let access = console.access.clone();
     Router::new()
-        .route("/", get(pages::overview))
+        .route("/", get(overview::overview))
         .route("/episodes", get(pages::episodes))
         .route("/position", get(pages::position))
         .route("/failures", get(pages::failures))

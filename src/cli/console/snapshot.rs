@@ -239,15 +239,7 @@ pub fn position(key: String, state: &PositionState) -> Position {
         .map(|episode| {
             let ids: Vec<&str> = episode.changes().map(|c| c.id.as_str()).collect();
             let filed = number_for(&ids);
-            let state_now = match episode.end {
-                Some(end) if end.closure.is_some() => "closed by a user".to_string(),
-                Some(_) => "recovered".to_string(),
-                None => episode
-                    .alerts
-                    .last()
-                    .map(|c| c.state.clone())
-                    .unwrap_or_default(),
-            };
+            let state_now = episode.status();
             let since = episode.alerts.first().map_or_else(Utc::now, |c| c.time);
             EpisodeView {
                 since,

@@ -154,6 +154,20 @@ impl<'a> Episode<'a> {
         self.changes().any(|c| c.id == id)
     }
 
+    /// Where it stands, for a person: `closed by a user`, `recovered`, or (open) the state of
+    /// its latest alert.
+    pub fn status(&self) -> String {
+        match self.end {
+            Some(end) if end.closure.is_some() => "closed by a user".to_string(),
+            Some(_) => "recovered".to_string(),
+            None => self
+                .alerts
+                .last()
+                .map(|c| c.state.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Ended by a user's closure in Monitron (rather than by the measurements recovering).
     pub fn closed_by_user(&self) -> Option<&'a Closure> {
         self.end.and_then(|e| e.closure.as_ref())

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 
 use ciborium::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 /// One data point: namespace, metric, dimensions (name, value), epoch seconds, value.
 type Point = (String, String, Vec<(String, String)>, i64, f64);
@@ -59,16 +58,7 @@ fn epoch(value: Option<&Value>) -> i64 {
 
 impl TestCloudWatch {
     pub async fn start() -> TestCloudWatch {
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("test CloudWatch cannot listen: {e}"),
-        };
-        let url = format!(
-            "http://{}",
-            listener
-                .local_addr()
-                .map_or_else(|e| panic!("{e}"), |a| a.to_string())
-        );
+        let (listener, url) = super::http::loopback("test CloudWatch").await;
         let points: Arc<Mutex<Vec<Point>>> = Arc::default();
         let requests: Arc<Mutex<u64>> = Arc::default();
         let (shared, counted) = (points.clone(), requests.clone());

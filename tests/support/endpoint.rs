@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 use e2b::processor::Processor;
 use e2b::processor::episode::store::EpisodeStore;
@@ -29,16 +28,8 @@ impl ProcessorEndpoint {
     where
         I: IdempotencyStore + EpisodeStore + Send + Sync + 'static,
     {
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("the processor endpoint cannot listen: {e}"),
-        };
-        let url = format!(
-            "http://{}/",
-            listener
-                .local_addr()
-                .map_or_else(|e| panic!("{e}"), |a| a.to_string())
-        );
+        let (listener, url) = super::http::loopback("the processor endpoint").await;
+        let url = format!("{url}/");
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let processor = processor.clone();

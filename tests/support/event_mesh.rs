@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 /// Event Mesh's limit on a message's size.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -112,16 +111,7 @@ impl TestEventMesh {
     /// An instance with `namespace` whose service key's REST client is `client_id`/`secret`.
     pub async fn start(namespace: &str, client_id: &str, client_secret: &str) -> TestEventMesh {
         super::init_logs();
-        let listener = match TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("test Event Mesh cannot listen: {e}"),
-        };
-        let url = format!(
-            "http://{}",
-            listener
-                .local_addr()
-                .map_or_else(|e| panic!("{e}"), |a| a.to_string())
-        );
+        let (listener, url) = super::http::loopback("test Event Mesh").await;
         let state = Arc::new(Mutex::new(State {
             namespace: namespace.to_string(),
             client: (client_id.to_string(), client_secret.to_string()),

@@ -168,3 +168,19 @@ pub fn lock<T>(state: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         Err(p) => p.into_inner(),
     }
 }
+
+/// A listener on a free loopback port and its `http://127.0.0.1:PORT` URL; `who` names the
+/// test peer in the panic when none can be had.
+pub async fn loopback(who: &str) -> (tokio::net::TcpListener, String) {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("{who} cannot listen: {e}"),
+    };
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_or_else(|e| panic!("{e}"), |a| a.to_string())
+    );
+    (listener, url)
+}

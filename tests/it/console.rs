@@ -380,6 +380,10 @@ async fn pages_say_what_they_could_not_read() {
     assert!(overview.contains("no-such-table"), "{overview}");
     // moto has no CloudWatch of the SDK's protocol: the counts come from the records, and say so.
     assert!(
+        overview.contains("answered 404 in another protocol") && !overview.contains("SdkBody"),
+        "why, in a line: {overview}"
+    );
+    assert!(
         overview.contains("Counted from the episode records")
             && overview.contains("CloudWatch metrics"),
         "{overview}"

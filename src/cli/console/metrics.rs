@@ -75,10 +75,21 @@ pub async fn read(client: &aws_sdk_cloudwatch::Client) -> Result<Metrics, String
             .send()
             .await
             .map_err(|e| {
+                // What CloudWatch (or whatever answered) said, in a line; the body is not shown.
+                let why = match (
+                    e.raw_response(),
+                    e.as_service_error().and_then(|s| s.meta().code()),
+                ) {
+                    (Some(raw), Some(code)) => format!("answered {} {code}", raw.status().as_u16()),
+                    (Some(raw), None) => format!(
+                        "answered {} in another protocol (is the endpoint CloudWatch?)",
+                        raw.status().as_u16()
+                    ),
+                    (None, _) => aws_sdk_cloudwatch::error::DisplayErrorContext(&e).to_string(),
+                };
                 format!(
-                    "CloudWatch metrics (namespace {}): {}",
-                    crate::metrics::NAMESPACE,
-                    aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+                    "CloudWatch metrics (namespace {}): {why}",
+                    crate::metrics::NAMESPACE
                 )
             })?;
         for result in answer.metric_data_results() {

@@ -46,6 +46,7 @@ fn record(i: usize) -> String {
         technical_object: format!("{:08}", 10_000_000 + i / 3),
         object_kind: "EAMS_EQUI".into(),
         position: Some("Motor DE".into()),
+        project: Some(format!("Plant {}", i % 3)),
     });
     let alert = Change {
         time: since,

@@ -180,6 +180,10 @@ async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() 
     // Pump 7's with its notification, Pump 9's waiting for one (its create failed).
     assert!(text.contains("2 episode(s) open"), "{text}");
     assert!(text.contains("none yet"), "{text}");
+    assert!(
+        text.contains("Plant A"),
+        "by plant (the Monitron project): {text}"
+    );
     assert!(text.contains("10000001"), "its notification: {text}");
     b.screenshot("episodes").await;
     b.click(Locator::LinkText("Motor DE")).await;

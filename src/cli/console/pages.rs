@@ -129,6 +129,7 @@ fn html_escape(text: &str) -> String {
 /// One episode as a row of the lists.
 pub struct EpisodeRow {
     pub key_query: String,
+    pub plant: String,
     pub site: String,
     pub asset: String,
     pub position: String,
@@ -155,6 +156,7 @@ pub(super) fn rows_of<'a>(
                     p,
                     EpisodeRow {
                         key_query: query_value(&p.key),
+                        plant: p.plant.clone(),
                         site: p.site.clone(),
                         asset: p.asset.clone(),
                         position: p.position.clone(),
@@ -200,9 +202,16 @@ struct Episodes {
 
 fn matches(p: &Position, needle: &str) -> bool {
     needle.is_empty()
-        || [&p.site, &p.asset, &p.position, &p.technical_object, &p.key]
-            .iter()
-            .any(|f| f.to_lowercase().contains(needle))
+        || [
+            &p.plant,
+            &p.site,
+            &p.asset,
+            &p.position,
+            &p.technical_object,
+            &p.key,
+        ]
+        .iter()
+        .any(|f| f.to_lowercase().contains(needle))
 }
 
 pub async fn episodes(
@@ -304,7 +313,11 @@ pub async fn position(
             timeline: Vec::new(),
         });
     };
-    let title = format!("{} / {} / {}", p.site, p.asset, p.position);
+    let title = if p.plant.is_empty() {
+        format!("{} / {} / {}", p.site, p.asset, p.position)
+    } else {
+        format!("{} / {} / {} / {}", p.plant, p.site, p.asset, p.position)
+    };
     let mut frame = Frame::new(&console, &snapshot, &title, "episodes");
     frame.back = format!("/position?key={}", query_value(&p.key));
     render(PositionPage {

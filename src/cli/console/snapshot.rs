@@ -54,6 +54,8 @@ pub struct Clients {
 pub struct Position {
     /// The record's key in the table (`episode#` left out).
     pub key: String,
+    /// The Monitron project (the plant); empty in records written before it was kept.
+    pub plant: String,
     pub site: String,
     pub asset: String,
     pub position: String,
@@ -192,7 +194,13 @@ async fn read_positions(
         }
     }
     positions.sort_by(|a, b| {
-        (&a.site, &a.asset, &a.position, &a.key).cmp(&(&b.site, &b.asset, &b.position, &b.key))
+        (&a.plant, &a.site, &a.asset, &a.position, &a.key).cmp(&(
+            &b.plant,
+            &b.site,
+            &b.asset,
+            &b.position,
+            &b.key,
+        ))
     });
     Ok((positions, unreadable))
 }
@@ -277,6 +285,7 @@ pub fn position(key: String, state: &PositionState) -> Position {
         .collect();
     Position {
         key,
+        plant: state.place.project.clone().unwrap_or_default(),
         site,
         asset,
         position,
@@ -328,6 +337,7 @@ mod tests {
             technical_object: "10000000".into(),
             object_kind: "EAMS_EQUI".into(),
             position: Some("Motor DE".into()),
+            project: Some("Plant A".into()),
         });
         for s in [
             seen(0, "a", "WARNING", Some("2")),

@@ -98,6 +98,10 @@ pub struct Place {
     /// `EAMS_EQUI` or `EAMS_FL`.
     pub object_kind: String,
     pub position: Option<String>,
+    /// The Monitron project (the plant), for operators (`e2b console`); absent in records
+    /// written before it was kept.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// Everything remembered of one position.

@@ -77,6 +77,7 @@ impl SeenFor {
             technical_object: object,
             object_kind: kind.odata_value().to_string(),
             position: event.position.as_deref().map(|p| cut(p, MAX_NAME)),
+            project: event.project.as_deref().map(|p| cut(p, MAX_NAME)),
         };
         let alert = change.is_alert();
         let draft = if alert {

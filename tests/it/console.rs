@@ -394,3 +394,76 @@ async fn pages_say_what_they_could_not_read() {
     );
     assert!(overview.contains("FORWARDER_FAILURE_RECORDS"), "{overview}");
 }
+
+/// A plant's history pages: 60 open episodes are 50 on the first page and 10 on the second, and
+/// a filter keeps its page links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn episodes_are_paged_fifty_at_a_time() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use e2b::processor::episode::model::Change;
+    use e2b::processor::episode::state::{Place, PositionState, Seen};
+    let (dynamodb, table) = moto::table("console-pages").await;
+    for i in 0..60 {
+        let mut state = PositionState::new(Place {
+            label: format!("Site 1 / Pump {i:02} / Motor DE"),
+            technical_object: "10000000".into(),
+            object_kind: "EAMS_EQUI".into(),
+            position: Some("Motor DE".into()),
+            project: Some("Plant A".into()),
+        });
+        state.remember(Seen {
+            change: Change {
+                time: chrono::Utc::now(),
+                id: format!("p-{i}"),
+                state: "ALARM".into(),
+                closure: None,
+            },
+            line: format!("p-{i}"),
+            priority: Some("1".into()),
+            draft: None,
+            close: None,
+        });
+        let put = dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("id", AttributeValue::S(format!("episode#pos-{i:02}")))
+            .item("record", AttributeValue::S(state.to_json()))
+            .send()
+            .await;
+        assert!(put.is_ok(), "{put:?}");
+    }
+    let console = ConsoleProcess::start(vec![("IDEMPOTENCY_TABLE", table)]).await;
+    let token = console.url.rsplit("token=").next().unwrap_or_default();
+    let http = reqwest::Client::new();
+    let page = |path: &str| {
+        let request = http
+            .get(format!("{}{path}", console.origin))
+            .header("Cookie", format!("e2b_console={token}"));
+        async move {
+            let answer = request.send().await.expect("a page");
+            answer.text().await.unwrap_or_default()
+        }
+    };
+    let rows = |html: &str| html.matches("<a href=\"/position?key=").count();
+    let first = page("/episodes").await;
+    assert!(first.contains("60 episode(s) open; page 1 of 2"), "{first}");
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("href=\"/episodes?page=2\""), "{first}");
+    let second = page("/episodes?page=2").await;
+    assert_eq!(rows(&second), 10);
+    assert!(
+        second.contains("Pump 59") && !second.contains("Pump 00"),
+        "{second}"
+    );
+    let filtered = page("/episodes?q=Pump%205").await;
+    assert!(
+        filtered.contains("10 episode(s) open; page 1 of 1"),
+        "{filtered}"
+    );
+    assert_eq!(rows(&filtered), 10);
+    let beyond = page("/episodes?page=99").await;
+    assert!(
+        beyond.contains("page 2 of 2"),
+        "a page past the end shows the last: {beyond}"
+    );
+}

@@ -98,32 +98,25 @@ fn query_value(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// A notification number as HTML: a link when `S4_NOTIFICATION_URL` gives one.
-fn notification_html(console: &Console, number: Option<&str>, completed: bool) -> String {
-    let Some(number) = number else {
-        return "none yet".into();
-    };
-    let number = html_escape(number);
-    let shown = match &console.notification_url {
-        Some(url) => format!(
-            "<a href=\"{}\">{number}</a>",
-            html_escape(&url.replace("{number}", &number))
-        ),
-        None => number,
-    };
-    if completed {
-        format!("{shown} (completed)")
-    } else {
-        shown
-    }
+/// A notification as a cell of a table (`templates/console/notification.html`): its number,
+/// a link when `S4_NOTIFICATION_URL` gives one, whether it is completed; the template escapes.
+pub struct NotificationCell {
+    pub number: Option<String>,
+    pub link: Option<String>,
+    pub completed: bool,
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+fn notification_cell(console: &Console, number: Option<&str>, completed: bool) -> NotificationCell {
+    NotificationCell {
+        number: number.map(str::to_string),
+        link: number.and_then(|n| {
+            console
+                .notification_url
+                .as_ref()
+                .map(|url| url.replace("{number}", &query_value(n)))
+        }),
+        completed,
+    }
 }
 
 /// One episode as a row of the lists.
@@ -139,7 +132,7 @@ pub struct EpisodeRow {
     pub state: String,
     pub open: bool,
     pub events: u64,
-    pub notification_html: String,
+    pub notification: NotificationCell,
 }
 
 pub(super) fn rows_of<'a>(
@@ -166,7 +159,7 @@ pub(super) fn rows_of<'a>(
                         state: e.state.clone(),
                         open: e.open,
                         events: e.events,
-                        notification_html: notification_html(
+                        notification: notification_cell(
                             console,
                             e.notification.as_deref(),
                             e.completed,
@@ -264,7 +257,7 @@ pub struct PositionQuery {
 }
 
 pub struct FiledRow {
-    pub number_html: String,
+    pub notification: NotificationCell,
     pub priority: String,
     pub events: u64,
     pub completed: bool,
@@ -331,7 +324,7 @@ pub async fn position(
             .filed
             .iter()
             .map(|f| FiledRow {
-                number_html: notification_html(&console, Some(&f.number), false),
+                notification: notification_cell(&console, Some(&f.number), false),
                 priority: f.priority.clone(),
                 events: f.events,
                 completed: f.completed,

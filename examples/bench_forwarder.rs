@@ -22,12 +22,11 @@ use std::time::{Duration, Instant};
 
 use e2b::aws::s3::LocalDir;
 use e2b::aws::secrets::{CachedCredentials, SecretError, SecretLayout, SecretStore};
-use e2b::broker::{AemRest, Broker, BrokerConfig, EventMeshRest};
+use e2b::broker::{AemRest, Broker, EventMeshRest};
 use e2b::forwarder::ledger::Ledger;
 use e2b::forwarder::scan::{ScanConfig, Scanner};
 use e2b::forwarder::trigger::ObjectRef;
 use e2b::forwarder::{Forwarder, ObjectOutcome};
-use e2b::http::retry::Backoff;
 use support::broker::{Reply, TestBroker};
 
 const ALARM: &str =
@@ -76,17 +75,9 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
     let Some(dir) = bench_object(events) else {
         return;
     };
-    let mesh = BrokerConfig {
-        broker: Broker::Aem(AemRest::topics(
-            reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
-        )),
-        request_timeout: Duration::from_secs(5),
-        retry: Backoff {
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(100),
-            attempts: 3,
-        },
-    };
+    let mesh = support::bench_broker(Broker::Aem(AemRest::topics(
+        reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
+    )));
     let credentials = Arc::new(CachedCredentials::new(
         FixedSecret,
         "bench",
@@ -223,15 +214,7 @@ async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
     let Some(dir) = bench_object(events) else {
         return;
     };
-    let config = BrokerConfig {
-        broker: Broker::EventMesh(EventMeshRest::default()),
-        request_timeout: Duration::from_secs(5),
-        retry: Backoff {
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(100),
-            attempts: 3,
-        },
-    };
+    let config = support::bench_broker(Broker::EventMesh(EventMeshRest::default()));
     let credentials = Arc::new(
         CachedCredentials::new(
             support::broker::FixedSecret(em.service_key().to_string()),

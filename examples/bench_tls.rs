@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use e2b::aws::secrets::CachedCredentials;
-use e2b::broker::{AemRest, Broker, BrokerConfig};
+use e2b::broker::{AemRest, Broker};
 use e2b::forwarder::ObjectOutcome;
 use e2b::forwarder::scan::{ScanConfig, Scanner};
 use e2b::forwarder::trigger::ObjectRef;
-use e2b::http::retry::Backoff;
 use serde_json::json;
 use support::broker::{FixedSecret, Reply, TestBroker};
 use support::tls::TestCa;
@@ -45,17 +44,9 @@ async fn run(
     dir: &std::path::Path,
     concurrency: usize,
 ) -> (u64, f64) {
-    let mesh = BrokerConfig {
-        broker: Broker::Aem(AemRest::topics(
-            reqwest::Url::parse(&broker.url).expect("the broker's URL"),
-        )),
-        request_timeout: Duration::from_secs(5),
-        retry: Backoff {
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(100),
-            attempts: 3,
-        },
-    };
+    let mesh = support::bench_broker(Broker::Aem(AemRest::topics(
+        reqwest::Url::parse(&broker.url).expect("the broker's URL"),
+    )));
     let credentials = Arc::new(CachedCredentials::new(
         FixedSecret(secret),
         "bench-broker",

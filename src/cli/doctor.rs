@@ -21,13 +21,7 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> ExitCode {
-    match super::runtime() {
-        Ok(runtime) => runtime.block_on(doctor(args)),
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::block_on(doctor(args))
 }
 
 async fn doctor(args: DoctorArgs) -> ExitCode {

@@ -21,14 +21,7 @@ pub struct EpisodesArgs {
 }
 
 pub fn run(args: EpisodesArgs) -> ExitCode {
-    let runtime = match super::runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(list(args))
+    super::block_on(list(args))
 }
 
 async fn list(args: EpisodesArgs) -> ExitCode {

@@ -39,14 +39,7 @@ pub struct ReprocessArgs {
 }
 
 pub fn run(args: ReprocessArgs) -> ExitCode {
-    let runtime = match super::runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(reprocess(args))
+    super::block_on(reprocess(args))
 }
 
 async fn reprocess(args: ReprocessArgs) -> ExitCode {

@@ -47,13 +47,7 @@ pub struct ResendArgs {
 const PER_MESSAGE: Duration = Duration::from_secs(60);
 
 pub fn run(args: ResendArgs) -> ExitCode {
-    match super::runtime() {
-        Ok(runtime) => runtime.block_on(resend(args)),
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::block_on(resend(args))
 }
 
 async fn resend(args: ResendArgs) -> ExitCode {

@@ -101,6 +101,19 @@ pub fn doctor_steps(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// How the benchmarks publish to `broker`: 5 s a request, three attempts with a short backoff.
+pub fn bench_broker(broker: e2b::broker::Broker) -> e2b::broker::BrokerConfig {
+    e2b::broker::BrokerConfig {
+        broker,
+        request_timeout: std::time::Duration::from_secs(5),
+        retry: e2b::http::retry::Backoff {
+            base: std::time::Duration::from_millis(10),
+            cap: std::time::Duration::from_millis(100),
+            attempts: 3,
+        },
+    }
+}
+
 /// A forwarder reading objects from the local directory `dir` (its buckets are folders),
 /// publishing with `config`: the benchmarks' forwarder.
 pub fn local_forwarder<S: e2b::aws::secrets::SecretStore + 'static>(

@@ -136,13 +136,7 @@ fn target(flag: Option<String>, variable: &str) -> Result<Option<FailureTarget>,
 }
 
 pub fn run(args: ConsoleArgs) -> ExitCode {
-    match super::runtime() {
-        Ok(runtime) => runtime.block_on(console(args)),
-        Err(e) => {
-            eprintln!("cannot start: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::block_on(console(args))
 }
 
 async fn console(args: ConsoleArgs) -> ExitCode {

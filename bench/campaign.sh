@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-ensure_venv moto
+ensure_venv
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo build --release --quiet --example campaign --example s4_test_server
 

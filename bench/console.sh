@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-ensure_venv moto
+ensure_venv
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo build --release --quiet --example bench_console
 target/release/examples/bench_console "${1:-10000}" "${2:-1000}" "${3:-100}"

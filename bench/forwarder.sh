@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-ensure_venv moto
+ensure_venv
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 cargo build --release --quiet --bin forwarder --example bench_forwarder
 echo "== publishing"

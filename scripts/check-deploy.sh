@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
-ensure_venv cfn-lint cargo-lambda
+ensure_venv
 
 echo "== cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml

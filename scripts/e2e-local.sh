@@ -8,13 +8,13 @@
 #   `cargo lambda invoke forwarder --data-file events/s3/s3-object-created.json`
 # then prints the maintenance notifications S/4 now holds, and stops everything.
 #
-# Usage: bash scripts/e2e-local.sh [--console]   (installs moto and cargo-lambda into .venv once;
+# Usage: bash scripts/e2e-local.sh [--console]   (installs the pinned test peers into .venv once;
 #        --console then serves `e2b console` over this setup until Ctrl-C)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
-ensure_venv moto cargo-lambda
+ensure_venv
 echo "== building the Lambdas and the S/4 test server"
 cargo build --quiet --bin forwarder --bin processor --example s4_test_server
 

@@ -5,12 +5,12 @@
 # sample S3 notification in events/s3/, then the sample Kinesis batch in events/kinesis/ (the
 # live stream path). Everything is stopped at the end.
 #
-# Usage: bash scripts/forwarder-local.sh        (installs moto and cargo-lambda into .venv once)
+# Usage: bash scripts/forwarder-local.sh        (installs the pinned test peers into .venv once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
-ensure_venv moto cargo-lambda
+ensure_venv
 
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MOTO_PORT=$(free_port); BROKER_PORT=$(free_port); LAMBDA_PORT=$(free_port)

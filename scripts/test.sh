@@ -2,15 +2,16 @@
 # The project's test command (README, "Quick start"): the test peers it needs, formatting, lints,
 # every test, then one closing line with the totals over all test binaries.
 #
-# Test peers, installed once into .venv (PyPI): moto server (S3 and Secrets Manager over real
-# HTTP for the real AWS SDK) and cargo-lambda (the Lambda runtime emulator: `cargo lambda watch`
-# and `invoke`). The tests start and stop them themselves. Debian's Chromium and ChromeDriver
+# Test peers, installed into .venv exactly as requirements-test.txt pins them (scripts/venv.sh;
+# made anew when the lock changes): moto server (S3, Secrets Manager, DynamoDB, SQS and CloudWatch
+# over real HTTP for the real AWS SDK), cargo-lambda (the Lambda runtime emulator: `cargo lambda
+# watch` and `invoke`) and cfn-lint. The tests start and stop them themselves. Debian's Chromium and ChromeDriver
 # (apt-get, when absent) drive the console's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/venv.sh
-ensure_venv moto cargo-lambda cfn-lint
+ensure_venv
 ensure_browser
 export E2B_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 export E2B_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"

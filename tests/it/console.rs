@@ -11,7 +11,6 @@ use serde_json::json;
 
 use crate::forwarder::{Fixture, alarms, soon};
 use crate::support::browser::{Browser, ConsoleProcess};
-use crate::support::cloudwatch::TestCloudWatch;
 use crate::support::moto;
 use crate::support::s4::TestS4;
 use e2b::aws::records::FailureSink;
@@ -138,15 +137,14 @@ async fn count(f: &Fixture, prefix: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() {
     let plant = plant().await;
-    // What the forwarder's EMF lines became in CloudWatch: the overview counts from them.
-    let cloudwatch = TestCloudWatch::start().await;
+    // What the forwarder's EMF lines became in CloudWatch (moto's): the overview counts from
+    // them, and a point of another function is not counted.
     let now = chrono::Utc::now().timestamp();
-    cloudwatch.put("EventsForwarded", "forwarder", now - 1800, 4000.0);
-    cloudwatch.put("EventsForwarded", "forwarder", now - 600, 242.0);
-    cloudwatch.put("EventsForwarded", "forwarder", now - 3 * 86_400, 100.0);
-    cloudwatch.put("EventsForwarded", "processor", now - 600, 7.0);
-    let mut env = plant.env.clone();
-    env.push(("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.url.clone()));
+    moto::put_metric("EventsForwarded", "forwarder", now - 1800, 4000.0).await;
+    moto::put_metric("EventsForwarded", "forwarder", now - 600, 242.0).await;
+    moto::put_metric("EventsForwarded", "forwarder", now - 3 * 86_400, 100.0).await;
+    moto::put_metric("EventsForwarded", "processor", now - 600, 7.0).await;
+    let env = plant.env.clone();
     assert_eq!(plant.s4.notifications().len(), 1);
     assert_eq!(count(&plant.f, "failures/").await, 1);
     assert_eq!(count(&plant.f, "refusals/").await, 1);
@@ -358,7 +356,19 @@ async fn requests_without_the_token_or_from_elsewhere_change_nothing() {
 /// Without any source configured, every page is served and says what it could not read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_say_what_they_could_not_read() {
-    let console = ConsoleProcess::start(vec![("IDEMPOTENCY_TABLE", "no-such-table".into())]).await;
+    // CloudWatch cannot be reached: a port where nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let console = ConsoleProcess::start(vec![
+        ("IDEMPOTENCY_TABLE", "no-such-table".into()),
+        (
+            "AWS_ENDPOINT_URL_CLOUDWATCH",
+            format!("http://127.0.0.1:{closed}"),
+        ),
+    ])
+    .await;
     let token = console.url.rsplit("token=").next().unwrap_or_default();
     let http = reqwest::Client::new();
     for path in ["/", "/episodes", "/failures", "/search?q=x"] {
@@ -382,9 +392,12 @@ async fn pages_say_what_they_could_not_read() {
         .await
         .unwrap_or_default();
     assert!(overview.contains("no-such-table"), "{overview}");
-    // moto has no CloudWatch of the SDK's protocol: the counts come from the records, and say so.
+    // CloudWatch cannot be reached: the counts come from the records, and say why in a line.
     assert!(
-        overview.contains("answered 404 in another protocol") && !overview.contains("SdkBody"),
+        overview.contains(&format!(
+            "could not reach CloudWatch at http://127.0.0.1:{closed}"
+        )) && overview.contains("Connection refused")
+            && !overview.contains("SdkBody"),
         "why, in a line: {overview}"
     );
     assert!(

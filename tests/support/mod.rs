@@ -7,7 +7,6 @@ pub mod broker;
 pub mod browser;
 pub mod campaign;
 pub mod cli;
-pub mod cloudwatch;
 pub mod destination;
 pub mod edmx;
 pub mod endpoint;

@@ -1,4 +1,4 @@
-//! moto server (S3, Secrets Manager, DynamoDB, SQS over real HTTP) for the integration tests.
+//! moto server (S3, Secrets Manager, DynamoDB, SQS, CloudWatch over real HTTP) for the integration tests.
 //!
 //! `scripts/test.sh` starts one and exports `E2B_MOTO_ENDPOINT`; without it, the first test that
 //! needs moto starts `moto_server` (from `$E2B_MOTO_SERVER`, `PATH` or `.venv/bin`) on a free
@@ -176,6 +176,35 @@ pub async fn table(prefix: &str) -> (aws_sdk_dynamodb::Client, String) {
         );
     }
     (client, table)
+}
+
+/// A data point of the functions' metrics in moto's CloudWatch (which speaks the SDK's Smithy RPC
+/// v2 CBOR since moto 5.2.6), as their EMF lines become in CloudWatch: `metric` in namespace `e2b`
+/// with dimension `Function`, at `at` (epoch seconds).
+pub async fn put_metric(metric: &str, function: &str, at: i64, value: f64) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let client = aws_sdk_cloudwatch::Client::new(&aws_config().await);
+    let datum = MetricDatum::builder()
+        .metric_name(metric)
+        .dimensions(
+            Dimension::builder()
+                .name("Function")
+                .value(function)
+                .build(),
+        )
+        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(at))
+        .value(value)
+        .build();
+    let put = client
+        .put_metric_data()
+        .namespace(e2b::metrics::NAMESPACE)
+        .metric_data(datum);
+    if let Err(e) = put.send().await {
+        panic!(
+            "put metric {metric} of {function}: {}",
+            aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+        );
+    }
 }
 
 /// The bodies of up to ten messages in a queue (they stay in it, hidden for its visibility

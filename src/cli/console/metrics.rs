@@ -5,7 +5,9 @@
 //! - one `GetMetricData` call: each metric's hourly sums over the last 7 days; the last 24 hours
 //!   and the 7 days are added up from them, and the days for the chart;
 //! - a metric without data points counts 0; when no metric has any, or CloudWatch cannot be
-//!   read, the overview counts from the episode and failure records instead, and says why.
+//!   read, the overview counts from the episode and failure records instead, and says why in a
+//!   line: CloudWatch's status and error code, or where it could not be reached and the network's
+//!   reason; never the raw answer.
 
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -85,7 +87,12 @@ pub async fn read(client: &aws_sdk_cloudwatch::Client) -> Result<Metrics, String
                         "answered {} in another protocol (is the endpoint CloudWatch?)",
                         raw.status().as_u16()
                     ),
-                    (None, _) => aws_sdk_cloudwatch::error::DisplayErrorContext(&e).to_string(),
+                    // Nothing answered: where we tried, and the network's reason.
+                    (None, _) => format!(
+                        "could not reach CloudWatch at {}: {}",
+                        endpoint(client),
+                        crate::aws::dynamo::described(&e)
+                    ),
                 };
                 format!(
                     "CloudWatch metrics (namespace {}): {why}",
@@ -119,6 +126,18 @@ pub async fn read(client: &aws_sdk_cloudwatch::Client) -> Result<Metrics, String
         ));
     }
     Ok(summed(&series, now))
+}
+
+/// Where the SDK sends CloudWatch requests, for a message: the endpoint the environment sets (the
+/// service's own variable first, as the SDK reads them), else the region's.
+fn endpoint(client: &aws_sdk_cloudwatch::Client) -> String {
+    let env = crate::env::Env::new("console", &crate::env::process);
+    env.text("AWS_ENDPOINT_URL_CLOUDWATCH")
+        .or_else(|| env.text("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| match client.config().region() {
+            Some(region) => format!("its endpoint in {region}"),
+            None => "its endpoint (no region is set: AWS_REGION)".to_string(),
+        })
 }
 
 /// The totals and days of hourly sums, as of `now`.

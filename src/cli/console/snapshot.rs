@@ -184,7 +184,7 @@ async fn read_positions(
     let records = store
         .all()
         .await
-        .map_err(|e| format!("cannot read the episodes in table {table}: {e}"))?;
+        .map_err(|e| format!("the episodes in table {table}: {e}"))?;
     let mut positions = Vec::with_capacity(records.len());
     let mut unreadable = Vec::new();
     for (key, json) in records {

@@ -34,10 +34,17 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// The processor under the bundled rules, as deployed (25 s budget, 60 s hold); `table` holds
 /// the idempotency and episode records (without one, the rules act per event).
 fn processor(client: Arc<S4Client>, table: Option<DynamoStore>) -> Processor<Option<DynamoStore>> {
-    Processor::new(
-        client,
-        table,
-        ProcessorSettings::new(
+    processor_with(client, table, e2b::processor::episode::plan::OPEN_FOR_SURE)
+}
+
+fn processor_with(
+    client: Arc<S4Client>,
+    table: Option<DynamoStore>,
+    open_for_sure: Duration,
+) -> Processor<Option<DynamoStore>> {
+    let settings = ProcessorSettings {
+        open_for_sure,
+        ..ProcessorSettings::new(
             RuleSource::fixed(RuleSet::bundled().expect("rules (RuleSet::bundled)")),
             InboundAuth::Basic {
                 username: "rdp".into(),
@@ -45,8 +52,9 @@ fn processor(client: Arc<S4Client>, table: Option<DynamoStore>) -> Processor<Opt
             },
             Duration::from_secs(25),
             Duration::from_secs(60),
-        ),
-    )
+        )
+    };
+    Processor::new(client, table, settings)
 }
 
 fn main() {
@@ -163,30 +171,55 @@ async fn run(events: usize) {
     );
     println!("round trips:         {trips:.2} per new notification, warm (target <= 2)");
     println!("notifications:       {}", s4.notifications().len());
-    episodes(&s4, &headers, events.clamp(50, 500)).await;
+    let positions = events.clamp(50, 500);
+    episodes(&s4, &headers, positions, None).await;
+    // The same weeks where S/4 has not shown the notification open lately: a return reads it
+    // first (a planner may have completed it).
+    episodes(&s4, &headers, positions, Some(Duration::ZERO)).await;
 }
 
 /// The bundled rules by episodes, with the episode records in DynamoDB on moto: S/4 round
-/// trips and handler time per kind of event, each position going through a planner's week.
-async fn episodes(s4: &TestS4, headers: &HeaderMap, positions: usize) {
+/// trips and handler time per kind of event, each position going through a planner's week
+/// (with a recovery and a return, which joins the open notification). `read_before_joins`
+/// sets how recently S/4 must have shown a notification open for a return to join it unread
+/// (the default when `None`).
+async fn episodes(
+    s4: &TestS4,
+    headers: &HeaderMap,
+    positions: usize,
+    read_before_joins: Option<Duration>,
+) {
     let client = Arc::new(s4.client("BENCH", "bench-password", Duration::from_secs(5)));
-    let processor = processor(
+    let processor = processor_with(
         client.clone(),
         Some(support::moto::idempotency_store().await),
+        read_before_joins.unwrap_or(e2b::processor::episode::plan::OPEN_FOR_SURE),
     );
     let week = [
         ("first alert", "WARNING", "HEALTHY", "measurement", 0),
         ("escalation", "ALARM", "WARNING", "measurement", 60),
         ("append", "NEEDS_MAINTENANCE", "ALARM", "measurement", 120),
-        ("closure", "HEALTHY", "NEEDS_MAINTENANCE", "userInput", 180),
+        (
+            "recovery",
+            "HEALTHY",
+            "NEEDS_MAINTENANCE",
+            "measurement",
+            150,
+        ),
+        ("return", "WARNING", "HEALTHY", "measurement", 170),
+        ("closure", "HEALTHY", "WARNING", "userInput", 180),
     ];
-    let mut trips = [0u64; 4];
-    let mut times: [Vec<Duration>; 4] = Default::default();
+    let mut trips = [0u64; 6];
+    let mut times: [Vec<Duration>; 6] = Default::default();
+    let run = match read_before_joins {
+        None => "p",
+        Some(_) => "r",
+    };
     for p in 0..positions + 10 {
         for (k, (_, new, previous, transition, minute)) in week.iter().enumerate() {
             let mut event: serde_json::Value =
                 serde_json::from_str(DELIVERY).expect("the sample delivery is JSON");
-            event["id"] = json!(format!("ep-{p}-{k}"));
+            event["id"] = json!(format!("ep-{run}{p}-{k}"));
             event["time"] = json!(format!(
                 "2024-03-04T{:02}:{:02}:00Z",
                 minute / 60,
@@ -197,7 +230,7 @@ async fn episodes(s4: &TestS4, headers: &HeaderMap, positions: usize) {
             } else {
                 "com.amazon.monitron.asset.alert"
             });
-            event["data"]["assetPositionId"] = json!(format!("bench-position-{p}"));
+            event["data"]["assetPositionId"] = json!(format!("bench-position-{run}{p}"));
             event["data"]["state"] = json!({"new": new, "previous": previous});
             event["data"]["transition"] = json!(transition);
             if *transition == "userInput" {
@@ -221,8 +254,12 @@ async fn episodes(s4: &TestS4, headers: &HeaderMap, positions: usize) {
             }
         }
     }
+    let how = match read_before_joins {
+        None => "a return joins unread while S/4 showed the notification open in the last 60 s",
+        Some(_) => "a return reads S/4 first",
+    };
     println!(
-        "episodes:            {positions} positions, each through a planner's week (DynamoDB on moto)"
+        "episodes:            {positions} positions, each through a planner's week (DynamoDB on moto); {how}"
     );
     for (k, (kind, ..)) in week.iter().enumerate() {
         times[k].sort();

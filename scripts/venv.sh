@@ -38,7 +38,7 @@ say_peers() {
     echo "$drift"
   fi
   echo "cargo-lambda: $(.venv/bin/cargo-lambda lambda --version 2>&1 | head -1)"
-  echo "chromium: $(/usr/bin/chromium --version 2>&1 | head -1) (Debian $(dpkg-query -W -f='${Version}' chromium 2>/dev/null))"
+  echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1) (Debian $(dpkg-query -W -f='${Version}' chromium 2>/dev/null))"
   echo "chromedriver: $(/usr/bin/chromedriver --version 2>&1 | head -1)"
 }
 

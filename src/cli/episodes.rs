@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use crate::processor::episode::model::episodes;
+use crate::processor::episode::group::by_notification;
 use crate::processor::episode::state::PositionState;
 use crate::processor::episode::store::EpisodeStore;
 use crate::processor::idempotency::DynamoStore;
@@ -68,17 +68,19 @@ type Row = [String; 7];
 /// The rows of one position's record: its open episode, or all of them.
 pub fn table_rows(state: &PositionState, all: bool) -> Vec<Row> {
     let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    episodes(state.changes())
+    by_notification(state)
         .iter()
-        .filter(|e| all || e.end.is_none())
-        .map(|episode| {
+        .filter(|(e, _, _)| all || e.end.is_none())
+        .map(|(episode, filed, held)| {
             let ids: Vec<&str> = episode.changes().map(|c| c.id.as_str()).collect();
-            let filed = state
-                .filed_for(ids.iter().copied())
-                .map(|i| &state.filed[i]);
+            let filed = filed.map(|i| &state.filed[i]);
+            let returns = match held {
+                0 | 1 => String::new(),
+                n => format!(", {n} episodes"),
+            };
             let notification = match filed {
                 Some(f) => format!(
-                    "{} (priority {}{})",
+                    "{} (priority {}{returns}{})",
                     f.number,
                     f.priority.as_deref().unwrap_or("-"),
                     if f.completed { ", completed" } else { "" }

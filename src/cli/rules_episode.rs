@@ -86,12 +86,7 @@ pub fn explain(rules: &RuleSet, event: &AlertEvent, rule: &Rule, earlier: &[Aler
 }
 
 fn describe(state: &PositionState, plan: &Plan) {
-    let line = |id: &String| {
-        state
-            .seen(id)
-            .map(|s| s.line.clone())
-            .unwrap_or_else(|| id.clone())
-    };
+    let line = |id: &String| plan.line(state, id).unwrap_or(id).to_string();
     println!(
         "  episode of {} ({} event(s)): {}",
         state.place.label,
@@ -119,6 +114,16 @@ fn describe(state: &PositionState, plan: &Plan) {
                 super::s4_requests::show(requests.create(&draft));
             }
         }
+        Target::Filed(i) if plan.joins => {
+            let number = &state.filed[*i].number;
+            println!(
+                "  → a new episode joins the open notification {number} (one open notification per position): S/4 is read first unless it showed it open in the last {} s; completed, postponed or deleted there, the episode gets a notification of its own",
+                crate::processor::episode::plan::OPEN_FOR_SURE.as_secs()
+            );
+            if let Some(requests) = super::s4_requests::s4_requests() {
+                super::s4_requests::show(requests.find_by_reference(&state.filed[*i].reference));
+            }
+        }
         Target::Filed(i) => println!("  → the episode's notification {}", state.filed[*i].number),
         Target::Pending(_) => println!("  → look up the create whose answer was lost"),
     }
@@ -131,7 +136,10 @@ fn describe(state: &PositionState, plan: &Plan) {
         println!("  → raise the priority to {p}");
     }
     if let Some(t) = &plan.retitle {
-        println!("  → take the short text and malfunction start of the earliest alert, {t}");
+        println!("  → take the short text of the most urgent alert, {t}");
+    }
+    if let Some(t) = &plan.restart {
+        println!("  → take the malfunction start of the earliest alert, {t}");
     }
     let (fields, _) = change(state, plan);
     let number = match &plan.target {

@@ -74,6 +74,9 @@ pub struct ProcessorSettings {
     pub auth_source: Option<Arc<AuthSource>>,
     /// The webhook origins the handshake allows; all when `None` (`PROCESSOR_ALLOWED_ORIGINS`).
     pub allowed_origins: Option<Vec<String>>,
+    /// How recently S/4 must have shown a notification open for a new episode of its position
+    /// to join it without reading it first ([`episode::plan::OPEN_FOR_SURE`]).
+    pub open_for_sure: Duration,
 }
 
 impl ProcessorSettings {
@@ -94,6 +97,7 @@ impl ProcessorSettings {
             destinations: Arc::default(),
             auth_source: None,
             allowed_origins: None,
+            open_for_sure: episode::plan::OPEN_FOR_SURE,
         }
     }
 }

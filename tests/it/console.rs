@@ -260,6 +260,7 @@ async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() 
     assert_eq!(plant.f.broker.stored_counts().get("r-0000"), Some(&1));
     b.screenshot("resent").await;
     let _ = &plant.table;
+    browser.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

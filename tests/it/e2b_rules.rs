@@ -253,3 +253,64 @@ fn rules_test_shows_the_episode_decision_given_the_events_before() {
         text(&alert)
     );
 }
+
+/// Issue 28: a new episode while the notification is open joins it, and `e2b rules test`
+/// says so, with the read of S/4 that comes first and the `MERGE`.
+#[test]
+fn rules_test_shows_a_return_joining_the_open_notification() {
+    let alarm = include_str!("../../events/deliveries/alarm.cloudevent.json");
+    let dir = std::env::temp_dir().join(format!("e2b-rules-join-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let write = |name: &str, body: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).expect("a temporary file");
+        path.display().to_string()
+    };
+    let recovery = write(
+        "recovery.json",
+        alarm
+            .replace("\"e-200\"", "\"e-210\"")
+            .replace("2024-03-01T09:00:01.500Z", "2024-03-01T09:30:00Z")
+            .replace("asset.alert", "asset.recovered")
+            .replace(
+                "\"state\":{\"new\":\"ALARM\",\"previous\":\"WARNING\"}",
+                "\"state\":{\"new\":\"HEALTHY\",\"previous\":\"ALARM\"}",
+            ),
+    );
+    let warning = write(
+        "warning.json",
+        alarm
+            .replace("\"e-200\"", "\"e-220\"")
+            .replace("2024-03-01T09:00:01.500Z", "2024-03-01T10:00:00Z")
+            .replace(
+                "\"state\":{\"new\":\"ALARM\",\"previous\":\"WARNING\"}",
+                "\"state\":{\"new\":\"WARNING\",\"previous\":\"HEALTHY\"}",
+            ),
+    );
+    let out = e2b(&[
+        "rules",
+        "test",
+        "bundled",
+        &warning,
+        "--after",
+        "events/deliveries/alarm.cloudevent.json",
+        "--after",
+        &recovery,
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    for expected in [
+        "→ a new episode joins the open notification NOTIFICATION (one open notification per position): S/4 is read first",
+        "MaintNotifExtReferenceNumber",
+        "→ add the line: Returned to alert after the recovery of 2024-03-01 09:30:00 UTC (2nd time since 2024-03-01 09:00 UTC); Monitron event: e-210 returned",
+        "→ add the line: 2024-03-01 10:00:00 UTC HEALTHY -> WARNING; Monitron event: e-220",
+        "MERGE",
+    ] {
+        assert!(said.contains(expected), "{expected}: {said}");
+    }
+    assert!(
+        !said.contains("→ raise the priority") && !said.contains("→ take the short text"),
+        "the alarm's priority 1 and text stay: {said}"
+    );
+}

@@ -73,6 +73,14 @@ impl Browser {
         panic!("no browser session from {driver_path} with {chromium}: {last}")
     }
 
+    /// Ends the WebDriver session, so that ChromeDriver stops its Chromium (killing the driver
+    /// alone leaves Chromium running).
+    pub async fn close(self) {
+        if let Err(e) = self.client.close().await {
+            eprintln!("closing the browser session: {e}");
+        }
+    }
+
     /// The page's text as shown (script-free pages: the body's text).
     pub async fn text(&self) -> String {
         match self.client.find(fantoccini::Locator::Css("body")).await {

@@ -60,6 +60,8 @@ struct State {
     token_requests: u64,
     completions: u64,
     updates: u64,
+    /// Queries of the notification collection (`GET /MaintenanceNotification?$filter=...`).
+    reads: u64,
     /// Random 503s per thousand requests, and every how many requests all CSRF tokens expire.
     fail_per_mille: u32,
     expire_every: u64,
@@ -208,11 +210,22 @@ impl TestS4 {
 
     /// Closes a notification (processing phase 4), as a planner would.
     pub fn complete(&self, number: &str) {
+        self.set_phase(number, "4");
+    }
+
+    /// Sets a notification's processing phase as a planner would: `2` postponed, `3` in
+    /// process, `4` completed, `5` marked for deletion.
+    pub fn set_phase(&self, number: &str, phase: &str) {
         for n in lock(&self.state).notifications.iter_mut() {
             if n["MaintenanceNotification"] == number {
-                n["NotifProcessingPhase"] = json!("4");
+                n["NotifProcessingPhase"] = json!(phase);
             }
         }
+    }
+
+    /// Queries of the notification collection answered.
+    pub fn reads(&self) -> u64 {
+        lock(&self.state).reads
     }
 
     /// The items of a notification, each with `to_ItemCause` and `to_ItemActivity` lists.
@@ -423,6 +436,7 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
         .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
     match (request.method.as_str(), resource) {
         ("GET", "/MaintenanceNotification") => {
+            s.reads += 1;
             let filter = decode(
                 query
                     .split('&')

@@ -260,6 +260,8 @@ pub struct FiledRow {
     pub notification: NotificationCell,
     pub priority: String,
     pub events: u64,
+    /// How many episodes it holds: 1, plus how often the position returned.
+    pub episodes: u64,
     pub completed: bool,
     pub reference: String,
 }
@@ -327,6 +329,7 @@ pub async fn position(
                 notification: notification_cell(&console, Some(&f.number), false),
                 priority: f.priority.clone(),
                 events: f.events,
+                episodes: f.episodes,
                 completed: f.completed,
                 reference: f.reference.clone(),
             })

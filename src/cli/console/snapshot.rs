@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::records::{FailureSink, FailureTarget, Found, Record};
 use crate::forwarder::refusals::RefusedEvent;
-use crate::processor::episode::model::episodes;
+use crate::processor::episode::group::by_notification;
 use crate::processor::episode::state::PositionState;
 use crate::processor::episode::store::EpisodeStore;
 use crate::processor::failures::FailureRecord;
@@ -105,6 +105,8 @@ pub struct FiledView {
     pub priority: String,
     pub completed: bool,
     pub events: u64,
+    /// How many episodes it holds.
+    pub episodes: u64,
     pub reference: String,
 }
 
@@ -229,24 +231,18 @@ pub fn position(key: String, state: &PositionState) -> Position {
     let site = parts.next().unwrap_or_default();
     let asset = parts.next().unwrap_or_default();
     let position = parts.collect::<Vec<_>>().join(" / ");
-    let number_for = |ids: &[&str]| {
-        state
-            .filed_for(ids.iter().copied())
-            .map(|i| &state.filed[i])
-    };
-    let all = episodes(state.changes());
+    let all = by_notification(state);
     // Each change's notification: its episode's.
     let notification_of = |id: &str| {
         all.iter()
-            .find(|e| e.holds(id))
-            .and_then(|e| number_for(&e.changes().map(|c| c.id.as_str()).collect::<Vec<_>>()))
-            .map(|f| f.number.clone())
+            .find(|(e, _, _)| e.holds(id))
+            .and_then(|(_, filed, _)| filed.map(|i| state.filed[i].number.clone()))
     };
     let mut views: Vec<EpisodeView> = all
         .iter()
-        .map(|episode| {
+        .map(|(episode, filed, _)| {
             let ids: Vec<&str> = episode.changes().map(|c| c.id.as_str()).collect();
-            let filed = number_for(&ids);
+            let filed = filed.map(|i| &state.filed[i]);
             let state_now = episode.status();
             let since = episode.alerts.first().map_or_else(Utc::now, |c| c.time);
             EpisodeView {
@@ -254,7 +250,7 @@ pub fn position(key: String, state: &PositionState) -> Position {
                 last: episode.changes().last().map_or(since, |c| c.time),
                 state: state_now,
                 open: episode.end.is_none(),
-                events: filed.map_or(0, |f| f.events()).max(ids.len() as u64),
+                events: ids.len() as u64,
                 escalations: episode.alerts.len().saturating_sub(1) as u64,
                 notification: filed.map(|f| f.number.clone()),
                 completed: filed.is_some_and(|f| f.completed),
@@ -295,11 +291,13 @@ pub fn position(key: String, state: &PositionState) -> Position {
         filed: state
             .filed
             .iter()
-            .map(|f| FiledView {
+            .enumerate()
+            .map(|(i, f)| FiledView {
                 number: f.number.clone(),
                 priority: f.priority.clone().unwrap_or_else(|| "-".into()),
                 completed: f.completed,
                 events: f.events(),
+                episodes: all.iter().filter(|(_, filed, _)| *filed == Some(i)).count() as u64,
                 reference: f.reference.clone(),
             })
             .collect(),
@@ -354,6 +352,9 @@ mod tests {
             lines: BTreeSet::from(["a".to_string(), "b".to_string(), "c".to_string()]),
             priority: Some("1".into()),
             titled_by: "b".into(),
+            started_by: None,
+            open_seen: None,
+            sealed_after: None,
             completed: true,
             unsure: false,
             forgotten_lines: 0,

@@ -4,10 +4,12 @@
 //! - [`model`]: which events make an episode, a pure function of the events seen;
 //! - [`state`]: what the position's record remembers (changes, notifications filed);
 //! - [`text`]: each event's long-text line and the notification an alert would create;
-//! - [`plan`]: what S/4 lacks for an episode, a pure function of the record;
+//! - [`group`]: which notification holds which episodes (one open notification per position);
+//! - [`plan`]: what S/4 lacks for a notification's episodes, a pure function of the record;
 //! - [`store`]: the record in DynamoDB, leased by one delivery at a time;
 //! - [`reconcile`]: acting on an event: lease, remember, bring S/4 to the plans.
 
+pub mod group;
 pub mod model;
 pub mod plan;
 pub mod reconcile;

@@ -13,6 +13,9 @@
 //! - a change or completion whose answer was lost marks the notification `unsure`, and so does a
 //!   lease that expired unreleased: S/4 is read again (long text, priority, phase) before the
 //!   next write, so nothing is written twice and nothing is missed;
+//! - before a new episode joins a notification that S/4 has not shown open lately, S/4 is read
+//!   again: a notification a planner completed, postponed or deleted (phase 4, 2 or 5) takes no
+//!   more episodes (`sealed_after`), and the episode gets a notification of its own;
 //! - a position with no record (new, expired or unreadable) takes over the open notification
 //!   this processor created for it in S/4, if there is one, rather than create a second;
 //! - the record is saved and the lease released before the reply, whatever happened: acting is
@@ -40,6 +43,7 @@ use crate::processor::s4::{Existing, S4Error};
 
 use super::model::{Change, PositionKey};
 use super::plan::{Plan, Target, change, creation, plans};
+use super::state::returned;
 use super::state::{Filed, Pending, PositionState};
 use super::store::{EpisodeStore, Lease};
 use super::text::{SeenFor, ids_in};
@@ -59,6 +63,8 @@ pub struct Acted {
     pub appended: u64,
     pub retitled: u64,
     pub closed: u64,
+    /// Episodes that joined an open notification (their returned lines written).
+    pub returned: u64,
 }
 
 /// The position this delivery holds the lease of.
@@ -225,6 +231,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         deadline: Instant,
     ) -> Outcome {
         let mut adopted_from_s4 = !fresh;
+        let mut read_for_join: Vec<usize> = Vec::new();
         // Each round settles one thing and plans again; a plan has at most a few steps.
         for _ in 0..8 {
             let Some(plan) = plans(state, id).into_iter().find(|p| !p.is_settled()) else {
@@ -243,6 +250,16 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 Target::Filed(index) if state.filed[*index].unsure => {
                     self.read_again(state, *index, deadline).await
                 }
+                // Joining: only while S/4 shows it open; read it (once a delivery) unless it
+                // did so lately.
+                Target::Filed(index)
+                    if plan.joins
+                        && !read_for_join.contains(index)
+                        && !self.lately_open(&state.filed[*index]) =>
+                {
+                    read_for_join.push(*index);
+                    self.read_again(state, *index, deadline).await
+                }
                 Target::Filed(index) => {
                     self.update(state, *index, &plan, rules, acted, deadline)
                         .await
@@ -253,6 +270,15 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             }
         }
         Outcome::Retry("the episode did not settle in eight steps; a redelivery goes on".into())
+    }
+
+    /// Whether S/4 showed the notification open recently enough to join it unread.
+    fn lately_open(&self, filed: &Filed) -> bool {
+        filed.open_seen.is_some_and(|at| {
+            (now() - at)
+                .to_std()
+                .is_ok_and(|ago| ago < self.settings.open_for_sure)
+        })
     }
 
     /// A create whose answer was lost: found in S/4, it is filed; not found, it is created
@@ -365,46 +391,68 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         };
         state.pending = None;
         acted.created += 1;
+        acted.returned += plan.returns_in(&lines);
         state.file(Filed {
             number,
             reference: draft.external_reference,
             creator: creator.to_string(),
             lines,
             priority: draft.priority,
-            titled_by: creator.to_string(),
+            titled_by: plan.retitle.clone().unwrap_or_else(|| creator.to_string()),
+            started_by: Some(creator.to_string()),
             completed: false,
+            open_seen: Some(now()),
+            sealed_after: None,
             unsure: false,
             forgotten_lines: 0,
         });
         Ok(())
     }
 
-    /// A notification whose last write went unanswered, read from S/4 again.
+    /// A notification read from S/4 again: after a write that went unanswered, or before a new
+    /// episode joins it. No longer open there, it takes no episode after the changes it holds.
     async fn read_again(
         &self,
         state: &mut PositionState,
         index: usize,
         deadline: Instant,
     ) -> Result<(), Stop> {
+        let reference = state.filed[index].reference.clone();
+        let found = self.s4.find_by_reference(&reference, deadline).await?;
         let filed = &mut state.filed[index];
-        match self
-            .s4
-            .find_by_reference(&filed.reference, deadline)
-            .await?
-        {
+        filed.unsure = false;
+        let open = match &found {
             Some(existing) => {
-                let fresh = filed_from(&existing, &filed.creator);
+                let fresh = filed_from(existing, &filed.creator);
                 // S/4's long text has every line: the count of forgotten ones starts over.
                 filed.lines = fresh.lines;
                 filed.forgotten_lines = 0;
                 filed.priority = fresh.priority;
                 filed.completed = fresh.completed;
+                filed.open_seen = fresh.open_seen;
+                fresh.open_seen.is_some()
             }
             None => {
-                tracing::warn!(notification = %filed.number, "a filed notification is not found by its reference; kept as recorded");
+                tracing::warn!(notification = %filed.number, "a filed notification is not found by its reference; kept as recorded, and it takes no new episode");
+                false
             }
+        };
+        if !open && filed.sealed_after.is_none() {
+            let held: Vec<String> = filed
+                .lines
+                .iter()
+                .map(|key| returned(key).unwrap_or(key).to_string())
+                .chain([filed.creator.clone()])
+                .collect();
+            let phase = found.and_then(|e| e.processing_phase);
+            tracing::info!(notification = %filed.number, ?phase, "no longer open in S/4: later episodes get a notification of their own");
+            let latest = held
+                .iter()
+                .filter_map(|id| state.seen(id))
+                .map(|s| s.change.time)
+                .max();
+            state.filed[index].sealed_after = latest;
         }
-        filed.unsure = false;
         state.bound_lines();
         Ok(())
     }
@@ -422,6 +470,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         let number = state.filed[index].number.clone();
         let (fields, lines) = change(state, plan);
         let retitled = fields.contains_key("NotificationText");
+        let restarted = fields.contains_key("MalfunctionStartDate");
         if !fields.is_empty() {
             let request = self.s4.requests().update(&number, Value::Object(fields))?;
             if let Err(e) = self.s4.write(&request, deadline).await {
@@ -430,6 +479,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             }
             let filed = &mut state.filed[index];
             acted.appended += u64::from(!lines.is_empty());
+            acted.returned += plan.returns_in(&lines);
             filed.lines.extend(lines);
             if let Some(priority) = &plan.priority {
                 filed.priority = Some(priority.clone());
@@ -437,8 +487,11 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             }
             if retitled {
                 filed.titled_by = plan.retitle.clone().unwrap_or_default();
-                acted.retitled += 1;
             }
+            if restarted {
+                filed.started_by = plan.restart.clone();
+            }
+            acted.retitled += u64::from(retitled || restarted);
             // Lines that did not fit go in the next round.
             return Ok(());
         }
@@ -515,6 +568,7 @@ fn report(event: &AlertEvent, position: &PositionKey, state: &PositionState, act
         appended = acted.appended,
         retitled = acted.retitled,
         closed = acted.closed,
+        returned = acted.returned,
         "episode"
     );
     crate::metrics::emit(
@@ -524,6 +578,7 @@ fn report(event: &AlertEvent, position: &PositionKey, state: &PositionState, act
             ("EpisodesEscalated", acted.escalated),
             ("EpisodesAppended", acted.appended),
             ("EpisodesClosed", acted.closed),
+            ("EpisodesReturned", acted.returned),
         ],
     );
 }
@@ -537,10 +592,20 @@ fn filed_from(existing: &Existing, creator: &str) -> Filed {
         lines: ids_in(&existing.long_text),
         priority: existing.priority.clone(),
         titled_by: creator.to_string(),
+        started_by: None,
         completed: existing.processing_phase.as_deref() == Some("4"),
+        open_seen: is_open(existing).then(now),
+        sealed_after: None,
         unsure: false,
         forgotten_lines: 0,
     }
+}
+
+/// Whether S/4 shows a notification open: not completed (phase 4), postponed (2) or marked for
+/// deletion (5). The phase codes of `NotifProcessingPhase` are SAP's (QMPHASE); 2 and 5 are
+/// unverified against a real system.
+fn is_open(existing: &Existing) -> bool {
+    !matches!(existing.processing_phase.as_deref(), Some("2" | "4" | "5"))
 }
 
 fn closure_json(closure: &super::model::Closure) -> Value {

@@ -11,12 +11,14 @@
 //!   remembered changes only, and counts the others (`forgotten_lines`), so that it still says
 //!   how many events it holds ([`Filed::events`]); with every change bounded
 //!   (`episode::text`), the record stays far below DynamoDB's 400 KB whatever the events hold;
-//! - a notification is filed with the change that created it (its *creator*). Episodes only
-//!   grow or split, never merge (an end is never taken away), so a creator stays in exactly one
-//!   episode, and the notification of an episode is the one whose creator it holds;
-//! - a filed notification knows the changes whose lines it has, its priority, the alert whose
-//!   short text it bears, whether it is completed, and whether a write to it went unanswered
-//!   (`unsure`: S/4 is read again before the next write);
+//! - a notification is filed with the change that created it (its *creator*); which episodes it
+//!   holds (its creator's, and those that joined it while it was open) is worked out from the
+//!   changes each time (`episode::group`), never stored;
+//! - a filed notification knows the lines it has (changes' ids, and `<id> returned` for the line
+//!   saying an episode joined it), its priority, the alert whose short text it bears and the one
+//!   whose malfunction start, whether it is completed, when S/4 last showed it open, from when on
+//!   it takes no more episodes because S/4 showed it no longer open (`sealed_after`), and whether
+//!   a write to it went unanswered (`unsure`: S/4 is read again before the next write);
 //! - a create whose answer was lost is `pending` until S/4 is asked for its reference;
 //! - a record that cannot be read is rebuilt, never a panic: [`PositionState::read`] says why.
 
@@ -62,9 +64,22 @@ pub struct Filed {
     /// The changes whose lines its long text has.
     pub lines: BTreeSet<String>,
     pub priority: Option<String>,
-    /// The alert whose short text it bears.
+    /// The alert whose short text it bears (the most urgent it holds).
     pub titled_by: String,
+    /// The alert whose malfunction start it bears (the earliest it holds); records written
+    /// before it was kept bear the one of `titled_by`.
+    #[serde(default)]
+    pub started_by: Option<String>,
     pub completed: bool,
+    /// When S/4 last showed it open (created, found or read): a new episode joins it without
+    /// reading S/4 again while this is recent.
+    #[serde(default)]
+    pub open_seen: Option<DateTime<Utc>>,
+    /// S/4 showed it no longer open (completed, postponed or deleted by a planner) when it held
+    /// the changes up to this event time: an episode that starts later gets a notification of
+    /// its own.
+    #[serde(default)]
+    pub sealed_after: Option<DateTime<Utc>>,
     /// A write to it went unanswered: read it from S/4 before writing again.
     #[serde(default)]
     pub unsure: bool,
@@ -74,10 +89,30 @@ pub struct Filed {
 }
 
 impl Filed {
-    /// How many events' lines the notification holds.
+    /// How many events' lines the notification holds (its lines saying an episode returned
+    /// are not events).
     pub fn events(&self) -> u64 {
-        self.lines.len() as u64 + self.forgotten_lines
+        self.lines.iter().filter(|l| returned(l).is_none()).count() as u64 + self.forgotten_lines
     }
+
+    /// The alert whose malfunction start it bears.
+    pub fn started_by(&self) -> &str {
+        self.started_by.as_deref().unwrap_or(&self.titled_by)
+    }
+}
+
+/// What marks the line that says an episode joined an open notification: `<id> returned`, `<id>`
+/// the episode's first alert (event ids hold no spaces, so it is never an event's own key).
+const RETURNED: &str = " returned";
+
+/// The key of the line saying that the episode of `alert` joined an open notification.
+pub fn returned_key(alert: &str) -> String {
+    format!("{alert}{RETURNED}")
+}
+
+/// The alert a line key says returned, when it is such a key.
+pub fn returned(key: &str) -> Option<&str> {
+    key.strip_suffix(RETURNED)
 }
 
 /// A create sent whose answer was lost.
@@ -148,9 +183,11 @@ impl PositionState {
         let remembered: BTreeSet<&str> =
             self.changes.iter().map(|s| s.change.id.as_str()).collect();
         for filed in &mut self.filed {
-            let before = filed.lines.len();
-            filed.lines.retain(|id| remembered.contains(id.as_str()));
-            filed.forgotten_lines += (before - filed.lines.len()) as u64;
+            let before = filed.events();
+            filed
+                .lines
+                .retain(|id| remembered.contains(returned(id).unwrap_or(id)));
+            filed.forgotten_lines += before - filed.events();
         }
     }
 
@@ -187,11 +224,6 @@ impl PositionState {
     /// The changes, in time order.
     pub fn changes(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().map(|s| &s.change)
-    }
-
-    /// The notification filed for the episode holding these change ids.
-    pub fn filed_for<'a>(&self, mut ids: impl Iterator<Item = &'a str>) -> Option<usize> {
-        ids.find_map(|id| self.filed.iter().position(|f| f.creator == id))
     }
 }
 
@@ -260,7 +292,10 @@ mod tests {
             lines: (0..all).map(|i| format!("e{i}")).collect(),
             priority: None,
             titled_by: String::new(),
+            started_by: None,
             completed: false,
+            open_seen: None,
+            sealed_after: None,
             unsure: false,
             forgotten_lines: 0,
         });

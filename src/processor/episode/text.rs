@@ -30,7 +30,7 @@ use super::model::{Change, MAX_CLOSURE_FIELD, PositionKey};
 use super::state::{Place, Seen};
 
 /// The marker that ends every line.
-const MARKER: &str = "Monitron event: ";
+pub(super) const MARKER: &str = "Monitron event: ";
 
 /// A site, asset or position name in a record or a long text is cut to this.
 const MAX_NAME: usize = 100;

@@ -8,6 +8,8 @@
 # Targets (issue 4): overhead p99 <= 5 ms; <= 2 round trips per new notification once warm.
 # Then (issue 12) the bundled rules by episodes, with the episode records in DynamoDB on moto: S/4
 # round trips and handler time per kind of event (first alert, escalation, append, closure).
+# Then (issue 28) a recovery and a return in each week, twice: a return joining unread (S/4
+# showed the notification open within the last 60 s), and reading S/4 first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh

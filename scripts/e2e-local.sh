@@ -37,11 +37,16 @@ wait_port "$MOTO_PORT"; wait_port "$S4_PORT"
 
 echo "== bucket with the sample object, secrets, idempotency table"
 .venv/bin/python - <<'PY'
-import boto3, json
+import boto3, gzip, json
 s3 = boto3.client("s3")
 s3.create_bucket(Bucket="monitron-export-111122223333")
+# The first day's export: the bundled sample object without the user's closure (e-201, from the
+# next day), so that the notification is left open and escalated until the second object.
+records = gzip.open("events/objects/monitron-v2-ndjson.json.gz", "rt").read().splitlines(keepends=True)
+day_one = "".join(r for r in records if '"eventId":"e-201"' not in r)
+assert len(day_one) < sum(map(len, records)), "the sample object no longer holds the closure e-201"
 key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz"
-s3.put_object(Bucket="monitron-export-111122223333", Key=key, Body=open("events/objects/monitron-v2-ndjson.json.gz", "rb").read())
+s3.put_object(Bucket="monitron-export-111122223333", Key=key, Body=gzip.compress(day_one.encode()))
 # A day later the user closes the anomaly in Monitron (its closure code): the second object.
 key = "project=Plant A/site=Site 1/time=2024-03-02 10:30:00/monitron-v2-user-closure.json"
 s3.put_object(Bucket="monitron-export-111122223333", Key=key, Body=open("events/objects/monitron-v2-user-closure.json", "rb").read())
@@ -69,8 +74,10 @@ echo "== cargo lambda invoke forwarder --data-file events/s3/s3-object-created.j
   --data-file events/s3/s3-object-created.json
 echo
 
+# Prints what S/4 holds, and checks it is what this step should leave: `open` (one notification,
+# priority 1, open) or `completed` (the same one, completed, with the user's closure code).
 show_notifications() {
-.venv/bin/python - "$S4_PORT" <<'PY'
+.venv/bin/python - "$S4_PORT" "$1" <<'PY'
 import base64, json, sys, urllib.request
 url = f"http://127.0.0.1:{sys.argv[1]}/sap/opu/odata/sap/API_MAINTNOTIFICATION/MaintenanceNotification?$format=json"
 request = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(b"E2B_TECH_USER:local-s4-password").decode()})
@@ -79,17 +86,24 @@ for n in results:
     phase = "completed" if n.get("NotifProcessingPhase") == "4" else "open"
     print(f"{n['MaintenanceNotification']}  {n['NotificationType']}  priority {n.get('MaintPriority', '-')}  {phase:9}  "
           f"{n['TechnicalObject']}  {n['NotificationText']}  (ref {n['MaintNotifExtReferenceNumber']})")
-    closure = [l for l in n.get("MaintNotifLongTextForEdit", "").splitlines() if l.startswith("Closure code")]
+    closure = [l for l in n.get("MaintNotifLongTextForEdit", "").splitlines() if "Closure code" in l]
     if closure:
         print(f"          {closure[0]}")
 print(f"{len(results)} notification(s)")
-if not results:
+expected = sys.argv[2]
+ok = len(results) == 1 and results[0].get("MaintPriority") == "1"
+if expected == "open":
+    ok = ok and results[0].get("NotifProcessingPhase") != "4"
+else:
+    ok = ok and results[0].get("NotifProcessingPhase") == "4" and "Closure code" in results[0].get("MaintNotifLongTextForEdit", "")
+if not ok:
+    print(f"check failed: expected one notification, priority 1, {expected}", file=sys.stderr)
     sys.exit(1)
 PY
 }
 
-echo "== maintenance notifications S/4 now holds"
-show_notifications
+echo "== maintenance notifications S/4 now holds (open, escalated to the alarm's priority)"
+show_notifications open
 
 echo
 echo "== a day later the user closes the anomaly in Monitron: cargo lambda invoke forwarder --data-file events/s3/s3-object-created-user-closure.json"
@@ -97,7 +111,7 @@ echo "== a day later the user closes the anomaly in Monitron: cargo lambda invok
   --data-file events/s3/s3-object-created-user-closure.json
 echo
 echo "== maintenance notifications S/4 now holds (the loop is closed)"
-show_notifications
+show_notifications completed
 
 if [ "${1:-}" = "--console" ]; then
   echo

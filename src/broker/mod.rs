@@ -8,10 +8,11 @@
 //!   token (a service key's, for Event Mesh), or the TLS client certificate; the secret's
 //!   `ca_pem` is trusted besides the public roots;
 //! - outcomes: 2xx is done; 5xx, 429, connection errors and timeouts are retried with
-//!   exponential backoff and full jitter within the attempt limit and the deadline; a 401 reads
-//!   the secret again once (a rotated secret, which brings a new OAuth2 token: a token can be
-//!   revoked under load) and tries again; any other 4xx (400, 403, 413, ...) is a refusal of the
-//!   message for good and keeps the broker's reason;
+//!   exponential backoff and full jitter within the attempt limit and the deadline; a 401 to an
+//!   OAuth2 token the broker had accepted fetches a new token and tries again, however often
+//!   (tokens are revoked under load; [`crate::http::oauth`]); any other 401 reads the secret
+//!   again once (a rotated secret) and tries again, then fails naming the secret; any other 4xx
+//!   (400, 403, 413, ...) is a refusal of the message for good and keeps the broker's reason;
 //! - a failure to connect is named for a network team (`http::tls::explain`).
 
 use std::time::Duration;
@@ -95,11 +96,12 @@ pub enum PublishError {
     /// The broker refused it for good (4xx other than 401 and 429): status and reason phrase.
     #[error("refused by the broker: {status} {reason}")]
     Rejected { status: u16, reason: String },
-    /// 401 even with freshly read credentials.
+    /// 401 even with freshly read credentials (a token it never accepted, after the secret was
+    /// read again).
     #[error(
-        "401 {reason}: the broker refuses the credentials, also after reading the secret again"
+        "401 {reason}: the broker refuses the credentials of secret {secret}, also after reading it again (check the secret's client or user and password)"
     )]
-    Unauthorized { reason: String },
+    Unauthorized { reason: String, secret: String },
     /// Retryable failures until the attempts or the time ran out; the last one. A later
     /// invocation may deliver it.
     #[error("not delivered after {attempts} attempts; last: {last}")]

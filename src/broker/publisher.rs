@@ -1,5 +1,6 @@
 //! The one publisher for every broker: the logon from the broker secret, a connection pool per
-//! TLS identity, retries, a 401 answered by reading the secret again once. How a message
+//! TLS identity, retries; an OAuth2 token the broker had accepted and then refused replaced each time, a 401
+//! to credentials it never accepted answered by reading the secret again once. How a message
 //! becomes a request is the broker's [`Wire`]; the rules are in the [module doc](super).
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use reqwest::{StatusCode, Url};
 use super::{BrokerConfig, Delivered, Message, PublishError, UrlError, Wire};
 use crate::aws::secrets::{BrokerLogon, CachedCredentials, Credentials, SecretError, SecretStore};
 use crate::event::ForwardedEvent;
+use crate::http::oauth::Refusal;
 use crate::http::retry::Stop;
 use crate::http::tls::{PeerTls, explain};
 
@@ -85,7 +87,7 @@ impl<S: SecretStore> Publisher<S> {
         let (url, headers) = self.wire().probe(credentials).map_err(|e| e.to_string())?;
         let peer = format!("the broker ({})", url.host_str().unwrap_or("?"));
         let timeout = self.config.request_timeout;
-        let mut request =
+        let (mut request, _) =
             logged_on(&http, http.post(url).timeout(timeout), credentials, timeout).await?;
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -173,12 +175,36 @@ impl<S: SecretStore> Publisher<S> {
                 Attempt::Refused { status, reason } => {
                     return Err(PublishError::Rejected { status, reason });
                 }
-                Attempt::Unauthorized(reason) => {
+                Attempt::Unauthorized { reason, token } => {
+                    // A token the broker had accepted was revoked: a new one, as often as that
+                    // happens. One it never accepted: the secret below.
+                    let renewed = match (&token, &credentials) {
+                        (Some(token), Some(c)) => self.renewed(c, token, deadline).await,
+                        _ => Ok(false),
+                    };
+                    match renewed {
+                        Ok(true) => {
+                            attempts -= 1;
+                            continue;
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            self.retry_after(attempts, deadline, format!("401 {reason}; {e}"))
+                                .await?;
+                            continue;
+                        }
+                    }
                     if refreshed {
-                        return Err(PublishError::Unauthorized { reason });
+                        return Err(PublishError::Unauthorized {
+                            reason,
+                            secret: self.credentials.secret_id().to_string(),
+                        });
                     }
                     let Some(stale) = credentials.take() else {
-                        return Err(PublishError::Unauthorized { reason });
+                        return Err(PublishError::Unauthorized {
+                            reason,
+                            secret: self.credentials.secret_id().to_string(),
+                        });
                     };
                     match self.credentials.refresh(&stale).await {
                         Ok(fresh) => {
@@ -197,18 +223,54 @@ impl<S: SecretStore> Publisher<S> {
                 }
                 Attempt::Retry(last) => last,
             };
-            let pause = match self.config.retry.next(attempts, deadline) {
-                Ok(pause) => pause,
-                Err(Stop::Attempts(_)) => return Err(PublishError::Exhausted { attempts, last }),
-                Err(Stop::Deadline) => {
-                    return Err(PublishError::Exhausted {
-                        attempts,
-                        last: format!("{last} (no time left before the deadline)"),
-                    });
-                }
-            };
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(pause).await;
+            self.retry_after(attempts, deadline, last).await?;
+        }
+    }
+
+    /// Waits before the next attempt, or says why there is none.
+    async fn retry_after(
+        &self,
+        attempts: u32,
+        deadline: Instant,
+        last: String,
+    ) -> Result<(), PublishError> {
+        let pause = match self.config.retry.next(attempts, deadline) {
+            Ok(pause) => pause,
+            Err(Stop::Attempts(_)) => return Err(PublishError::Exhausted { attempts, last }),
+            Err(Stop::Deadline) => {
+                return Err(PublishError::Exhausted {
+                    attempts,
+                    last: format!("{last} (no time left before the deadline)"),
+                });
+            }
+        };
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(pause).await;
+        Ok(())
+    }
+
+    /// After a 401 to an OAuth2 `token`: `true` when a new token is cached (the broker had
+    /// accepted this one, so it was revoked), `false` when the broker never accepted it (the
+    /// secret is read again); `Err` when the token endpoint failed.
+    async fn renewed(
+        &self,
+        credentials: &Credentials,
+        token: &str,
+        deadline: Instant,
+    ) -> Result<bool, String> {
+        let BrokerLogon::OAuth2(tokens) = &credentials.logon else {
+            return Ok(false);
+        };
+        let http = self
+            .client_for(&credentials.tls)
+            .map_err(|e| format!("the broker's HTTP client: {e}"))?;
+        let timeout = self
+            .config
+            .request_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        match tokens.refused(&http, token, timeout).await? {
+            Refusal::Renewed => Ok(true),
+            Refusal::NeverAccepted => Ok(false),
         }
     }
 
@@ -250,9 +312,13 @@ impl<S: SecretStore> Publisher<S> {
         };
         let timeout = self.config.request_timeout.min(left);
         let request = http.post(url.clone()).timeout(timeout);
-        let mut request = match logged_on(&http, request, credentials, timeout).await {
-            Ok(request) => request,
+        let (mut request, token) = match logged_on(&http, request, credentials, timeout).await {
+            Ok(logged_on) => logged_on,
             Err(e) => return Attempt::Retry(e),
+        };
+        let in_flight = match (&credentials.logon, &token) {
+            (BrokerLogon::OAuth2(tokens), Some(token)) => Some(tokens.sent(token)),
+            _ => None,
         };
         request = request.header("Content-Type", "application/json");
         request = self
@@ -272,6 +338,9 @@ impl<S: SecretStore> Publisher<S> {
             )),
             Ok(response) => {
                 let status = response.status();
+                if let Some(in_flight) = in_flight {
+                    in_flight.answered(status);
+                }
                 if status.is_success() {
                     return Attempt::Delivered;
                 }
@@ -279,7 +348,7 @@ impl<S: SecretStore> Publisher<S> {
                 let body = response.text().await.unwrap_or_default();
                 let reason = with_body(reason, &body);
                 match status {
-                    StatusCode::UNAUTHORIZED => Attempt::Unauthorized(reason),
+                    StatusCode::UNAUTHORIZED => Attempt::Unauthorized { reason, token },
                     StatusCode::TOO_MANY_REQUESTS => Attempt::Retry(format!("429 {reason}")),
                     s if s.is_server_error() => Attempt::Retry(format!("{} {reason}", s.as_u16())),
                     s => Attempt::Refused {
@@ -293,26 +362,37 @@ impl<S: SecretStore> Publisher<S> {
 }
 
 /// `request` with the secret's logon: Basic, an OAuth2 bearer token (cached, or fetched with
-/// `http`), or nothing when the TLS client certificate is the logon. `Err`: no token.
+/// `http`; returned too), or nothing when the TLS client certificate is the logon. `Err`: no
+/// token.
 async fn logged_on(
     http: &reqwest::Client,
     request: reqwest::RequestBuilder,
     credentials: &Credentials,
     timeout: Duration,
-) -> Result<reqwest::RequestBuilder, String> {
+) -> Result<(reqwest::RequestBuilder, Option<String>), String> {
     Ok(match &credentials.logon {
-        BrokerLogon::Basic { username, password } => request.basic_auth(username, Some(password)),
-        BrokerLogon::OAuth2(tokens) => {
-            request.bearer_auth(tokens.token(http, false, timeout).await?)
+        BrokerLogon::Basic { username, password } => {
+            (request.basic_auth(username, Some(password)), None)
         }
-        BrokerLogon::Certificate => request,
+        BrokerLogon::OAuth2(tokens) => {
+            let token = tokens.token(http, timeout).await?;
+            (request.bearer_auth(&token), Some(token))
+        }
+        BrokerLogon::Certificate => (request, None),
     })
 }
 
 enum Attempt {
     Delivered,
-    Refused { status: u16, reason: String },
-    Unauthorized(String),
+    Refused {
+        status: u16,
+        reason: String,
+    },
+    /// A 401, with the OAuth2 token it refused.
+    Unauthorized {
+        reason: String,
+        token: Option<String>,
+    },
     Retry(String),
 }
 

@@ -1,5 +1,17 @@
 //! OAuth2 client credentials (RFC 6749 §4.4) with the token cached until shortly before it
-//! expires: used for S/4, SAP Build Process Automation and any other destination.
+//! expires: used for the brokers (SAP Event Mesh, Advanced Event Mesh with OAuth2), S/4, SAP Build
+//! Process Automation and any other destination.
+//!
+//! Rules for a refused token (a 401), the same for every client ([`TokenCache::refused`]):
+//! - a token the peer had accepted and now refuses was revoked (a rotated service key, signing
+//!   keys rolled, a lifetime shorter than `expires_in` said): a new one is fetched, however often
+//!   that happens, one fetch shared by every request that saw the refusal;
+//! - a token refused before the peer ever accepted it means wrong credentials: no new token is
+//!   fetched ([`Refusal::NeverAccepted`]); the caller reads its secret again once, then fails.
+//!   Requests still under way with that token are waited for first, so that an acceptance on
+//!   its way is not taken for a refusal;
+//! - so a token is fetched only after the one before it was accepted: a peer that refuses every
+//!   token gets one token request, and one more after the secret is read again.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,17 +77,145 @@ impl ClientCredentials {
 /// Tokens for one client, shared by all requests of a warm Lambda.
 pub struct TokenCache {
     credentials: ClientCredentials,
-    cached: Mutex<Option<(String, Instant)>>,
+    /// The token and until when. Boxed, like `usage`, so that the cache stays small in the
+    /// credential enums that hold it.
+    cached: Box<Mutex<Option<(String, Instant)>>>,
+    /// How the current token fared, and its waiters.
+    usage: Box<(std::sync::Mutex<Usage>, tokio::sync::Notify)>,
     requests: AtomicU64,
+}
+
+/// How the current token fared.
+#[derive(Default)]
+struct Usage {
+    token: String,
+    /// Requests sent with it and not answered yet.
+    in_flight: usize,
+    /// The peer accepted it at least once.
+    accepted: bool,
+}
+
+/// A request under way with a token; dropped without an answer (an error, a timeout), it
+/// counts as not accepted.
+pub struct InFlight<'a> {
+    cache: &'a TokenCache,
+    token: String,
+    open: bool,
+}
+
+impl InFlight<'_> {
+    /// The peer answered: `accepted` when it took the token (any answer but 401, 407 or a
+    /// server error, which may not have looked at it).
+    pub fn answered(mut self, status: reqwest::StatusCode) {
+        self.open = false;
+        let accepted = !matches!(status.as_u16(), 401 | 407) && !status.is_server_error();
+        self.cache.settle(&self.token, accepted);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.cache.settle(&self.token, false);
+        }
+    }
+}
+
+/// What a refused token leaves to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A new token is cached (fetched, or already fetched by another request): try again.
+    Renewed,
+    /// The peer never accepted this token: the credentials are wrong (or were rotated); read
+    /// the secret again, once.
+    NeverAccepted,
 }
 
 impl TokenCache {
     pub fn new(credentials: ClientCredentials) -> TokenCache {
         TokenCache {
             credentials,
-            cached: Mutex::new(None),
+            cached: Box::new(Mutex::new(None)),
+            usage: Box::default(),
             requests: AtomicU64::new(0),
         }
+    }
+
+    fn usage(&self) -> std::sync::MutexGuard<'_, Usage> {
+        self.usage
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A request is sent with `token`: say how it was answered with [`InFlight::answered`].
+    pub fn sent(&self, token: &str) -> InFlight<'_> {
+        let mut usage = self.usage();
+        if usage.token == token {
+            usage.in_flight += 1;
+        }
+        InFlight {
+            cache: self,
+            token: token.to_string(),
+            open: true,
+        }
+    }
+
+    fn settle(&self, token: &str, accepted: bool) {
+        let mut usage = self.usage();
+        if usage.token == token {
+            usage.in_flight = usage.in_flight.saturating_sub(1);
+            usage.accepted |= accepted;
+        }
+        drop(usage);
+        self.usage.1.notify_waiters();
+    }
+
+    /// `token` was refused (401), its request already answered: a new token when
+    /// the peer had accepted this one, or another request already replaced it;
+    /// [`Refusal::NeverAccepted`] otherwise, once every request under way with it is answered
+    /// (or `timeout` passed). `Err`: the token endpoint failed.
+    pub async fn refused(
+        &self,
+        http: &reqwest::Client,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<Refusal, String> {
+        let give_up = tokio::time::Instant::now() + timeout;
+        loop {
+            let waiting = self.usage.1.notified();
+            tokio::pin!(waiting);
+            waiting.as_mut().enable();
+            let (current, in_flight, accepted) = {
+                let usage = self.usage();
+                (usage.token == token, usage.in_flight, usage.accepted)
+            };
+            if !current {
+                return Ok(Refusal::Renewed);
+            }
+            if accepted {
+                self.renew(http, token, timeout).await?;
+                return Ok(Refusal::Renewed);
+            }
+            if in_flight == 0 || tokio::time::Instant::now() >= give_up {
+                return Ok(Refusal::NeverAccepted);
+            }
+            let _ = tokio::time::timeout_at(give_up, waiting).await;
+        }
+    }
+
+    /// A new token in place of `refused`, unless another request already put one there.
+    async fn renew(
+        &self,
+        http: &reqwest::Client,
+        refused: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let mut cached = self.cached.lock().await;
+        if cached.as_ref().is_some_and(|(t, _)| t != refused) {
+            return Ok(());
+        }
+        self.fetch(http, &mut cached, timeout).await.map(|_| ())
     }
 
     /// Token requests sent so far.
@@ -83,21 +223,25 @@ impl TokenCache {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// The cached token, or a new one (`refresh` after a 401). Errors say what the token
-    /// endpoint answered, never the secret; every failure is one a later attempt may cure.
-    pub async fn token(
-        &self,
-        http: &reqwest::Client,
-        refresh: bool,
-        timeout: Duration,
-    ) -> Result<String, String> {
+    /// The cached token, or a new one when it expires. Errors say what the token endpoint
+    /// answered, never the secret; every failure is one a later attempt may cure.
+    pub async fn token(&self, http: &reqwest::Client, timeout: Duration) -> Result<String, String> {
         let mut cached = self.cached.lock().await;
-        if !refresh
-            && let Some((token, until)) = cached.as_ref()
+        if let Some((token, until)) = cached.as_ref()
             && Instant::now() < *until
         {
             return Ok(token.clone());
         }
+        self.fetch(http, &mut cached, timeout).await
+    }
+
+    /// Asks the token endpoint, and caches what it gives.
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        cached: &mut Option<(String, Instant)>,
+        timeout: Duration,
+    ) -> Result<String, String> {
         let c = &self.credentials;
         let mut form = "grant_type=client_credentials".to_string();
         if let Some(scope) = &c.scope {
@@ -141,6 +285,11 @@ impl TokenCache {
             .unwrap_or(3600);
         let until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(30));
         *cached = Some((token.to_string(), until));
+        *self.usage() = Usage {
+            token: token.to_string(),
+            ..Usage::default()
+        };
+        self.usage.1.notify_waiters();
         Ok(token.to_string())
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::aws::secrets::{SecretError, SecretStore};
-use crate::http::oauth::{ClientCredentials, TokenCache};
+use crate::http::oauth::{ClientCredentials, Refusal, TokenCache};
 use crate::http::retry::Backoff;
 use crate::http::tls::{PeerTls, explain};
 use crate::outcome::{Disposed, Disposition};
@@ -261,27 +261,29 @@ impl Client {
         Ok(url)
     }
 
+    /// The request with the destination's headers and credentials, and the OAuth2 token it
+    /// carries.
     async fn authorize(
         &self,
         request: reqwest::RequestBuilder,
-        refresh: bool,
         timeout: Duration,
-    ) -> Result<reqwest::RequestBuilder, CallError> {
+    ) -> Result<(reqwest::RequestBuilder, Option<String>), CallError> {
         let mut request = request;
         for (k, v) in &self.spec.headers {
             request = request.header(k, v);
         }
         Ok(match &self.credentials {
-            Credentials::None => request,
-            Credentials::Basic(u, p) => request.basic_auth(u, Some(p)),
-            Credentials::Bearer(t) => request.bearer_auth(t),
-            Credentials::ApiKey(header, key) => request.header(header, key),
-            Credentials::OAuth2(cache) => request.bearer_auth(
-                cache
-                    .token(&self.http, refresh, timeout)
+            Credentials::None => (request, None),
+            Credentials::Basic(u, p) => (request.basic_auth(u, Some(p)), None),
+            Credentials::Bearer(t) => (request.bearer_auth(t), None),
+            Credentials::ApiKey(header, key) => (request.header(header, key), None),
+            Credentials::OAuth2(cache) => {
+                let token = cache
+                    .token(&self.http, timeout)
                     .await
-                    .map_err(|e| CallError::Transient(format!("destination {}: {e}", self.name)))?,
-            ),
+                    .map_err(|e| CallError::Transient(format!("destination {}: {e}", self.name)))?;
+                (request.bearer_auth(&token), Some(token))
+            }
         })
     }
 
@@ -292,15 +294,11 @@ impl Client {
         }
         let timeout = self.timeout(deadline)?;
         let request = self.http.get(self.url("/")?).timeout(timeout);
-        let fetched =
-            crate::http::sap::fetch_csrf_token(self.authorize(request, false, timeout).await?)
-                .await
-                .map_err(|e| {
-                    CallError::Transient(format!(
-                        "destination {}: CSRF fetch failed: {e}",
-                        self.name
-                    ))
-                })?;
+        let fetched = crate::http::sap::fetch_csrf_token(self.authorize(request, timeout).await?.0)
+            .await
+            .map_err(|e| {
+                CallError::Transient(format!("destination {}: CSRF fetch failed: {e}", self.name))
+            })?;
         let token = match fetched {
             Ok(token) => token,
             Err(no) => {
@@ -322,7 +320,7 @@ impl Client {
         let name = &self.name;
         let read = call.method == Method::GET;
         let url = self.url(&call.path)?;
-        let (mut csrf_refreshed, mut token_refreshed, mut attempts) = (false, false, 0u32);
+        let (mut csrf_refreshed, mut attempts) = (false, 0u32);
         loop {
             attempts += 1;
             let timeout = self.timeout(deadline)?;
@@ -331,7 +329,13 @@ impl Client {
                 .request(call.method.clone(), url.clone())
                 .timeout(timeout)
                 .header("Accept", "application/json");
-            request = self.authorize(request, false, timeout).await?;
+            let (authorized, token) = self.authorize(request, timeout).await?;
+            request = authorized;
+            let tokens = match &self.credentials {
+                Credentials::OAuth2(cache) => Some(cache),
+                _ => None,
+            };
+            let in_flight = tokens.zip(token.as_deref()).map(|(c, t)| c.sent(t));
             for (k, v) in &call.headers {
                 request = request.header(k, v);
             }
@@ -354,6 +358,9 @@ impl Client {
                 Err(e) => (format!("request failed: {}", self.explain(&e)), read),
                 Ok(response) => {
                     let status = response.status();
+                    if let Some(in_flight) = in_flight {
+                        in_flight.answered(status);
+                    }
                     let csrf_required = crate::http::sap::csrf_required(response.headers());
                     let text = response.text().await.unwrap_or_default();
                     let success = if call.expect.is_empty() {
@@ -374,17 +381,19 @@ impl Client {
                         attempts -= 1;
                         continue;
                     }
-                    if let Credentials::OAuth2(cache) = &self.credentials
+                    if let (Some(cache), Some(token)) = (tokens, &token)
                         && status == StatusCode::UNAUTHORIZED
-                        && !token_refreshed
                     {
-                        // The token expired early or was revoked: one new token.
-                        token_refreshed = true;
-                        cache.token(&self.http, true, timeout).await.map_err(|e| {
-                            CallError::Transient(format!("destination {name}: {e}"))
-                        })?;
-                        attempts -= 1;
-                        continue;
+                        // A token it had accepted was revoked (or expired early): a new one,
+                        // as often as that happens; one it never accepted: the credentials.
+                        let refusal = cache.refused(&self.http, token, timeout).await;
+                        if refusal
+                            .map_err(|e| CallError::Transient(format!("destination {name}: {e}")))?
+                            == Refusal::Renewed
+                        {
+                            attempts -= 1;
+                            continue;
+                        }
                     }
                     let reason = crate::http::sap::error_message(&text)
                         .unwrap_or_else(|| text.chars().take(300).collect());

@@ -573,28 +573,7 @@ proptest! {
                     ))
                 })
                 .collect();
-            let mut arrived: Vec<String> = events
-                .iter()
-                .zip(&repeats)
-                .flat_map(|(e, n)| std::iter::repeat_n(e.clone(), *n))
-                .collect();
-            fastrand::Rng::with_seed(seed).shuffle(&mut arrived);
-            let mut rest = arrived.as_slice();
-            let mut sizes = batches.iter().cycle();
-            while !rest.is_empty() {
-                let size = (*sizes.next().unwrap_or(&1)).min(rest.len());
-                let (batch, after) = rest.split_at(size);
-                let mut tasks = tokio::task::JoinSet::new();
-                for (i, body) in batch.iter().enumerate() {
-                    let p = containers[i % containers.len()].clone();
-                    let body = body.clone();
-                    tasks.spawn(async move { deliver(&p, &body).await });
-                }
-                while let Some(done) = tasks.join_next().await {
-                    assert!(done.is_ok(), "a delivery panicked");
-                }
-                rest = after;
-            }
+            deliver_shuffled(&containers, &events, &repeats, &batches, seed).await;
             (in_order, end_state(&g.s4))
         });
         prop_assert_eq!(shuffled, in_order.clone());

@@ -123,6 +123,17 @@ async fn once_per_alert_with_a_revoked_token(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 
+    /// Tokens revoked again and again, every 1 to 50 messages, 1 to 16 publishes at a time: one
+    /// invocation publishes the whole object, every alert once.
+    #[test]
+    fn a_token_revoked_again_and_again_is_replaced_each_time(
+        every in 1usize..51,
+        concurrency in 1usize..17,
+    ) {
+        crate::support::runtime(true)
+            .block_on(one_invocation_whenever_tokens_are_revoked(200, every, concurrency));
+    }
+
     /// Whenever the token is revoked mid-object and however many publishes are in flight,
     /// every alert is one message, and one new token serves them all.
     #[test]
@@ -135,6 +146,91 @@ proptest! {
         crate::support::runtime(true)
             .block_on(once_per_alert_with_a_revoked_token(alerts, revoke_after, concurrency));
     }
+}
+
+/// Issue 29: tokens that worked and were then revoked (each after `every` messages), with
+/// `concurrency` publishes at a time: the whole object in one invocation, every alert once, one
+/// token request per token used up, and the secret read once.
+async fn one_invocation_whenever_tokens_are_revoked(
+    alerts: usize,
+    every: usize,
+    concurrency: usize,
+) {
+    let (em, f) = setup().await;
+    f.put("2024/03/01/export.json", alarms("rv", alerts).as_bytes())
+        .await;
+    em.revoke_every_token_after(every);
+    let result = forwarder(&f, None, concurrency)
+        .handle(&f.s3_event(&["2024/03/01/export.json"]), soon())
+        .await;
+    let Ok(summary) = result else {
+        panic!("not forwarded in one invocation: {result:?}")
+    };
+    assert_eq!(
+        summary["delivered"].as_u64(),
+        Some(alerts as u64),
+        "{summary}"
+    );
+    let accepted = em.accepted_counts();
+    assert_eq!(accepted.len(), alerts, "every event: {accepted:?}");
+    assert!(accepted.values().all(|n| *n == 1), "once: {accepted:?}");
+    assert_eq!(
+        em.token_requests() as usize,
+        alerts.div_ceil(every),
+        "a new token for each one used up, one request however many publishes saw the 401"
+    );
+}
+
+/// The issue's case: each token revoked after 7 messages, a 334-event object, 16 at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_revoked_every_seven_messages_cost_no_invocation() {
+    one_invocation_whenever_tokens_are_revoked(334, 7, 16).await;
+}
+
+/// A token endpoint whose tokens the broker never accepts (a key of another instance): the
+/// invocation fails within seconds, naming the secret, after two token requests (the first,
+/// and one after reading the secret again), never one per event; nothing is marked done, so
+/// the retry, once the tokens are good, publishes every alert once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_never_accepted_fail_the_invocation_fast_by_name_with_two_token_requests() {
+    let (em, f) = setup().await;
+    let (dynamodb, table) = moto::table("em-refused").await;
+    let ledger = || e2b::forwarder::ledger::Ledger {
+        client: dynamodb.clone(),
+        table: table.clone(),
+        keep: Duration::from_secs(3600),
+    };
+    f.put("never.json", alarms("nv", 40).as_bytes()).await;
+    em.refuse_every_token(true);
+    let started = Instant::now();
+    let result = forwarder(&f, None, 16)
+        .with_ledger(Some(ledger()))
+        .handle(&f.s3_event(&["never.json"]), soon())
+        .await;
+    let took = started.elapsed();
+    let text = format!("{result:?}");
+    assert!(result.is_err(), "{text}");
+    assert!(took < Duration::from_secs(5), "{took:?}: {text}");
+    assert!(
+        em.token_requests() <= 2,
+        "{} token requests",
+        em.token_requests()
+    );
+    assert!(
+        text.contains(&format!("secret {}", f.secret)) && text.contains("401"),
+        "{text}"
+    );
+    assert!(!text.contains(CLIENT_SECRET), "{text}");
+    assert!(em.published().is_empty());
+    em.refuse_every_token(false);
+    let retried = forwarder(&f, None, 16)
+        .with_ledger(Some(ledger()))
+        .handle(&f.s3_event(&["never.json"]), soon())
+        .await;
+    assert!(retried.is_ok(), "{retried:?}");
+    let accepted = em.accepted_counts();
+    assert_eq!(accepted.len(), 40);
+    assert!(accepted.values().all(|n| *n == 1), "{accepted:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -634,7 +634,20 @@ async fn s4_can_be_reached_with_oauth2_client_credentials() {
         200
     );
     assert_eq!(s4.token_requests(), 2, "a 401 gets one new token");
-    assert_eq!(s4.notifications().len(), 3);
+    // Issue 29: revoked again and again (a lifetime shorter than `expires_in` said), the token
+    // S/4 had accepted is replaced each time, by the same warm client.
+    for id in ["o-4", "o-5"] {
+        s4.revoke_tokens();
+        assert_eq!(
+            processor
+                .handle(&HeaderMap::new(), alarm(id).as_bytes())
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(s4.token_requests(), 4, "one new token a revocation");
+    assert_eq!(s4.notifications().len(), 5);
 
     let wrong = serde_json::json!({"client_id": "e2b-client", "client_secret": "wrong", "token_url": format!("{}/oauth/token", s4.url)}).to_string();
     let bad = S4Client::new(

@@ -82,6 +82,13 @@ struct State {
     latency: Option<Duration>,
     /// After this many accepted messages, every token issued so far is revoked (once).
     revoke_after: Option<usize>,
+    /// Each token is revoked once it has carried this many accepted messages.
+    revoke_every: Option<usize>,
+    /// Accepted messages per token.
+    carried: HashMap<String, usize>,
+    /// The token endpoint issues tokens the broker never accepts (a service key of another
+    /// instance).
+    refuse_every_token: bool,
     /// Webhook pushes: CloudEvent id → statuses answered, in order.
     pushes: HashMap<String, Vec<u16>>,
     handshakes: Vec<(String, Option<String>)>,
@@ -183,6 +190,18 @@ impl TestEventMesh {
     /// revoked under load, mid-object.
     pub fn revoke_tokens_after(&self, accepted: usize) {
         self.with(|s| s.revoke_after = Some(accepted));
+    }
+
+    /// From now on each token is revoked once it has carried `accepted` messages (a token
+    /// lifetime shorter than `expires_in` said, signing keys rolling, again and again).
+    pub fn revoke_every_token_after(&self, accepted: usize) {
+        self.with(|s| s.revoke_every = Some(accepted));
+    }
+
+    /// From now on the token endpoint issues tokens that the broker refuses (`true`), or good
+    /// ones again.
+    pub fn refuse_every_token(&self, refuse: bool) {
+        self.with(|s| s.refuse_every_token = refuse);
     }
 
     pub fn token_requests(&self) -> u64 {
@@ -391,7 +410,9 @@ fn issue_token(state: &Arc<Mutex<State>>, request: &super::http::Request) -> (St
         return ("401 Unauthorized".into(), refused.to_string());
     }
     let token = format!("em-token-{}", s.token_requests);
-    s.tokens.insert(token.clone());
+    if !s.refuse_every_token {
+        s.tokens.insert(token.clone());
+    }
     let issued = serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": 43199, "scope": "uaa.resource", "jti": "x"});
     ("200 OK".into(), issued.to_string())
 }
@@ -430,8 +451,9 @@ fn publish(state: &Arc<Mutex<State>>, request: super::http::Request) -> (u16, &'
     let bearer = request
         .headers
         .get("authorization")
-        .and_then(|h| h.strip_prefix("Bearer "));
-    if !bearer.is_some_and(|t| s.tokens.contains(t)) {
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    if !bearer.as_ref().is_some_and(|t| s.tokens.contains(t)) {
         return (401, "Unauthorized");
     }
     let qos = request.headers.get("x-qos").cloned();
@@ -493,6 +515,13 @@ fn publish(state: &Arc<Mutex<State>>, request: super::http::Request) -> (u16, &'
                 if s.revoke_after == Some(s.published.len()) {
                     s.tokens.clear();
                     s.revoke_after = None;
+                }
+                if let (Some(every), Some(token)) = (s.revoke_every, bearer) {
+                    let carried = s.carried.entry(token.clone()).or_default();
+                    *carried += 1;
+                    if *carried >= every {
+                        s.tokens.remove(&token);
+                    }
                 }
             }
             (204, "No Content")

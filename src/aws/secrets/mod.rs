@@ -222,6 +222,8 @@ pub struct CachedCredentials<S> {
 struct Cache {
     credentials: Option<(Instant, Arc<Credentials>)>,
     failure: Option<(Instant, SecretError)>,
+    /// When a refusal last made the secret be read again.
+    reread_after_refusal: Option<Instant>,
 }
 
 impl<S: SecretStore> CachedCredentials<S> {
@@ -260,15 +262,21 @@ impl<S: SecretStore> CachedCredentials<S> {
         self.fetch(&mut cache).await
     }
 
-    /// Reads the secret again unless `stale` is no longer what the cache holds (another task
-    /// refreshed it meanwhile): one refresh per rotation, however many publishes saw the 401.
+    /// Reads the secret again after the broker refused `stale`, unless it no longer is what the
+    /// cache holds (another task refreshed it meanwhile), or a refusal had it read within the
+    /// last [`REREAD_AT_MOST_EVERY`]: one read per rotation however many publishes saw the 401,
+    /// and wrong credentials cost one read a minute, not one (and a new OAuth2 token) per event.
     pub async fn refresh(&self, stale: &Arc<Credentials>) -> Result<Arc<Credentials>, SecretError> {
         let mut cache = self.cached.lock().await;
         if let Some((_, current)) = cache.credentials.as_ref()
-            && !Arc::ptr_eq(current, stale)
+            && (!Arc::ptr_eq(current, stale)
+                || cache
+                    .reread_after_refusal
+                    .is_some_and(|at| at.elapsed() < REREAD_AT_MOST_EVERY))
         {
             return Ok(current.clone());
         }
+        cache.reread_after_refusal = Some(Instant::now());
         self.fetch(&mut cache).await
     }
 

@@ -132,21 +132,13 @@ pub fn completes(state: &PositionState, end: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use chrono::DateTime;
-
     use super::*;
-    use crate::processor::episode::model::Change;
     use crate::processor::episode::state::{Filed, Place, Seen};
     use crate::processor::rules::CloseMode;
 
     fn seen(minute: i64, id: &str, state: &str, close: Option<CloseMode>) -> Seen {
         Seen {
-            change: Change {
-                time: DateTime::from_timestamp(1_709_280_000 + minute * 60, 0).unwrap_or_default(),
-                id: id.into(),
-                state: state.into(),
-                closure: None,
-            },
+            change: crate::processor::episode::model::change_at(minute, id, state),
             line: id.into(),
             priority: None,
             draft: None,

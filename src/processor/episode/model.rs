@@ -213,6 +213,17 @@ pub fn episodes<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<Episod
     found
 }
 
+/// A change `minute` minutes after 2024-03-01 08:00 UTC, for the episode modules' tests.
+#[cfg(test)]
+pub(crate) fn change_at(minute: i64, id: &str, state: &str) -> Change {
+    Change {
+        time: DateTime::from_timestamp(1_709_280_000 + minute * 60, 0).unwrap_or_default(),
+        id: id.into(),
+        state: state.into(),
+        closure: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -220,12 +231,7 @@ mod tests {
     use super::*;
 
     fn change(minute: i64, id: &str, state: &str) -> Change {
-        Change {
-            time: DateTime::from_timestamp(1_709_280_000 + minute * 60, 0).unwrap_or_default(),
-            id: id.into(),
-            state: state.into(),
-            closure: None,
-        }
+        change_at(minute, id, state)
     }
 
     fn ids(found: &[Episode<'_>]) -> Vec<Vec<String>> {

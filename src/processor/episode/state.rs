@@ -233,12 +233,7 @@ mod tests {
 
     fn seen(minute: i64, id: &str, state: &str) -> Seen {
         Seen {
-            change: Change {
-                time: DateTime::from_timestamp(1_709_280_000 + minute * 60, 0).unwrap_or_default(),
-                id: id.into(),
-                state: state.into(),
-                closure: None,
-            },
+            change: crate::processor::episode::model::change_at(minute, id, state),
             line: format!("{minute} {state}"),
             priority: None,
             draft: None,

@@ -4,7 +4,9 @@
 //! Rules:
 //! - a write carries the session's CSRF token (fetched once with `x-csrf-token: Fetch`, reused
 //!   across warm invocations); `403` with `x-csrf-token: Required` fetches a new one, once;
-//! - `401` with OAuth2 asks for a new access token, once (it expired early or was revoked);
+//! - `401` with OAuth2 to a token S/4 had accepted asks for a new access token (it expired early
+//!   or was revoked), as often as that happens, one token request for every request that saw it
+//!   ([`crate::http::oauth`]); to a token S/4 never accepted, the credentials are refused:
 //! - refused credentials (a `401`, a CSRF fetch answered `401`, no OAuth2 token) read the
 //!   secret again, at most once a minute, when the client was given it: if it holds other
 //!   credentials, a new session replaces the old one and the request goes again at once
@@ -33,6 +35,7 @@ use super::error::S4Error;
 use super::request::{Requests, S4Request};
 use super::session::{Session, Sessions, Unprepared};
 use crate::aws::secrets::{Reread, SecretError};
+use crate::http::oauth::Refusal;
 use crate::http::sap;
 use crate::http::tls::explain;
 
@@ -66,7 +69,6 @@ enum Exchange {
 #[derive(Default)]
 struct Recoveries {
     csrf_token: bool,
-    access_token: bool,
     credentials: bool,
 }
 
@@ -122,8 +124,26 @@ impl Transport {
         let mut made = Recoveries::default();
         loop {
             let session = self.sessions.current();
+            let token;
             let exchange = match self.prepare(&session, request, deadline).await {
-                Ok(prepared) => self.exchange(prepared, request, deadline).await,
+                Ok((prepared, used)) => {
+                    token = used;
+                    let in_flight = session.oauth.as_ref().zip(token.as_deref());
+                    let in_flight = in_flight.map(|(cache, t)| cache.sent(t));
+                    let exchange = self.exchange(prepared, request, deadline).await;
+                    if let Some(in_flight) = in_flight {
+                        match &exchange {
+                            Exchange::Answered(_) | Exchange::CsrfRequired { .. } => {
+                                in_flight.answered(StatusCode::OK);
+                            }
+                            Exchange::Unauthorized { .. } => {
+                                in_flight.answered(StatusCode::UNAUTHORIZED);
+                            }
+                            _ => drop(in_flight),
+                        }
+                    }
+                    exchange
+                }
                 Err(Unprepared::Refused(why)) => {
                     if self.renew_once(&mut made, &session).await {
                         continue;
@@ -146,15 +166,19 @@ impl Transport {
                     continue;
                 }
                 Exchange::Unauthorized { described } => {
-                    if session.oauth.is_some() && !made.access_token {
-                        made.access_token = true;
-                        match self.access_token(&session, true, deadline).await {
-                            Ok(_) => continue,
+                    // A token S/4 had accepted was revoked: a new one, as often as that
+                    // happens; one it never accepted: the secret, once.
+                    if let (Some(cache), Some(token)) = (&session.oauth, &token) {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let timeout = self.config.request_timeout.min(left);
+                        match cache.refused(&session.http, token, timeout).await {
+                            Ok(Refusal::Renewed) => continue,
+                            Ok(Refusal::NeverAccepted) => {}
                             Err(refusal) => {
                                 if self.renew_once(&mut made, &session).await {
                                     continue;
                                 }
-                                return Err(refusal.into_error());
+                                return Err(Unprepared::Refused(refusal).into_error());
                             }
                         }
                     }
@@ -274,7 +298,7 @@ impl Transport {
         session: &Session,
         request: &S4Request,
         deadline: Instant,
-    ) -> Result<reqwest::RequestBuilder, Unprepared> {
+    ) -> Result<(reqwest::RequestBuilder, Option<String>), Unprepared> {
         let token = if request.is_write() {
             Some(self.csrf_token(session, false, deadline).await?)
         } else {
@@ -293,20 +317,21 @@ impl Transport {
         self.authorize(session, prepared, deadline).await
     }
 
-    /// Adds the credentials to a request: Basic, or an OAuth2 bearer token.
+    /// Adds the credentials to a request: Basic, or an OAuth2 bearer token (returned too).
     async fn authorize(
         &self,
         session: &Session,
         request: reqwest::RequestBuilder,
         deadline: Instant,
-    ) -> Result<reqwest::RequestBuilder, Unprepared> {
+    ) -> Result<(reqwest::RequestBuilder, Option<String>), Unprepared> {
         match &session.auth {
-            S4Auth::Basic(c) => Ok(request.basic_auth(&c.username, Some(&c.password))),
+            S4Auth::Basic(c) => Ok((request.basic_auth(&c.username, Some(&c.password)), None)),
             S4Auth::OAuth2(_) => {
-                Ok(request.bearer_auth(self.access_token(session, false, deadline).await?))
+                let token = self.access_token(session, deadline).await?;
+                Ok((request.bearer_auth(&token), Some(token)))
             }
             // The TLS client certificate is the logon.
-            S4Auth::Certificate => Ok(request),
+            S4Auth::Certificate => Ok((request, None)),
         }
     }
 
@@ -315,7 +340,6 @@ impl Transport {
     async fn access_token(
         &self,
         session: &Session,
-        refresh: bool,
         deadline: Instant,
     ) -> Result<String, Unprepared> {
         let Some(cache) = &session.oauth else {
@@ -323,11 +347,7 @@ impl Transport {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         cache
-            .token(
-                &session.http,
-                refresh,
-                self.config.request_timeout.min(left),
-            )
+            .token(&session.http, self.config.request_timeout.min(left))
             .await
             .map_err(Unprepared::Refused)
     }
@@ -352,9 +372,18 @@ impl Transport {
             .request(fetch.method, fetch.url)
             .timeout(self.config.request_timeout.min(left))
             .header("Accept", "application/json");
-        let fetched = sap::fetch_csrf_token(self.authorize(session, request, deadline).await?)
+        let (request, used) = self.authorize(session, request, deadline).await?;
+        let in_flight = session.oauth.as_ref().zip(used.as_deref());
+        let in_flight = in_flight.map(|(cache, t)| cache.sent(t));
+        let fetched = sap::fetch_csrf_token(request)
             .await
             .map_err(|e| S4Error::Transient(format!("CSRF token fetch failed: {e}")))?;
+        if let Some(in_flight) = in_flight {
+            in_flight.answered(match &fetched {
+                Ok(_) => StatusCode::OK,
+                Err(no) => no.status,
+            });
+        }
         let token = match fetched {
             Ok(token) => token,
             Err(no) if no.status.is_server_error() => {

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Deployment checks (run by .ci/run): the SAM template passes cfn-lint, both functions build with
+# Deployment checks: the SAM template passes cfn-lint, both functions build with
 # `cargo lambda build --release` (plain cargo, no Zig), each bootstrap needs no newer glibc
 # than provided.al2023 offers (2.34), and `cargo lambda deploy --dry` packages each function
 # with its settings from deploy/<function>.toml (offline: nothing is sent to AWS).
+#
+# Usage: bash scripts/check-deploy.sh                 builds the bootstraps as a deployment does
+#        bash scripts/check-deploy.sh --test-build    checks the binaries the test command built
+#                                                     (target/debug; what CI runs, after the tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +16,19 @@ ensure_venv
 echo "== cfn-lint template.yaml"
 .venv/bin/cfn-lint template.yaml
 
-echo "== cargo lambda build --release (forwarder, processor)"
-.venv/bin/cargo-lambda lambda build --release --compiler cargo --bin forwarder --bin processor
+if [ "${1:-}" = "--test-build" ]; then
+  # The same code and features (resolver 1 unifies them with the tests'), built once: CI spends
+  # its minutes on one build of the dependencies, not two (the release one took 4 to 5 minutes).
+  echo "== the bootstraps of the test build (target/debug/forwarder, target/debug/processor)"
+  for bin in forwarder processor; do
+    [ -x "target/debug/$bin" ] || { echo "target/debug/$bin is missing: run the tests first (bash scripts/test.sh)" >&2; exit 1; }
+    mkdir -p "target/lambda/$bin"
+    cp "target/debug/$bin" "target/lambda/$bin/bootstrap"
+  done
+else
+  echo "== cargo lambda build --release (forwarder, processor)"
+  .venv/bin/cargo-lambda lambda build --release --compiler cargo --bin forwarder --bin processor
+fi
 
 echo "== glibc needed by each bootstrap (provided.al2023 has 2.34)"
 status=0

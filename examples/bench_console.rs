@@ -47,6 +47,7 @@ fn record(i: usize) -> String {
         object_kind: "EAMS_EQUI".into(),
         position: Some("Motor DE".into()),
         project: Some(format!("Plant {}", i % 3)),
+        site: Some(site.to_string()),
     });
     let alert = Change {
         time: since,

@@ -19,7 +19,10 @@
 //!   `delivery` (what the broker pushes), `process` (the rules that match and their actions),
 //!   `rules` (decision and mapping tables, actions, templates), `create`/`close`/`steps` and
 //!   `notification` (the actions), `once` and `idempotency` (the idempotency protocol and its
-//!   table), `episode` (alarm episodes), `s4` (the OData client), `destination`, `failures`,
+//!   table), `episode` (alarm episodes, and the holds of alarm management), `alarms` (site
+//!   records and storms, as data), `schedule` (the every-minute tick that releases holds and
+//!   writes storm notifications), `invocation` (a Function URL request or the Scheduled Event),
+//!   `s4` (the OData client, and `limit`, its shared request rate), `destination`, `failures`,
 //!   `outcome`, `report`, `handshake` (Event Mesh's webhook handshake), `doctor` (S/4 checked
 //!   step by step). The paths never import each other.
 //! - Shared: [`monitron`] (the Monitron record model, recognition, classification: what both

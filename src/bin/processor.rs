@@ -1,15 +1,17 @@
-//! The processor Lambda (behind a Function URL): mesh deliveries → maintenance notifications in
-//! S/4HANA. Only wiring: configuration and secrets are read before the first delivery.
+//! The processor Lambda (behind a Function URL, and on EventBridge's every-minute schedule):
+//! mesh deliveries → maintenance notifications in S/4HANA. Only wiring: configuration and
+//! secrets are read before the first invocation; `Processor::invoke` tells a request from a tick.
 
 use std::sync::Arc;
 
-use lambda_http::{Body, Request, Response, service_fn};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
 
 use e2b::processor::config::ProcessorConfig;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
     e2b::metrics::enable();
     let config = ProcessorConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     for warning in &config.warnings {
@@ -22,28 +24,13 @@ async fn main() -> Result<(), lambda_http::Error> {
             .await
             .inspect_err(|e| tracing::error!("{e}"))?,
     );
-    lambda_http::run(service_fn(move |request: Request| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let processor = processor.clone();
         async move {
-            let (parts, body) = request.into_parts();
-            let doctor = parts.method == lambda_http::http::Method::GET
-                && parts.uri.query() == Some("e2b=doctor");
-            let reply = if doctor {
-                processor.doctor(&parts.headers).await
-            } else if parts.method == lambda_http::http::Method::OPTIONS {
-                processor.options(&parts.headers).await
-            } else {
-                processor.handle(&parts.headers, body.as_ref()).await
-            };
-            let mut response = Response::builder()
-                .status(reply.status)
-                .header("content-type", "application/json");
-            for (name, value) in &reply.headers {
-                response = response.header(name, value);
-            }
-            response
-                .body(Body::from(reply.body.to_string()))
-                .map_err(lambda_http::Error::from)
+            processor
+                .invoke(event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
         }
     }))
     .await

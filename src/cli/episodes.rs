@@ -1,10 +1,14 @@
 //! `e2b episodes`: the alarm episodes the processor keeps, as a table: per sensor position, its
-//! open episode (or every episode with `--all`) and the notification S/4 has for it.
+//! open episode (or every episode with `--all`) and the notification S/4 has for it, held
+//! (alarm management) or none because it recovered while held; then the sites alarm management
+//! keeps: a storm under way or the last one, and what is held.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use crate::processor::alarms::site::{SiteRecord, StormSummary};
 use crate::processor::episode::group::by_notification;
+use crate::processor::episode::sites::SiteStore;
 use crate::processor::episode::state::PositionState;
 use crate::processor::episode::store::EpisodeStore;
 use crate::processor::idempotency::DynamoStore;
@@ -58,7 +62,59 @@ async fn list(args: EpisodesArgs) -> ExitCode {
     rows.sort();
     print!("{}", render(&rows));
     eprintln!("{} episode(s) of {} position(s)", rows.len(), records.len());
+    let sites = match store.sites().await {
+        Ok(sites) => sites,
+        Err(e) => {
+            eprintln!("cannot read the sites of alarm management in {table}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for site in sites {
+        match store.site(&site).await {
+            Ok(record) => println!("{}", site_line(&site, &record)),
+            Err(e) => eprintln!("site {site}: cannot be read: {e}"),
+        }
+    }
     ExitCode::SUCCESS
+}
+
+fn at(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// One site of alarm management: its storm under way or its last one, and what it holds.
+pub fn site_line(site: &str, record: &SiteRecord) -> String {
+    let held = record.entries.values().filter(|(e, _)| e.held).count();
+    let storm = match (&record.storm, &record.last_storm) {
+        (Some(storm), _) => format!(
+            "storm since {}: {} positions, notification {}, {} released, {} recovered",
+            at(storm.began_ms),
+            record.members(storm).count(),
+            storm.number.as_deref().unwrap_or("not yet created"),
+            storm.released,
+            storm.recovered
+        ),
+        (
+            None,
+            Some(StormSummary {
+                began_ms,
+                ended_ms,
+                number,
+                positions,
+                released,
+                recovered,
+            }),
+        ) => format!(
+            "last storm {} to {}: {positions} positions, notification {}, {released} released, {recovered} recovered",
+            at(*began_ms),
+            at(*ended_ms),
+            number.as_deref().unwrap_or("none")
+        ),
+        (None, None) => "no storm".to_string(),
+    };
+    format!("site {site}: {storm}; {held} episode(s) held")
 }
 
 /// One line of the table: position, technical object, since, last change, state, events,
@@ -86,7 +142,16 @@ pub fn table_rows(state: &PositionState, all: bool) -> Vec<Row> {
                     if f.completed { ", completed" } else { "" }
                 ),
                 None if state.pending.is_some() => "being created".into(),
-                None => "none yet".into(),
+                None if episode
+                    .end
+                    .is_some_and(|end| state.quiet_through.is_some_and(|q| end.time <= q)) =>
+                {
+                    "none (recovered while held)".into()
+                }
+                None => match &state.hold {
+                    Some(hold) => format!("held since {} (alarm management)", time(&hold.since)),
+                    None => "none yet".into(),
+                },
             };
             let last = episode.changes().last().map(|c| c.time);
             let status = episode.status();

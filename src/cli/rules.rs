@@ -53,6 +53,9 @@ pub fn run(command: RulesCommand) -> ExitCode {
                     rules.hit_policy,
                     rules.mappings.len()
                 );
+                for line in rules.alarm_management.meaning() {
+                    println!("  {line}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -43,6 +43,12 @@ pub struct ProcessorConfig {
     pub destination_retry: Backoff,
     /// `PROCESSOR_ALLOWED_ORIGINS`: the webhook origins the handshake allows (all when unset).
     pub allowed_origins: Option<Vec<String>>,
+    /// `PROCESSOR_ALLOWED_RATE`: requests a minute the handshake asks the mesh to keep to
+    /// (`*`, no limit, when unset).
+    pub allowed_rate: Option<u64>,
+    /// `S4_MAX_REQUESTS_PER_SECOND`: S/4's request rate, shared by every container (no limit
+    /// when unset; needs `IDEMPOTENCY_TABLE`).
+    pub s4_max_per_second: Option<u32>,
     pub warnings: Vec<String>,
 }
 
@@ -133,6 +139,16 @@ impl ProcessorConfig {
                 None
             }
         };
+        let optional = |env: &mut Env, name: &str, max: u64| {
+            env.text(name)?;
+            Some(env.number(name, 0, 1, max))
+        };
+        let s4_max_per_second = optional(&mut env, "S4_MAX_REQUESTS_PER_SECOND", 10_000)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        if s4_max_per_second.is_some() && idempotency_table.is_none() {
+            env.problem("S4_MAX_REQUESTS_PER_SECOND needs IDEMPOTENCY_TABLE: the containers share the rate through it");
+        }
+        let allowed_rate = optional(&mut env, "PROCESSOR_ALLOWED_RATE", 1_000_000);
         let Some(service_url) = service_url.filter(|_| !env.has_problems()) else {
             return Err(env.error());
         };
@@ -171,6 +187,8 @@ impl ProcessorConfig {
                     .map(str::to_string)
                     .collect()
             }),
+            allowed_rate,
+            s4_max_per_second,
             warnings,
         })
     }
@@ -209,6 +227,44 @@ mod tests {
         assert_eq!(config.rules, RuleOrigin::Bundled);
         assert_eq!(config.budget, Duration::from_secs(25));
         assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_s4_rate_needs_the_table_and_the_handshake_rate_is_optional() {
+        let base = [
+            ("S4_BASE_URL", "https://s4.example.com"),
+            ("S4_CREDENTIALS_SECRET", "s4"),
+            ("PROCESSOR_CREDENTIALS_SECRET", "rdp"),
+            ("FAILURE_RECORDS", "s3://ops-bucket/e2b/failures"),
+        ];
+        let Ok(unset) = read(&base) else {
+            panic!("refused")
+        };
+        assert_eq!((unset.s4_max_per_second, unset.allowed_rate), (None, None));
+        let mut with_table = base.to_vec();
+        with_table.extend([
+            ("IDEMPOTENCY_TABLE", "t"),
+            ("S4_MAX_REQUESTS_PER_SECOND", "8"),
+            ("PROCESSOR_ALLOWED_RATE", "600"),
+        ]);
+        let Ok(set) = read(&with_table) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (set.s4_max_per_second, set.allowed_rate),
+            (Some(8), Some(600))
+        );
+        let mut without_table = base.to_vec();
+        without_table.push(("S4_MAX_REQUESTS_PER_SECOND", "8"));
+        let Err(e) = read(&without_table) else {
+            panic!("accepted a rate without a table")
+        };
+        assert!(e.to_string().contains("needs IDEMPOTENCY_TABLE"), "{e}");
+        let mut zero = with_table.clone();
+        zero.push(("S4_MAX_REQUESTS_PER_SECOND", "0"));
+        let zero: std::collections::HashMap<&str, &str> = zero.into_iter().collect();
+        let zero: Vec<(&str, &str)> = zero.into_iter().collect();
+        assert!(read(&zero).is_err(), "0 is no rate");
     }
 
     #[test]

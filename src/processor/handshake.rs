@@ -8,8 +8,9 @@
 //!   here);
 //! - the origin is allowed when `PROCESSOR_ALLOWED_ORIGINS` is not set, or lists it (exactly,
 //!   case-insensitively): 200 with `WebHook-Allowed-Origin: <the origin>`,
-//!   `WebHook-Allowed-Rate: *` (the processor takes what the mesh sends; the reply budget bounds
-//!   each delivery) and `Allow: POST, OPTIONS`;
+//!   `WebHook-Allowed-Rate: <PROCESSOR_ALLOWED_RATE>` (requests a minute; `*` when unset: the
+//!   processor takes what the mesh sends, S4_MAX_REQUESTS_PER_SECOND and the reply budget bound
+//!   what reaches S/4) and `Allow: POST, OPTIONS`;
 //! - an origin not listed is 403, naming it and the setting; an `OPTIONS` without the header is
 //!   no handshake: 200 with `Allow` only.
 
@@ -20,7 +21,7 @@ use lambda_http::http::HeaderMap;
 use super::outcome::Reply;
 
 /// The answer to an authenticated `OPTIONS`.
-pub fn answer(headers: &HeaderMap, allowed: Option<&[String]>) -> Reply {
+pub fn answer(headers: &HeaderMap, allowed: Option<&[String]>, rate: Option<u64>) -> Reply {
     let allow = ("Allow".to_string(), "POST, OPTIONS".to_string());
     let Some(origin) = headers
         .get("webhook-request-origin")
@@ -53,7 +54,10 @@ pub fn answer(headers: &HeaderMap, allowed: Option<&[String]>) -> Reply {
         headers: vec![
             allow,
             ("WebHook-Allowed-Origin".to_string(), origin.to_string()),
-            ("WebHook-Allowed-Rate".to_string(), "*".to_string()),
+            (
+                "WebHook-Allowed-Rate".to_string(),
+                rate.map_or_else(|| "*".to_string(), |r| r.to_string()),
+            ),
         ],
     }
 }
@@ -81,16 +85,21 @@ mod tests {
     #[test]
     fn the_origin_is_echoed_when_allowed_and_refused_when_not_listed() {
         let origin = "eventmesh.eu10.hana.ondemand.com";
-        let open = answer(&with_origin(origin), None);
+        let open = answer(&with_origin(origin), None, None);
         assert_eq!(open.status, 200);
         assert_eq!(header(&open, "WebHook-Allowed-Origin"), Some(origin));
         assert_eq!(header(&open, "WebHook-Allowed-Rate"), Some("*"));
+        let limited = answer(&with_origin(origin), None, Some(600));
+        assert_eq!(header(&limited, "WebHook-Allowed-Rate"), Some("600"));
         let listed = vec!["EventMesh.eu10.hana.ondemand.com".to_string()];
-        assert_eq!(answer(&with_origin(origin), Some(&listed)).status, 200);
-        let other = answer(&with_origin("attacker.example"), Some(&listed));
+        assert_eq!(
+            answer(&with_origin(origin), Some(&listed), None).status,
+            200
+        );
+        let other = answer(&with_origin("attacker.example"), Some(&listed), None);
         assert_eq!(other.status, 403);
         assert_eq!(header(&other, "WebHook-Allowed-Origin"), None);
-        let plain = answer(&HeaderMap::new(), Some(&listed));
+        let plain = answer(&HeaderMap::new(), Some(&listed), None);
         assert_eq!(
             (plain.status, header(&plain, "Allow")),
             (200, Some("POST, OPTIONS"))

@@ -4,6 +4,8 @@
 //! - 200 when the actions completed, were done before (a duplicate), or failed for good (the
 //!   failure is logged with SAP's reason; a redelivery could not help);
 //! - 503 when a retry can help (S/4 down, a timeout, the same event being worked on elsewhere);
+//!   429 with `Retry-After` when only S/4's request rate held it back (`s4::limit`);
+//! - 200 `HELD` when alarm management holds a new episode's notification (`episode::hold`);
 //! - 400 for a body that is no event this processor understands (not UTF-8 JSON, logged with its
 //!   size and content type; a binary body arrives base64-encoded from the Function URL and is
 //!   decoded first), 401 without valid credentials (whatever the method, `OPTIONS` included),
@@ -11,6 +13,7 @@
 //!
 //! Every reply comes within the configured budget, below the RDP's 30 s wait.
 
+pub mod alarms;
 pub mod auth;
 pub mod close;
 pub mod config;
@@ -22,6 +25,7 @@ pub mod episode;
 pub mod failures;
 pub mod handshake;
 pub mod idempotency;
+mod invocation;
 mod notification;
 mod once;
 pub mod outcome;
@@ -29,6 +33,7 @@ mod process;
 mod report;
 pub mod rules;
 pub mod s4;
+pub mod schedule;
 pub mod setup;
 mod steps;
 
@@ -74,6 +79,9 @@ pub struct ProcessorSettings {
     pub auth_source: Option<Arc<AuthSource>>,
     /// The webhook origins the handshake allows; all when `None` (`PROCESSOR_ALLOWED_ORIGINS`).
     pub allowed_origins: Option<Vec<String>>,
+    /// The rate (requests a minute) the handshake asks the mesh to keep to; `*` when `None`
+    /// (`PROCESSOR_ALLOWED_RATE`).
+    pub allowed_rate: Option<u64>,
     /// How recently S/4 must have shown a notification open for a new episode of its position
     /// to join it without reading it first ([`episode::plan::OPEN_FOR_SURE`]).
     pub open_for_sure: Duration,
@@ -97,6 +105,7 @@ impl ProcessorSettings {
             destinations: Arc::default(),
             auth_source: None,
             allowed_origins: None,
+            allowed_rate: None,
             open_for_sure: episode::plan::OPEN_FOR_SURE,
         }
     }
@@ -170,10 +179,21 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .iter()
             .map(|o| result_json(o.rule.as_deref(), &o.outcome))
             .collect();
-        reply(
-            if retry { 503 } else { 200 },
-            json!({"id": event.id, "results": results}),
-        )
+        let throttled = retry
+            && outcomes.iter().all(|o| match &o.outcome {
+                Outcome::Retry(reason) => s4::limit::is_throttled(reason),
+                _ => true,
+            });
+        let body = json!({"id": event.id, "results": results});
+        if throttled {
+            // S/4's request rate is spent: the mesh redelivers after a pause.
+            let mut answer = reply(429, body);
+            answer
+                .headers
+                .push(("Retry-After".to_string(), "2".to_string()));
+            return answer;
+        }
+        reply(if retry { 503 } else { 200 }, body)
     }
 
     /// `OPTIONS`: SAP Event Mesh's webhook handshake (`handshake`), answered only to callers
@@ -182,7 +202,11 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         if let Some(refused) = self.refused(headers, "OPTIONS").await {
             return refused;
         }
-        handshake::answer(headers, self.settings.allowed_origins.as_deref())
+        handshake::answer(
+            headers,
+            self.settings.allowed_origins.as_deref(),
+            self.settings.allowed_rate,
+        )
     }
 
     /// `GET ?e2b=doctor` on the Function URL, from an authenticated caller: S/4 checked from

@@ -1,7 +1,7 @@
 //! The processor's outcomes: what one rule did to an event, and the HTTP answer.
 //!
 //! The vocabulary of [`crate::outcome`] in the processor's words: done is `Complete`,
-//! `Updated`, `Closed`, `Duplicate` or `Skipped` (200); retry is `Retry` (503: the mesh
+//! `Updated`, `Closed`, `Duplicate`, `Skipped` or `Held` (200); retry is `Retry` (503: the mesh
 //! redelivers); give up is `GaveUp` (recorded for `e2b reprocess`, then 200).
 //! [`Outcome::of_error`] is the one mapping from an adapter's error to an outcome.
 
@@ -53,6 +53,8 @@ pub enum Outcome {
     Duplicate(String),
     /// Nothing to do (`SKIPPED`).
     Skipped(String),
+    /// Held by alarm management (`HELD`): recorded, the schedule releases it.
+    Held(String),
     /// Given up (`ERROR`), logged and recorded; a redelivery cannot help.
     GaveUp(Failure),
     /// A retry can help (`RETRY`): answered 503.
@@ -65,6 +67,7 @@ impl Outcome {
             Outcome::Complete(_) | Outcome::Updated(_) | Outcome::Closed(_) => "COMPLETE",
             Outcome::Duplicate(_) => "DUPLICATE",
             Outcome::Skipped(_) => "SKIPPED",
+            Outcome::Held(_) => "HELD",
             Outcome::GaveUp(_) => "ERROR",
             Outcome::Retry(_) => "RETRY",
         }
@@ -84,7 +87,7 @@ impl Outcome {
     /// Why, for outcomes that have a reason.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Outcome::Skipped(r) | Outcome::Retry(r) => Some(r),
+            Outcome::Skipped(r) | Outcome::Retry(r) | Outcome::Held(r) => Some(r),
             Outcome::GaveUp(f) => Some(&f.reason),
             _ => None,
         }

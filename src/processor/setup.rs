@@ -8,6 +8,7 @@ use crate::processor::destination::Destinations;
 use crate::processor::failures::FailureSink;
 use crate::processor::idempotency::DynamoStore;
 use crate::processor::rules::source::RuleSource;
+use crate::processor::s4::limit::RequestGate;
 use crate::processor::s4::{S4Client, S4Logon};
 
 use super::auth::{AuthSource, InboundAuth};
@@ -41,8 +42,24 @@ pub async fn build(
     let rules = RuleSource::load(config.rules.clone(), config.rules_ttl, Some(s3.clone()))
         .await
         .map_err(|e| format!("rules: {e}"))?;
-    let s4 = S4Client::new(config.s4.clone(), s4_logon)?
+    let mut s4 = S4Client::new(config.s4.clone(), s4_logon)?
         .reread_secret_on_refusal(secrets.clone(), &config.s4_secret);
+    if let (Some(per_second), Some(table)) = (config.s4_max_per_second, &config.idempotency_table) {
+        let url = &config.s4.service_url;
+        let system = format!(
+            "{}:{}/{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default(),
+            config.s4.sap_client.as_deref().unwrap_or("default")
+        );
+        let gate = RequestGate::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            table,
+            &system,
+            per_second,
+        );
+        s4 = s4.limited_by(gate);
+    }
     let idempotency = config.idempotency_table.clone().map(|table| DynamoStore {
         client: aws_sdk_dynamodb::Client::new(aws),
         table,
@@ -57,6 +74,7 @@ pub async fn build(
             destinations: Arc::new(Destinations::new(Some(secrets), config.destination_retry)),
             auth_source,
             allowed_origins: config.allowed_origins.clone(),
+            allowed_rate: config.allowed_rate,
             ..ProcessorSettings::new(rules, auth, config.budget, config.in_progress_for)
         },
     ))

@@ -424,6 +424,7 @@ async fn episodes_are_paged_fifty_at_a_time() {
             object_kind: "EAMS_EQUI".into(),
             position: Some("Motor DE".into()),
             project: Some("Plant A".into()),
+            site: Some("Site 1".into()),
         });
         state.remember(Seen {
             change: Change {

@@ -314,3 +314,58 @@ fn rules_test_shows_a_return_joining_the_open_notification() {
         "the alarm's priority 1 and text stay: {said}"
     );
 }
+
+/// `[alarm_management]` (issue 30): `e2b rules check` says what the settings mean, and names
+/// what is out of bounds.
+#[test]
+fn rules_check_says_what_alarm_management_does_and_refuses_what_is_out_of_bounds() {
+    let path = std::env::temp_dir().join(format!("e2b-alarms-{}.toml", std::process::id()));
+    let bundled = e2b::processor::rules::BUNDLED;
+    std::fs::write(
+        &path,
+        format!("{bundled}\n[alarm_management]\non_delay = \"45s\"\nstorm_positions = 20\nstorm_quiet = \"30s\"\n"),
+    )
+    .expect("std::fs::write in the test set-up");
+    let output = e2b(&["rules", "check", &path.to_string_lossy()]);
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains(
+            "on-delay: a new episode's notification is created 45s after its first delivery"
+        ) && out.contains(
+            "storms: 20 positions of one site starting episodes within 1m (Monitron event time)"
+        ) && out
+            .contains("it ends 30s after its last new episode, at the latest 1h after it began"),
+        "{out}"
+    );
+    let off = e2b(&["rules", "check", "bundled"]);
+    assert!(text(&off).contains("on-delay: off") && text(&off).contains("storms: off"));
+    std::fs::write(
+        &path,
+        format!("{bundled}\n[alarm_management]\non_delay = \"2h\"\nstorm_positions = 1\nstorm_quiet = \"2h\"\nstorm_max = \"1h\"\nstorm_window = \"60\"\n"),
+    )
+    .expect("std::fs::write in the test set-up");
+    let output = e2b(&["rules", "check", &path.to_string_lossy()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output).contains("\"60\" has no unit"),
+        "{}",
+        text(&output)
+    );
+    std::fs::write(
+        &path,
+        format!("{bundled}\n[alarm_management]\non_delay = \"2h\"\nstorm_positions = 1\nstorm_quiet = \"2h\"\nstorm_max = \"1h\"\n"),
+    )
+    .expect("std::fs::write in the test set-up");
+    let output = e2b(&["rules", "check", &path.to_string_lossy()]);
+    let _ = std::fs::remove_file(&path);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    for problem in [
+        "alarm_management.on_delay = \"2h\" is outside 0s to 1h",
+        "alarm_management.storm_positions = 1 must be 0 (off) or 2 to 10000",
+        "alarm_management.storm_quiet (\"2h\") must be at most storm_max (\"1h\")",
+    ] {
+        assert!(out.contains(problem), "{problem}: {out}");
+    }
+}

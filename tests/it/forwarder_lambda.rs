@@ -1,45 +1,17 @@
 //! The `forwarder` binary as Lambda runs it: under `cargo lambda watch` (the Lambda runtime API
 //! emulator), invoked with `cargo lambda invoke --data-file`, against moto and the test broker.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::support::broker::{Reply, TestBroker};
-use crate::support::lambda_watch::{Watch, cargo_lambda, watch};
+use crate::support::lambda_watch::{Watch, watch};
 use crate::support::moto;
 
 const USER: &str = "solace-cloud-client";
 const PASSWORD: &str = "lambda-test-s3cret";
 
 fn invoke(watch: &Watch, event: &Value) -> (bool, String) {
-    let file = std::env::temp_dir().join(format!(
-        "e2b-invoke-{}-{}.json",
-        std::process::id(),
-        watch.port
-    ));
-    std::fs::write(&file, event.to_string()).expect("to_string in the test set-up");
-    let output = Command::new(cargo_lambda())
-        .args([
-            "lambda",
-            "invoke",
-            "forwarder",
-            "--invoke-address",
-            "127.0.0.1",
-        ])
-        .args(["--invoke-port", &watch.port.to_string()])
-        .arg("--data-file")
-        .arg(&file)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("output in the test set-up");
-    let _ = std::fs::remove_file(&file);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    crate::support::lambda_watch::invoke(watch, "forwarder", event)
 }
 
 /// The forwarder's environment: the broker, its secret, AWS on moto, and `extra`.

@@ -250,3 +250,66 @@ fn the_forwarder_reads_only_the_secret_of_its_one_broker() {
         "{rule}"
     );
 }
+
+/// Alarm management's schedule (issue 30): one rule, every minute, whose only target is the
+/// processor, and a permission that lets that rule alone invoke it; the rate settings are
+/// optional parameters that set nothing when empty.
+#[test]
+fn the_schedule_may_invoke_only_the_processor() {
+    let deployed = deployed_template();
+    let resources = deployed["Resources"].as_object().expect("resources");
+    let schedules: Vec<(&String, &serde_json::Value)> = resources
+        .iter()
+        .filter(|(_, r)| {
+            r["Type"] == "AWS::Events::Rule" && r["Properties"]["ScheduleExpression"].is_string()
+        })
+        .collect();
+    assert_eq!(schedules.len(), 1, "{schedules:?}");
+    let (rule, schedule) = schedules[0];
+    assert_eq!(
+        schedule["Properties"]["ScheduleExpression"],
+        "rate(1 minute)"
+    );
+    let targets = schedule["Properties"]["Targets"]
+        .as_array()
+        .expect("targets");
+    assert_eq!(targets.len(), 1);
+    assert_eq!(
+        targets[0]["Arn"],
+        serde_json::json!({"Fn::GetAtt": ["ProcessorFunction", "Arn"]})
+    );
+    let permissions: Vec<&serde_json::Value> = resources
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::Lambda::Permission"
+                && r["Properties"]["FunctionName"]
+                    == serde_json::json!({"Ref": "ProcessorFunction"})
+        })
+        .collect();
+    for permission in &permissions {
+        let principal = &permission["Properties"]["Principal"];
+        if principal == "events.amazonaws.com" {
+            assert_eq!(
+                permission["Properties"]["SourceArn"],
+                serde_json::json!({"Fn::GetAtt": [rule, "Arn"]}),
+                "EventBridge may invoke the processor only through the schedule"
+            );
+        }
+    }
+    assert!(
+        permissions
+            .iter()
+            .any(|p| p["Properties"]["Principal"] == "events.amazonaws.com")
+    );
+    let variables = &resources["ProcessorFunction"]["Properties"]["Environment"]["Variables"];
+    for (variable, condition) in [
+        ("S4_MAX_REQUESTS_PER_SECOND", "HasS4MaxRequestsPerSecond"),
+        ("PROCESSOR_ALLOWED_RATE", "HasProcessorAllowedRate"),
+    ] {
+        assert_eq!(variables[variable]["Fn::If"][0], condition, "{variable}");
+        assert_eq!(
+            variables[variable]["Fn::If"][2],
+            serde_json::json!({"Ref": "AWS::NoValue"})
+        );
+    }
+}

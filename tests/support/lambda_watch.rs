@@ -87,3 +87,35 @@ pub fn watch(bin: &str, env: &[(&str, String)], log_path: &std::path::Path) -> W
     }
     Watch { child, port }
 }
+
+/// Invokes `function` under `watch` with `event` (`cargo lambda invoke --data-file`): whether it
+/// succeeded, and what cargo lambda printed (the function's answer, or its error).
+pub fn invoke(watch: &Watch, function: &str, event: &serde_json::Value) -> (bool, String) {
+    let file = std::env::temp_dir().join(format!(
+        "e2b-invoke-{}-{}.json",
+        std::process::id(),
+        watch.port
+    ));
+    std::fs::write(&file, event.to_string()).expect("to_string in the test set-up");
+    let output = Command::new(cargo_lambda())
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &watch.port.to_string()])
+        .arg("--data-file")
+        .arg(&file)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("output in the test set-up");
+    let _ = std::fs::remove_file(&file);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}

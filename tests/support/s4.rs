@@ -4,7 +4,8 @@
 //! `x-csrf-token: Required`); the `MaintenanceNotification` field names and maximum lengths and
 //! the mandatory `NotificationText` (400 with a SAP-shaped error body); `$filter` on
 //! `MaintNotifExtReferenceNumber` and `TechnicalObject`. Faults on demand: 503 for the next N
-//! requests, a delay, all tokens expired, technical objects that "do not exist". Changes
+//! requests, a delay, all tokens expired, technical objects that "do not exist", a capacity (at
+//! most N requests answered a second, as a Gateway with few work processes). Changes
 //! (`MERGE`) and the function import `CompleteMaintNotification` (parameters as URI literals in
 //! the query) need `If-Match`, as the service has an entity tag; completing a completed
 //! notification is refused. Items (`MaintenanceNotificationItem`), their causes
@@ -72,6 +73,12 @@ struct State {
     items: Vec<Value>,
     causes: Vec<Value>,
     activities: Vec<Value>,
+    /// When each request arrived (ms since the server started), and the capacity: at most this
+    /// many requests answered in any second, the others 503 (a Gateway out of work processes).
+    arrivals: Vec<u64>,
+    capacity: Option<u64>,
+    overloaded: u64,
+    started: Option<std::time::Instant>,
     /// Served over mutual TLS: a request without `Authorization` is logged on by its client
     /// certificate (the TLS layer admits only certificates of the peer's CA), as X.509 logon.
     certificate_logon: bool,
@@ -265,6 +272,21 @@ impl TestS4 {
         s.rng = seed.max(1);
     }
 
+    /// When each request arrived, ms since the first one.
+    pub fn arrivals(&self) -> Vec<u64> {
+        lock(&self.state).arrivals.clone()
+    }
+
+    /// At most `per_second` requests answered in any second; the others 503 (`overloaded`).
+    pub fn set_capacity(&self, per_second: Option<u64>) {
+        lock(&self.state).capacity = per_second;
+    }
+
+    /// Requests answered 503 for want of capacity.
+    pub fn overloaded(&self) -> u64 {
+        lock(&self.state).overloaded
+    }
+
     pub fn fail_next(&self, count: u64) {
         lock(&self.state).fail_next = count;
     }
@@ -311,6 +333,25 @@ fn sap_error(code: &str, message: &str) -> String {
 fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
     let mut s = lock(state);
     s.requests += 1;
+    let started = *s.started.get_or_insert_with(std::time::Instant::now);
+    let at = started.elapsed().as_millis() as u64;
+    s.arrivals.push(at);
+    if let Some(capacity) = s.capacity {
+        let recent = s
+            .arrivals
+            .iter()
+            .rev()
+            .take_while(|t| **t + 1000 > at)
+            .count() as u64;
+        if recent > capacity {
+            s.overloaded += 1;
+            return (
+                "503 Service Unavailable",
+                vec![],
+                sap_error("/IWBEP/CM_MGW_RT/000", "No free work process"),
+            );
+        }
+    }
     if s.expire_every > 0 && s.requests.is_multiple_of(s.expire_every) {
         s.sessions.clear();
     }

@@ -24,6 +24,7 @@ pub mod metrics;
 mod overview;
 mod pages;
 pub mod snapshot;
+mod storms;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -113,6 +114,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/episodes", get(pages::episodes))
         .route("/position", get(pages::position))
         .route("/failures", get(pages::failures))
+        .route("/storms", get(storms::storms))
         .route("/search", get(pages::search))
         .route("/act", post(actions::act))
         .route("/refresh", post(actions::refresh))

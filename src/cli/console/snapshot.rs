@@ -1,6 +1,7 @@
 //! What the console shows, read at once from where the functions keep it, and held until the
 //! next read: the episode records (the processor's idempotency table), the processor's failure
-//! records and the forwarder's refusals (SQS or S3), and the functions' CloudWatch metrics.
+//! records and the forwarder's refusals (SQS or S3), the functions' CloudWatch metrics, and the
+//! sites alarm management keeps (storms, held episodes).
 //!
 //! Rules:
 //! - each source is read on its own; one that cannot be read (no credentials, a missing table,
@@ -17,7 +18,9 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::records::{FailureSink, FailureTarget, Found, Record};
 use crate::forwarder::refusals::RefusedEvent;
+use crate::processor::alarms::site::SiteRecord;
 use crate::processor::episode::group::by_notification;
+use crate::processor::episode::sites::SiteStore;
 use crate::processor::episode::state::PositionState;
 use crate::processor::episode::store::EpisodeStore;
 use crate::processor::failures::FailureRecord;
@@ -121,6 +124,8 @@ pub struct Snapshot {
     pub refusals: Result<Vec<Found<RefusedEvent>>, String>,
     /// The functions' metrics, or why the overview counts from the records instead.
     pub metrics: Result<super::metrics::Metrics, String>,
+    /// The sites alarm management keeps (storms, held episodes), by site key.
+    pub sites: Result<Vec<(String, SiteRecord)>, String>,
 }
 
 impl Snapshot {
@@ -134,12 +139,13 @@ impl Snapshot {
             failures: Err(why.to_string()),
             refusals: Err(why.to_string()),
             metrics: Err(why.to_string()),
+            sites: Err(why.to_string()),
         }
     }
 
     /// Reads every source.
     pub async fn read(sources: &Sources, clients: &Clients) -> Snapshot {
-        let (positions, failures, refusals, metrics) = tokio::join!(
+        let (positions, failures, refusals, metrics, sites) = tokio::join!(
             read_positions(sources, clients),
             read_records::<FailureRecord>(
                 sources.failures.as_ref(),
@@ -152,6 +158,7 @@ impl Snapshot {
                 "the forwarder's refusals: set FORWARDER_FAILURE_RECORDS (or --refusals) to the forwarder's FAILURE_RECORDS",
             ),
             super::metrics::read(&clients.cloudwatch),
+            read_sites(sources, clients),
         );
         let (positions, unreadable) = match positions {
             Ok((p, u)) => (Ok(p), u),
@@ -165,8 +172,39 @@ impl Snapshot {
             failures,
             refusals,
             metrics,
+            sites,
         }
     }
+}
+
+/// The sites of alarm management: the index, then each site's record.
+async fn read_sites(
+    sources: &Sources,
+    clients: &Clients,
+) -> Result<Vec<(String, SiteRecord)>, String> {
+    let Some(table) = &sources.episodes_table else {
+        return Err(
+            "storms: set IDEMPOTENCY_TABLE (or --table) to the processor's table".to_string(),
+        );
+    };
+    let store = DynamoStore {
+        client: clients.dynamodb.clone(),
+        table: table.clone(),
+        keep_completed: Duration::ZERO,
+    };
+    let keys = store
+        .sites()
+        .await
+        .map_err(|e| format!("the sites of alarm management in table {table}: {e}"))?;
+    let mut sites = Vec::with_capacity(keys.len());
+    for key in keys {
+        let record = store
+            .site(&key)
+            .await
+            .map_err(|e| format!("site {key} in table {table}: {e}"))?;
+        sites.push((key, record));
+    }
+    Ok(sites)
 }
 
 async fn read_positions(
@@ -336,6 +374,7 @@ mod tests {
             object_kind: "EAMS_EQUI".into(),
             position: Some("Motor DE".into()),
             project: Some("Plant A".into()),
+            site: Some("Site 1".into()),
         });
         for s in [
             seen(0, "a", "WARNING", Some("2")),

@@ -42,6 +42,12 @@ impl<'a> Group<'a> {
             .map_or("", |c| c.id.as_str())
     }
 
+    /// Whether it ended while its notification was held (alarm management): it needs none.
+    pub fn quiet(&self, state: &PositionState) -> bool {
+        let end = self.episodes.last().and_then(|e| e.end).map(|c| c.time);
+        self.filed.is_none() && end.is_some_and(|end| state.quiet_through.is_some_and(|q| end <= q))
+    }
+
     /// How many times the position came back into an alert state within the notification.
     pub fn returns(&self) -> usize {
         self.episodes.len().saturating_sub(1)

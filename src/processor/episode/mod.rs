@@ -7,12 +7,17 @@
 //! - [`group`]: which notification holds which episodes (one open notification per position);
 //! - [`plan`]: what S/4 lacks for a notification's episodes, a pure function of the record;
 //! - [`store`]: the record in DynamoDB, leased by one delivery at a time;
-//! - [`reconcile`]: acting on an event: lease, remember, bring S/4 to the plans.
+//! - [`reconcile`]: acting on an event: lease, remember, bring S/4 to the plans;
+//! - [`hold`]: alarm management: a new episode's notification held (on-delay, storms), released
+//!   by the schedule;
+//! - [`sites`]: the site records holds and storms are kept in.
 
 pub mod group;
+pub mod hold;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod sites;
 pub mod state;
 pub mod store;
 pub mod text;

@@ -5,6 +5,7 @@
 //! - the change's notification is planned (its [`Group`] of episodes), and the one after it: an
 //!   end that arrives late can cut a run, and the later part then needs a notification of its
 //!   own;
+//! - episodes that ended while their notification was held (alarm management) plan nothing;
 //! - a change that belongs to no episode (a recovery while none is open) plans nothing; it is
 //!   remembered, and ends the episode of alerts that arrive later;
 //! - a notification is created by its earliest alert, with that alert's type, malfunction start
@@ -105,7 +106,10 @@ impl Plan {
 /// The plans for the notification holding `change` and the one after it; empty when the change
 /// is in no episode.
 pub fn plans(state: &PositionState, change: &str) -> Vec<Plan> {
-    let found = groups(state);
+    let found: Vec<Group<'_>> = groups(state)
+        .into_iter()
+        .filter(|g| !g.quiet(state))
+        .collect();
     let Some(at) = found.iter().position(|g| g.holds(change)) else {
         return Vec::new();
     };

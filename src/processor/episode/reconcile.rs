@@ -24,6 +24,8 @@
 //!   written is not a reason to keep the position: the lease is given back unwritten
 //!   ([`EpisodeStore::give_back`]). A lease whose holder crashed ends by itself after the
 //!   budget + 5 s, within `IDEMPOTENCY_IN_PROGRESS_SECONDS` (the configuration enforces it);
+//! - a new episode's notification may be held (alarm management, `hold`): the delivery is
+//!   answered `HELD` once the hold is in the saved record, 503 when it could not be saved;
 //! - a failure of the episode records says whether a retry can help
 //!   ([`crate::aws::dynamo::disposition_of`]): one that cannot is given up and recorded, never
 //!   answered 503 for ever.
@@ -65,16 +67,31 @@ pub struct Acted {
     pub closed: u64,
     /// Episodes that joined an open notification (their returned lines written).
     pub returned: u64,
+    /// New episodes held (alarm management), and storms this delivery recognised.
+    pub held: u64,
+    pub storms: u64,
 }
 
-/// The position this delivery holds the lease of.
-struct Held<'a> {
+/// The position this delivery (or the schedule) holds the lease of.
+pub(super) struct Holder<'a> {
     position: &'a PositionKey,
-    owner: String,
+    pub(super) owner: String,
+}
+
+impl<'a> Holder<'a> {
+    pub(super) fn new(position: &'a PositionKey, owner: String) -> Holder<'a> {
+        Holder { position, owner }
+    }
 }
 
 /// Why acting stopped early.
-struct Stop(Outcome);
+pub(super) struct Stop(pub(super) Outcome);
+
+/// What a delivery that would create may do (alarm management, `hold`).
+pub(super) enum Admit {
+    Create,
+    Held(String),
+}
 
 impl From<S4Error> for Stop {
     fn from(e: S4Error) -> Stop {
@@ -165,10 +182,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             )
         } else {
             let mut acted = Acted::default();
-            let held = Held {
-                position,
-                owner: owner.clone(),
-            };
+            let held = Holder::new(position, owner.clone());
             let settled = AssertUnwindSafe(
                 self.settle(&mut state, &held, &id, rules, fresh, &mut acted, deadline),
             )
@@ -206,6 +220,12 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             // What was sent is in S/4, and a create is written ahead: the next holder finds it.
             tracing::warn!(event_id = %event.id, position = %position.0, error = %e, "episode record not saved; the lease is given back and the next delivery reads S/4 again");
             self.give_back(event, position, &owner).await;
+            // A hold is answered 2xx only once it is in the record.
+            if matches!(outcome, Outcome::Held(_)) {
+                return Outcome::Retry(format!(
+                    "the hold could not be recorded ({e}); a redelivery holds it again"
+                ));
+            }
         }
         outcome
     }
@@ -220,10 +240,10 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
 
     /// Brings S/4 to the plans of the change's episodes.
     #[allow(clippy::too_many_arguments)]
-    async fn settle(
+    pub(super) async fn settle(
         &self,
         state: &mut PositionState,
-        held: &Held<'_>,
+        held: &Holder<'_>,
         id: &str,
         rules: &RuleSet,
         fresh: bool,
@@ -232,6 +252,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     ) -> Outcome {
         let mut adopted_from_s4 = !fresh;
         let mut read_for_join: Vec<usize> = Vec::new();
+        let mut counted = false;
+        let mut admitted = false;
         // Each round settles one thing and plans again; a plan has at most a few steps.
         for _ in 0..8 {
             let Some(plan) = plans(state, id).into_iter().find(|p| !p.is_settled()) else {
@@ -239,6 +261,25 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             };
             let step = match &plan.target {
                 Target::Pending(_) => self.find_pending(state, deadline).await,
+                // Alarm management first: a held notification asks S/4 nothing yet.
+                Target::Create(creator) if !admitted => {
+                    match self
+                        .admit(state, held.position, creator, rules, acted)
+                        .await
+                    {
+                        Ok(Admit::Create) => {
+                            admitted = true;
+                            Ok(())
+                        }
+                        Ok(Admit::Held(why)) => {
+                            if let Some(hold) = state.hold.as_mut() {
+                                hold.adopt |= !adopted_from_s4;
+                            }
+                            return Outcome::Held(why);
+                        }
+                        Err(stop) => Err(stop),
+                    }
+                }
                 Target::Create(creator) if !adopted_from_s4 => {
                     adopted_from_s4 = true;
                     self.adopt_open(state, creator, deadline).await
@@ -259,6 +300,18 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 {
                     read_for_join.push(*index);
                     self.read_again(state, *index, deadline).await
+                }
+                Target::Filed(_) if plan.joins && !counted => {
+                    counted = true;
+                    let first = plan
+                        .ids
+                        .iter()
+                        .rev()
+                        .find(|id| state.seen(id).is_some_and(|s| s.change.is_alert()));
+                    if let Some(first) = first.cloned() {
+                        self.count_join(state, held.position, &first, rules).await;
+                    }
+                    Ok(())
                 }
                 Target::Filed(index) => {
                     self.update(state, *index, &plan, rules, acted, deadline)
@@ -337,7 +390,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     async fn create(
         &self,
         state: &mut PositionState,
-        held: &Held<'_>,
+        held: &Holder<'_>,
         creator: &str,
         plan: &Plan,
         acted: &mut Acted,
@@ -532,6 +585,14 @@ fn finished(state: &PositionState, id: &str, acted: &Acted) -> Outcome {
             _ => None,
         })
         .unwrap_or_default();
+    let quiet = state
+        .quiet_through
+        .is_some_and(|q| state.seen(id).is_some_and(|s| s.change.time <= q));
+    if number.is_empty() && quiet {
+        return Outcome::Skipped(
+            "its episode ended while its notification was held (alarm management): none is created; the events stay in the record".into(),
+        );
+    }
     if number.is_empty() {
         return Outcome::Skipped(
             "a recovery while no episode is open; kept, it ends the episode of alerts that arrive later".into(),
@@ -551,7 +612,7 @@ fn finished(state: &PositionState, id: &str, acted: &Acted) -> Outcome {
 }
 
 /// The wall clock (chrono's `clock` feature is off).
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     DateTime::<Utc>::from(std::time::SystemTime::now())
 }
 
@@ -579,6 +640,8 @@ fn report(event: &AlertEvent, position: &PositionKey, state: &PositionState, act
             ("EpisodesAppended", acted.appended),
             ("EpisodesClosed", acted.closed),
             ("EpisodesReturned", acted.returned),
+            ("EpisodesHeld", acted.held),
+            ("StormsStarted", acted.storms),
         ],
     );
 }

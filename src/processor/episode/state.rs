@@ -20,6 +20,8 @@
 //!   it takes no more episodes because S/4 showed it no longer open (`sealed_after`), and whether
 //!   a write to it went unanswered (`unsure`: S/4 is read again before the next write);
 //! - a create whose answer was lost is `pending` until S/4 is asked for its reference;
+//! - a new episode's notification may be held (on-delay, a storm: `hold`) until the schedule
+//!   releases it; an episode that ended while held needs none (`quiet_through`);
 //! - a record that cannot be read is rebuilt, never a panic: [`PositionState::read`] says why.
 
 use std::collections::BTreeSet;
@@ -137,6 +139,9 @@ pub struct Place {
     /// written before it was kept.
     #[serde(default)]
     pub project: Option<String>,
+    /// The Monitron site, for storms; absent in records written before it was kept.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 /// Everything remembered of one position.
@@ -148,6 +153,32 @@ pub struct PositionState {
     pub filed: Vec<Filed>,
     pub pending: Option<Pending>,
     pub forgotten_before: Option<DateTime<Utc>>,
+    /// The next notification waits (on-delay, a storm): see [`Hold`].
+    #[serde(default)]
+    pub hold: Option<Hold>,
+    /// Episodes that ended up to this event time while held need no notification (they
+    /// recovered within the on-delay or the storm).
+    #[serde(default)]
+    pub quiet_through: Option<DateTime<Utc>>,
+}
+
+/// A new episode's notification, held (alarm management): created when the schedule releases
+/// it, or by no one when the episode has ended by then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// The site record that lists it (`site#<key>`).
+    pub site: String,
+    /// Its first delivery (the processor's clock).
+    pub since: DateTime<Utc>,
+    /// The on-delay ends (a storm may hold it longer).
+    pub until: DateTime<Utc>,
+    /// The schedule released it: the next step creates the notification.
+    #[serde(default)]
+    pub released: bool,
+    /// Held before S/4 was asked for an open notification of the position (a record made
+    /// anew): the release asks first.
+    #[serde(default)]
+    pub adopt: bool,
 }
 
 impl PositionState {
@@ -191,9 +222,12 @@ impl PositionState {
         }
     }
 
-    /// Files a notification, its line ids bounded like the others'.
+    /// Files a notification, its line ids bounded like the others'; a released hold is over.
     pub fn file(&mut self, filed: Filed) {
         self.filed.push(filed);
+        if self.hold.as_ref().is_some_and(|h| h.released) {
+            self.hold = None;
+        }
         self.bound_lines();
     }
 

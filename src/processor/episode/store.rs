@@ -47,7 +47,7 @@ pub enum Lease {
 }
 
 /// Where episode records live.
-pub trait EpisodeStore: Send + Sync {
+pub trait EpisodeStore: super::sites::SiteStore + Send + Sync {
     /// Whether records can be kept at all (without a table, episodes cannot be serialised and
     /// the rules act per event).
     fn keeps_episodes(&self) -> bool;

@@ -78,6 +78,7 @@ impl SeenFor {
             object_kind: kind.odata_value().to_string(),
             position: event.position.as_deref().map(|p| cut(p, MAX_NAME)),
             project: event.project.as_deref().map(|p| cut(p, MAX_NAME)),
+            site: event.site.as_deref().map(|p| cut(p, MAX_NAME)),
         };
         let alert = change.is_alert();
         let draft = if alert {

@@ -24,13 +24,14 @@
 //!
 //! The files of this module: `file` (the schema), `conditions` (matching a row), `check` (the
 //! checks at load), `actions` (named actions of ordered steps), `template` (`${{...}}`),
-//! `source` (bundled, a path, or S3 with a TTL).
+//! `source` (bundled, a path, or S3 with a TTL), `alarms` (the `[alarm_management]` table).
 
 use serde::Deserialize;
 
 use crate::processor::delivery::AlertEvent;
 
 pub mod actions;
+pub mod alarms;
 mod check;
 pub mod conditions;
 pub mod file;
@@ -67,6 +68,9 @@ pub struct RuleSet {
     pub destinations: std::collections::BTreeMap<String, DestinationSpec>,
     #[serde(default, rename = "action")]
     action_specs: Vec<ActionSpec>,
+    /// `[alarm_management]`: on-delay and storms (`alarms`).
+    #[serde(default)]
+    pub alarm_management: alarms::AlarmManagement,
     /// The `[[action]]`s, checked, steps in the order they run.
     #[serde(skip)]
     pub actions: Vec<Action>,
@@ -88,6 +92,12 @@ impl RuleSet {
         set.actions = actions::compile(origin, &set.action_specs, &set.destinations, &mut problems);
         check::mappings(origin, &set.mappings, &set.defaults, &mut problems);
         check::closure_codes(origin, &set.closure_codes, &mut problems);
+        problems.extend(
+            set.alarm_management
+                .problems()
+                .into_iter()
+                .map(|p| format!("{origin}: {p}")),
+        );
         if problems.is_empty() {
             Ok(set)
         } else {

@@ -19,6 +19,7 @@ use serde_json::Value;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limit;
 pub mod request;
 mod send;
 mod session;
@@ -77,6 +78,13 @@ impl S4Client {
         Ok(S4Client {
             transport: Transport::new(config, logon.into())?,
         })
+    }
+
+    /// Sends every request only with a token of `gate`: S/4's request rate, shared by every
+    /// container (`limit`).
+    pub fn limited_by(mut self, gate: limit::RequestGate) -> S4Client {
+        self.transport.limited_by(gate);
+        self
     }
 
     /// After S/4 refuses the credentials, reads `secret_id` again (at most once a minute) and

@@ -16,6 +16,8 @@
 //!   not reach S/4 (no connection, `408`, `409` (locked), `412`, `429`) or is a read (timeouts,
 //!   `5xx` too); a write whose outcome is unknown is never repeated: [`S4Error::Unclear`], and
 //!   the caller looks first;
+//! - with a request rate set, every attempt and every CSRF fetch takes a token first
+//!   (`limit`);
 //! - a `401` that no recovery cures is `Transient` (the S/4 user's credentials are wrong for
 //!   every event alike: the mesh redelivers until they are fixed); every other `4xx`, a `403`
 //!   without `x-csrf-token: Required` included (S/4 authorises per plant and object, so it can
@@ -32,6 +34,7 @@ use serde_json::Value;
 use super::auth::{S4Auth, S4Logon};
 use super::config::S4Config;
 use super::error::S4Error;
+use super::limit::RequestGate;
 use super::request::{Requests, S4Request};
 use super::session::{Session, Sessions, Unprepared};
 use crate::aws::secrets::{Reread, SecretError};
@@ -46,6 +49,8 @@ pub(super) struct Transport {
     sessions: Sessions,
     round_trips: AtomicU64,
     csrf_fetches: AtomicU64,
+    /// The shared request rate (`S4_MAX_REQUESTS_PER_SECOND`), when limited.
+    gate: Option<RequestGate>,
 }
 
 /// What one exchange with S/4 came to.
@@ -80,6 +85,7 @@ impl Transport {
             config,
             round_trips: AtomicU64::new(0),
             csrf_fetches: AtomicU64::new(0),
+            gate: None,
         })
     }
 
@@ -93,6 +99,19 @@ impl Transport {
 
     pub(super) fn tls(&self) -> crate::http::tls::PeerTls {
         self.sessions.current().tls.clone()
+    }
+
+    /// Every request takes a token of `gate` first (`limit`).
+    pub(super) fn limited_by(&mut self, gate: RequestGate) {
+        self.gate = Some(gate);
+    }
+
+    /// Takes a token of the shared request rate, when limited.
+    async fn admit(&self, deadline: Instant) -> Result<(), S4Error> {
+        match &self.gate {
+            Some(gate) => gate.admit(deadline).await,
+            None => Ok(()),
+        }
     }
 
     /// Reads `secret_id` again after a refusal of the credentials.
@@ -123,6 +142,7 @@ impl Transport {
         let mut failed = 0;
         let mut made = Recoveries::default();
         loop {
+            self.admit(deadline).await?;
             let session = self.sessions.current();
             let token;
             let exchange = match self.prepare(&session, request, deadline).await {
@@ -365,6 +385,7 @@ impl Transport {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let fetch = self.requests.csrf_fetch()?;
+        self.admit(deadline).await?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         self.csrf_fetches.fetch_add(1, Ordering::Relaxed);
         let request = session

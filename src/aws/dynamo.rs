@@ -11,8 +11,8 @@
 //!   when the item has no `lease_until`, when that has passed, or when the item has expired. The
 //!   update returns the item as it was, so the holder reads what the last one left in the same
 //!   round trip; someone else's live lease is `None`, not an error;
-//! - a shared request rate is a bucket of tokens per second ([`take_token`]): one item per
-//!   second, counted up by a conditional `ADD` while below the limit;
+//! - a shared request rate is a bucket of tokens per window ([`take_token`]): one item per
+//!   window, counted up by a conditional `ADD` while below the limit;
 //! - every failed call is a [`TableError`] that says what it leaves to do ([`disposition_of`],
 //!   the table in `docs/actions.md`):
 //!
@@ -185,27 +185,29 @@ pub async fn take_lease(
     }
 }
 
-/// Takes one of the `per_second` tokens of item `key`'s bucket for the current second (a
-/// fixed-window bucket, refilled every second: one conditional `ADD`, no read, any number of
-/// takers). `Ok(None)` when taken; `Ok(Some(wait))` when this second's are gone, `wait` being
-/// the time to the next second. The per-second items expire after two minutes.
+/// Takes one of the `per_window` tokens of item `key`'s bucket for the current window of
+/// `window` (a fixed-window bucket, refilled every window: one conditional `ADD`, no read, any
+/// number of takers). `Ok(None)` when taken; `Ok(Some(wait))` when this window's are gone,
+/// `wait` being the time to the next one. The per-window items expire after two minutes.
 pub async fn take_token(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     key: &str,
-    per_second: u32,
+    per_window: u32,
+    window: Duration,
 ) -> Result<Option<Duration>, TableError> {
     let now = now();
-    let second = now.as_secs();
+    let length = window.as_millis().max(1);
+    let index = now.as_millis() / length;
     let taken = client
         .update_item()
         .table_name(table)
-        .key("id", AttributeValue::S(format!("{key}#{second}")))
+        .key("id", AttributeValue::S(format!("{key}#{index}")))
         .update_expression("ADD taken :one SET expiration = :exp")
         .condition_expression("attribute_not_exists(taken) OR taken < :limit")
         .expression_attribute_values(":one", AttributeValue::N("1".into()))
-        .expression_attribute_values(":limit", AttributeValue::N(per_second.to_string()))
-        .expression_attribute_values(":exp", AttributeValue::N((second + 120).to_string()))
+        .expression_attribute_values(":limit", AttributeValue::N(per_window.to_string()))
+        .expression_attribute_values(":exp", AttributeValue::N((now.as_secs() + 120).to_string()))
         .send()
         .await;
     match taken {
@@ -214,7 +216,8 @@ pub async fn take_token(
             if e.as_service_error()
                 .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
         {
-            Ok(Some(Duration::from_secs(second + 1).saturating_sub(now)))
+            let next = u64::try_from((index + 1) * length).unwrap_or(u64::MAX);
+            Ok(Some(Duration::from_millis(next).saturating_sub(now)))
         }
         Err(e) => Err(failed(e)),
     }

@@ -4,9 +4,11 @@
 //! Rules:
 //! - every request to S/4 takes a token first: each attempt of a request, and each CSRF token
 //!   fetch (the OAuth2 token endpoint is not S/4's Gateway and takes none);
-//! - the bucket holds `per second` tokens and is refilled every second
-//!   ([`crate::aws::dynamo::take_token`], key `s4-rate#<host>/<sap-client>`): any 10 seconds
-//!   see at most 11 × the rate, whatever the number of containers;
+//! - the bucket is refilled in windows of a quarter second (or `1 / rate` s when the rate is
+//!   below 4), each holding its share of the rate ([`crate::aws::dynamo::take_token`], key
+//!   `s4-rate#<host:port>/<sap-client>#<window>`): any 10 seconds see at most 10 × the rate +
+//!   a quarter of it (82 at 8 a second; the bound is 11 ×), whatever the number of
+//!   containers, and a second's requests are spread over it rather than sent at its start;
 //! - a request that gets no token within [`WAIT_AT_MOST`] (2 s, deliveries and the schedule
 //!   alike), or before its deadline, is not sent: [`S4Error::Transient`] with [`THROTTLED`] in its reason, which the
 //!   processor answers 429 with `Retry-After` (the mesh redelivers, nothing is lost) and the
@@ -28,6 +30,15 @@ pub const WAIT_AT_MOST: Duration = Duration::from_secs(2);
 /// Whether an outcome's reason says the rate held it back.
 pub fn is_throttled(reason: &str) -> bool {
     reason.contains(THROTTLED)
+}
+
+/// The bucket's window for a rate: (tokens a window, its length), a quarter second with a
+/// quarter of the rate, or one token every `1 / rate` s below 4 a second.
+pub fn window(per_second: u32) -> (u32, Duration) {
+    let per_second = per_second.max(1);
+    let per_window = (per_second / 4).max(1);
+    let length = Duration::from_millis(1000 * u64::from(per_window) / u64::from(per_second));
+    (per_window, length.max(Duration::from_millis(1)))
 }
 
 /// The shared bucket of S/4 requests.
@@ -65,7 +76,8 @@ impl RequestGate {
     pub async fn admit(&self, deadline: Instant) -> Result<(), S4Error> {
         let give_up = (Instant::now() + self.wait_at_most).min(deadline);
         loop {
-            let wait = take_token(&self.client, &self.table, &self.key, self.per_second)
+            let (per_window, window) = window(self.per_second);
+            let wait = take_token(&self.client, &self.table, &self.key, per_window, window)
                 .await
                 .map_err(|e| {
                     S4Error::Transient(format!(
@@ -75,8 +87,8 @@ impl RequestGate {
             let Some(wait) = wait else {
                 return Ok(());
             };
-            // Spread the next attempts over the first part of the next second.
-            let wait = wait + Duration::from_millis(fastrand::u64(..200));
+            // Spread the next attempts over the first part of the next window.
+            let wait = wait + Duration::from_millis(fastrand::u64(..50));
             if Instant::now() + wait >= give_up {
                 crate::metrics::emit("processor", &[("S4Throttled", 1)]);
                 return Err(S4Error::Transient(format!(
@@ -86,6 +98,25 @@ impl RequestGate {
                 )));
             }
             tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_ten_seconds_hold_at_most_ten_times_the_rate_and_a_quarter() {
+        for rate in [1, 2, 3, 5, 8, 10, 13, 100, 1000] {
+            let (per_window, length) = window(rate);
+            let windows = 10_000 / length.as_millis() as u32 + 1;
+            let most = windows * per_window;
+            assert!(most <= 10 * rate + rate.div_ceil(4), "{rate}/s: {most}");
+            assert!(most <= 11 * rate, "{rate}/s: {most}");
+            // And the rate itself is kept over a second.
+            let per_second = 1000 / length.as_millis() as u32 * per_window;
+            assert!(per_second <= rate, "{rate}/s: {per_second} a second");
         }
     }
 }

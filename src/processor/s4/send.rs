@@ -142,12 +142,14 @@ impl Transport {
         let mut failed = 0;
         let mut made = Recoveries::default();
         loop {
-            self.admit(deadline).await?;
             let session = self.sessions.current();
             let token;
             let exchange = match self.prepare(&session, request, deadline).await {
                 Ok((prepared, used)) => {
                     token = used;
+                    // The rate's token last, right before sending (a CSRF fetch in `prepare`
+                    // takes its own): a token is never held while waiting for another.
+                    self.admit(deadline).await?;
                     let in_flight = session.oauth.as_ref().zip(token.as_deref());
                     let in_flight = in_flight.map(|(cache, t)| cache.sent(t));
                     let exchange = self.exchange(prepared, request, deadline).await;

@@ -2,8 +2,10 @@
 //! releases what alarm management holds (on-delays, storms) even when nothing else arrives.
 //!
 //! Rules:
-//! - one tick reads the sites listed in the index (`episode::sites`), each record once, and for
-//!   each: writes the storm's notification (`storm`), releases the held positions whose hold has
+//! - one tick reads the sites listed in the index (`episode::sites`), and goes over them twice:
+//!   first releasing only the held positions still in alert (the notifications a planner waits
+//!   for, on every site before the bookkeeping of any), then those whose episode ended (each
+//!   position once a tick); for each site: writes the storm's notification (`storm`), releases the held positions whose hold has
 //!   ended ([`Processor::release`]: the position's lease, as a delivery takes it), ends a storm
 //!   once its notification names every member, every member is released and its closing line
 //!   is written (else the next tick goes on), and drops entries no longer of use;
@@ -42,6 +44,21 @@ pub fn is_scheduled_event(event: &serde_json::Value) -> bool {
         && event.get("source").and_then(|v| v.as_str()) == Some("aws.events")
 }
 
+/// Which held positions a pass over the sites releases (each position once a tick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Those still in alert: their notifications first.
+    InAlert,
+    /// Those whose episode ended, then the storms' ends and the clean-up.
+    Rest,
+}
+
+impl Pass {
+    fn takes(self, entry: &SiteEntry) -> bool {
+        (self == Pass::Rest) == entry.recovered
+    }
+}
+
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tick {
@@ -78,15 +95,24 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 return tick;
             }
         };
-        for site in sites {
-            if Instant::now() >= deadline {
-                tick.later
-                    .push(format!("{site}: the tick's budget ran out"));
-                continue;
-            }
-            tick.sites += 1;
-            if let Err(e) = self.tick_site(&site, &rules, deadline, &mut tick).await {
-                tick.errors.push(format!("{site}: {e}"));
+        // Two passes: first every site's positions still in alert (the notifications a planner
+        // waits for), then the rest (those that recovered: bookkeeping, the storms' ends).
+        for pass in [Pass::InAlert, Pass::Rest] {
+            for site in &sites {
+                if Instant::now() >= deadline {
+                    if pass == Pass::Rest {
+                        tick.later
+                            .push(format!("{site}: the tick's budget ran out"));
+                    }
+                    continue;
+                }
+                tick.sites += usize::from(pass == Pass::Rest);
+                if let Err(e) = self
+                    .tick_site(site, &rules, deadline, pass, &mut tick)
+                    .await
+                {
+                    tick.errors.push(format!("{site}: {e}"));
+                }
             }
         }
         tracing::info!(
@@ -118,6 +144,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         site: &str,
         rules: &RuleSet,
         deadline: Instant,
+        pass: Pass,
         tick: &mut Tick,
     ) -> Result<(), String> {
         let settings = &rules.alarm_management;
@@ -142,16 +169,31 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 }
             };
             if over && noticed {
-                let held: Vec<(String, SiteEntry, String)> = record
+                let held = record.members(&storm).filter(|(_, e)| e.held).count();
+                let mine: Vec<(String, SiteEntry, String)> = record
                     .members(&storm)
-                    .filter(|(_, e)| e.held)
+                    .filter(|(_, e)| e.held && pass.takes(e))
                     .filter_map(|(k, e)| {
                         let text = record.entries.get(k)?.1.clone();
                         Some((k.clone(), e.clone(), text))
                     })
                     .collect();
+                // Held members the other pass takes are left too.
+                let others = held - mine.len();
                 let (released, recovered, left) =
-                    self.release_all(site, held, rules, deadline, tick).await;
+                    self.release_all(site, mine, rules, deadline, tick).await;
+                let left = left + others;
+                if pass == Pass::InAlert {
+                    storm.released += released;
+                    storm.recovered += recovered;
+                    if released + recovered > 0 {
+                        self.idempotency
+                            .save_storm(site, &storm)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    return Ok(());
+                }
                 storm.released += released;
                 storm.recovered += recovered;
                 if left == 0 {
@@ -195,10 +237,14 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         }
         let due: Vec<(String, SiteEntry, String)> = record
             .due(now)
+            .filter(|(_, e, _)| pass.takes(e))
             .map(|(k, e, text)| (k.clone(), e.clone(), text.to_string()))
             .collect();
         if !due.is_empty() {
             self.release_all(site, due, rules, deadline, tick).await;
+        }
+        if pass == Pass::InAlert {
+            return Ok(());
         }
         for (position, text) in record.stale(settings, now) {
             if let Err(e) = self

@@ -230,6 +230,14 @@ async fn a_storm_of_60_positions_is_one_storm_notification_and_one_for_each_stil
         answer["tick"].clone()
     };
 
+    // Two positions of another site alarm first: held for their own on-delay, never the storm's.
+    let elsewhere: Vec<String> = (100..102)
+        .map(|n| event("Site 9", n, 20, "ALARM", "HEALTHY"))
+        .collect();
+    for answer in futures_util::future::join_all(elsewhere.iter().cloned().map(post)).await {
+        assert_eq!(statuses(&answer), ["HELD"], "{answer}");
+    }
+    let elsewhere_held = Instant::now();
     // 60 positions of Site 1 go into ALARM within 30 s of each other (Monitron event time).
     let alarms: Vec<String> = (0..60)
         .map(|n| event("Site 1", n, (n as u32) / 2, "ALARM", "HEALTHY"))
@@ -239,15 +247,6 @@ async fn a_storm_of_60_positions_is_one_storm_notification_and_one_for_each_stil
         assert_eq!(statuses(answer), ["HELD"], "{answer}");
     }
     let last_new_episode = Instant::now();
-    // Two positions of another site alarm meanwhile: held for their own on-delay, never the
-    // storm's.
-    let elsewhere: Vec<String> = (100..102)
-        .map(|n| event("Site 9", n, 20, "ALARM", "HEALTHY"))
-        .collect();
-    for answer in futures_util::future::join_all(elsewhere.iter().cloned().map(post)).await {
-        assert_eq!(statuses(&answer), ["HELD"], "{answer}");
-    }
-    let elsewhere_held = Instant::now();
     assert!(s4.notifications().is_empty(), "nothing created while held");
     // 50 recover; 10 stay in alarm.
     let recoveries: Vec<String> = (10..60)
@@ -269,15 +268,13 @@ async fn a_storm_of_60_positions_is_one_storm_notification_and_one_for_each_stil
     tokio::time::sleep(quiet).await;
     let second = tick(lambda.clone()).await;
     assert_eq!(second["storms_ended"], 1, "{second}");
-    assert_eq!(second["released"], 10, "{second}");
     assert_eq!(second["recovered"], 50, "{second}");
+    // The storm's 10, and Site 9's 2 if their on-delay has passed already (a slow machine).
+    let released = |t: &Value| t["released"].as_u64().unwrap_or(99);
+    assert!([10, 12].contains(&released(&second)), "{second}");
     // Another tick, and every delivery again: nothing twice.
     let third = tick(lambda.clone()).await;
-    assert_eq!(
-        (third["released"].clone(), third["storm_lines"].clone()),
-        (json!(0), json!(0)),
-        "{third}"
-    );
+    assert_eq!(third["storm_lines"], 0, "{third}");
     for body in alarms.iter().chain(&recoveries).step_by(7) {
         let answer = post(body.clone()).await;
         assert!(
@@ -287,18 +284,21 @@ async fn a_storm_of_60_positions_is_one_storm_notification_and_one_for_each_stil
             "{answer}"
         );
     }
-
-    let notifications = s4.notifications();
-    assert_eq!(notifications.len(), 11, "one storm notification and 10");
     // The other site's positions, once their on-delay has passed: their own notifications.
     tokio::time::sleep(Duration::from_secs(46).saturating_sub(elsewhere_held.elapsed())).await;
     let fourth = tick(lambda.clone()).await;
+    assert_eq!(fourth["storms_ended"], 0, "{fourth}");
     assert_eq!(
-        (fourth["released"].clone(), fourth["storms_ended"].clone()),
-        (json!(2), json!(0)),
-        "{fourth}"
+        released(&second) + released(&third) + released(&fourth),
+        12,
+        "{second} {third} {fourth}"
     );
-    assert_eq!(s4.notifications().len(), 13);
+    let notifications = s4.notifications();
+    assert_eq!(
+        notifications.len(),
+        13,
+        "one storm notification, 10 and Site 9's 2"
+    );
     let storm: Vec<&Value> = notifications
         .iter()
         .filter(|n| n["TechnicalObject"] == "FL-SITE1")
@@ -341,7 +341,10 @@ async fn a_storm_of_60_positions_is_one_storm_notification_and_one_for_each_stil
                 .to_string()
         })
         .collect();
-    let expected: BTreeSet<String> = (0..10).map(|n| format!("Pump {n:03}")).collect();
+    let expected: BTreeSet<String> = (0..10)
+        .chain(100..102)
+        .map(|n| format!("Pump {n:03}"))
+        .collect();
     assert_eq!(
         own, expected,
         "one notification for each position still in alarm"

@@ -27,10 +27,7 @@ status=0
 # The library's and the integration tests (the binaries are built for them); the benchmark
 # drivers in examples/ are type-checked by clippy above, not linked here (seven more binaries
 # of the AWS SDKs' size).
-# Three test threads on the 2-core machine: the alarm-management tests wait on the clock (an
-# on-delay, a storm's quiet, S/4's request rate) and the peers' tests on moto, not on the CPU.
-RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}" E2B_TEST_LOGS=1 RUST_LOG=info \
-  cargo test --locked --lib --tests 2>&1 | tee "$log" \
+E2B_TEST_LOGS=1 RUST_LOG=info cargo test --locked --lib --tests 2>&1 | tee "$log" \
   | grep -Ev $'^(\e\\[[0-9;]*m)* *(TRACE|DEBUG|INFO|WARN|ERROR)\\b|^\\{"' || status=$?
 [ "$status" -eq 0 ] && { bash scripts/scan-logs.sh "$log" || status=$?; }
 # A red run shows what failed: the runners' failure sections, which the console filter hides.

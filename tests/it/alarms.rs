@@ -256,21 +256,28 @@ async fn a_storm_of_60_positions_is_one_storm_notification_and_one_for_each_stil
         assert_eq!(statuses(&answer), ["HELD"], "{answer}");
     }
 
-    // The first tick: the storm notification, all 60 positions in it; nobody released yet.
+    // The first tick: the storm notification, all 60 positions in it. On a slow machine the
+    // deliveries took longer than storm_quiet, and this tick ends the storm too.
     let first = tick(lambda.clone()).await;
     assert_eq!(first["storm_notifications"], 1, "{first}");
     assert_eq!(first["storm_lines"], 60, "{first}");
-    assert_eq!(first["released"], 0, "{first}");
-    assert_eq!(s4.notifications().len(), 1);
-
-    // storm_quiet after the last new episode, the next tick ends it.
-    let quiet = Duration::from_secs(31).saturating_sub(last_new_episode.elapsed());
-    tokio::time::sleep(quiet).await;
-    let second = tick(lambda.clone()).await;
+    let released = |t: &Value| t["released"].as_u64().unwrap_or(99);
+    let ended_at_once = first["storms_ended"] == 1;
+    if !ended_at_once {
+        assert_eq!(released(&first), 0, "{first}");
+        assert_eq!(s4.notifications().len(), 1);
+        // storm_quiet after the last new episode, the next tick ends it.
+        let quiet = Duration::from_secs(31).saturating_sub(last_new_episode.elapsed());
+        tokio::time::sleep(quiet).await;
+    }
+    let second = if ended_at_once {
+        first.clone()
+    } else {
+        tick(lambda.clone()).await
+    };
     assert_eq!(second["storms_ended"], 1, "{second}");
     assert_eq!(second["recovered"], 50, "{second}");
     // The storm's 10, and Site 9's 2 if their on-delay has passed already (a slow machine).
-    let released = |t: &Value| t["released"].as_u64().unwrap_or(99);
     assert!([10, 12].contains(&released(&second)), "{second}");
     // Another tick, and every delivery again: nothing twice.
     let third = tick(lambda.clone()).await;

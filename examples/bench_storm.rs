@@ -291,26 +291,8 @@ async fn run(per_site: usize, tick_s: u64) {
         })
         .count();
     let arrivals = s4.arrivals();
-    let busiest_second = arrivals
-        .iter()
-        .map(|t| {
-            arrivals
-                .iter()
-                .filter(|u| **u >= *t && **u < t + 1000)
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
-    let busiest_ten = arrivals
-        .iter()
-        .map(|t| {
-            arrivals
-                .iter()
-                .filter(|u| **u >= *t && **u < t + 10_000)
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    let busiest_second = s4.busiest(1000);
+    let busiest_ten = s4.busiest(10_000);
     let storms_end = last_alert + QUIET_S as f64;
     let last_notification = ticks
         .iter()

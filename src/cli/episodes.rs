@@ -86,7 +86,7 @@ fn at(ms: i64) -> String {
 
 /// One site of alarm management: its storm under way or its last one, and what it holds.
 pub fn site_line(site: &str, record: &SiteRecord) -> String {
-    let held = record.entries.values().filter(|(e, _)| e.held).count();
+    let held = record.held();
     let storm = match (&record.storm, &record.last_storm) {
         (Some(storm), _) => format!(
             "storm since {}: {} positions, notification {}, {} released, {} recovered",

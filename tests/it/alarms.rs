@@ -558,16 +558,7 @@ async fn sixteen_containers_keep_to_s4s_request_rate_and_create_each_notificatio
         .collect();
     assert_eq!(references.len(), 150, "each once");
     let arrivals = s4.arrivals();
-    let busiest = arrivals
-        .iter()
-        .map(|t| {
-            arrivals
-                .iter()
-                .filter(|u| **u >= *t && **u < t + 10_000)
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    let busiest = s4.busiest(10_000);
     eprintln!(
         "{} S/4 requests in {took:?}, busiest 10 s: {busiest}, deliveries answered 429: {throttled}",
         arrivals.len()

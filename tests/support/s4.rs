@@ -277,6 +277,21 @@ impl TestS4 {
         lock(&self.state).arrivals.clone()
     }
 
+    /// The most requests that arrived within any `window_ms` milliseconds.
+    pub fn busiest(&self, window_ms: u64) -> usize {
+        let arrivals = self.arrivals();
+        arrivals
+            .iter()
+            .map(|t| {
+                arrivals
+                    .iter()
+                    .filter(|u| **u >= *t && **u < t + window_ms)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// At most `per_second` requests answered in any second; the others 503 (`overloaded`).
     pub fn set_capacity(&self, per_second: Option<u64>) {
         lock(&self.state).capacity = per_second;

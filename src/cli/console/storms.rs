@@ -46,7 +46,7 @@ fn at(ms: i64) -> String {
 }
 
 fn site_row(site: &str, record: &SiteRecord) -> SiteRow {
-    let held = record.entries.values().filter(|(e, _)| e.held).count();
+    let held = record.held();
     match (&record.storm, &record.last_storm) {
         (Some(storm), _) => SiteRow {
             site: site.to_string(),
@@ -96,9 +96,7 @@ pub fn storms_page(console: &Console, snapshot: &Snapshot) -> Storms {
                 sites.push(site_row(site, record));
                 let storm = record.storm.as_ref();
                 for (entry, _) in record.entries.values().filter(|(e, _)| e.held) {
-                    let member = storm.is_some_and(|s| {
-                        entry.event_ms >= s.first_event_ms || entry.written_ms >= s.began_ms
-                    });
+                    let member = storm.is_some_and(|s| s.has(entry));
                     held.push(HeldRow {
                         site: site.clone(),
                         label: entry.label.clone(),

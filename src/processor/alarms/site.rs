@@ -119,6 +119,12 @@ pub struct Storm {
 }
 
 impl Storm {
+    /// Whether an entry is one of its members: its episode started from the storm's window on,
+    /// or it was written while the storm lasts.
+    pub fn has(&self, entry: &SiteEntry) -> bool {
+        entry.event_ms >= self.first_event_ms || entry.written_ms >= self.began_ms
+    }
+
     /// A storm recognised at `began_ms`, its window starting at `first_event_ms`.
     pub fn new(began_ms: i64, first_event_ms: i64, reference: String) -> Storm {
         Storm {
@@ -175,9 +181,12 @@ impl SiteRecord {
         self.entries
             .iter()
             .map(|(k, (e, _))| (k, e))
-            .filter(move |(_, e)| {
-                e.event_ms >= storm.first_event_ms || e.written_ms >= storm.began_ms
-            })
+            .filter(move |(_, e)| storm.has(e))
+    }
+
+    /// How many entries are held now.
+    pub fn held(&self) -> usize {
+        self.entries.values().filter(|(e, _)| e.held).count()
     }
 
     /// Held entries whose hold has ended at `now_ms` (a storm's members stay held while it lasts).
@@ -186,9 +195,7 @@ impl SiteRecord {
         self.entries
             .iter()
             .filter(move |(_, (e, _))| e.held && e.until_ms <= now_ms)
-            .filter(move |(_, (e, _))| {
-                storm.is_none_or(|s| e.event_ms < s.first_event_ms && e.written_ms < s.began_ms)
-            })
+            .filter(move |(_, (e, _))| storm.is_none_or(|s| !s.has(e)))
             .map(|(k, (e, text))| (k, e, text.as_str()))
     }
 

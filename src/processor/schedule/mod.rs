@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::processor::Processor;
-use crate::processor::alarms::site::{SiteEntry, SiteRecord, StormSummary};
+use crate::processor::alarms::site::{SiteEntry, StormSummary};
 use crate::processor::episode::hold::Released;
 use crate::processor::episode::store::EpisodeStore;
 use crate::processor::idempotency::IdempotencyStore;
@@ -334,13 +334,4 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         tick.recovered += recovered;
         (notified, recovered, left)
     }
-}
-
-/// The site's record entries as (position, entry), for operators.
-pub fn held_in(record: &SiteRecord) -> impl Iterator<Item = (&String, &SiteEntry)> {
-    record
-        .entries
-        .iter()
-        .filter(|(_, (e, _))| e.held)
-        .map(|(k, (e, _))| (k, e))
 }

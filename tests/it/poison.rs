@@ -397,6 +397,87 @@ async fn a_lease_whose_record_cannot_be_written_is_given_back() {
     assert_eq!(store.lease("pos-x", "third", long).await, Ok(Lease::Busy));
 }
 
+/// A change acted on in S/4 whose record could not be saved (the position's lease taken by
+/// another holder meanwhile) is answered 503, not 2xx: the redelivery remembers it, reads S/4
+/// again and writes nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_record_was_not_saved_is_answered_503_and_remembered_on_redelivery() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let f = Fixture::new().await;
+    let processor = Arc::new(f.container(Duration::from_secs(10)));
+    let first = deliver(&processor, &Kind::Good(1), 1).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let records = f.table.all().await.expect("episode records (moto)");
+    let [(position, _)] = records.as_slice() else {
+        panic!("one position expected: {records:?}")
+    };
+    let key = AttributeValue::S(format!("episode#{position}"));
+    f.s4.set_delay(Some(Duration::from_millis(1500)));
+    let slow = tokio::spawn({
+        let processor = processor.clone();
+        async move { deliver(&processor, &Kind::Good(1), 2).await }
+    });
+    // Once the delivery holds the lease, another holder takes it (as after an expired lease).
+    let mut stolen = false;
+    for _ in 0..200 {
+        let item = f
+            .table
+            .client
+            .get_item()
+            .table_name(&f.table.table)
+            .key("id", key.clone())
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("the record (moto)");
+        if item.item().is_some_and(|i| i.contains_key("lease_until")) {
+            f.table
+                .client
+                .update_item()
+                .table_name(&f.table.table)
+                .key("id", key.clone())
+                .update_expression("SET lease_owner = :thief")
+                .expression_attribute_values(":thief", AttributeValue::S("thief".into()))
+                .send()
+                .await
+                .expect("the lease taken (moto)");
+            stolen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(stolen, "the delivery never held the lease");
+    let cut = slow.await.expect("the slow delivery");
+    assert_eq!(cut.status, 503, "{}", cut.body);
+    assert!(
+        cut.body.to_string().contains("could not be saved"),
+        "{}",
+        cut.body
+    );
+    assert_eq!(holding(&f.s4, "ev-2").len(), 1, "S/4 has the line already");
+
+    f.table
+        .give_back(position, "thief")
+        .await
+        .expect("given back (moto)");
+    f.s4.set_delay(None);
+    let again = deliver(&processor, &Kind::Good(1), 2).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let once_more = deliver(&processor, &Kind::Good(1), 2).await;
+    assert_eq!(once_more.status, 200, "{}", once_more.body);
+    assert!(
+        once_more.body.to_string().contains("DUPLICATE"),
+        "remembered: {}",
+        once_more.body
+    );
+    let notifications = f.s4.notifications();
+    assert_eq!(notifications.len(), 1);
+    let text = notifications[0]["MaintNotifLongTextForEdit"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(text.matches("Monitron event: ev-2").count(), 1, "{text}");
+}
+
 /// S/4 slower than the reply budget: the delivery is answered 503 within the budget, and the
 /// position is free for the next event at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,7 +25,10 @@
 //!   ([`EpisodeStore::give_back`]). A lease whose holder crashed ends by itself after the
 //!   budget + 5 s, within `IDEMPOTENCY_IN_PROGRESS_SECONDS` (the configuration enforces it);
 //! - a new episode's notification may be held (alarm management, `hold`): the delivery is
-//!   answered `HELD` once the hold is in the saved record, 503 when it could not be saved;
+//!   answered `HELD` once the hold is in the saved record;
+//! - a delivery whose change was remembered is answered 2xx only once the record is saved: a
+//!   record that could not be saved, where a retry can help (the lease lost, the table busy), is
+//!   answered 503, and the redelivery reads S/4 again and remembers the change again;
 //! - a failure of the episode records says whether a retry can help
 //!   ([`crate::aws::dynamo::disposition_of`]): one that cannot is given up and recorded, never
 //!   answered 503 for ever.
@@ -49,6 +52,7 @@ use super::state::returned;
 use super::state::{Filed, Pending, PositionState};
 use super::store::{EpisodeStore, Lease};
 use super::text::{SeenFor, ids_in};
+use crate::outcome::{Disposed, Disposition};
 use crate::processor::Processor;
 use crate::processor::close::first_position;
 use crate::processor::create::created_by_us;
@@ -176,7 +180,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         }
         state.place = seen.place.clone();
         let id = seen.seen.change.id.clone();
-        let outcome = if !state.remember(seen.seen) {
+        let remembered = state.remember(seen.seen);
+        let outcome = if !remembered {
             Outcome::Skipped(
                 "older than what is remembered of this sensor position (forgotten history)".into(),
             )
@@ -220,10 +225,11 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             // What was sent is in S/4, and a create is written ahead: the next holder finds it.
             tracing::warn!(event_id = %event.id, position = %position.0, error = %e, "episode record not saved; the lease is given back and the next delivery reads S/4 again");
             self.give_back(event, position, &owner).await;
-            // A hold is answered 2xx only once it is in the record.
-            if matches!(outcome, Outcome::Held(_)) {
+            // A change is answered 2xx only once it is in the record (a hold, or a recovery that
+            // S/4 does not show: lost, a held episode would be notified on its release).
+            if remembered && e.disposition() == Disposition::Retry {
                 return Outcome::Retry(format!(
-                    "the hold could not be recorded ({e}); a redelivery holds it again"
+                    "the sensor position's record could not be saved ({e}); a redelivery remembers the change again"
                 ));
             }
         }

@@ -141,6 +141,7 @@ async fn seed_failures(count: usize, bucket: &str) {
             request: None,
             completed_steps: Default::default(),
             delivery: "{}".into(),
+            traceparent: None,
         };
         if let Err(e) = sink.record(&record).await {
             panic!("seeding failures: {e}");

@@ -33,7 +33,8 @@
 //!   and the broker secrets' layouts, failure records in SQS or S3 for both paths), [`http`]
 //!   (the one retry schedule, SAP Gateway conventions, OAuth2 client credentials, TLS trust and
 //!   identity per peer, reachability checks), [`env`] (the one environment reader), [`outcome`]
-//!   (done / retry / give up), [`metrics`] (EMF lines).
+//!   (done / retry / give up), [`metrics`] (EMF lines), [`trace`] (one alert's W3C trace
+//!   context, from the record to every S/4 request).
 //! - [`cli`]: `e2b scan | replay | rules | reprocess | resend | episodes | doctor`;
 //!   `src/bin/`: the three binaries, wiring only.
 
@@ -50,6 +51,7 @@ pub mod metrics;
 pub mod monitron;
 pub mod outcome;
 pub mod processor;
+pub mod trace;
 
 #[cfg(test)]
 mod test_samples;

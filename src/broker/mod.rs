@@ -24,6 +24,7 @@ use crate::aws::secrets::{Credentials, SecretError};
 use crate::event::ForwardedEvent;
 use crate::http::retry::Backoff;
 use crate::outcome::{Disposed, Disposition};
+use crate::trace::TraceParent;
 
 pub mod aem;
 pub mod event_mesh;
@@ -124,12 +125,14 @@ impl Disposed for PublishError {
     }
 }
 
-/// What is posted: the event's id (the message id), topic and payload.
+/// What is posted: the event's id (the message id), topic and payload, and its trace (the
+/// request's `traceparent` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Message<'a> {
     pub id: &'a str,
     pub topic: &'a str,
     pub payload: &'a str,
+    pub trace: Option<TraceParent>,
 }
 
 impl<'a> From<&'a ForwardedEvent> for Message<'a> {
@@ -138,6 +141,7 @@ impl<'a> From<&'a ForwardedEvent> for Message<'a> {
             id: &event.id,
             topic: &event.topic,
             payload: &event.payload,
+            trace: Some(event.trace),
         }
     }
 }

@@ -321,6 +321,9 @@ impl<S: SecretStore> Publisher<S> {
             _ => None,
         };
         request = request.header("Content-Type", "application/json");
+        if let Some(trace) = event.trace {
+            request = request.header("traceparent", trace.to_string());
+        }
         request = self
             .wire()
             .message(request, event, correlation_id)

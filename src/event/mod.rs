@@ -3,6 +3,10 @@
 //! Two payload formats (the event contract, sections 3 and 4): a CloudEvents 1.0 event in
 //! structured JSON mode (default), or the SAP sample's envelope for customers who keep the SAP
 //! `action-management` processor.
+//!
+//! Every event carries the alert's trace (`crate::trace`, W3C `traceparent`): the CloudEvents
+//! distributed tracing extension's `traceparent` attribute, and in the SAP envelope a top-level
+//! `traceparent` beside `data`, which the SAP sample's processor does not read.
 
 mod names;
 mod time;
@@ -13,6 +17,7 @@ use serde_json::value::RawValue;
 
 use crate::aws::s3::S3Location;
 use crate::monitron::{Change, DeviceKind, ModelChange, Payload, Record, Schema};
+use crate::trace::TraceParent;
 
 pub use names::Names;
 pub use time::to_rfc3339_utc;
@@ -85,6 +90,8 @@ pub struct ForwardedEvent {
     pub topic: String,
     /// The JSON payload.
     pub payload: String,
+    /// The alert's trace: in the payload, and the publish request's `traceparent` header.
+    pub trace: TraceParent,
     /// Something worth saying about the event that did not stop it (e.g. an unreadable time).
     pub warning: Option<String>,
     /// Where its record is in the object (set by the scanner).
@@ -188,6 +195,8 @@ impl EventBuilder {
         let closure_code: Option<&RawValue> =
             closure.as_deref().map(serde_json::from_str).transpose()?;
         let event_type = type_of(change);
+        let trace = TraceParent::for_alert(&source, event_id);
+        let traceparent = trace.to_string();
         let timestamp = record.timestamp.as_str();
         let time = timestamp.and_then(to_rfc3339_utc);
         let warning = match (timestamp, &time) {
@@ -209,6 +218,7 @@ impl EventBuilder {
                     subject: names.subject(),
                     time,
                     datacontenttype: "application/json",
+                    traceparent: &traceparent,
                     data: Data {
                         closure_code,
                         ..Data::new(&names, schema, change, origin, raw_record)
@@ -230,6 +240,7 @@ impl EventBuilder {
                         bucket_id: bucket,
                         event_data: raw_record,
                     },
+                    traceparent: &traceparent,
                 })?
             }
         };
@@ -242,10 +253,22 @@ impl EventBuilder {
             event_type,
             topic,
             payload,
+            trace,
             warning,
             record: RecordAt::default(),
         })
     }
+}
+
+/// The trace a published payload carries (its top-level `traceparent`, in either format), if
+/// it is valid: what a resend of a recorded payload continues.
+pub fn trace_of(payload: &str) -> Option<TraceParent> {
+    #[derive(serde::Deserialize)]
+    struct Carried {
+        traceparent: Option<String>,
+    }
+    let carried: Carried = serde_json::from_str(payload).ok()?;
+    TraceParent::parse(carried.traceparent.as_deref()?).ok()
 }
 
 /// Valid JSON text on one line: when it spans lines, the whitespace between tokens is dropped
@@ -298,6 +321,8 @@ struct CloudEvent<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     time: Option<String>,
     datacontenttype: &'static str,
+    /// The CloudEvents distributed tracing extension.
+    traceparent: &'a str,
     data: Data<'a>,
 }
 
@@ -432,6 +457,7 @@ enum ObjectRef<'a> {
 #[derive(Serialize)]
 struct SapEnvelope<'a> {
     data: SapData<'a>,
+    traceparent: &'a str,
 }
 
 #[derive(Serialize)]

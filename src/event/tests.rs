@@ -70,6 +70,7 @@ fn a_v2_alarm_becomes_the_contract_cloudevent() {
             "subject": "Site 1/Pump 7/Motor DE",
             "time": "2024-03-01T09:00:01.500Z",
             "datacontenttype": "application/json",
+            "traceparent": crate::trace::TraceParent::for_alert("monitron/111122223333/Plant%20A", "e-200").to_string(),
             "data": {
                 "schemaVersion": "2",
                 "project": "Plant A",
@@ -97,6 +98,7 @@ fn a_v2_alarm_becomes_the_contract_cloudevent() {
         "monitron/asset/alert/ALARM/Plant A/Site 1/Pump 7/Motor DE"
     );
     assert_eq!(event.warning, None);
+    assert_eq!(trace_of(&event.payload), Some(event.trace));
 }
 
 #[test]
@@ -177,8 +179,16 @@ fn the_sap_envelope_matches_the_sample() {
     let origin = Origin::S3(S3Location::new("<s3-bucket-name>", "k"));
     let event = build_with(V1_SAP, PayloadFormat::SapE2b, &origin);
     assert!(!event.payload.contains('\n'));
-    assert_eq!(parsed(&event.payload), parsed(SAP_ENVELOPE));
+    // The sample's envelope, and the alert's trace beside `data` (the SAP processor reads `data`).
+    let mut expected = parsed(SAP_ENVELOPE);
+    expected["traceparent"] = Json::String(event.trace.to_string());
+    assert_eq!(parsed(&event.payload), expected);
     assert_eq!(event.id, "409623");
+    assert_eq!(trace_of(&event.payload), Some(event.trace));
+    assert_eq!(
+        event.trace,
+        crate::trace::TraceParent::for_alert(&event.source, "409623")
+    );
 }
 
 #[test]

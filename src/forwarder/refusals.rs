@@ -93,6 +93,7 @@ impl RefusedEvent {
             id: &self.message_id,
             topic: &self.topic,
             payload: &self.payload,
+            trace: crate::event::trace_of(&self.payload),
         }
     }
 }

@@ -293,7 +293,7 @@ impl Client {
             return Ok(token.clone());
         }
         let timeout = self.timeout(deadline)?;
-        let request = self.http.get(self.url("/")?).timeout(timeout);
+        let request = crate::trace::traced(self.http.get(self.url("/")?).timeout(timeout));
         let fetched = crate::http::sap::fetch_csrf_token(self.authorize(request, timeout).await?.0)
             .await
             .map_err(|e| {
@@ -324,11 +324,10 @@ impl Client {
         loop {
             attempts += 1;
             let timeout = self.timeout(deadline)?;
-            let mut request = self
-                .http
-                .request(call.method.clone(), url.clone())
-                .timeout(timeout)
-                .header("Accept", "application/json");
+            let mut request =
+                crate::trace::traced(self.http.request(call.method.clone(), url.clone()))
+                    .timeout(timeout)
+                    .header("Accept", "application/json");
             let (authorized, token) = self.authorize(request, timeout).await?;
             request = authorized;
             let tokens = match &self.credentials {

@@ -33,6 +33,9 @@ pub struct FailureRecord {
     pub completed_steps: Map<String, Value>,
     /// The delivery body as received.
     pub delivery: String,
+    /// The event's trace (`traceparent`): `e2b reprocess` and the console continue it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Record for FailureRecord {
@@ -139,6 +142,7 @@ mod tests {
             request: Some(serde_json::json!({"url": "https://x", "body": "y".repeat(300_000)})),
             completed_steps: Map::new(),
             delivery: "{\"id\":\"e-1\",\"n\":\"\u{FFFF}\"}".into(),
+            traceparent: None,
         };
         record
             .completed_steps

@@ -146,7 +146,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 json!({"error": format!("body larger than {MAX_BODY_BYTES} bytes")}),
             );
         }
-        let event = match delivery::parse(body) {
+        let mut event = match delivery::parse(body) {
             Ok(Delivery::Event(event)) => event,
             Ok(Delivery::NotAnAlert { id, reason }) => {
                 let skipped = RuleOutcome {
@@ -169,6 +169,11 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 return reply(400, json!({"error": e.to_string()}));
             }
         };
+        // A header that is not text is refused as a trace, not as the delivery.
+        let traceparent = headers
+            .get("traceparent")
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        event.continue_from_header(traceparent);
         let text = String::from_utf8_lossy(body);
         let outcomes = self.process(&event, &text, None, started).await;
         emit_metrics(&outcomes);

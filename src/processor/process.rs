@@ -9,12 +9,15 @@ use futures_util::FutureExt;
 
 use serde_json::{Map, Value};
 
-use crate::processor::delivery::{self, AlertEvent, Delivery};
+use tracing::Instrument;
+
+use crate::processor::delivery::{self, AlertEvent, Carried, Delivery};
 use crate::processor::episode::reconcile::by_episodes;
 use crate::processor::episode::store::EpisodeStore;
 use crate::processor::failures::FailureRecord;
 use crate::processor::idempotency::IdempotencyStore;
 use crate::processor::rules::{ActionKind, NoMatch, Rule, RuleSet};
+use crate::trace;
 
 use super::Processor;
 use super::notification::{identity_for, notification_for};
@@ -27,9 +30,12 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     /// new permanent failure is recorded anew.
     pub async fn reprocess(&self, record: &FailureRecord) -> Result<Vec<RuleOutcome>, String> {
         match delivery::parse(record.delivery.as_bytes()) {
-            Ok(Delivery::Event(event)) => Ok(self
-                .process(&event, &record.delivery, Some(record), Instant::now())
-                .await),
+            Ok(Delivery::Event(mut event)) => {
+                event.continue_recorded(record.traceparent.as_deref());
+                Ok(self
+                    .process(&event, &record.delivery, Some(record), Instant::now())
+                    .await)
+            }
             Ok(Delivery::NotAnAlert { reason, .. }) => Ok(vec![RuleOutcome {
                 rule: None,
                 action: None,
@@ -41,7 +47,28 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
 
     /// Decides and acts on an event, records permanent failures, logs every outcome. `resume`
     /// is a failure record being re-processed: its completed steps are not run again.
+    /// Every log line of it carries the event's `trace_id`, and every request made for it the
+    /// event's trace (`crate::trace`).
     pub async fn process(
+        &self,
+        event: &AlertEvent,
+        delivery: &str,
+        resume: Option<&FailureRecord>,
+        started: Instant,
+    ) -> Vec<RuleOutcome> {
+        let span = trace::span(&event.trace);
+        if let Carried::Refused(why) = &event.carried {
+            span.in_scope(|| tracing::warn!(event_id = %event.id, %why, "the trace the event carried is not W3C Trace Context: the alert's own trace is started"));
+        }
+        trace::within(
+            event.trace,
+            self.process_traced(event, delivery, resume, started)
+                .instrument(span),
+        )
+        .await
+    }
+
+    async fn process_traced(
         &self,
         event: &AlertEvent,
         delivery: &str,
@@ -118,6 +145,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                     request: failure.request.clone(),
                     completed_steps: failure.completed_steps.clone(),
                     delivery: delivery.to_string(),
+                    traceparent: Some(event.trace.to_string()),
                 };
                 match self.settings.failures.record(&record).await {
                     Ok(place) => {

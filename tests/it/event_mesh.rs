@@ -342,6 +342,7 @@ async fn refusals_are_recorded_with_event_mesh_s_reason_and_the_rest_retried() {
         id: "big",
         topic: "monitron/asset/alert/ALARM/big",
         payload: &payload,
+        trace: None,
     };
     let sent = publisher.send(big, "s3://b/k", soon()).await;
     assert!(

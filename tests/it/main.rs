@@ -26,3 +26,4 @@ mod processor;
 mod processor_actions;
 mod processor_lambda;
 mod security;
+mod traces;

@@ -10,6 +10,11 @@
 //! task per connection. A publish ACL on topics (403 Publish ACL Denied). Faults on demand:
 //! scripted answers per message id (any status and reason phrase), a delay before answering,
 //! or a dropped connection.
+//!
+//! Its REST Delivery Point ([`TestBroker::push`]) posts what it stored to a consumer, as an RDP
+//! does: the body as published with its `Content-Type`, the RDP's Basic credentials, again on
+//! anything but 2xx. Which other publisher headers an RDP passes on is not documented, so it
+//! passes none (a `traceparent` header of the publisher's included: the event carries its own).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -323,6 +328,44 @@ impl TestBroker {
 
     pub fn requests(&self) -> u64 {
         self.with(|s| s.requests)
+    }
+
+    /// The REST Delivery Point: every stored message posted to `consumer` in storing order (see
+    /// the module doc), each until it is answered 2xx or 20 tries passed. The last answers.
+    pub async fn push(&self, consumer: &str, username: &str, password: &str) -> Vec<(u16, String)> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("an HTTP client in the test set-up");
+        let mut answers = Vec::new();
+        for message in self.stored() {
+            let mut last = (0, String::new());
+            for _ in 0..20 {
+                let sent = client
+                    .post(consumer)
+                    .basic_auth(username, Some(password))
+                    .header(
+                        "content-type",
+                        message.header("Content-Type").unwrap_or("application/json"),
+                    )
+                    .body(message.body.clone())
+                    .send()
+                    .await;
+                last = match sent {
+                    Ok(answer) => (
+                        answer.status().as_u16(),
+                        answer.text().await.unwrap_or_default(),
+                    ),
+                    Err(e) => (0, e.to_string()),
+                };
+                if (200..300).contains(&last.0) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answers.push(last);
+        }
+        answers
     }
 
     /// The most requests that were being answered at the same time.

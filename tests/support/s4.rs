@@ -82,6 +82,9 @@ struct State {
     /// Served over mutual TLS: a request without `Authorization` is logged on by its client
     /// certificate (the TLS layer admits only certificates of the peer's CA), as X.509 logon.
     certificate_logon: bool,
+    /// Each request's `traceparent` header (S/4 does not act on it; a basis team finds it in the
+    /// Gateway's logs), in arrival order, `None` when absent.
+    traceparents: Vec<Option<String>>,
 }
 
 pub struct TestS4 {
@@ -273,6 +276,11 @@ impl TestS4 {
     }
 
     /// When each request arrived, ms since the first one.
+    /// Every request's `traceparent` header so far (`None` when it had none).
+    pub fn traceparents(&self) -> Vec<Option<String>> {
+        lock(&self.state).traceparents.clone()
+    }
+
     pub fn arrivals(&self) -> Vec<u64> {
         lock(&self.state).arrivals.clone()
     }
@@ -348,6 +356,8 @@ fn sap_error(code: &str, message: &str) -> String {
 fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
     let mut s = lock(state);
     s.requests += 1;
+    let traceparent = request.headers.get("traceparent").cloned();
+    s.traceparents.push(traceparent);
     let started = *s.started.get_or_insert_with(std::time::Instant::now);
     let at = started.elapsed().as_millis() as u64;
     s.arrivals.push(at);

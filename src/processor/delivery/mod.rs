@@ -8,6 +8,12 @@
 //! would have published (same recognition, classification, id and source): the shared
 //! [`crate::monitron`] model and [`crate::event`] contract make it, as they do for the
 //! forwarder. The processor never reaches into the forwarder.
+//!
+//! The event's trace (`crate::trace`): the CloudEvent's `traceparent` attribute, or the SAP
+//! envelope's top-level `traceparent`, when it is valid. When it is absent, the push's HTTP
+//! `traceparent` header may give it ([`AlertEvent::continue_from_header`]); when neither gives a
+//! valid one, the alert's own trace (derived from its `source` and `id`, as the forwarder makes
+//! it) is started, and a refused value is said once in the log ([`Carried::Refused`]).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -16,6 +22,20 @@ use serde_json::value::RawValue;
 use crate::aws::s3::S3Location;
 use crate::event::{EventBuilder, Origin, PayloadFormat, source_of};
 use crate::monitron::{ForwardingRules, Value as Record, Verdict, classify, payload_for};
+use crate::trace::TraceParent;
+
+/// How the event's trace came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Carried {
+    /// A valid `traceparent` in the event.
+    InEvent,
+    /// A valid `traceparent` header on the push (the event had none).
+    InHeader,
+    /// None: the alert's own trace was started.
+    Absent,
+    /// A value that is not W3C Trace Context: the alert's own trace was started instead.
+    Refused(String),
+}
 
 /// One delivered event, whichever payload it came in.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,9 +66,36 @@ pub struct AlertEvent {
     pub schema_version: Option<String>,
     /// The whole `data` object, for templates and logs.
     pub data: Value,
+    /// The trace this event continues (see the module doc).
+    pub trace: TraceParent,
+    /// How [`AlertEvent::trace`] came.
+    pub carried: Carried,
 }
 
 impl AlertEvent {
+    /// Takes the push's `traceparent` header when the event carried none; a refused header is
+    /// noted as the event's refused trace.
+    pub fn continue_from_header(&mut self, header: Option<&str>) {
+        let (Carried::Absent, Some(header)) = (&self.carried, header) else {
+            return;
+        };
+        match TraceParent::parse(header) {
+            Ok(trace) => {
+                self.trace = trace;
+                self.carried = Carried::InHeader;
+            }
+            Err(why) => self.carried = Carried::Refused(format!("the `traceparent` header: {why}")),
+        }
+    }
+
+    /// Continues a recorded trace (a failure record's) when it is valid.
+    pub fn continue_recorded(&mut self, traceparent: Option<&str>) {
+        if let Some(trace) = traceparent.and_then(|t| TraceParent::parse(t).ok()) {
+            self.trace = trace;
+            self.carried = Carried::InEvent;
+        }
+    }
+
     /// What rule-file templates read: `event` (the CloudEvent's `id`, `source`, `type`, `time`
     /// and `data`) and `steps` (filled in as steps finish).
     pub fn template_scope(&self) -> Value {
@@ -95,12 +142,17 @@ struct CloudEvent {
     time: Option<String>,
     #[serde(default)]
     data: Value,
+    /// Any JSON value: one that is not a string is refused as a trace, not as the event.
+    #[serde(default)]
+    traceparent: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct SapEnvelope<'a> {
     #[serde(borrow)]
     data: SapData<'a>,
+    #[serde(default)]
+    traceparent: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -153,7 +205,15 @@ pub fn parse(body: &[u8]) -> Result<Delivery, DeliveryError> {
     if value.pointer("/data/eventData").is_some() {
         let envelope: SapEnvelope<'_> = serde_json::from_str(text)
             .map_err(|e| DeliveryError(format!("not a SAP sample envelope: {}", described(&e))))?;
-        return from_sap_envelope(&envelope.data);
+        return match from_sap_envelope(&envelope.data)? {
+            // Its own `traceparent`, not the one the rebuilt CloudEvent was given.
+            Delivery::Event(mut event) => {
+                (event.trace, event.carried) =
+                    trace_in(envelope.traceparent.as_ref(), &event.source, &event.id);
+                Ok(Delivery::Event(event))
+            }
+            other => Ok(other),
+        };
     }
     Err(DeliveryError(
         "neither a CloudEvent (`specversion`) nor the SAP sample envelope (`data.eventData`)"
@@ -177,6 +237,7 @@ fn from_cloudevent(event: CloudEvent) -> Result<AlertEvent, DeliveryError> {
         return Err(DeliveryError("the event has an empty id".into()));
     }
     let data = event.data;
+    let (trace, carried) = trace_in(event.traceparent.as_ref(), &event.source, &event.id);
     let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_string);
     Ok(AlertEvent {
         id: event.id,
@@ -203,7 +264,28 @@ fn from_cloudevent(event: CloudEvent) -> Result<AlertEvent, DeliveryError> {
         asset_position_url: text("assetPositionUrl"),
         schema_version: text("schemaVersion"),
         data,
+        trace,
+        carried,
     })
+}
+
+/// The trace an event carries, or the alert's own when it carries none or a refused one.
+fn trace_in(value: Option<&Value>, source: &str, id: &str) -> (TraceParent, Carried) {
+    let own = TraceParent::for_alert(source, id);
+    match value {
+        None | Some(Value::Null) => (own, Carried::Absent),
+        Some(Value::String(text)) => match TraceParent::parse(text) {
+            Ok(trace) => (trace, Carried::InEvent),
+            Err(why) => (
+                own,
+                Carried::Refused(format!("the event's `traceparent`: {why}")),
+            ),
+        },
+        Some(_) => (
+            own,
+            Carried::Refused("the event's `traceparent` is not a string".into()),
+        ),
+    }
 }
 
 /// The SAP envelope carries only the record: classify it as the forwarder does, build the

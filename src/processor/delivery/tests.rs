@@ -1,6 +1,7 @@
 use super::*;
 use crate::aws::s3::S3Location;
 use crate::test_samples::*;
+use serde_json::json;
 
 fn cloudevent_of(record: &str) -> String {
     let value: Record<'_> = serde_json::from_str(record).expect("value (serde_json::from_str)");
@@ -101,3 +102,63 @@ fn other_bodies_are_refused_with_a_reason() {
         }
     }
 }
+
+#[test]
+fn the_trace_is_the_events_then_the_headers_then_the_alerts_own() {
+    let forwarded = cloudevent_of(ALARM);
+    let own = TraceParent::for_alert("monitron/111122223333/Plant%20A", "e-200");
+    let e = event(&forwarded);
+    assert_eq!((e.trace, e.carried), (own, Carried::InEvent));
+
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut value: Value = serde_json::from_str(&forwarded).unwrap_or_default();
+    value["traceparent"] = Value::String(other.into());
+    let mut e = event(&value.to_string());
+    e.continue_from_header(Some(GOOD_HEADER));
+    assert_eq!(e.trace.to_string(), other, "the event's own attribute wins");
+
+    value.as_object_mut().map(|o| o.remove("traceparent"));
+    let mut e = event(&value.to_string());
+    assert_eq!((e.trace, &e.carried), (own, &Carried::Absent));
+    e.continue_from_header(Some(GOOD_HEADER));
+    assert_eq!(
+        (e.trace.to_string().as_str(), &e.carried),
+        (GOOD_HEADER, &Carried::InHeader)
+    );
+
+    let mut e = event(&value.to_string());
+    e.continue_from_header(Some("00-zz"));
+    assert_eq!(e.trace, own);
+    assert!(matches!(&e.carried, Carried::Refused(why) if why.contains("header")));
+
+    for bad in [
+        json!("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        json!(7),
+        json!("x".repeat(10_000)),
+    ] {
+        value["traceparent"] = bad.clone();
+        let mut e = event(&value.to_string());
+        e.continue_from_header(Some(GOOD_HEADER));
+        assert_eq!(e.trace, own, "{bad:.40}");
+        assert!(
+            matches!(&e.carried, Carried::Refused(why) if why.contains("event") && why.len() < 200),
+            "{bad:.40}"
+        );
+    }
+}
+
+#[test]
+fn a_sap_envelope_carries_its_trace_beside_data() {
+    let own = event(SAP_ENVELOPE);
+    assert_eq!(own.carried, Carried::Absent);
+    assert_eq!(own.trace, TraceParent::for_alert(&own.source, "409623"));
+    let mut value: Value = serde_json::from_str(SAP_ENVELOPE).unwrap_or_default();
+    value["traceparent"] = Value::String(GOOD_HEADER.into());
+    let carried = event(&value.to_string());
+    assert_eq!(
+        (carried.trace.to_string().as_str(), carried.carried),
+        (GOOD_HEADER, Carried::InEvent)
+    );
+}
+
+const GOOD_HEADER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -199,6 +199,8 @@ mod tests {
                 asset_position_url: None,
                 schema_version: Some("2".into()),
                 data: serde_json::json!({}),
+                trace: crate::trace::TraceParent::for_alert("s", &id),
+                carried: crate::processor::delivery::Carried::Absent,
             };
             let change = Change::of(&event).expect("a change");
             assert_eq!(change.id, event_key(&id));

@@ -21,6 +21,8 @@ fn event(kind: &str, state: &str, site: &str) -> AlertEvent {
         asset_position_url: None,
         schema_version: Some("2".into()),
         data: serde_json::Value::Null,
+        trace: crate::trace::TraceParent::for_alert("s", "e"),
+        carried: crate::processor::delivery::Carried::Absent,
     }
 }
 

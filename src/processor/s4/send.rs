@@ -16,6 +16,8 @@
 //!   not reach S/4 (no connection, `408`, `409` (locked), `412`, `429`) or is a read (timeouts,
 //!   `5xx` too); a write whose outcome is unknown is never repeated: [`S4Error::Unclear`], and
 //!   the caller looks first;
+//! - every request made for an alert (CSRF fetches included) carries its `traceparent`, a span
+//!   of its own in the alert's trace (`crate::trace`);
 //! - with a request rate set, every attempt and every CSRF fetch takes a token first
 //!   (`limit`);
 //! - a `401` that no recovery cures is `Transient` (the S/4 user's credentials are wrong for
@@ -242,7 +244,7 @@ impl Transport {
             ));
         }
         let timeout = self.config.request_timeout.min(left);
-        let mut prepared = prepared.timeout(timeout);
+        let mut prepared = crate::trace::traced(prepared.timeout(timeout));
         if let Some(body) = &request.body {
             prepared = prepared.json(body);
         }
@@ -390,9 +392,7 @@ impl Transport {
         self.admit(deadline).await?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         self.csrf_fetches.fetch_add(1, Ordering::Relaxed);
-        let request = session
-            .http
-            .request(fetch.method, fetch.url)
+        let request = crate::trace::traced(session.http.request(fetch.method, fetch.url))
             .timeout(self.config.request_timeout.min(left))
             .header("Accept", "application/json");
         let (request, used) = self.authorize(session, request, deadline).await?;

@@ -1,0 +1,204 @@
+//! One alert, one trace (issue 31): the trace id the forwarder puts in the published CloudEvent
+//! (attribute and publish header) is the one on every S/4 request the processor makes for it,
+//! and on the processor's log lines about it; a malformed incoming `traceparent` starts the
+//! alert's own trace, logged once, never refused. Real parts: the forwarder over moto's S3 and
+//! Secrets Manager and the Solace test broker, whose REST Delivery Point pushes to the processor
+//! binary under `cargo lambda watch`, acting on the S/4 test server.
+
+use serde_json::{Value, json};
+
+use crate::forwarder::{Fixture, soon};
+use crate::support::lambda_watch::watch;
+use crate::support::moto;
+use crate::support::s4::TestS4;
+use e2b::trace::TraceParent;
+
+const ALARM: &str =
+    include_str!("../../events/records/illustrative-v2-asset-state-transition-alarm.json");
+const S4_USER: &str = "E2B_TECH_USER";
+const S4_PASSWORD: &str = "s4-trace-s3cret";
+const RDP_PASSWORD: &str = "rdp-trace-s3cret";
+
+fn trace_id_of(traceparent: &str) -> String {
+    TraceParent::parse(traceparent)
+        .map(|t| t.trace_id())
+        .unwrap_or_else(|e| panic!("{traceparent}: {e}"))
+}
+
+/// The trace ids of S/4's requests since the `from`-th; every one must carry a trace.
+fn s4_trace_ids(s4: &TestS4, from: usize) -> Vec<String> {
+    s4.traceparents()[from..]
+        .iter()
+        .map(|t| trace_id_of(t.as_deref().unwrap_or("a request without traceparent")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_keeps_its_trace_id_from_the_s3_object_to_the_s4_requests() {
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let aws = moto::aws_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let s4_secret = moto::unique("s4-login");
+    let rdp_secret = moto::unique("rdp-login");
+    let s4_login = json!({"username": S4_USER, "password": S4_PASSWORD}).to_string();
+    let rdp_login = json!({"username": "rdp", "password": RDP_PASSWORD}).to_string();
+    moto::create_secret(&secrets, &s4_secret, &s4_login).await;
+    moto::create_secret(&secrets, &rdp_secret, &rdp_login).await;
+    let env = [
+        ("S4_BASE_URL", s4.service_url()),
+        ("S4_CREDENTIALS_SECRET", s4_secret),
+        ("PROCESSOR_AUTH", "basic".to_string()),
+        ("PROCESSOR_CREDENTIALS_SECRET", rdp_secret),
+        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_string()),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_string()),
+    ];
+    let log_path = std::env::temp_dir().join(format!("e2b-trace-watch-{}.log", std::process::id()));
+    let watch_log = log_path.clone();
+    let lambda = tokio::task::spawn_blocking(move || watch("processor", &env, &watch_log))
+        .await
+        .expect("lambda (watch)");
+    let url = format!("http://127.0.0.1:{}/lambda-url/processor/", lambda.port);
+
+    // Forwarded from an S3 object: the attribute and the publish request's header agree.
+    let f = Fixture::new().await;
+    let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/trace.json";
+    f.put(key, ALARM.as_bytes()).await;
+    f.forwarder()
+        .handle(&f.s3_event(&[key]), soon())
+        .await
+        .expect("forwarded");
+    let stored = f.broker.stored();
+    assert_eq!(stored.len(), 1, "one alert");
+    let published: Value = serde_json::from_str(&stored[0].body).unwrap_or_default();
+    let attribute = published["traceparent"].as_str().unwrap_or_default();
+    assert_eq!(stored[0].header("traceparent"), Some(attribute));
+    let trace_id = trace_id_of(attribute);
+    assert_eq!(
+        trace_id,
+        TraceParent::for_alert("monitron/111122223333/Plant%20A", "e-200").trace_id(),
+        "an alert's trace comes from its identity"
+    );
+
+    // The broker's RDP pushes it (no trace header: the event carries its own).
+    let answers = f.broker.push(&url, "rdp", RDP_PASSWORD).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    assert_eq!(s4.notifications().len(), 1);
+    let first = s4_trace_ids(&s4, 0);
+    assert!(!first.is_empty());
+    assert!(
+        first.iter().all(|t| *t == trace_id),
+        "{first:?} against {trace_id}"
+    );
+    let spans: std::collections::HashSet<Option<String>> = s4.traceparents().into_iter().collect();
+    assert_eq!(
+        spans.len(),
+        first.len(),
+        "each S/4 request is a span of its own"
+    );
+
+    // Malformed trace contexts start the alert's own trace; never a 4xx or 5xx for them.
+    let client = reqwest::Client::new();
+    let malformed = [
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_string(),
+        format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0".to_string(),
+        "x".repeat(10_000),
+    ];
+    for (n, value) in malformed.iter().enumerate() {
+        let id = format!("e-trace-{n}");
+        let mut event = published.clone();
+        event["id"] = json!(id);
+        event["traceparent"] = json!(value);
+        let before = s4.traceparents().len();
+        let answer = client
+            .post(&url)
+            .basic_auth("rdp", Some(RDP_PASSWORD))
+            .header("content-type", "application/json")
+            .body(event.to_string())
+            .send()
+            .await
+            .expect("delivered");
+        let status = answer.status().as_u16();
+        assert_eq!(
+            status,
+            200,
+            "{value:.60}: {}",
+            answer.text().await.unwrap_or_default()
+        );
+        let own = TraceParent::for_alert("monitron/111122223333/Plant%20A", &id).trace_id();
+        let ids = s4_trace_ids(&s4, before);
+        assert!(
+            !ids.is_empty() && ids.iter().all(|t| *t == own),
+            "{value:.60}: {ids:?}"
+        );
+    }
+    // Without the attribute, the push's header is continued.
+    let header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut event = published.clone();
+    event["id"] = json!("e-trace-header");
+    event.as_object_mut().map(|e| e.remove("traceparent"));
+    let before = s4.traceparents().len();
+    let answer = client
+        .post(&url)
+        .basic_auth("rdp", Some(RDP_PASSWORD))
+        .header("content-type", "application/json")
+        .header("traceparent", header)
+        .body(event.to_string())
+        .send()
+        .await
+        .expect("delivered");
+    assert_eq!(answer.status().as_u16(), 200);
+    let ids = s4_trace_ids(&s4, before);
+    assert!(
+        !ids.is_empty() && ids.iter().all(|t| t == "0af7651916cd43dd8448eb211c80319c"),
+        "{ids:?}"
+    );
+
+    drop(lambda);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    crate::support::show_log(&log);
+    let _ = std::fs::remove_file(&log_path);
+    let records: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    // Every log line about the alert carries its trace id.
+    let about = |id: &str| -> Vec<&Value> {
+        records
+            .iter()
+            .filter(|r| r.pointer("/fields/event_id").and_then(Value::as_str) == Some(id))
+            .collect()
+    };
+    let alert = about("e-200");
+    assert!(!alert.is_empty(), "no log line about e-200:\n{log}");
+    for record in alert {
+        assert_eq!(
+            record.pointer("/span/trace_id").and_then(Value::as_str),
+            Some(trace_id.as_str()),
+            "{record}"
+        );
+    }
+    // Each malformed value is said once.
+    for n in 0..malformed.len() {
+        let said = about(&format!("e-trace-{n}"))
+            .into_iter()
+            .filter(|r| {
+                r.pointer("/fields/message")
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| m.contains("not W3C Trace Context"))
+            })
+            .count();
+        assert_eq!(said, 1, "e-trace-{n}:\n{log}");
+    }
+    assert!(
+        !log.contains(&"x".repeat(300)),
+        "a 10 kB value reached the log"
+    );
+}

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::layers::{OpenTelemetryLayer, TracingLayer};
+use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 use serde_json::Value;
 
 use e2b::forwarder::config::ForwarderConfig;
@@ -14,7 +15,7 @@ use e2b::forwarder::setup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let telemetry = Arc::new(e2b::trace::Telemetry::init("e2b-forwarder"));
     e2b::metrics::enable();
     let config = ForwarderConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     for warning in &config.warnings {
@@ -23,9 +24,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let margin = config.deadline_margin;
     let forwarder = Arc::new(setup::forwarder(&config, &aws)?);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
         let forwarder = forwarder.clone();
         async move {
+            // A trace the invocation came with (Lambda's active tracing) is linked, not lost.
+            let x_ray = event.context.xray_trace_id.as_deref();
+            if let Some(came) = x_ray.and_then(e2b::trace::TraceParent::from_x_ray) {
+                e2b::trace::link_current_to(&came);
+            }
             let deadline = deadline_of(event.context.deadline, margin);
             tracing::debug!(
                 deadline_ms = event.context.deadline,
@@ -36,8 +42,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             );
             forwarder.handle(&event.payload, deadline).await
         }
-    }))
-    .await
+    });
+    // Spans, when exported, are flushed at the end of every invocation.
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        .layer(OpenTelemetryLayer::new(move || telemetry.flush()))
+        .run()
+        .await
 }
 
 /// The invocation's deadline (ms since the epoch) as an `Instant`, less the margin kept to

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::layers::{OpenTelemetryLayer, TracingLayer};
+use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 use serde_json::Value;
 
 use e2b::processor::config::ProcessorConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    let telemetry = Arc::new(e2b::trace::Telemetry::init("e2b-processor"));
     e2b::metrics::enable();
     let config = ProcessorConfig::from_env().inspect_err(|e| tracing::error!("{e}"))?;
     for warning in &config.warnings {
@@ -24,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .await
             .inspect_err(|e| tracing::error!("{e}"))?,
     );
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
         let processor = processor.clone();
         async move {
             processor
@@ -32,6 +33,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .await
                 .map_err(lambda_runtime::Error::from)
         }
-    }))
-    .await
+    });
+    // Spans, when exported, are flushed at the end of every invocation.
+    Runtime::new(handler)
+        .layer(TracingLayer::new())
+        .layer(OpenTelemetryLayer::new(move || telemetry.flush()))
+        .run()
+        .await
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{StatusCode, Url};
+use tracing::Instrument;
 
 use super::{BrokerConfig, Delivered, Message, PublishError, UrlError, Wire};
 use crate::aws::secrets::{BrokerLogon, CachedCredentials, Credentials, SecretError, SecretStore};
@@ -140,8 +141,38 @@ impl<S: SecretStore> Publisher<S> {
     }
 
     /// Publishes one message (an event, or a refused one sent again), retrying what a retry
-    /// can fix, until `deadline`.
+    /// can fix, until `deadline`, in the span of its publish (`crate::trace::publish_span`):
+    /// when spans are exported, the `traceparent` sent, in the payload and the header, is that
+    /// span's.
     pub async fn send(
+        &self,
+        event: Message<'_>,
+        correlation_id: &str,
+        deadline: Instant,
+    ) -> Result<Delivered, PublishError> {
+        let Some(own) = event.trace else {
+            return self.send_in_span(event, correlation_id, deadline).await;
+        };
+        let (span, sent) = crate::trace::publish_span(&own, event.id, event.topic);
+        let rewritten;
+        let event = if sent == own {
+            event
+        } else {
+            rewritten = event
+                .payload
+                .replacen(&own.to_string(), &sent.to_string(), 1);
+            Message {
+                payload: &rewritten,
+                trace: Some(sent),
+                ..event
+            }
+        };
+        self.send_in_span(event, correlation_id, deadline)
+            .instrument(span)
+            .await
+    }
+
+    async fn send_in_span(
         &self,
         event: Message<'_>,
         correlation_id: &str,

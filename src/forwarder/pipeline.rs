@@ -20,6 +20,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -164,11 +165,15 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                         &label,
                         notes.clone(),
                     );
-                    publishing.spawn(async move {
-                        let sent = this.send(&event, deadline).await;
-                        drop(permit);
-                        (event.id, sent)
-                    });
+                    // In the invocation's span: each publish links to it.
+                    publishing.spawn(
+                        async move {
+                            let sent = this.send(&event, deadline).await;
+                            drop(permit);
+                            (event.id, sent)
+                        }
+                        .in_current_span(),
+                    );
                 }
                 Report::Problem(problem) => problem.log(),
             }

@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -134,11 +135,15 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     &label,
                     None,
                 );
-                publishing.spawn(async move {
-                    let sent = sender.send(&event, deadline).await;
-                    drop(permit);
-                    (index, event.id, sent)
-                });
+                // In the invocation's span: each publish links to it.
+                publishing.spawn(
+                    async move {
+                        let sent = sender.send(&event, deadline).await;
+                        drop(permit);
+                        (index, event.id, sent)
+                    }
+                    .in_current_span(),
+                );
             }
             while let Some(done) = publishing.try_join_next() {
                 settle(records, &mut tally, &mut fail, done);

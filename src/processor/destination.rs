@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 use crate::aws::secrets::{SecretError, SecretStore};
 use crate::http::oauth::{ClientCredentials, Refusal, TokenCache};
@@ -293,8 +294,10 @@ impl Client {
             return Ok(token.clone());
         }
         let timeout = self.timeout(deadline)?;
-        let request = crate::trace::traced(self.http.get(self.url("/")?).timeout(timeout));
+        let span = crate::trace::client_span("destination", "GET");
+        let request = crate::trace::traced(self.http.get(self.url("/")?).timeout(timeout), &span);
         let fetched = crate::http::sap::fetch_csrf_token(self.authorize(request, timeout).await?.0)
+            .instrument(span)
             .await
             .map_err(|e| {
                 CallError::Transient(format!("destination {}: CSRF fetch failed: {e}", self.name))
@@ -324,8 +327,9 @@ impl Client {
         loop {
             attempts += 1;
             let timeout = self.timeout(deadline)?;
+            let span = crate::trace::client_span("destination", call.method.as_str());
             let mut request =
-                crate::trace::traced(self.http.request(call.method.clone(), url.clone()))
+                crate::trace::traced(self.http.request(call.method.clone(), url.clone()), &span)
                     .timeout(timeout)
                     .header("Accept", "application/json");
             let (authorized, token) = self.authorize(request, timeout).await?;
@@ -344,7 +348,7 @@ impl Client {
             if let Some(body) = &call.body {
                 request = request.json(body);
             }
-            let (failure, again) = match request.send().await {
+            let (failure, again) = match request.send().instrument(span).await {
                 Err(e) if e.is_connect() => (format!("cannot connect: {}", self.explain(&e)), true),
                 Err(e) if e.is_timeout() => (format!("no answer within {timeout:?}"), read),
                 // A request that cannot even be built (a bad header) never will be.

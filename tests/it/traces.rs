@@ -202,3 +202,178 @@ async fn an_alert_keeps_its_trace_id_from_the_s3_object_to_the_s4_requests() {
         "a 10 kB value reached the log"
     );
 }
+
+/// The processor's (or forwarder's) environment for a Lambda under `cargo lambda watch`.
+fn aws_env(extra: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_string()),
+    ];
+    env.extend(extra);
+    env
+}
+
+/// With a collector (OTLP/HTTP protobuf), one alert is one trace: the forwarder's publish span,
+/// the processor's delivery span its child, the S/4 requests' spans the delivery's children, each
+/// S/4 request's `traceparent` naming its own span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_collector_one_alert_is_one_parent_linked_trace() {
+    use crate::support::broker::TestBroker;
+    use crate::support::otlp::TestCollector;
+    let collector = TestCollector::start().await;
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let broker = TestBroker::start("aem", "aem-trace-s3cret").await;
+    let s3 = moto::s3().await;
+    let secrets = moto::secrets().await;
+    let bucket = moto::unique("trace-export");
+    assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
+    let (aem, s4_login, rdp) = (
+        moto::unique("aem"),
+        moto::unique("s4-login"),
+        moto::unique("rdp-login"),
+    );
+    for (name, value) in [
+        (
+            &aem,
+            json!({"username": "aem", "password": "aem-trace-s3cret"}),
+        ),
+        (
+            &s4_login,
+            json!({"username": S4_USER, "password": S4_PASSWORD}),
+        ),
+        (&rdp, json!({"username": "rdp", "password": RDP_PASSWORD})),
+    ] {
+        moto::create_secret(&secrets, name, &value.to_string()).await;
+    }
+    let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz";
+    let object = include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz").to_vec();
+    moto::put(&s3, &bucket, key, object).await;
+    let otel = ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.clone());
+
+    let forwarder_env = aws_env(vec![
+        ("AEM_REST_URL", broker.url.clone()),
+        ("AEM_CREDENTIALS_SECRET", aem),
+        ("S3_FORCE_PATH_STYLE", "true".to_string()),
+        otel.clone(),
+    ]);
+    let processor_env = aws_env(vec![
+        ("S4_BASE_URL", s4.service_url()),
+        ("S4_CREDENTIALS_SECRET", s4_login),
+        ("PROCESSOR_AUTH", "basic".to_string()),
+        ("PROCESSOR_CREDENTIALS_SECRET", rdp),
+        otel,
+    ]);
+    let logs = std::env::temp_dir().join(format!("e2b-otel-{}", std::process::id()));
+    let (forwarder_log, processor_log) =
+        (logs.with_extension("f.log"), logs.with_extension("p.log"));
+    let (fl, pl) = (forwarder_log.clone(), processor_log.clone());
+    let forwarder = tokio::task::spawn_blocking(move || watch("forwarder", &forwarder_env, &fl))
+        .await
+        .expect("forwarder (watch)");
+    let processor = tokio::task::spawn_blocking(move || watch("processor", &processor_env, &pl))
+        .await
+        .expect("processor (watch)");
+
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../events/s3/s3-object-created.json"))
+            .unwrap_or(Value::Null);
+    event["Records"][0]["s3"]["bucket"]["name"] = json!(bucket);
+    let forwarder = std::sync::Arc::new(forwarder);
+    let invoked = forwarder.clone();
+    let (ok, output) = tokio::task::spawn_blocking(move || {
+        crate::support::lambda_watch::invoke(&invoked, "forwarder", &event)
+    })
+    .await
+    .expect("invoke in the test set-up");
+    assert!(ok, "{output}");
+    let url = format!("http://127.0.0.1:{}/lambda-url/processor/", processor.port);
+    let answers = broker.push(&url, "rdp", RDP_PASSWORD).await;
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+
+    let alert = TraceParent::for_alert("monitron/111122223333/Plant%20A", "e-200").trace_id();
+    let published = broker
+        .stored()
+        .into_iter()
+        .find(|m| m.header("Solace-Message-ID") == Some("e-200"))
+        .expect("e-200 published");
+    let sent = TraceParent::parse(published.header("traceparent").unwrap_or_default())
+        .expect("a traceparent header");
+    let payload: Value = serde_json::from_str(&published.body).unwrap_or_default();
+    assert_eq!(
+        payload["traceparent"],
+        json!(sent.to_string()),
+        "attribute = header"
+    );
+    assert_eq!(sent.trace_id(), alert);
+
+    // Spans are exported at the end of each invocation: wait for the processor's.
+    let mut spans = Vec::new();
+    for _ in 0..100 {
+        spans = collector.spans();
+        let s4_spans = spans
+            .iter()
+            .filter(|s| s.trace_id == alert && s.name.starts_with("S/4"))
+            .count();
+        if s4_spans > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(processor);
+    drop(forwarder);
+    for log in [&forwarder_log, &processor_log] {
+        crate::support::show_log(&std::fs::read_to_string(log).unwrap_or_default());
+        let _ = std::fs::remove_file(log);
+    }
+    let trace: Vec<_> = spans.iter().filter(|s| s.trace_id == alert).collect();
+    let publish = trace
+        .iter()
+        .find(|s| s.name.starts_with("publish"))
+        .unwrap_or_else(|| panic!("no publish span in {trace:#?}"));
+    assert_eq!(
+        publish.span_id,
+        sent.span_id(),
+        "the traceparent sent is the publish span's"
+    );
+    assert!(publish.service.contains("e2b-forwarder"), "{publish:?}");
+    assert_eq!(
+        publish.links.len(),
+        1,
+        "linked to its invocation: {publish:?}"
+    );
+    let delivery = trace
+        .iter()
+        .find(|s| s.name == "alert" && s.parent_span_id == publish.span_id)
+        .unwrap_or_else(|| panic!("no delivery span under the publish span in {trace:#?}"));
+    assert!(delivery.service.contains("e2b-processor"), "{delivery:?}");
+    let requests: Vec<_> = trace.iter().filter(|s| s.name.starts_with("S/4")).collect();
+    assert!(!requests.is_empty(), "{trace:#?}");
+    assert!(
+        requests
+            .iter()
+            .all(|s| s.parent_span_id == delivery.span_id),
+        "{requests:#?}"
+    );
+    let sent_to_s4: Vec<String> = s4
+        .traceparents()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| TraceParent::parse(&t).ok())
+        .filter(|t| t.trace_id() == alert)
+        .map(|t| t.span_id())
+        .collect();
+    assert_eq!(sent_to_s4.len(), requests.len());
+    for span_id in &sent_to_s4 {
+        assert!(
+            requests.iter().any(|s| s.span_id == *span_id),
+            "{span_id} is no S/4 span"
+        );
+    }
+    assert_eq!(collector.refused(), 0);
+}

@@ -386,6 +386,7 @@ where
             target,
             headers,
             body,
+            ..
         }) = super::http::read_request(&mut reader).await?
         else {
             return Ok(());

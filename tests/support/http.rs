@@ -10,6 +10,8 @@ pub struct Request {
     pub target: String,
     pub headers: HashMap<String, String>,
     pub body: String,
+    /// The body's bytes as sent (a binary body: protobuf).
+    pub raw: Vec<u8>,
 }
 
 /// Reads the next request of a connection; `None` when the client closed it.
@@ -48,6 +50,7 @@ pub async fn read_request<R: AsyncBufRead + Unpin>(
         target,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        raw: body,
     }))
 }
 

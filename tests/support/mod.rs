@@ -16,6 +16,7 @@ pub mod kinesis;
 pub mod lambda_api;
 pub mod lambda_watch;
 pub mod moto;
+pub mod otlp;
 pub mod proxy;
 pub mod s4;
 pub mod tls;

@@ -32,6 +32,7 @@ use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::auth::{S4Auth, S4Logon};
 use super::config::S4Config;
@@ -244,12 +245,17 @@ impl Transport {
             ));
         }
         let timeout = self.config.request_timeout.min(left);
-        let mut prepared = crate::trace::traced(prepared.timeout(timeout));
+        let span = crate::trace::client_span("S/4", request.method.as_str());
+        let mut prepared = crate::trace::traced(prepared.timeout(timeout), &span);
         if let Some(body) = &request.body {
             prepared = prepared.json(body);
         }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let response = match prepared.send().await {
+        let sent = prepared.send().instrument(span.clone()).await;
+        if let Ok(response) = &sent {
+            span.record("http.response.status_code", response.status().as_u16());
+        }
+        let response = match sent {
             Ok(response) => response,
             Err(e) => {
                 // Named for a network team: which certificate, which secret field, DNS, a
@@ -392,13 +398,15 @@ impl Transport {
         self.admit(deadline).await?;
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         self.csrf_fetches.fetch_add(1, Ordering::Relaxed);
-        let request = crate::trace::traced(session.http.request(fetch.method, fetch.url))
+        let span = crate::trace::client_span("S/4", fetch.method.as_str());
+        let request = crate::trace::traced(session.http.request(fetch.method, fetch.url), &span)
             .timeout(self.config.request_timeout.min(left))
             .header("Accept", "application/json");
         let (request, used) = self.authorize(session, request, deadline).await?;
         let in_flight = session.oauth.as_ref().zip(used.as_deref());
         let in_flight = in_flight.map(|(cache, t)| cache.sent(t));
         let fetched = sap::fetch_csrf_token(request)
+            .instrument(span)
             .await
             .map_err(|e| S4Error::Transient(format!("CSRF token fetch failed: {e}")))?;
         if let Some(in_flight) = in_flight {

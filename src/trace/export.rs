@@ -1,0 +1,156 @@
+//! The Lambdas' logs and, when asked for, their spans over OTLP (issue 31).
+//!
+//! Rules:
+//! - log lines are what `lambda_runtime` makes of Lambda's logging controls: JSON when
+//!   `AWS_LAMBDA_LOG_FORMAT=JSON`, else text; the level from `AWS_LAMBDA_LOG_LEVEL`, else
+//!   `RUST_LOG`, else INFO; no time (CloudWatch stamps each line);
+//! - spans are exported only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set: OTLP/HTTP protobuf to the collector's
+//!   `/v1/traces` (the ADOT collector layer's `localhost:4318`, a CloudWatch agent, any collector),
+//!   the crate's other `OTEL_EXPORTER_OTLP_*` settings (headers, timeout) honoured. Unset, no
+//!   OpenTelemetry layer is installed: nothing is recorded, exported or paid for;
+//! - spans are batched in memory and [`Telemetry::flush`]ed at the end of every invocation
+//!   (`lambda_runtime`'s OpenTelemetry layer), so a frozen or recycled Lambda loses none; an
+//!   export that fails is logged by the SDK and never fails the invocation;
+//! - what is exported: our spans (the invocation, each event's publish, each delivery, each S/4
+//!   and destination request) and the AWS SDK's operation spans (DynamoDB, Secrets Manager, S3,
+//!   SQS) as children of the span they were made in, not the SDK's inner attempts;
+//! - `service.name` is `OTEL_SERVICE_NAME` when set, else the binary's name.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::prelude::*;
+
+/// Whether spans are exported (set once, by [`Telemetry::init`]).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether an OpenTelemetry layer records spans in this process.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// The process's logging and span export; flushed at the end of each invocation.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+/// Whether the environment asks for OTLP export.
+pub fn asked_for(var: impl Fn(&str) -> Option<String>) -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| var(name).is_some_and(|v| !v.trim().is_empty()))
+}
+
+impl Telemetry {
+    /// Installs the global subscriber (see the module's rules). `service` names the binary.
+    pub fn init(service: &'static str) -> Telemetry {
+        let var = |name: &str| std::env::var(name).ok();
+        let level = var("AWS_LAMBDA_LOG_LEVEL")
+            .or_else(|| var("RUST_LOG"))
+            .and_then(|l| l.parse::<LevelFilter>().ok())
+            .unwrap_or(LevelFilter::INFO);
+        let filter = EnvFilter::builder()
+            .with_default_directive(level.into())
+            .from_env_lossy();
+        let json = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        let logs = tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .without_time();
+        let logs = if json {
+            logs.json().with_filter(filter).boxed()
+        } else {
+            logs.with_filter(filter).boxed()
+        };
+        let mut problem = None;
+        let provider = if asked_for(var) {
+            match opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .build()
+            {
+                Ok(exporter) => {
+                    let name = var("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_string());
+                    Some(
+                        SdkTracerProvider::builder()
+                            .with_batch_exporter(exporter)
+                            .with_resource(Resource::builder().with_service_name(name).build())
+                            .build(),
+                    )
+                }
+                Err(e) => {
+                    problem = Some(e.to_string());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let spans = provider.as_ref().map(|provider| {
+            let which = Targets::new()
+                .with_target("e2b", LevelFilter::INFO)
+                .with_target("lambda_runtime", LevelFilter::INFO)
+                .with_target("aws_sdk_dynamodb", LevelFilter::DEBUG)
+                .with_target("aws_sdk_secretsmanager", LevelFilter::DEBUG)
+                .with_target("aws_sdk_s3", LevelFilter::DEBUG)
+                .with_target("aws_sdk_sqs", LevelFilter::DEBUG);
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(service))
+                .with_filter(which)
+        });
+        let installed = tracing_subscriber::registry()
+            .with(logs)
+            .with(spans)
+            .try_init()
+            .is_ok();
+        EXPORTING.store(installed && provider.is_some(), Ordering::Relaxed);
+        if let Some(why) = problem {
+            tracing::error!(%why, "OTEL_EXPORTER_OTLP_ENDPOINT is set but the OTLP exporter cannot be built: no spans are exported (check the endpoint and OTEL_EXPORTER_OTLP_* settings)");
+        }
+        Telemetry { provider }
+    }
+
+    /// Exports the spans ended so far (the end of an invocation); a no-op when not exporting.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(e) = provider.force_flush()
+        {
+            tracing::warn!(error = %e, "spans not exported at the end of the invocation (the collector?)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_is_asked_for_by_a_non_empty_endpoint_only() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(!asked_for(env(&[])));
+        assert!(!asked_for(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])));
+        assert!(asked_for(env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://localhost:4318"
+        )])));
+        assert!(asked_for(env(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://localhost:4318/v1/traces"
+        )])));
+    }
+}

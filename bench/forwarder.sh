@@ -8,7 +8,7 @@
 #
 # Usage: bench/forwarder.sh [EVENTS] [LATENCY_MS] [CONCURRENCY]   (defaults: 10000 2 16)
 # Targets (issue 3): ratio to the bound concurrency/latency >= 0.5; cold start <= 50 ms;
-# idle RSS <= 24 MiB.
+# idle RSS <= 24 MiB. Issue 31: span export on at >= 0.95 of off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -19,6 +19,21 @@ echo "== publishing"
 target/release/examples/bench_forwarder publish "${1:-10000}" "${2:-2}" "${3:-16}"
 echo "== publishing to SAP Event Mesh"
 target/release/examples/bench_forwarder publish-event-mesh "${1:-10000}" "${2:-2}" "${3:-16}"
+echo "== publishing with span export on (OTLP/HTTP to a local collector) against off (issue 31)"
+best_off=0; best_on=0
+for round in 1 2 3; do
+  for state in off on; do
+    out=$(target/release/examples/bench_forwarder publish-traced "$state" "${1:-10000}" "${2:-2}" "${3:-16}")
+    echo "$out"
+    rate=$(echo "$out" | awk '/^export/ {print $3}')
+    if [ "$state" = off ]; then
+      best_off=$(awk -v a="$rate" -v b="$best_off" 'BEGIN{print (a > b) ? a : b}')
+    else
+      best_on=$(awk -v a="$rate" -v b="$best_on" 'BEGIN{print (a > b) ? a : b}')
+    fi
+  done
+done
+awk -v on="$best_on" -v off="$best_off" 'BEGIN{printf "span export on / off: %.2f (best %d against %d events/s; target >= 0.95)\n", on / off, on, off}'
 echo "== cold start (best of 5)"
 best=""
 for _ in 1 2 3 4 5; do

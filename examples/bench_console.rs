@@ -61,6 +61,7 @@ fn record(i: usize) -> String {
         priority: Some("1".into()),
         draft: None,
         close: None,
+        trace: Some(e2b::trace::TraceParent::for_alert("bench", &format!("a-{i}")).trace_id()),
     });
     let open = i.is_multiple_of(10);
     if !open {
@@ -76,6 +77,7 @@ fn record(i: usize) -> String {
             priority: None,
             draft: None,
             close: Some(Default::default()),
+            trace: Some(e2b::trace::TraceParent::for_alert("bench", &format!("h-{i}")).trace_id()),
         });
     }
     state.file(Filed {

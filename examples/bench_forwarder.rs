@@ -10,6 +10,14 @@
 //! the Event Mesh test peer (`messagingrest`, a bearer token from its token endpoint), against
 //! plain `reqwest` POSTs with the same token and headers.
 //!
+//! `bench_forwarder publish-traced off|on [EVENTS] [LATENCY_MS] [CONCURRENCY]` (issue 31): the
+//! same object through the forwarder, set up as the Lambda is (its log layer; with `on`, the
+//! OpenTelemetry layer exporting over OTLP/HTTP to the collector test peer, flushed after each
+//! pass inside the time measured); prints the best of three passes and the spans exported, and
+//! with `off` what making an alert's trace context costs per event (the only tracing work then).
+//! `bench/forwarder.sh` runs off and on alternately, each in a process of its own (the
+//! subscriber is global), and prints their ratio.
+//!
 //! `bench_forwarder cold-start FORWARDER_BINARY`: runs the Lambda binary against a minimal Lambda
 //! Runtime API on 127.0.0.1, hands it one `s3:TestEvent`, and prints the time from process start
 //! to the response, and the idle RSS after it.
@@ -55,6 +63,12 @@ fn main() {
             number(1, 10_000),
             number(2, 2),
             number(3, 16) as usize,
+        )),
+        Some("publish-traced") => runtime.block_on(publish_traced(
+            args.get(1).is_some_and(|a| a == "on"),
+            number(2, 10_000),
+            number(3, 2),
+            number(4, 16),
         )),
         Some("cold-start") => match args.get(1) {
             Some(binary) => runtime.block_on(cold_start(binary)),
@@ -276,6 +290,75 @@ async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
         "baseline:          {baseline_rate:.0} events/s (plain reqwest POSTs, {baseline_ok} ok)"
     );
     println!("ratio to baseline: {:.2}", rate / baseline_rate);
+}
+
+async fn publish_traced(export: bool, events: u64, latency_ms: u64, concurrency: u64) {
+    let broker = TestBroker::start("bench", "bench-password").await;
+    broker.set_default(Reply::Delay(
+        Duration::from_millis(latency_ms),
+        Box::new(Reply::Accept),
+    ));
+    let Some(dir) = bench_object(events) else {
+        return;
+    };
+    let collector = support::otlp::TestCollector::start().await;
+    // As the Lambda sets it up: its log layer (errors only here), and with export on the
+    // OpenTelemetry layer exporting to the collector.
+    let endpoint = collector.url.clone();
+    let telemetry = e2b::trace::Telemetry::init_with("bench-forwarder", move |name| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" if export => Some(endpoint.clone()),
+        "AWS_LAMBDA_LOG_LEVEL" => Some("error".into()),
+        _ => None,
+    });
+    assert_eq!(e2b::trace::exporting(), export, "span export");
+    let mesh = support::bench_broker(Broker::Aem(AemRest::topics(
+        reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
+    )));
+    let credentials = Arc::new(CachedCredentials::new(
+        FixedSecret,
+        "bench",
+        Duration::from_secs(300),
+    ));
+    let forwarder = support::local_forwarder(&dir, mesh, credentials, concurrency as usize);
+    let mut best = 0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let Some((n, _)) = run(&forwarder, None).await else {
+            return;
+        };
+        // The end of an invocation: spans exported (a no-op with export off).
+        telemetry.flush();
+        best = best.max(n as f64 / start.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let publishes = collector
+        .spans()
+        .iter()
+        .filter(|s| s.name.starts_with("publish"))
+        .count();
+    let state = if export { "on" } else { "off" };
+    println!(
+        "export {state}: {best:.0} events/s (best of 3 passes of {events} events, flush included), {publishes} publish spans exported"
+    );
+    if !export {
+        // What export off still does per event: derive the alert's trace and write it.
+        let rounds = 100_000u32;
+        let start = Instant::now();
+        let mut bytes = 0usize;
+        for i in 0..rounds {
+            let trace = e2b::trace::TraceParent::for_alert(
+                "monitron/111122223333/Plant%20A",
+                &i.to_string(),
+            );
+            bytes += trace.to_string().len();
+        }
+        let per_event = start.elapsed() / rounds;
+        println!(
+            "trace context: {:.2} us per event to derive and write ({bytes} bytes), {:.3}% of an event's time at this rate",
+            per_event.as_secs_f64() * 1e6,
+            per_event.as_secs_f64() * best * 100.0
+        );
+    }
 }
 
 /// One pass of the bench object through `forwarder`; the ETag names the object to the ledger.

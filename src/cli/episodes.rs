@@ -22,6 +22,11 @@ pub struct EpisodesArgs {
     /// Ended episodes too, not only the open ones.
     #[arg(long)]
     all: bool,
+
+    /// Each remembered event too, with its trace id (what the logs, the console's search and
+    /// X-Ray find it by).
+    #[arg(long)]
+    events: bool,
 }
 
 pub fn run(args: EpisodesArgs) -> ExitCode {
@@ -51,9 +56,15 @@ async fn list(args: EpisodesArgs) -> ExitCode {
         }
     };
     let mut rows = Vec::new();
+    let mut events = Vec::new();
     for (position, json) in &records {
         match PositionState::read(json) {
-            Ok(state) => rows.extend(table_rows(&state, args.all)),
+            Ok(state) => {
+                rows.extend(table_rows(&state, args.all));
+                if args.events {
+                    events.extend(event_lines(&state));
+                }
+            }
             Err(why) => eprintln!(
                 "position {position}: {why}; the processor rebuilds it from S/4 on its next event"
             ),
@@ -61,6 +72,13 @@ async fn list(args: EpisodesArgs) -> ExitCode {
     }
     rows.sort();
     print!("{}", render(&rows));
+    if args.events {
+        events.sort();
+        println!();
+        for line in &events {
+            println!("{line}");
+        }
+    }
     eprintln!("{} episode(s) of {} position(s)", rows.len(), records.len());
     let sites = match store.sites().await {
         Ok(sites) => sites,
@@ -115,6 +133,24 @@ pub fn site_line(site: &str, record: &SiteRecord) -> String {
         (None, None) => "no storm".to_string(),
     };
     format!("site {site}: {storm}; {held} episode(s) held")
+}
+
+/// Each event a position's record remembers: position, event time, event id, state, trace id.
+pub fn event_lines(state: &PositionState) -> Vec<String> {
+    state
+        .changes
+        .iter()
+        .map(|seen| {
+            format!(
+                "{}  {}  {}  {}  trace {}",
+                state.place.label,
+                seen.change.time.format("%Y-%m-%d %H:%M:%S UTC"),
+                seen.change.id,
+                seen.change.state,
+                seen.trace.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
 }
 
 /// One line of the table: position, technical object, since, last change, state, events,

@@ -11,9 +11,9 @@
 //!   as the recommendation asks;
 //! - an alert's own trace ([`TraceParent::for_alert`]) is derived from its identity (the
 //!   CloudEvent `source` and `id`): the same Monitron event forwarded twice (Firehose delivers at
-//!   least once), resent or reprocessed is one trace, and an operator who has only the eventId
-//!   can compute it (`e2b trace-id`). Its parent id is derived too, so `e2b scan` prints what
-//!   the forwarder publishes, byte for byte;
+//!   least once), resent or reprocessed is one trace. Its parent id is derived too, so
+//!   `e2b scan` prints what the forwarder publishes, byte for byte (when spans are exported,
+//!   the parent id sent is the publish span's, `crate::trace::publish_span`);
 //! - a request made for the trace ([`TraceParent::child`]) keeps the trace id and flags and gets
 //!   a span id of its own (random, never zero);
 //! - an X-Ray trace header (`Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=1`, Lambda's

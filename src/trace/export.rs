@@ -40,20 +40,28 @@ pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
 }
 
-/// Whether the environment asks for OTLP export.
-pub fn asked_for(var: impl Fn(&str) -> Option<String>) -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|name| var(name).is_some_and(|v| !v.trim().is_empty()))
+/// Where spans go, when the environment asks for OTLP export: the traces endpoint as set, or
+/// the base endpoint with `/v1/traces`, as OpenTelemetry's settings define them.
+pub fn traces_endpoint(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| {
+        var(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| {
+        set("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+    })
 }
 
 impl Telemetry {
     /// Installs the global subscriber (see the module's rules). `service` names the binary.
     pub fn init(service: &'static str) -> Telemetry {
-        let var = |name: &str| std::env::var(name).ok();
+        Self::init_with(service, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Telemetry::init`], with the settings read from `var`.
+    pub fn init_with(service: &'static str, var: impl Fn(&str) -> Option<String>) -> Telemetry {
         let level = var("AWS_LAMBDA_LOG_LEVEL")
             .or_else(|| var("RUST_LOG"))
             .and_then(|l| l.parse::<LevelFilter>().ok())
@@ -71,10 +79,11 @@ impl Telemetry {
             logs.with_filter(filter).boxed()
         };
         let mut problem = None;
-        let provider = if asked_for(var) {
+        let provider = if let Some(endpoint) = traces_endpoint(&var) {
             match opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(endpoint)
                 .build()
             {
                 Ok(exporter) => {
@@ -133,7 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn export_is_asked_for_by_a_non_empty_endpoint_only() {
+    fn spans_go_to_the_traces_endpoint_or_the_base_endpoints_v1_traces() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |name: &str| {
                 pairs
@@ -142,15 +151,24 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert!(!asked_for(env(&[])));
-        assert!(!asked_for(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])));
-        assert!(asked_for(env(&[(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "http://localhost:4318"
-        )])));
-        assert!(asked_for(env(&[(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "http://localhost:4318/v1/traces"
-        )])));
+        assert_eq!(traces_endpoint(env(&[])), None);
+        let blank = env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")]);
+        assert_eq!(traces_endpoint(blank), None);
+        let base = env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318/")]);
+        assert_eq!(
+            traces_endpoint(base),
+            Some("http://localhost:4318/v1/traces".into())
+        );
+        let both = env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://collector:4318/traces",
+            ),
+        ]);
+        assert_eq!(
+            traces_endpoint(both),
+            Some("http://collector:4318/traces".into())
+        );
     }
 }

@@ -29,8 +29,8 @@ use e2b::processor::rules::source::RuleSource;
 use e2b::processor::s4::limit::RequestGate;
 use e2b::processor::{InboundAuth, Processor, ProcessorSettings};
 
-const S4_USER: &str = "E2B_TECH_USER";
-const S4_PASSWORD: &str = "s4-alarms-s3cret";
+pub(crate) const S4_USER: &str = "E2B_TECH_USER";
+pub(crate) const S4_PASSWORD: &str = "s4-alarms-s3cret";
 
 /// The bundled rules with the site's own technical object (a functional location) after the
 /// pumps' row, and `[alarm_management]` as given.
@@ -45,12 +45,12 @@ fn rules_text(alarm_management: &str) -> String {
     )
 }
 
-fn rules(alarm_management: &str) -> RuleSet {
+pub(crate) fn rules(alarm_management: &str) -> RuleSet {
     RuleSet::parse("alarm rules", &rules_text(alarm_management)).expect("the alarm rules parse")
 }
 
 /// A CloudEvent of position `n` of `site` (its own pump), `second` seconds after 09:00.
-fn event(site: &str, n: usize, second: u32, new: &str, previous: &str) -> String {
+pub(crate) fn event(site: &str, n: usize, second: u32, new: &str, previous: &str) -> String {
     let recovered = !matches!(new, "WARNING" | "ALARM" | "NEEDS_MAINTENANCE");
     let asset = format!("Pump {n:03}");
     // Positions of their own name: a fresh record takes over an open notification of the same
@@ -73,7 +73,7 @@ fn event(site: &str, n: usize, second: u32, new: &str, previous: &str) -> String
 }
 
 /// A processor as one warm Lambda container holds it.
-fn container(
+pub(crate) fn container(
     s4: &TestS4,
     table: &DynamoStore,
     rules: RuleSet,
@@ -101,7 +101,10 @@ fn container(
 }
 
 /// Delivers as the RDP does: again on anything but 2xx (after `Retry-After` on a 429).
-async fn deliver(processor: &Processor<Option<DynamoStore>>, body: &str) -> (Value, u32) {
+pub(crate) async fn deliver(
+    processor: &Processor<Option<DynamoStore>>,
+    body: &str,
+) -> (Value, u32) {
     let mut throttled = 0;
     for _ in 0..200 {
         let reply = processor.handle(&HeaderMap::new(), body.as_bytes()).await;

@@ -437,6 +437,7 @@ async fn episodes_are_paged_fifty_at_a_time() {
             priority: Some("1".into()),
             draft: None,
             close: None,
+            trace: None,
         });
         let put = dynamodb
             .put_item()

@@ -100,7 +100,20 @@ impl Fixture {
     async fn recorded(&self) -> Vec<String> {
         let found = self.sink.list::<FailureRecord>(1000, 0).await;
         let found = found.unwrap_or_else(|e| panic!("the failure records cannot be read: {e}"));
-        found.into_iter().map(|f| f.record.event_id).collect()
+        found
+            .into_iter()
+            .map(|f| {
+                // Each keeps the trace it was processed in: the alert's own (none was carried).
+                let own = e2b::trace::TraceParent::for_alert(&f.record.source, &f.record.event_id);
+                assert_eq!(
+                    f.record.traceparent,
+                    Some(own.to_string()),
+                    "{:?}",
+                    f.record
+                );
+                f.record.event_id
+            })
+            .collect()
     }
 }
 

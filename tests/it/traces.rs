@@ -377,3 +377,85 @@ async fn with_a_collector_one_alert_is_one_parent_linked_trace() {
     }
     assert_eq!(collector.refused(), 0);
 }
+
+/// Operators find an alert by its trace id: `e2b episodes --events` lists each remembered
+/// event's, the console's search finds its position by it and the position's timeline shows it;
+/// a failure record keeps the trace it was processed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_find_an_alert_by_its_trace_id() {
+    use crate::alarms::{S4_PASSWORD, S4_USER, container, deliver, event, rules};
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let table = moto::idempotency_store().await;
+    let processor = container(&s4, &table, rules(""), None);
+    let carried = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut alarm: Value =
+        serde_json::from_str(&event("Site 9", 1, 0, "ALARM", "HEALTHY")).unwrap_or_default();
+    alarm["traceparent"] = json!(carried);
+    let (answer, _) = deliver(&processor, &alarm.to_string()).await;
+    assert_eq!(answer["results"][0]["status"], "COMPLETE", "{answer}");
+    let recovery = event("Site 9", 1, 30, "HEALTHY", "ALARM");
+    deliver(&processor, &recovery).await;
+    let own = TraceParent::for_alert("monitron/111122223333/Plant%20A", "Site-9-1-HEALTHY-30");
+
+    let listed = crate::support::cli::e2b(
+        vec![
+            "episodes".into(),
+            "--all".into(),
+            "--events".into(),
+            "--table".into(),
+            table.table.clone(),
+        ],
+        vec![],
+    )
+    .await;
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("Site-9-1-ALARM-0  ALARM  trace 0af7651916cd43dd8448eb211c80319c"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("HEALTHY  trace {}", own.trace_id())),
+        "{listed}"
+    );
+
+    let console = crate::support::browser::ConsoleProcess::start(vec![(
+        "IDEMPOTENCY_TABLE",
+        table.table.clone(),
+    )])
+    .await;
+    let token = console.url.rsplit("token=").next().unwrap_or_default();
+    let get = |path: String| {
+        let cookie = format!("e2b_console={token}");
+        async move {
+            reqwest::Client::new()
+                .get(path)
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .expect("the console answers")
+                .text()
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let found = get(format!(
+        "{}/search?q=0af7651916cd43dd8448eb211c80319c",
+        console.origin
+    ))
+    .await;
+    assert!(
+        found.contains("the trace of event Site-9-1-ALARM-0"),
+        "{found}"
+    );
+    let key = found
+        .split("/position?key=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let page = get(format!("{}/position?key={key}", console.origin)).await;
+    assert!(page.contains(&own.trace_id()), "{page}");
+    assert!(page.contains("0af7651916cd43dd8448eb211c80319c"), "{page}");
+    let nothing = get(format!("{}/search?q={}", console.origin, "1".repeat(32))).await;
+    assert!(!nothing.contains("the trace of event"), "{nothing}");
+}

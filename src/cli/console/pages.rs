@@ -273,6 +273,7 @@ pub struct StepRow {
     pub decided: String,
     pub notification: String,
     pub line: String,
+    pub trace: String,
 }
 
 #[derive(Template)]
@@ -344,6 +345,7 @@ pub async fn position(
                 decided: s.decided.clone(),
                 notification: s.notification.clone().unwrap_or_else(|| "-".into()),
                 line: s.line.clone(),
+                trace: s.trace.clone(),
             })
             .collect(),
     })
@@ -504,6 +506,8 @@ pub async fn search(
                 .find(|s| s.event_id.to_lowercase() == needle)
             {
                 Some(format!("event {}", s.event_id))
+            } else if let Some(s) = p.timeline.iter().find(|s| s.trace == needle) {
+                Some(format!("the trace of event {}", s.event_id))
             } else {
                 p.filed
                     .iter()
@@ -523,7 +527,8 @@ pub async fn search(
         .collect();
     let mut records = Vec::new();
     for f in snapshot.failures.as_deref().unwrap_or_default() {
-        if f.record.event_id.to_lowercase().contains(&needle) {
+        let trace = f.record.traceparent.as_deref().unwrap_or_default();
+        if f.record.event_id.to_lowercase().contains(&needle) || trace.contains(&needle) {
             records.push((
                 "processor failure",
                 f.record.event_id.clone(),

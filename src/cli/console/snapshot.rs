@@ -100,6 +100,8 @@ pub struct Step {
     pub decided: String,
     /// The notification it belongs to, when filed.
     pub notification: Option<String>,
+    /// Its trace id (empty for a change remembered before traces were kept).
+    pub trace: String,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +316,7 @@ pub fn position(key: String, state: &PositionState) -> Position {
                 line: seen.line.clone(),
                 decided,
                 notification: notification_of(&seen.change.id),
+                trace: seen.trace.clone().unwrap_or_default(),
             }
         })
         .collect();
@@ -363,6 +366,7 @@ mod tests {
             priority: priority.map(str::to_string),
             draft: None,
             close: priority.is_none().then(Default::default),
+            trace: Some(format!("{:032x}", minutes)),
         }
     }
 

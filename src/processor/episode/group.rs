@@ -149,6 +149,7 @@ mod tests {
             priority: None,
             draft: None,
             close,
+            trace: None,
         }
     }
 

@@ -402,6 +402,7 @@ mod tests {
             }),
             draft: None,
             close: (!alert).then_some(CloseMode::Complete),
+            trace: None,
         }
     }
 

@@ -53,6 +53,9 @@ pub struct Seen {
     pub draft: Option<NewNotification>,
     /// How its rule closes the episode it ends (ends).
     pub close: Option<CloseMode>,
+    /// Its trace id (`crate::trace`): what an operator searches its way by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// A notification filed for an episode.
@@ -272,6 +275,7 @@ mod tests {
             priority: None,
             draft: None,
             close: None,
+            trace: None,
         }
     }
 

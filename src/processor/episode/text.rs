@@ -101,6 +101,7 @@ impl SeenFor {
                 priority,
                 draft,
                 close,
+                trace: Some(event.trace.trace_id()),
             },
             place,
         })

@@ -11,13 +11,17 @@
 //!   OpenTelemetry layer is installed: nothing is recorded, exported or paid for;
 //! - spans are batched in memory and [`Telemetry::flush`]ed at the end of every invocation
 //!   (`lambda_runtime`'s OpenTelemetry layer), so a frozen or recycled Lambda loses none; an
-//!   export that fails is logged by the SDK and never fails the invocation;
+//!   export that fails is logged and never fails the invocation; one export takes at most
+//!   [`EXPORT_TIMEOUT`] (2 s, or `OTEL_EXPORTER_OTLP_TIMEOUT`), so a collector that does not
+//!   answer costs an invocation at most that; the SDK's queue (2,048 spans) bounds what is
+//!   kept between flushes, and what does not fit is dropped, not waited for;
 //! - what is exported: our spans (the invocation, each event's publish, each delivery, each S/4
 //!   and destination request) and the AWS SDK's operation spans (DynamoDB, Secrets Manager, S3,
 //!   SQS) as children of the span they were made in, not the SDK's inner attempts;
 //! - `service.name` is `OTEL_SERVICE_NAME` when set, else the binary's name.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -26,6 +30,10 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::{EnvFilter, Targets};
 use tracing_subscriber::prelude::*;
+
+/// One export's limit unless the environment says otherwise: a collector that does not answer
+/// costs each invocation at most this (OpenTelemetry's default is 10 s).
+pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether spans are exported (set once, by [`Telemetry::init`]).
 static EXPORTING: AtomicBool = AtomicBool::new(false);
@@ -52,6 +60,18 @@ pub fn traces_endpoint(var: impl Fn(&str) -> Option<String>) -> Option<String> {
         set("OTEL_EXPORTER_OTLP_ENDPOINT")
             .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
     })
+}
+
+/// How long one export may take: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds), else [`EXPORT_TIMEOUT`].
+pub fn export_timeout(var: impl Fn(&str) -> Option<String>) -> Duration {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .iter()
+    .find_map(|name| var(name).and_then(|v| v.trim().parse::<u64>().ok()))
+    .map_or(EXPORT_TIMEOUT, Duration::from_millis)
 }
 
 impl Telemetry {
@@ -84,6 +104,7 @@ impl Telemetry {
                 .with_http()
                 .with_protocol(Protocol::HttpBinary)
                 .with_endpoint(endpoint)
+                .with_timeout(export_timeout(&var))
                 .build()
             {
                 Ok(exporter) => {
@@ -170,5 +191,8 @@ mod tests {
             traces_endpoint(both),
             Some("http://collector:4318/traces".into())
         );
+        assert_eq!(export_timeout(env(&[])), EXPORT_TIMEOUT);
+        let set = env(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "500")]);
+        assert_eq!(export_timeout(set), Duration::from_millis(500));
     }
 }

@@ -259,11 +259,13 @@ async fn with_a_collector_one_alert_is_one_parent_linked_trace() {
         ("S3_FORCE_PATH_STYLE", "true".to_string()),
         otel.clone(),
     ]);
+    let episodes = moto::idempotency_store().await;
     let processor_env = aws_env(vec![
         ("S4_BASE_URL", s4.service_url()),
         ("S4_CREDENTIALS_SECRET", s4_login),
         ("PROCESSOR_AUTH", "basic".to_string()),
         ("PROCESSOR_CREDENTIALS_SECRET", rdp),
+        ("IDEMPOTENCY_TABLE", episodes.table.clone()),
         otel,
     ]);
     let logs = std::env::temp_dir().join(format!("e2b-otel-{}", std::process::id()));
@@ -375,6 +377,30 @@ async fn with_a_collector_one_alert_is_one_parent_linked_trace() {
             "{span_id} is no S/4 span"
         );
     }
+    // The episode table's calls are the AWS SDK's operation spans, in the alert's trace under
+    // its delivery.
+    let below_delivery = |span: &crate::support::otlp::Received| {
+        let mut parent = span.parent_span_id.clone();
+        for _ in 0..10 {
+            if parent == delivery.span_id {
+                return true;
+            }
+            match trace.iter().find(|s| s.span_id == parent) {
+                Some(up) => parent = up.parent_span_id.clone(),
+                None => return false,
+            }
+        }
+        false
+    };
+    let table_calls: Vec<_> = trace
+        .iter()
+        .filter(|s| s.name.starts_with("DynamoDB."))
+        .collect();
+    assert!(!table_calls.is_empty(), "no DynamoDB span in {trace:#?}");
+    assert!(
+        table_calls.iter().all(|s| below_delivery(s)),
+        "{table_calls:#?}"
+    );
     assert_eq!(collector.refused(), 0);
 }
 
@@ -447,6 +473,11 @@ async fn operators_find_an_alert_by_its_trace_id() {
         found.contains("the trace of event Site-9-1-ALARM-0"),
         "{found}"
     );
+    assert!(
+        found.contains("alert&#x27;s way") || found.contains("alert's way"),
+        "{found}"
+    );
+    assert!(found.contains("Site 9 / Pump 001 / Motor 001"), "{found}");
     let key = found
         .split("/position?key=")
         .nth(1)
@@ -458,4 +489,5 @@ async fn operators_find_an_alert_by_its_trace_id() {
     assert!(page.contains("0af7651916cd43dd8448eb211c80319c"), "{page}");
     let nothing = get(format!("{}/search?q={}", console.origin, "1".repeat(32))).await;
     assert!(!nothing.contains("the trace of event"), "{nothing}");
+    assert!(!nothing.contains("Pump 001"), "{nothing}");
 }

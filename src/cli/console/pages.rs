@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::Console;
-use super::snapshot::{Position, Snapshot};
+use super::snapshot::{Position, Snapshot, Step};
 use crate::aws::records::Record;
 
 /// Rows per page.
@@ -287,6 +287,18 @@ struct PositionPage {
     timeline: Vec<StepRow>,
 }
 
+fn step_row(s: &Step) -> StepRow {
+    StepRow {
+        time: s.time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        event_id: s.event_id.clone(),
+        state: s.state.clone(),
+        decided: s.decided.clone(),
+        notification: s.notification.clone().unwrap_or_else(|| "-".into()),
+        line: s.line.clone(),
+        trace: s.trace.clone(),
+    }
+}
+
 pub async fn position(
     State(console): State<Arc<Console>>,
     Query(query): Query<PositionQuery>,
@@ -335,19 +347,7 @@ pub async fn position(
                 reference: f.reference.clone(),
             })
             .collect(),
-        timeline: p
-            .timeline
-            .iter()
-            .map(|s| StepRow {
-                time: s.time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                event_id: s.event_id.clone(),
-                state: s.state.clone(),
-                decided: s.decided.clone(),
-                notification: s.notification.clone().unwrap_or_else(|| "-".into()),
-                line: s.line.clone(),
-                trace: s.trace.clone(),
-            })
-            .collect(),
+        timeline: p.timeline.iter().map(step_row).collect(),
     })
 }
 
@@ -475,6 +475,9 @@ struct Search {
     frame: Frame,
     positions: Vec<Found>,
     records: Vec<(&'static str, String, String, String)>,
+    /// A trace id's alert: each of its events as the processor kept it (position, then the
+    /// step).
+    way: Vec<(String, StepRow)>,
 }
 
 pub async fn search(
@@ -492,6 +495,7 @@ pub async fn search(
             frame,
             positions: Vec::new(),
             records: Vec::new(),
+            way: Vec::new(),
         });
     }
     let positions: &[Position] = snapshot.positions.as_deref().unwrap_or_default();
@@ -550,9 +554,25 @@ pub async fn search(
         }
     }
     records.truncate(PAGE);
+    let way = positions
+        .iter()
+        .flat_map(|p| {
+            p.timeline
+                .iter()
+                .filter(|s| !s.trace.is_empty() && s.trace == needle)
+                .map(|s| {
+                    (
+                        format!("{} / {} / {}", p.site, p.asset, p.position),
+                        step_row(s),
+                    )
+                })
+        })
+        .take(PAGE)
+        .collect();
     render(Search {
         frame,
         positions: found,
         records,
+        way,
     })
 }

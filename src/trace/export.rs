@@ -132,8 +132,14 @@ impl Telemetry {
                 .with_target("aws_sdk_secretsmanager", LevelFilter::DEBUG)
                 .with_target("aws_sdk_s3", LevelFilter::DEBUG)
                 .with_target("aws_sdk_sqs", LevelFilter::DEBUG);
+            // What an operator searches by is in our fields; the code location, thread and
+            // busy/idle timings of every span are not worth their cost per event.
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer(service))
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
                 .with_filter(which)
         });
         let installed = tracing_subscriber::registry()

@@ -36,26 +36,7 @@ fn s4_trace_ids(s4: &TestS4, from: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_keeps_its_trace_id_from_the_s3_object_to_the_s4_requests() {
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
-    let aws = moto::aws_config().await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
-    let s4_secret = moto::unique("s4-login");
-    let rdp_secret = moto::unique("rdp-login");
-    let s4_login = json!({"username": S4_USER, "password": S4_PASSWORD}).to_string();
-    let rdp_login = json!({"username": "rdp", "password": RDP_PASSWORD}).to_string();
-    moto::create_secret(&secrets, &s4_secret, &s4_login).await;
-    moto::create_secret(&secrets, &rdp_secret, &rdp_login).await;
-    let env = [
-        ("S4_BASE_URL", s4.service_url()),
-        ("S4_CREDENTIALS_SECRET", s4_secret),
-        ("PROCESSOR_AUTH", "basic".to_string()),
-        ("PROCESSOR_CREDENTIALS_SECRET", rdp_secret),
-        ("AWS_ENDPOINT_URL", moto::endpoint().to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_string()),
-        ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_string()),
-    ];
+    let env = processor_env(&s4, vec![]).await;
     let log_path = std::env::temp_dir().join(format!("e2b-trace-watch-{}.log", std::process::id()));
     let watch_log = log_path.clone();
     let lambda = tokio::task::spawn_blocking(move || watch("processor", &env, &watch_log))
@@ -216,6 +197,35 @@ fn aws_env(extra: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
     env
 }
 
+/// The processor's environment: S/4 and the delivery credentials in new secrets on moto, and
+/// `extra`.
+async fn processor_env(
+    s4: &TestS4,
+    extra: Vec<(&'static str, String)>,
+) -> Vec<(&'static str, String)> {
+    let secrets = moto::secrets().await;
+    let (s4_login, rdp) = (moto::unique("s4-login"), moto::unique("rdp-login"));
+    let logins = [
+        (
+            &s4_login,
+            json!({"username": S4_USER, "password": S4_PASSWORD}),
+        ),
+        (&rdp, json!({"username": "rdp", "password": RDP_PASSWORD})),
+    ];
+    for (name, value) in logins {
+        moto::create_secret(&secrets, name, &value.to_string()).await;
+    }
+    let mut env = aws_env(vec![
+        ("S4_BASE_URL", s4.service_url()),
+        ("S4_CREDENTIALS_SECRET", s4_login),
+        ("PROCESSOR_AUTH", "basic".to_string()),
+        ("PROCESSOR_CREDENTIALS_SECRET", rdp),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_string()),
+    ]);
+    env.extend(extra);
+    env
+}
+
 /// With a collector (OTLP/HTTP protobuf), one alert is one trace: the forwarder's publish span,
 /// the processor's delivery span its child, the S/4 requests' spans the delivery's children, each
 /// S/4 request's `traceparent` naming its own span.
@@ -230,24 +240,9 @@ async fn with_a_collector_one_alert_is_one_parent_linked_trace() {
     let secrets = moto::secrets().await;
     let bucket = moto::unique("trace-export");
     assert!(s3.create_bucket().bucket(&bucket).send().await.is_ok());
-    let (aem, s4_login, rdp) = (
-        moto::unique("aem"),
-        moto::unique("s4-login"),
-        moto::unique("rdp-login"),
-    );
-    for (name, value) in [
-        (
-            &aem,
-            json!({"username": "aem", "password": "aem-trace-s3cret"}),
-        ),
-        (
-            &s4_login,
-            json!({"username": S4_USER, "password": S4_PASSWORD}),
-        ),
-        (&rdp, json!({"username": "rdp", "password": RDP_PASSWORD})),
-    ] {
-        moto::create_secret(&secrets, name, &value.to_string()).await;
-    }
+    let aem = moto::unique("aem");
+    let login = json!({"username": "aem", "password": "aem-trace-s3cret"}).to_string();
+    moto::create_secret(&secrets, &aem, &login).await;
     let key = "project=Plant A/site=Site 1/time=2024-03-01 00:00:00/monitron-v2-ndjson.json.gz";
     let object = include_bytes!("../../events/objects/monitron-v2-ndjson.json.gz").to_vec();
     moto::put(&s3, &bucket, key, object).await;
@@ -260,14 +255,8 @@ async fn with_a_collector_one_alert_is_one_parent_linked_trace() {
         otel.clone(),
     ]);
     let episodes = moto::idempotency_store().await;
-    let processor_env = aws_env(vec![
-        ("S4_BASE_URL", s4.service_url()),
-        ("S4_CREDENTIALS_SECRET", s4_login),
-        ("PROCESSOR_AUTH", "basic".to_string()),
-        ("PROCESSOR_CREDENTIALS_SECRET", rdp),
-        ("IDEMPOTENCY_TABLE", episodes.table.clone()),
-        otel,
-    ]);
+    let table = ("IDEMPOTENCY_TABLE", episodes.table.clone());
+    let processor_env = processor_env(&s4, vec![table, otel]).await;
     let logs = std::env::temp_dir().join(format!("e2b-otel-{}", std::process::id()));
     let (forwarder_log, processor_log) =
         (logs.with_extension("f.log"), logs.with_extension("p.log"));

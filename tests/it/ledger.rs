@@ -307,6 +307,17 @@ async fn denied_topics_are_recorded_then_resent_by_e2b_resend() {
     let mut stored = f.broker.stored_ids();
     stored.sort();
     assert_eq!(stored, ["acl-0000", "acl-0001", "acl-0002"]);
+    // A resend continues each alert's trace: the header and the payload carry it.
+    for message in f.broker.stored() {
+        let payload: serde_json::Value = serde_json::from_str(&message.body).unwrap_or_default();
+        let id = payload["id"].as_str().unwrap_or_default();
+        let own = e2b::trace::TraceParent::for_alert("monitron/111122223333/Plant%20A", id);
+        assert_eq!(
+            message.header("traceparent"),
+            Some(own.to_string().as_str())
+        );
+        assert_eq!(payload["traceparent"], own.to_string());
+    }
     assert!(r.refusals().await.is_empty(), "resent records are removed");
     let again = cli::e2b(vec!["resend".into()], env).await;
     assert!(String::from_utf8_lossy(&again.stderr).contains("0 resent, 0 kept"));

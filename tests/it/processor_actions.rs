@@ -608,12 +608,22 @@ object_kind = "equipment"
 async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one_notification() {
     let f = fixture(CREATE_THEN_NOTIFY, false, Records::S3).await;
     f.dest.fail_with(&[422]);
-    let (status, reply) = deliver(&f, &event("p-1", "ALARM", "HEALTHY", "measurement", PUMP)).await;
+    // The push carries a trace (the event none): the record keeps it, the reprocess goes on in it.
+    const TRACE: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        lambda_http::http::HeaderValue::from_static(TRACE),
+    );
+    let body = event("p-1", "ALARM", "HEALTHY", "measurement", PUMP);
+    let reply = f.processor.handle(&headers, body.as_bytes()).await;
+    let (status, reply) = (reply.status, reply.body);
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["results"][0]["status"], "ERROR", "{reply}");
     assert_eq!(f.s4.notifications().len(), 1, "step 1 created it");
     let records = recorded(&f).await;
     assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["traceparent"], TRACE, "{records:?}");
     assert_eq!(
         records[0]["request"]["url"],
         format!("{}/notices", f.dest.url)
@@ -683,6 +693,14 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
         .filter(|s| s.body.get("notification").is_some())
         .collect();
     assert_eq!(told.len(), 2, "refused once, then delivered");
+    // Both calls, the one refused and the one reprocessed, are spans of the push's trace.
+    for call in &told {
+        let sent = call.headers.get("traceparent").cloned().unwrap_or_default();
+        assert!(
+            sent.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && sent != TRACE,
+            "{sent}"
+        );
+    }
     assert_eq!(
         told[1].body["notification"],
         f.s4.notifications()[0]["MaintenanceNotification"]

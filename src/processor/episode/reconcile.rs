@@ -226,8 +226,10 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             tracing::warn!(event_id = %event.id, position = %position.0, error = %e, "episode record not saved; the lease is given back and the next delivery reads S/4 again");
             self.give_back(event, position, &owner).await;
             // A change is answered 2xx only once it is in the record (a hold, or a recovery that
-            // S/4 does not show: lost, a held episode would be notified on its release).
-            if remembered && e.disposition() == Disposition::Retry {
+            // S/4 does not show: lost, a held episode would be notified on its release); a hold
+            // whatever the failure, another change when a retry can help.
+            let held = matches!(outcome, Outcome::Held(_));
+            if held || (remembered && e.disposition() == Disposition::Retry) {
                 return Outcome::Retry(format!(
                     "the sensor position's record could not be saved ({e}); a redelivery remembers the change again"
                 ));

@@ -80,15 +80,22 @@ fn main() {
     }
 }
 
-async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
+/// The Solace REST test broker answering every publish after `latency_ms`.
+async fn slow_broker(latency_ms: u64) -> TestBroker {
     let broker = TestBroker::start("bench", "bench-password").await;
     broker.set_default(Reply::Delay(
         Duration::from_millis(latency_ms),
         Box::new(Reply::Accept),
     ));
-    let Some(dir) = bench_object(events) else {
-        return;
-    };
+    broker
+}
+
+/// The forwarder reading the bench object in `dir` and publishing to `broker` over AEM's REST.
+fn aem_forwarder(
+    dir: &std::path::Path,
+    broker: &TestBroker,
+    concurrency: usize,
+) -> Forwarder<LocalDir, FixedSecret> {
     let mesh = support::bench_broker(Broker::Aem(AemRest::topics(
         reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
     )));
@@ -97,7 +104,15 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         "bench",
         Duration::from_secs(300),
     ));
-    let forwarder = support::local_forwarder(&dir, mesh, credentials, concurrency);
+    support::local_forwarder(dir, mesh, credentials, concurrency)
+}
+
+async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
+    let broker = slow_broker(latency_ms).await;
+    let Some(dir) = bench_object(events) else {
+        return;
+    };
+    let forwarder = aem_forwarder(&dir, &broker, concurrency);
     let Some((delivered, elapsed)) = run(&forwarder, None).await else {
         return;
     };
@@ -293,11 +308,7 @@ async fn publish_event_mesh(events: u64, latency_ms: u64, concurrency: usize) {
 }
 
 async fn publish_traced(export: bool, events: u64, latency_ms: u64, concurrency: u64) {
-    let broker = TestBroker::start("bench", "bench-password").await;
-    broker.set_default(Reply::Delay(
-        Duration::from_millis(latency_ms),
-        Box::new(Reply::Accept),
-    ));
+    let broker = slow_broker(latency_ms).await;
     let Some(dir) = bench_object(events) else {
         return;
     };
@@ -311,15 +322,7 @@ async fn publish_traced(export: bool, events: u64, latency_ms: u64, concurrency:
         _ => None,
     });
     assert_eq!(e2b::trace::exporting(), export, "span export");
-    let mesh = support::bench_broker(Broker::Aem(AemRest::topics(
-        reqwest::Url::parse(&broker.url).expect("reqwest::Url::parse in the test set-up"),
-    )));
-    let credentials = Arc::new(CachedCredentials::new(
-        FixedSecret,
-        "bench",
-        Duration::from_secs(300),
-    ));
-    let forwarder = support::local_forwarder(&dir, mesh, credentials, concurrency as usize);
+    let forwarder = aem_forwarder(&dir, &broker, concurrency as usize);
     let mut best = 0f64;
     for _ in 0..3 {
         let start = Instant::now();

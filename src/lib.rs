@@ -52,6 +52,3 @@ pub mod monitron;
 pub mod outcome;
 pub mod processor;
 pub mod trace;
-
-#[cfg(test)]
-mod test_samples;

@@ -2,8 +2,8 @@ use serde_json::{Value as Json, json};
 
 use super::*;
 use crate::aws::s3::S3Location;
+use crate::monitron::test_samples::*;
 use crate::monitron::{Value, Verdict, classify, payload_for};
-use crate::test_samples::*;
 
 fn s3() -> Origin {
     Origin::S3(S3Location::new(

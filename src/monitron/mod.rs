@@ -313,4 +313,6 @@ fn asset_state_change<'r>(state: Option<&'r AssetState<'r>>) -> Result<Change<'r
 }
 
 #[cfg(test)]
+pub(crate) mod test_samples;
+#[cfg(test)]
 mod tests;

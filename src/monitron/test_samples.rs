@@ -1,4 +1,5 @@
-//! The sample records in `events/records/`, for the unit tests.
+//! The sample records in `events/records/`, for the unit tests of every module that reads
+//! Monitron records.
 
 pub const MEASUREMENT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),

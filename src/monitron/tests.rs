@@ -1,5 +1,5 @@
 use super::*;
-use crate::test_samples::*;
+use crate::monitron::test_samples::*;
 
 /// A record read as the scanner reads it: the value, then the payload the rules need.
 struct Read<'a> {

@@ -144,18 +144,6 @@ impl TraceParent {
         }
     }
 
-    /// A new trace with random ids (nothing to continue, nothing to derive it from).
-    pub fn random() -> TraceParent {
-        let mut trace_id = [0u8; 16];
-        trace_id[..8].copy_from_slice(&fastrand::u64(..).to_be_bytes());
-        trace_id[8..].copy_from_slice(&nonzero_span_id());
-        TraceParent {
-            trace_id,
-            parent_id: nonzero_span_id(),
-            flags: SAMPLED,
-        }
-    }
-
     /// The context of a request made within this trace: the same trace, a span of its own.
     pub fn child(&self) -> TraceParent {
         self.with_span(nonzero_span_id())

@@ -43,12 +43,6 @@ pub fn current() -> Option<TraceParent> {
     CURRENT.try_with(|t| *t).ok()
 }
 
-/// The `traceparent` of a request made now for the current trace: the same trace id, a span
-/// of its own.
-pub fn outgoing() -> Option<TraceParent> {
-    current().map(|t| t.child())
-}
-
 fn remote(trace: &TraceParent) -> opentelemetry::Context {
     let flags = TraceFlags::new(trace.flags);
     opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
@@ -169,7 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_within_a_trace_carry_it_and_nothing_outside() {
-        assert_eq!(outgoing(), None);
+        assert_eq!(current(), None);
         assert_eq!(traceparent_of(&client_span("S/4", "GET")), None);
         let alert = TraceParent::for_alert("monitron/1/P", "ev-1");
         let (a, b) = within(alert, async {
@@ -183,7 +177,7 @@ mod tests {
         assert_eq!(a.trace_id, alert.trace_id);
         assert_eq!(b.trace_id, alert.trace_id);
         assert_ne!(a.parent_id, b.parent_id, "each request is its own span");
-        assert_eq!(outgoing(), None);
+        assert_eq!(current(), None);
     }
 
     #[test]

@@ -321,12 +321,7 @@ pub async fn position(
             timeline: Vec::new(),
         });
     };
-    let title = if p.plant.is_empty() {
-        format!("{} / {} / {}", p.site, p.asset, p.position)
-    } else {
-        format!("{} / {} / {} / {}", p.plant, p.site, p.asset, p.position)
-    };
-    let mut frame = Frame::new(&console, &snapshot, &title, "episodes");
+    let mut frame = Frame::new(&console, &snapshot, &p.title(), "episodes");
     frame.back = format!("/position?key={}", query_value(&p.key));
     render(PositionPage {
         frame,
@@ -559,13 +554,8 @@ pub async fn search(
         .flat_map(|p| {
             p.timeline
                 .iter()
-                .filter(|s| !s.trace.is_empty() && s.trace == needle)
-                .map(|s| {
-                    (
-                        format!("{} / {} / {}", p.site, p.asset, p.position),
-                        step_row(s),
-                    )
-                })
+                .filter(|s| s.trace == needle)
+                .map(|s| (p.title(), step_row(s)))
         })
         .take(PAGE)
         .collect();

@@ -88,6 +88,20 @@ pub struct EpisodeView {
     pub ended: Option<DateTime<Utc>>,
 }
 
+impl Position {
+    /// Its names, the plant first when known: `Plant A / Site 1 / Pump 7 / Motor DE`.
+    pub fn title(&self) -> String {
+        if self.plant.is_empty() {
+            format!("{} / {} / {}", self.site, self.asset, self.position)
+        } else {
+            format!(
+                "{} / {} / {} / {}",
+                self.plant, self.site, self.asset, self.position
+            )
+        }
+    }
+}
+
 /// One change of the timeline, and what the rules decided for it.
 #[derive(Debug, Clone)]
 pub struct Step {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::event::PayloadFormat;
-use crate::test_samples::*;
+use crate::monitron::test_samples::*;
 
 fn local(path: &str) -> Origin {
     Origin::Local { path: path.into() }

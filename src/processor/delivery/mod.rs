@@ -271,18 +271,18 @@ fn from_cloudevent(event: CloudEvent) -> Result<AlertEvent, DeliveryError> {
 
 /// The trace an event carries, or the alert's own when it carries none or a refused one.
 fn trace_in(value: Option<&Value>, source: &str, id: &str) -> (TraceParent, Carried) {
-    let own = TraceParent::for_alert(source, id);
+    let own = || TraceParent::for_alert(source, id);
     match value {
-        None | Some(Value::Null) => (own, Carried::Absent),
+        None | Some(Value::Null) => (own(), Carried::Absent),
         Some(Value::String(text)) => match TraceParent::parse(text) {
             Ok(trace) => (trace, Carried::InEvent),
             Err(why) => (
-                own,
+                own(),
                 Carried::Refused(format!("the event's `traceparent`: {why}")),
             ),
         },
         Some(_) => (
-            own,
+            own(),
             Carried::Refused("the event's `traceparent` is not a string".into()),
         ),
     }

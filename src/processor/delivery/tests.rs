@@ -1,6 +1,6 @@
 use super::*;
 use crate::aws::s3::S3Location;
-use crate::test_samples::*;
+use crate::monitron::test_samples::*;
 use serde_json::json;
 
 fn cloudevent_of(record: &str) -> String {

@@ -18,6 +18,7 @@ fn scan(data: &[u8], chunk_bytes: usize) -> (Vec<String>, crate::forwarder::scan
             max_record_bytes: 4096,
             chunk_bytes,
         },
+        measurements: true,
         ..ScanConfig::default()
     };
     let mut scanner = Scanner::new(config);
@@ -29,6 +30,7 @@ fn scan(data: &[u8], chunk_bytes: usize) -> (Vec<String>, crate::forwarder::scan
         seen.push(match report {
             Report::Event(e) => format!("event {}", e.payload),
             Report::Problem(p) => format!("problem {} {}", p.offset, p.reason),
+            Report::Measurement(m) => format!("point {} {:?}", m.0.source, m.1),
         });
         Ok::<(), ()>(())
     });

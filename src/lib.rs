@@ -34,8 +34,10 @@
 //!   (the one retry schedule, SAP Gateway conventions, OAuth2 client credentials, TLS trust and
 //!   identity per peer, reachability checks), [`env`] (the one environment reader), [`outcome`]
 //!   (done / retry / give up), [`metrics`] (EMF lines), [`trace`] (one alert's W3C trace
-//!   context, from the record to every S/4 request).
-//! - [`cli`]: `e2b scan | replay | rules | reprocess | resend | episodes | doctor`;
+//!   context, from the record to every S/4 request), [`trend`] (a position's measurement
+//!   points from Monitron's hourly records, and its trend chart as PNG or SVG).
+//! - [`cli`]: `e2b scan | replay | rules | reprocess | resend | episodes | doctor | console |
+//!   trend`;
 //!   `src/bin/`: the three binaries, wiring only.
 
 pub mod aws;
@@ -52,3 +54,4 @@ pub mod monitron;
 pub mod outcome;
 pub mod processor;
 pub mod trace;
+pub mod trend;

@@ -1,7 +1,8 @@
 //! The `e2b` command line: `scan` (local files, stdin, S3) and `replay` (a prefix and time range
 //! of stored objects through the forwarder again), `rules`, `reprocess` (the processor's
 //! failure records), `resend` (the forwarder's), `episodes`, `doctor` (every configured
-//! peer checked: DNS, TCP, TLS, logon) and `console` (a web console for operators).
+//! peer checked: DNS, TCP, TLS, logon), `console` (a web console for operators) and `trend` (a
+//! position's trend chart from export objects).
 
 pub mod console;
 mod doctor;
@@ -14,6 +15,7 @@ mod rules;
 mod rules_episode;
 mod s4_requests;
 mod scan;
+mod trend;
 
 use std::process::ExitCode;
 
@@ -87,6 +89,14 @@ enum Command {
     /// processor's and the forwarder's settings). Prints a URL with a random access token; every
     /// request without it is refused.
     Console(console::ConsoleArgs),
+    /// Draw a position's trend chart (PNG, or SVG) from export objects: velocity with the ISO
+    /// zone limits of its class, temperature, gaps, and its newest alert marked.
+    ///
+    /// Reads files, `-` or `s3://bucket/key` as `scan` does; try it on the bundled sample:
+    /// `e2b trend events/objects/monitron-v2-trend-30d.json.gz --out trend.png`. Exit status 0
+    /// when the chart was written, 1 when an object could not be read or the file written, 2
+    /// when no single position can be chosen (they are listed).
+    Trend(trend::TrendArgs),
 }
 
 /// Runs the command line.
@@ -100,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Episodes(args) => episodes::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Console(args) => console::run(args),
+        Command::Trend(args) => trend::run(args),
     }
 }
 

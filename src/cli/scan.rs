@@ -116,16 +116,15 @@ pub fn run(args: ScanArgs) -> ExitCode {
             max_record_bytes: args.max_record_bytes,
             ..DecodeOptions::default()
         },
+        measurements: false,
     };
     let mut scanner = Scanner::new(config);
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut failed = false;
-    let mut runtime = None;
-    let mut s3 = None;
+    let mut objects = Objects::default();
 
     for path in &args.paths {
-        let origin = Origin::Local { path: path.clone() };
         let print = |report: Report| -> io::Result<()> {
             match report {
                 Report::Event(event) => {
@@ -146,55 +145,18 @@ pub fn run(args: ScanArgs) -> ExitCode {
                     }
                     Ok(())
                 }
+                Report::Measurement(_) => Ok(()),
             }
         };
-        let result = if let Some(location) = S3Location::parse(path) {
-            let origin = Origin::S3(location.clone());
-            let runtime = match &runtime {
-                Some(r) => r,
-                None => match super::runtime() {
-                    Ok(r) => runtime.insert(r),
-                    Err(e) => {
-                        eprintln!("e2b scan: cannot start the async runtime: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
-            };
-            let s3 = match &s3 {
-                Some(c) => c,
-                None => s3.insert(
-                    runtime.block_on(async { super::s3_client(&super::aws().await).await }),
-                ),
-            };
-            let object = ObjectRef {
-                location,
-                version_id: None,
-                etag: None,
-                size: None,
-            };
-            match runtime.block_on(s3.open(&object)) {
-                Ok(body) => {
-                    let body = SyncIoBridge::new_with_handle(body, runtime.handle().clone());
-                    scanner.scan(&origin, body, print)
-                }
-                Err(e) => {
-                    eprintln!("e2b scan: {e}");
-                    failed = true;
-                    continue;
-                }
-            }
-        } else if path == "-" {
-            scanner.scan(&origin, io::stdin(), print)
-        } else {
-            match File::open(path) {
-                Ok(file) => scanner.scan(&origin, file, print),
-                Err(e) => {
-                    eprintln!("e2b scan: cannot open {path}: {e}");
-                    failed = true;
-                    continue;
-                }
+        let (origin, reader) = match objects.open(path) {
+            Ok(opened) => opened,
+            Err(e) => {
+                eprintln!("e2b scan: {e}");
+                failed = true;
+                continue;
             }
         };
+        let result = scanner.scan(&origin, reader, print);
         match result {
             Ok(_) => {}
             Err(ObjectError::Stopped(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -222,5 +184,54 @@ pub fn run(args: ScanArgs) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Opens what a command names: a file, `-` for standard input, or `s3://bucket/key` (with the
+/// usual AWS settings; the runtime and client are made at the first S3 path).
+#[derive(Default)]
+pub(super) struct Objects {
+    runtime: Option<tokio::runtime::Runtime>,
+    s3: Option<aws_sdk_s3::Client>,
+}
+
+impl Objects {
+    /// The object's origin and a reader of its bytes; `Err` says why it cannot be read.
+    pub(super) fn open(
+        &mut self,
+        path: &str,
+    ) -> Result<(Origin, Box<dyn io::Read + Send>), String> {
+        if path == "-" {
+            let origin = Origin::Local { path: path.into() };
+            return Ok((origin, Box::new(io::stdin())));
+        }
+        let Some(location) = S3Location::parse(path) else {
+            let file = File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+            let origin = Origin::Local { path: path.into() };
+            return Ok((origin, Box::new(file)));
+        };
+        let runtime = match &self.runtime {
+            Some(r) => r,
+            None => self.runtime.insert(
+                super::runtime().map_err(|e| format!("cannot start the async runtime: {e}"))?,
+            ),
+        };
+        let s3 = match &self.s3 {
+            Some(c) => c,
+            None => self
+                .s3
+                .insert(runtime.block_on(async { super::s3_client(&super::aws().await).await })),
+        };
+        let object = ObjectRef {
+            location: location.clone(),
+            version_id: None,
+            etag: None,
+            size: None,
+        };
+        let body = runtime
+            .block_on(s3.open(&object))
+            .map_err(|e| e.to_string())?;
+        let body = SyncIoBridge::new_with_handle(body, runtime.handle().clone());
+        Ok((Origin::S3(location), Box::new(body)))
     }
 }

@@ -20,7 +20,7 @@ use crate::monitron::{Change, DeviceKind, ModelChange, Payload, Record, Schema};
 use crate::trace::TraceParent;
 
 pub use names::Names;
-pub use time::to_rfc3339_utc;
+pub use time::{to_rfc3339_utc, to_utc};
 pub use topic::{DEFAULT_TOPIC_TEMPLATE, TemplateError, TopicTemplate};
 
 /// Which payload is published.

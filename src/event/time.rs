@@ -8,21 +8,25 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 /// with a zone (`Z`, `+01:00`, `-0800`), which are converted to UTC. Fractions of a second are
 /// kept (milliseconds, micro- or nanoseconds as needed). `None` when it is none of these.
 pub fn to_rfc3339_utc(timestamp: &str) -> Option<String> {
+    to_utc(timestamp).map(|utc| utc.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+/// A Monitron `timestamp` as a UTC time, read as [`to_rfc3339_utc`] reads it.
+pub fn to_utc(timestamp: &str) -> Option<DateTime<Utc>> {
     let ts = timestamp.trim();
-    let utc = if let Ok(zoned) = DateTime::parse_from_rfc3339(ts) {
-        zoned.with_timezone(&Utc)
-    } else if let Some(zoned) = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"]
+    if let Ok(zoned) = DateTime::parse_from_rfc3339(ts) {
+        return Some(zoned.with_timezone(&Utc));
+    }
+    if let Some(zoned) = ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"]
         .iter()
         .find_map(|format| DateTime::parse_from_str(ts, format).ok())
     {
-        zoned.with_timezone(&Utc)
-    } else {
-        let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
-            .iter()
-            .find_map(|format| NaiveDateTime::parse_from_str(ts, format).ok())?;
-        naive.and_utc()
-    };
-    Some(utc.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        return Some(zoned.with_timezone(&Utc));
+    }
+    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(ts, format).ok())?;
+    Some(naive.and_utc())
 }
 
 #[cfg(test)]

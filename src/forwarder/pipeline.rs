@@ -176,6 +176,8 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     );
                 }
                 Report::Problem(problem) => problem.log(),
+                // Never asked for here: the forwarder's scan leaves `measurements` off.
+                Report::Measurement(_) => {}
             }
             while let Some(done) = publishing.try_join_next() {
                 tally.settle(&label, done);

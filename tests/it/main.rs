@@ -12,6 +12,7 @@ mod deploy;
 mod e2b_rules;
 mod e2b_s3;
 mod e2b_scan;
+mod e2b_trend;
 mod episodes;
 mod event_mesh;
 mod forwarder;

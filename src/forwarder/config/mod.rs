@@ -201,6 +201,7 @@ fn read_scan(env: &mut Env) -> ScanConfig {
             max_record_bytes: max_record as usize,
             ..DecodeOptions::default()
         },
+        measurements: false,
     }
 }
 

@@ -14,6 +14,7 @@ use crate::forwarder::firehose::{
     DecodeOptions, MonitronFormat, ObjectEnd, ObjectError, Piece, decode_object,
 };
 use crate::monitron::{ForwardingRules, NotForwarded, Value, Verdict, classify, payload_for};
+use crate::trend::{Point, Position};
 
 /// What a scan does with records.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +22,8 @@ pub struct ScanConfig {
     pub rules: ForwardingRules,
     pub events: EventBuilder,
     pub decode: DecodeOptions,
+    /// Also hand out each measurement record's trend point ([`Report::Measurement`]).
+    pub measurements: bool,
 }
 
 /// Counts over one invocation.
@@ -44,6 +47,8 @@ pub struct Summary {
     pub malformed: u64,
     /// Warnings about records that were still handled (e.g. an unreadable timestamp).
     pub warnings: u64,
+    /// Measurement points handed out (only when asked for).
+    pub measurements: u64,
 }
 
 impl fmt::Display for Summary {
@@ -114,10 +119,13 @@ impl Problem {
 }
 
 /// What a scan hands out, in input order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Report {
     Event(ForwardedEvent),
     Problem(Problem),
+    /// A measurement's point, when [`ScanConfig::measurements`] asks for them; before the
+    /// record's event if it is forwarded too.
+    Measurement(Box<(Position, Point)>),
 }
 
 /// The forwarder's path over the objects of one invocation.
@@ -209,6 +217,14 @@ impl Scanner {
             self.summary.unrecognised += 1;
             return Ok(());
         };
+        if self.config.measurements {
+            // The framer has checked the bytes are UTF-8.
+            let raw = String::from_utf8_lossy(bytes);
+            if let Some(measured) = crate::trend::point::of_record(record, &raw) {
+                self.summary.measurements += 1;
+                out(Report::Measurement(Box::new(measured)))?;
+            }
+        }
         let payload = match payload_for(record, &self.config.rules) {
             Ok(payload) => payload,
             Err(reason) => {

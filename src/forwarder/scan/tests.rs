@@ -23,7 +23,7 @@ fn ids(reports: &[Report]) -> Vec<String> {
         .iter()
         .filter_map(|r| match r {
             Report::Event(e) => Some(e.id.clone()),
-            Report::Problem(_) => None,
+            Report::Problem(_) | Report::Measurement(_) => None,
         })
         .collect()
 }
@@ -33,7 +33,7 @@ fn problems(reports: &[Report]) -> Vec<&Problem> {
         .iter()
         .filter_map(|r| match r {
             Report::Problem(p) => Some(p),
-            Report::Event(_) => None,
+            Report::Event(_) | Report::Measurement(_) => None,
         })
         .collect()
 }

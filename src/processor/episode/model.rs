@@ -37,25 +37,14 @@ pub struct PositionKey(pub String);
 impl PositionKey {
     /// `None` when the event names no position at all: it is handled per event.
     pub fn of(event: &AlertEvent) -> Option<PositionKey> {
-        let id = event
-            .data
-            .get("assetPositionId")
-            .and_then(|v| v.as_str())
-            .filter(|v| !v.is_empty());
-        let parts: Vec<&str> = match id {
-            Some(id) => vec!["id", event.source.as_str(), id],
-            None => {
-                let (site, asset, position) = (
-                    event.site.as_deref()?,
-                    event.asset.as_deref()?,
-                    event.position.as_deref()?,
-                );
-                vec!["names", event.source.as_str(), site, asset, position]
+        let id = event.data.get("assetPositionId").and_then(|v| v.as_str());
+        let names = match (&event.site, &event.asset, &event.position) {
+            (Some(site), Some(asset), Some(position)) => {
+                Some((site.as_str(), asset.as_str(), position.as_str()))
             }
+            _ => None,
         };
-        let digest = Sha256::digest(parts.join("\n").as_bytes());
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        Some(PositionKey(hex))
+        crate::trend::position_key(&event.source, id, names).map(PositionKey)
     }
 }
 

@@ -3,12 +3,14 @@
 # (answering after 2 ms) through the real forwarder path, with a plain-reqwest baseline, then
 # the same object with the delivery ledger on (DynamoDB on moto; issue 13: its writes must not
 # halve throughput); the same through SAP Event Mesh's messagingrest (the Event Mesh test peer,
-# a bearer token; issue 22) against plain-reqwest POSTs with the same token; and the Lambda
+# a bearer token; issue 22) against plain-reqwest POSTs with the same token; an object of
+# measurements with the trend series off and on (issue 32); and the Lambda
 # binary's cold start and idle RSS against a minimal Lambda Runtime API.
 #
 # Usage: bench/forwarder.sh [EVENTS] [LATENCY_MS] [CONCURRENCY]   (defaults: 10000 2 16)
 # Targets (issue 3): ratio to the bound concurrency/latency >= 0.5; cold start <= 50 ms;
-# idle RSS <= 24 MiB. Issue 31: span export on at >= 0.95 of off.
+# idle RSS <= 24 MiB. Issue 31: span export on at >= 0.95 of off. Issue 32: an object of
+# measurements with the trend series on at >= 0.8 of the rate with it off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
@@ -19,6 +21,8 @@ echo "== publishing"
 target/release/examples/bench_forwarder publish "${1:-10000}" "${2:-2}" "${3:-16}"
 echo "== publishing to SAP Event Mesh"
 target/release/examples/bench_forwarder publish-event-mesh "${1:-10000}" "${2:-2}" "${3:-16}"
+echo "== an object of measurements with the trend series off and on (issue 32; DynamoDB on moto)"
+target/release/examples/bench_forwarder publish-series 2000 "${2:-2}" "${3:-16}"
 echo "== publishing with span export on (OTLP/HTTP to a local collector) against off (issue 31)"
 # Off and on alternate, each in a process of its own (the subscriber is global); adjacent runs
 # share the machine's state, so the median of the paired ratios is the figure, best against best

@@ -180,6 +180,7 @@ async fn bench(episodes: usize, failures: usize, rounds: usize) {
         episodes_table: Some(table),
         failures: FailureTarget::parse(&format!("s3://{bucket}/failures/")).ok(),
         refusals: None,
+        trend_table: None,
     };
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,

@@ -18,6 +18,12 @@
 //! `bench/forwarder.sh` runs off and on alternately, each in a process of its own (the
 //! subscriber is global), and prints their ratio.
 //!
+//! `bench_forwarder publish-series [POSITIONS] [LATENCY_MS] [CONCURRENCY]` (issue 32): one object
+//! as Firehose writes it in a few minutes of a plant's export (one hourly measurement of each of
+//! POSITIONS positions, and an alarm for every twentieth) through the forwarder with the trend
+//! series off, then on (DynamoDB on moto), alternately, three times each; prints the records per
+//! second of the best pass of each and their ratio (target >= 0.8).
+//!
 //! `bench_forwarder cold-start FORWARDER_BINARY`: runs the Lambda binary against a minimal Lambda
 //! Runtime API on 127.0.0.1, hands it one `s3:TestEvent`, and prints the time from process start
 //! to the response, and the idle RSS after it.
@@ -39,6 +45,7 @@ use support::broker::{Reply, TestBroker};
 
 const ALARM: &str =
     include_str!("../events/records/illustrative-v2-asset-state-transition-alarm.json");
+const MEASUREMENT: &str = include_str!("../events/records/monitron-v2-measurement.json");
 
 struct FixedSecret;
 
@@ -69,6 +76,11 @@ fn main() {
             number(2, 10_000),
             number(3, 2),
             number(4, 16),
+        )),
+        Some("publish-series") => runtime.block_on(publish_series(
+            number(1, 2000),
+            number(2, 2),
+            number(3, 16) as usize,
         )),
         Some("cold-start") => match args.get(1) {
             Some(binary) => runtime.block_on(cold_start(binary)),
@@ -187,6 +199,96 @@ async fn publish(events: u64, latency_ms: u64, concurrency: usize) {
         "round trip:        {:.2} ms measured one at a time → effective bound {effective_bound:.0} events/s, ratio {:.2}",
         round_trip.as_secs_f64() * 1000.0,
         rate / effective_bound
+    );
+}
+
+/// The trend series' cost: the same object of measurements (and a few alarms) with the series
+/// off and on, alternately.
+async fn publish_series(positions: u64, latency_ms: u64, concurrency: usize) {
+    use e2b::forwarder::series::SeriesKeeper;
+    use e2b::trend::store::TrendTable;
+    if std::env::var_os("E2B_MOTO_SERVER").is_none() {
+        eprintln!("publish-series needs E2B_MOTO_SERVER (DynamoDB on moto)");
+        return;
+    }
+    let broker = slow_broker(latency_ms).await;
+    let dir = std::env::temp_dir().join(format!("e2b-bench-series-{}", std::process::id()));
+    let object_path = dir.join("bench-bucket").join("bench.json");
+    let mut body = Vec::new();
+    for p in 0..positions {
+        let position = format!("\"positionName\":\"Bearing {p:05}\"");
+        body.push(
+            MEASUREMENT
+                .trim()
+                .replace("\"eventId\":\"180\"", &format!("\"eventId\":\"m-{p}\""))
+                .replace("\"positionName\":\"Anders\"", &position),
+        );
+        if p % 20 == 0 {
+            body.push(ALARM.trim().replace("e-200", &format!("a-{p}")));
+        }
+    }
+    let records = body.len() as u64;
+    if let Some(parent) = object_path.parent()
+        && let Err(e) = std::fs::create_dir_all(parent)
+            .and_then(|()| std::fs::write(&object_path, body.join("\n")))
+    {
+        eprintln!("cannot write the bench object: {e}");
+        return;
+    }
+    let (client, table) = support::moto::table("bench-trend").await;
+    let keeper = SeriesKeeper::new(TrendTable { client, table });
+    let measuring = ScanConfig {
+        measurements: true,
+        ..ScanConfig::default()
+    };
+    let off = aem_forwarder(&dir, &broker, concurrency);
+    let on = aem_forwarder(&dir, &broker, concurrency).with_series(Some(keeper.clone()));
+    let (mut best_off, mut best_on) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        for series in [false, true] {
+            let object = ObjectRef {
+                location: e2b::aws::s3::S3Location::new("bench-bucket", "bench.json"),
+                version_id: None,
+                etag: None,
+                size: None,
+            };
+            let (forwarder, config) = if series {
+                (&on, measuring.clone())
+            } else {
+                (&off, ScanConfig::default())
+            };
+            let mut scanner = Some(Scanner::new(config));
+            let start = Instant::now();
+            let deadline = start + Duration::from_secs(600);
+            let outcome = forwarder
+                .forward_object(&mut scanner, &object, deadline)
+                .await;
+            let took = start.elapsed();
+            if !matches!(outcome, ObjectOutcome::Done { .. }) {
+                eprintln!("bench failed: {outcome:?}");
+                return;
+            }
+            let best = if series { &mut best_on } else { &mut best_off };
+            *best = (*best).min(took);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let rate = |d: Duration| records as f64 / d.as_secs_f64();
+    let (kept, not_kept) = keeper.counts();
+    println!(
+        "series off: {:.0} records/s ({records} records: {positions} measurements, {} alarms; best of 3 {:.1} ms)",
+        rate(best_off),
+        records - positions,
+        best_off.as_secs_f64() * 1000.0
+    );
+    println!(
+        "series on:  {:.0} records/s (best of 3 {:.1} ms; points kept {kept}, not kept {not_kept}, DynamoDB on moto)",
+        rate(best_on),
+        best_on.as_secs_f64() * 1000.0
+    );
+    println!(
+        "series on / off: {:.2} (target >= 0.8)",
+        rate(best_on) / rate(best_off)
     );
 }
 

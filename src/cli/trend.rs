@@ -10,7 +10,9 @@
 //!   and an alert; otherwise the positions are listed and nothing is drawn (exit status 2);
 //! - the window ends at the position's newest alert, else at its newest point, and spans
 //!   `--days` (default `TREND_DAYS`, else 30);
-//! - `--out` ending in `.svg` writes SVG, anything else PNG.
+//! - `--out` ending in `.svg` writes SVG, anything else PNG;
+//! - with `--table`, the points are those the forwarder keeps (`TREND_TABLE`) for the position
+//!   whose key `--position` gives, over the `--days` before `--end` (default now).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -22,13 +24,27 @@ use crate::event::{EventBuilder, to_utc};
 use crate::forwarder::scan::{Report, ScanConfig, Scanner};
 use crate::monitron::ForwardingRules;
 use crate::trend::chart::{self, Alert, Chart};
+use crate::trend::store::TrendTable;
 use crate::trend::{DEFAULT_DAYS, Series, position_key};
 
 #[derive(clap::Args)]
 pub struct TrendArgs {
     /// Firehose objects: files (gzip or not), `-` for standard input, or `s3://bucket/key`.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(
+        required_unless_present = "table",
+        conflicts_with = "table",
+        value_name = "PATH"
+    )]
     paths: Vec<String>,
+
+    /// Read the points the forwarder keeps in this DynamoDB table (its TREND_TABLE) instead of
+    /// objects; --position is then the position's key (as `e2b episodes` and the console show it).
+    #[arg(long, value_name = "NAME", requires = "position")]
+    table: Option<String>,
+
+    /// With --table: the window's end (RFC 3339; default now).
+    #[arg(long, value_name = "TIME", requires = "table")]
+    end: Option<String>,
 
     /// The position: its assetPositionId, `Asset / Position`, or its key.
     #[arg(long, value_name = "POSITION")]
@@ -62,6 +78,9 @@ pub fn run(args: TrendArgs) -> ExitCode {
             u32::try_from(days).unwrap_or(DEFAULT_DAYS)
         }
     };
+    if let Some(table) = &args.table {
+        return super::block_on(from_table(&args, table, days));
+    }
     let mut scanner = Scanner::new(ScanConfig {
         rules: ForwardingRules::default(),
         events: EventBuilder::default(),
@@ -98,18 +117,30 @@ pub fn run(args: TrendArgs) -> ExitCode {
         days,
         alert,
     };
-    let written = if args.out.to_ascii_lowercase().ends_with(".svg") {
-        std::fs::write(&args.out, chart::svg::render(&chart)).map_err(|e| e.to_string())
-    } else {
-        chart::png::render(&chart)
-            .and_then(|png| std::fs::write(&args.out, png).map_err(|e| e.to_string()))
-    };
-    if let Err(e) = written {
-        eprintln!("e2b trend: cannot write {}: {e}", args.out);
+    if let Err(code) = write(&chart, &args.out) {
+        return code;
+    }
+    if failed {
+        eprintln!("e2b trend: not every object could be read to its end (see above)");
         return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
+}
+
+/// Writes the chart to `out` (SVG for `.svg`, else PNG) and says what it shows.
+fn write(chart: &Chart<'_>, out: &str) -> Result<(), ExitCode> {
+    let written = if out.to_ascii_lowercase().ends_with(".svg") {
+        std::fs::write(out, chart::svg::render(chart)).map_err(|e| e.to_string())
+    } else {
+        chart::png::render(chart)
+            .and_then(|png| std::fs::write(out, png).map_err(|e| e.to_string()))
+    };
+    if let Err(e) = written {
+        eprintln!("e2b trend: cannot write {out}: {e}");
+        return Err(ExitCode::FAILURE);
+    }
     let (from, to) = chart.window();
-    let shown = found
+    let shown = chart
         .series
         .points()
         .iter()
@@ -121,20 +152,59 @@ pub fn run(args: TrendArgs) -> ExitCode {
             a.state,
             a.at.format("%Y-%m-%d %H:%M:%S UTC")
         ),
-        None => "no alert in the objects".into(),
+        None => "no alert marked".into(),
     };
     eprintln!(
-        "e2b trend: {}: {shown} measurements from {} to {} UTC, {marked}; written to {}",
-        found.series.position.title(),
+        "e2b trend: {}: {shown} measurements from {} to {} UTC, {marked}; written to {out}",
+        chart.series.position.title(),
         from.format("%Y-%m-%d %H:%M"),
         to.format("%Y-%m-%d %H:%M"),
-        args.out
     );
-    if failed {
-        eprintln!("e2b trend: not every object could be read to its end (see above)");
-        return ExitCode::FAILURE;
+    Ok(())
+}
+
+/// The chart of the points kept in `table` for the position whose key `--position` gives.
+async fn from_table(args: &TrendArgs, table: &str, days: u32) -> ExitCode {
+    let key = args.position.clone().unwrap_or_default();
+    let end = match args.end.as_deref().map(to_utc) {
+        None => chrono::Utc::now(),
+        Some(Some(end)) => end,
+        Some(None) => {
+            eprintln!("e2b trend: --end is not a time (RFC 3339, e.g. 2024-03-01T09:00:00Z)");
+            return ExitCode::from(2);
+        }
+    };
+    let table = TrendTable {
+        client: aws_sdk_dynamodb::Client::new(&super::aws().await),
+        table: table.to_string(),
+    };
+    let from = end - chrono::Duration::days(i64::from(days));
+    let series = match table.read(&key, from, end).await {
+        Ok(series) => series,
+        Err(e) => {
+            eprintln!("e2b trend: the table {} cannot be read: {e}", table.table);
+            return ExitCode::FAILURE;
+        }
+    };
+    if series.points().is_empty() {
+        eprintln!(
+            "e2b trend: no measurements of position {key} kept in {} from {} to {} UTC: nothing to draw",
+            table.table,
+            from.format("%Y-%m-%d %H:%M"),
+            end.format("%Y-%m-%d %H:%M")
+        );
+        return ExitCode::from(2);
     }
-    ExitCode::SUCCESS
+    // The window ends at the newest point kept before `end`.
+    let chart = Chart {
+        series: &series,
+        days,
+        alert: None,
+    };
+    match write(&chart, &args.out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
+    }
 }
 
 fn collect(positions: &mut BTreeMap<String, Found>, report: Report) {

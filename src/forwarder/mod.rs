@@ -13,7 +13,10 @@
 //! - an object that no longer exists is logged and skipped (a retry cannot help);
 //! - for an SQS batch, only the messages whose objects failed are reported back;
 //! - for a Kinesis batch (Monitron's live export stream, [`stream`]), the record the shard
-//!   resumes from is reported back, and the invocation succeeds.
+//!   resumes from is reported back, and the invocation succeeds;
+//! - with `TREND_TABLE`, every measurement read is kept as its position's trend point
+//!   ([`series`]), beside the publishing; a point not kept is logged and counted, never a
+//!   failure of the object.
 
 pub mod config;
 pub mod doctor;
@@ -25,6 +28,7 @@ mod publish;
 pub mod refusals;
 pub mod replay;
 pub mod scan;
+pub mod series;
 pub mod setup;
 pub mod stream;
 pub mod trigger;
@@ -40,6 +44,7 @@ use crate::aws::secrets::SecretStore;
 use crate::broker::Publisher;
 use crate::forwarder::ledger::Ledger;
 use crate::forwarder::scan::{ScanConfig, Scanner, Summary};
+use crate::forwarder::series::SeriesKeeper;
 use crate::forwarder::trigger::{KeyFilter, Trigger};
 
 /// Undelivered event ids named in an error message, at most.
@@ -62,6 +67,8 @@ pub struct Forwarder<O, S> {
     ledger: Option<Ledger>,
     /// Where refused events are recorded (`FAILURE_RECORDS`).
     refusals: Option<Arc<FailureSink>>,
+    /// Where the measurements' trend points are kept (`TREND_TABLE`).
+    series: Option<SeriesKeeper>,
 }
 
 /// What became of one object.
@@ -197,7 +204,15 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
             settings,
             ledger: None,
             refusals: None,
+            series: None,
         }
+    }
+
+    /// Keeps every measurement's trend point in `keeper`'s table (the scan must hand them out:
+    /// `ScanConfig::measurements`).
+    pub fn with_series(mut self, keeper: Option<SeriesKeeper>) -> Self {
+        self.series = keeper;
+        self
     }
 
     /// Keeps what was done per object in `ledger`, so that a retry sends only the rest.
@@ -228,6 +243,11 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         let trigger = trigger::parse(event).map_err(HandlerError::Trigger)?;
         let mut scanner = Some(Scanner::new(self.settings.scan.clone()));
         let retries_before = self.publisher.retries();
+        let series_before = self
+            .series
+            .as_ref()
+            .map(SeriesKeeper::counts)
+            .unwrap_or_default();
         match trigger {
             Trigger::TestEvent => {
                 tracing::info!("s3:TestEvent acknowledged");
@@ -241,7 +261,13 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 }
                 let summary = scanner.as_ref().map(Scanner::summary).unwrap_or_default();
                 tracing::info!(%summary, delivered = counts.delivered, refused = counts.refused, already_done = counts.already_done, failed_objects = counts.failures.len(), "invocation done");
-                self.emit_metrics(objects.len(), &summary, &counts, retries_before);
+                self.emit_metrics(
+                    objects.len(),
+                    &summary,
+                    &counts,
+                    retries_before,
+                    series_before,
+                );
                 if counts.failures.is_empty() {
                     Ok(summary_json(&summary, &counts, objects.len()))
                 } else {
@@ -260,7 +286,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 if let Some(failure) = counts.failures.first() {
                     tracing::error!(%failure, "Kinesis records not all done; Lambda resumes the shard from the first of them");
                 }
-                self.emit_metrics(0, &batch.summary, &counts, retries_before);
+                self.emit_metrics(0, &batch.summary, &counts, retries_before, series_before);
                 batch.response().map_err(HandlerError::Response)
             }
             Trigger::Sqs(messages) => {
@@ -293,7 +319,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 }
                 let summary = scanner.as_ref().map(Scanner::summary).unwrap_or_default();
                 let objects = summary.objects as usize;
-                self.emit_metrics(objects, &summary, &counts, retries_before);
+                self.emit_metrics(objects, &summary, &counts, retries_before, series_before);
                 if !messages.is_empty() && failed_ids.len() == messages.len() {
                     // Nothing went through: failing the invocation returns the whole batch even
                     // where the trigger was set up without ReportBatchItemFailures.
@@ -312,7 +338,13 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         summary: &Summary,
         counts: &Counts,
         retries_before: u64,
+        series_before: (u64, u64),
     ) {
+        let (kept, not_kept) = self
+            .series
+            .as_ref()
+            .map(SeriesKeeper::counts)
+            .unwrap_or_default();
         let undelivered: usize = counts.failures.iter().map(|f| f.undelivered.len()).sum();
         crate::metrics::emit_with(
             "forwarder",
@@ -331,6 +363,11 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 ),
                 ("PublishFailures", undelivered as u64),
                 ("ObjectsFailed", counts.failures.len() as u64),
+                ("TrendPointsKept", kept.saturating_sub(series_before.0)),
+                (
+                    "TrendPointsNotKept",
+                    not_kept.saturating_sub(series_before.1),
+                ),
             ],
         );
     }

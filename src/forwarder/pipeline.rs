@@ -16,7 +16,9 @@
 //!   publishes in flight finish or fail by their own deadline, and the object is `Retry` with
 //!   what was and was not delivered;
 //! - the scanner (the invocation's de-duplication) is handed back after the object, or made
-//!   anew if the decoding thread died.
+//!   anew if the decoding thread died;
+//! - with a trend table, the object's measurements are kept beside the publishing
+//!   ([`super::series`]), and the object ends when those writes have too (by the deadline).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +31,7 @@ use tokio_util::io::SyncIoBridge;
 use super::ledger::{Opened, Progress, object_id};
 use super::publish::{Sender, Tally};
 use super::scan::{Report, Scanner};
+use super::series::Gathered;
 use super::{Forwarder, ObjectOutcome, Unfinished};
 use crate::aws::s3::{GetError, ObjectRef, ObjectStore};
 use crate::aws::secrets::SecretStore;
@@ -128,6 +131,8 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         let mut tally = Tally::default();
         let mut already_done = 0u64;
         let mut stopped: Option<String> = None;
+        let mut gathered = Gathered::default();
+        let mut keeping = JoinSet::new();
         loop {
             let next = tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx.recv());
             let report = match next.await {
@@ -176,18 +181,34 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     );
                 }
                 Report::Problem(problem) => problem.log(),
-                // Never asked for here: the forwarder's scan leaves `measurements` off.
-                Report::Measurement(_) => {}
+                Report::Measurement(measured) => {
+                    let (position, point) = *measured;
+                    if let Some(keeper) = &self.series
+                        && gathered.add(position, point)
+                    {
+                        keeper.keep(
+                            std::mem::take(&mut gathered),
+                            &label,
+                            deadline,
+                            &mut keeping,
+                        );
+                    }
+                }
             }
             while let Some(done) = publishing.try_join_next() {
                 tally.settle(&label, done);
             }
+        }
+        if let Some(keeper) = &self.series {
+            keeper.keep(gathered, &label, deadline, &mut keeping);
         }
         // Closing the channel stops a decoder that is still going (out of time).
         drop(rx);
         while let Some(done) = publishing.join_next().await {
             tally.settle(&label, done);
         }
+        // Each write logs its own failure and ends by the deadline.
+        while keeping.join_next().await.is_some() {}
         drop(notes);
         if let Some(writer) = writer
             && let Err(e) = writer.finish().await

@@ -1,7 +1,7 @@
 //! The forwarder's clients from its configuration, written once for the Lambda
 //! (`src/bin/forwarder.rs`) and `e2b replay`/`e2b resend`: S3, the cached broker credentials
-//! from Secrets Manager, the publisher with its connection pool, the delivery ledger (DynamoDB)
-//! and the failure records (SQS or S3).
+//! from Secrets Manager, the publisher with its connection pool, the delivery ledger (DynamoDB),
+//! the failure records (SQS or S3) and the trend table (DynamoDB).
 
 use std::sync::Arc;
 
@@ -10,7 +10,9 @@ use crate::aws::secrets::CachedCredentials;
 use crate::broker::Publisher;
 use crate::forwarder::config::ForwarderConfig;
 use crate::forwarder::ledger::Ledger;
+use crate::forwarder::series::SeriesKeeper;
 use crate::forwarder::{Forwarder, ForwarderSettings};
+use crate::trend::store::TrendTable;
 
 /// The forwarder over AWS: objects from S3, credentials from Secrets Manager.
 pub type AwsForwarder = Forwarder<aws_sdk_s3::Client, aws_sdk_secretsmanager::Client>;
@@ -41,7 +43,13 @@ pub fn forwarder(
         },
     )
     .with_ledger(ledger)
-    .with_refusals(refusals))
+    .with_refusals(refusals)
+    .with_series(config.trend_table.as_ref().map(|table| {
+        SeriesKeeper::new(TrendTable {
+            client: aws_sdk_dynamodb::Client::new(aws),
+            table: table.clone(),
+        })
+    })))
 }
 
 /// The publisher alone, with the broker credentials from Secrets Manager (a broker logon or an

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 
 use super::publish::{Sender, Sent, Tally};
 use super::scan::{Report, Scanner, Summary};
+use super::series::Gathered;
 use super::trigger::StreamRecord;
 use super::{Forwarder, Unfinished};
 use crate::aws::s3::ObjectStore;
@@ -96,6 +97,8 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         let mut failed: Option<usize> = None;
         let mut fail = |index: usize| failed = Some(failed.map_or(index, |f| f.min(index)));
         let mut bad_data = 0u64;
+        let mut gathered = Gathered::default();
+        let mut keeping = JoinSet::new();
         for (index, record) in records.iter().enumerate() {
             if Instant::now() >= deadline {
                 fail(index);
@@ -112,15 +115,26 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 }
             };
             let mut events = Vec::new();
+            let mut full = false;
             let read = scanner.scan(&origin, data.as_slice(), |report| {
                 match report {
                     Report::Event(event) => events.push(event),
                     Report::Problem(problem) => problem.log(),
-                    // Never asked for here: the forwarder's scan leaves `measurements` off.
-                    Report::Measurement(_) => {}
+                    Report::Measurement(measured) => {
+                        let (position, point) = *measured;
+                        full |= self.series.is_some() && gathered.add(position, point);
+                    }
                 }
                 Ok::<(), std::convert::Infallible>(())
             });
+            if let Some(keeper) = self.series.as_ref().filter(|_| full) {
+                keeper.keep(
+                    std::mem::take(&mut gathered),
+                    "the Kinesis batch",
+                    deadline,
+                    &mut keeping,
+                );
+            }
             if let Err(e) = read {
                 // The data itself is cut or broken: reading it again cannot help.
                 tracing::warn!(shard = %record.shard, sequence_number = %record.sequence_number, error = %e, "Kinesis record not read to its end; the rest of it is skipped");
@@ -151,9 +165,14 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 settle(records, &mut tally, &mut fail, done);
             }
         }
+        if let Some(keeper) = &self.series {
+            keeper.keep(gathered, "the Kinesis batch", deadline, &mut keeping);
+        }
         while let Some(done) = publishing.join_next().await {
             settle(records, &mut tally, &mut fail, done);
         }
+        // Each write logs its own failure and ends by the deadline.
+        while keeping.join_next().await.is_some() {}
         let mut summary = scanner.summary();
         summary.malformed += bad_data;
         summary.records += bad_data;

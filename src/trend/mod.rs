@@ -5,6 +5,7 @@
 //!   `measurement.features`) and the [`Position`] it belongs to;
 //! - [`iso`]: the ISO 10816-1 / 20816-1 velocity zone limits of a machine class, the reference
 //!   lines of the chart;
+//! - [`store`]: a position's points in DynamoDB, one item per UTC day (`TREND_TABLE`);
 //! - [`chart`]: a [`Series`] → a PNG (for S/4 and `e2b trend`) or an SVG (for the console),
 //!   the same drawing.
 //!
@@ -19,6 +20,7 @@
 pub mod chart;
 pub mod iso;
 pub mod point;
+pub mod store;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};

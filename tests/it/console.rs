@@ -125,6 +125,56 @@ async fn plant() -> Plant {
     Plant { f, s4, table, env }
 }
 
+/// Two days of hourly trend points of the position `id` (as the forwarder keeps them), ending
+/// at the alarm an hour ago, in the table the console reads episodes from.
+async fn keep_trend(table: &str, id: &str) {
+    use e2b::trend::store::{Day, Kept, TrendTable};
+    use e2b::trend::{Health, IsoClass, Point, Position, position_key};
+    let table = TrendTable {
+        client: aws_sdk_dynamodb::Client::new(&moto::aws_config().await),
+        table: table.to_string(),
+    };
+    let source = "monitron/111122223333/Plant%20A";
+    let key = position_key(source, Some(id), None).unwrap_or_default();
+    let position = Position {
+        source: source.into(),
+        asset_position_id: Some(id.into()),
+        project: Some("Plant A".into()),
+        site: Some("Site 1".into()),
+        asset: Some("Pump 7".into()),
+        position: Some("Motor DE".into()),
+    };
+    let end = chrono::Utc::now() - chrono::Duration::hours(1);
+    let mut days: Vec<Day> = Vec::new();
+    for hour in 0..48 {
+        let at = end - chrono::Duration::hours(48 - hour);
+        let point = Point {
+            at,
+            velocity: Some(1.0 + hour as f64 * 0.1),
+            velocity_axes: [None; 3],
+            acceleration: None,
+            temperature: Some(40.0),
+            iso_class: Some(IsoClass::II),
+            models: [Some(Health::Healthy); 3],
+        };
+        match days.iter_mut().find(|d| d.day == at.date_naive()) {
+            Some(day) => day.points.push(point),
+            None => days.push(Day {
+                key: key.clone(),
+                position: position.clone(),
+                day: at.date_naive(),
+                points: vec![point],
+            }),
+        }
+    }
+    let kept = table.keep(&days).await;
+    assert!(
+        kept.as_ref()
+            .is_ok_and(|k| k.iter().all(|k| *k == Kept::Kept)),
+        "{kept:?}"
+    );
+}
+
 async fn count(f: &Fixture, prefix: &str) -> usize {
     f.s3.list_objects_v2()
         .bucket(&f.bucket)
@@ -144,6 +194,7 @@ async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() 
     moto::put_metric("EventsForwarded", "forwarder", now - 600, 242.0).await;
     moto::put_metric("EventsForwarded", "forwarder", now - 3 * 86_400, 100.0).await;
     moto::put_metric("EventsForwarded", "processor", now - 600, 7.0).await;
+    keep_trend(&plant.table, "pos-c-100").await;
     let env = plant.env.clone();
     assert_eq!(plant.s4.notifications().len(), 1);
     assert_eq!(count(&plant.f, "failures/").await, 1);
@@ -196,6 +247,16 @@ async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() 
         .await
         .map(|_| ());
     assert!(link.is_ok(), "the notification links to the launchpad");
+    // The position's trend, from the points the forwarder keeps (issue 32).
+    let chart = b.client.find(Locator::Css(".chart svg")).await;
+    let drawn = match chart {
+        Ok(svg) => svg.html(false).await.unwrap_or_default(),
+        Err(e) => panic!("the trend chart is on the position page: {e}"),
+    };
+    assert!(
+        drawn.contains("Pump 7 / Motor DE — Site 1, Plant A") && drawn.contains("B/C 2.8"),
+        "{drawn}"
+    );
     b.screenshot("position").await;
 
     // Search by event id.

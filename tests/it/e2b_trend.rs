@@ -137,7 +137,7 @@ fn with_several_positions_the_one_in_alarm_is_drawn_or_the_one_named() {
         "{}",
         stderr(&named)
     );
-    assert!(stderr(&named).contains("no alert in the objects"));
+    assert!(stderr(&named).contains("no alert marked"));
 
     let by_id = e2b(&[
         "trend",

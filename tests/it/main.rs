@@ -28,3 +28,4 @@ mod processor_actions;
 mod processor_lambda;
 mod security;
 mod traces;
+mod trend_series;

@@ -25,6 +25,7 @@ mod overview;
 mod pages;
 pub mod snapshot;
 mod storms;
+mod trend;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -158,6 +159,7 @@ async fn console(args: ConsoleArgs) -> ExitCode {
         }),
         failures,
         refusals,
+        trend_table: crate::env::Env::new("console", &crate::env::process).text("TREND_TABLE"),
     };
     let aws = super::aws().await;
     let clients = Clients {

@@ -282,6 +282,10 @@ struct PositionPage {
     frame: Frame,
     technical_object: String,
     pending: bool,
+    /// The trend chart (SVG, its names escaped), or empty.
+    chart: String,
+    /// Why there is no chart.
+    chart_note: String,
     episodes: Vec<EpisodeRow>,
     filed: Vec<FiledRow>,
     timeline: Vec<StepRow>,
@@ -316,6 +320,8 @@ pub async fn position(
             frame,
             technical_object: String::new(),
             pending: false,
+            chart: String::new(),
+            chart_note: String::new(),
             episodes: Vec::new(),
             filed: Vec::new(),
             timeline: Vec::new(),
@@ -323,10 +329,17 @@ pub async fn position(
     };
     let mut frame = Frame::new(&console, &snapshot, &p.title(), "episodes");
     frame.back = format!("/position?key={}", query_value(&p.key));
+    let (chart, chart_note) =
+        match super::trend::of_position(&console, p, crate::trend::DEFAULT_DAYS).await {
+            Ok(svg) => (svg, String::new()),
+            Err(note) => (String::new(), note),
+        };
     render(PositionPage {
         frame,
         technical_object: p.technical_object.clone(),
         pending: p.pending,
+        chart,
+        chart_note,
         episodes: rows_of(&console, std::slice::from_ref(p), true)
             .map(|(_, row)| row)
             .collect(),

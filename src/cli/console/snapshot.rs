@@ -41,6 +41,9 @@ pub struct Sources {
     pub failures: Option<FailureTarget>,
     /// The forwarder's refusals (`--refusals`, or `FORWARDER_FAILURE_RECORDS`).
     pub refusals: Option<FailureTarget>,
+    /// Where the forwarder keeps the trend points (`TREND_TABLE`); `None` reads
+    /// `episodes_table`, as the template deploys it.
+    pub trend_table: Option<String>,
 }
 
 /// The AWS clients the console reads with: the operator's own credentials.

@@ -1,0 +1,211 @@
+//! The forwarder keeps each Monitron measurement as its position's trend point (issue 32),
+//! against real peers: DynamoDB on moto (the real SDK, atomic conditional writes), S3, and the
+//! Solace REST test broker; both the S3 path and the Kinesis path.
+
+use std::time::SystemTime;
+
+use chrono::{TimeZone, Utc};
+
+use crate::forwarder::{Fixture, soon};
+use crate::support::{kinesis, moto};
+use e2b::forwarder::series::SeriesKeeper;
+use e2b::trend::store::TrendTable;
+use e2b::trend::{Series, position_key};
+
+const SAMPLE: &[u8] = include_bytes!("../../events/objects/monitron-v2-trend-30d.json.gz");
+const MEASUREMENT: &str = include_str!("../../events/records/monitron-v2-measurement.json");
+
+async fn table() -> TrendTable {
+    let (client, table) = moto::table("trend").await;
+    TrendTable { client, table }
+}
+
+/// The bundled position's series over the sample's month.
+async fn sample_series(table: &TrendTable) -> Series {
+    let key = position_key("monitron/111122223333/Plant%20A", Some("pos-1"), None)
+        .expect("the position has an id");
+    let from = Utc.with_ymd_and_hms(2024, 1, 30, 0, 0, 0).unwrap();
+    let to = Utc.with_ymd_and_hms(2024, 3, 2, 0, 0, 0).unwrap();
+    match table.read(&key, from, to).await {
+        Ok(series) => series,
+        Err(e) => panic!("reading the series: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_measurement_is_kept_once_and_the_alerts_are_published() {
+    let f = Fixture::new().await;
+    let table = table().await;
+    let keeper = SeriesKeeper::new(table.clone());
+    let forwarder = f.forwarder_measuring().with_series(Some(keeper.clone()));
+    f.put("trend/30d.json.gz", SAMPLE).await;
+    let event = f.s3_event(&["trend/30d.json.gz"]);
+    if let Err(e) = forwarder.handle(&event, soon()).await {
+        panic!("forwarded: {e}");
+    }
+    assert_eq!(f.broker.stored_ids().len(), 2, "the warning and the alarm");
+    assert_eq!(keeper.counts(), (711, 0));
+
+    let series = sample_series(&table).await;
+    assert_eq!(series.points().len(), 711);
+    assert_eq!(series.position.title(), "Pump 7 / Motor DE");
+    assert_eq!(series.position.site.as_deref(), Some("Site 1"));
+    assert_eq!(series.position.project.as_deref(), Some("Plant A"));
+    let last = series.points().last().expect("points");
+    assert_eq!(last.at.to_rfc3339(), "2024-03-01T08:00:07.476+00:00");
+    assert!(last.velocity.is_some_and(|v| v > 7.1), "{last:?}");
+
+    // `e2b trend` draws the same month from the table.
+    let out = std::env::temp_dir().join(format!("e2b-trend-table-{}.png", std::process::id()));
+    let drawn = crate::support::cli::e2b(
+        vec![
+            "trend".into(),
+            "--table".into(),
+            table.table.clone(),
+            "--position".into(),
+            position_key("monitron/111122223333/Plant%20A", Some("pos-1"), None)
+                .unwrap_or_default(),
+            "--end".into(),
+            "2024-03-01T09:00:01Z".into(),
+            "--out".into(),
+            out.to_string_lossy().to_string(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let said = String::from_utf8_lossy(&drawn.stderr);
+    assert!(drawn.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "Pump 7 / Motor DE: 711 measurements from 2024-01-31 08:00 to 2024-03-01 08:00 UTC"
+        ),
+        "{said}"
+    );
+    let png = std::fs::read(&out).unwrap_or_default();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG is written");
+    let _ = std::fs::remove_file(&out);
+
+    // Firehose delivers at least once: the same object again adds no point.
+    if let Err(e) = forwarder.handle(&event, soon()).await {
+        panic!("forwarded again: {e}");
+    }
+    let again = sample_series(&table).await;
+    assert_eq!(again, series);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_cannot_be_written_never_stops_the_alerts() {
+    let f = Fixture::new().await;
+    let (client, _) = moto::table("trend").await;
+    let missing = TrendTable {
+        client,
+        table: moto::unique("no-such-table"),
+    };
+    let keeper = SeriesKeeper::new(missing);
+    let forwarder = f.forwarder_measuring().with_series(Some(keeper.clone()));
+    f.put("trend/30d.json.gz", SAMPLE).await;
+    let answer = forwarder
+        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+    assert_eq!(f.broker.stored_ids().len(), 2);
+    assert_eq!(keeper.counts(), (0, 711), "counted as not kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kinesis_path_keeps_its_measurements_too() {
+    let f = Fixture::new().await;
+    let table = table().await;
+    let keeper = SeriesKeeper::new(table.clone());
+    let forwarder = f.forwarder_measuring().with_series(Some(keeper.clone()));
+    let now = SystemTime::now();
+    let records = (0..3)
+        .map(|n| {
+            let data = MEASUREMENT
+                .trim()
+                .replace("16:38:07.476", &format!("1{n}:38:07.476"));
+            kinesis::record(n, data.as_bytes(), now)
+        })
+        .collect();
+    let answer = forwarder.handle(&kinesis::batch(records), soon()).await;
+    assert!(answer.is_ok(), "{answer:?}");
+    assert_eq!(keeper.counts(), (3, 0));
+    let key = position_key(
+        "monitron/096573865771/adfsmarthome",
+        None,
+        Some(("Site 1", "Heizung 1", "Anders")),
+    )
+    .expect("named");
+    let day = Utc.with_ymd_and_hms(2023, 10, 29, 0, 0, 0).unwrap();
+    let series = table
+        .read(&key, day, day + chrono::Duration::days(1))
+        .await
+        .unwrap_or_else(|e| panic!("reading: {e}"));
+    let hours: Vec<String> = series
+        .points()
+        .iter()
+        .map(|p| p.at.format("%H").to_string())
+        .collect();
+    assert_eq!(hours, ["10", "11", "12"]);
+    assert_eq!(series.points()[0].temperature, Some(45.15));
+}
+
+/// A day at its limit refuses more points; the other days of the same write are still kept
+/// (a transaction is all or nothing: it is sent again without the full day).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_day_is_refused_and_the_others_still_kept() {
+    use e2b::trend::store::{Day, Kept, MAX_POINTS_PER_DAY};
+    use e2b::trend::{Point, Position};
+    let table = table().await;
+    let position = |name: &str| Position {
+        source: "monitron/1/plant".into(),
+        asset_position_id: Some(name.into()),
+        ..Position::default()
+    };
+    let start = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap();
+    let point = |seconds: i64| Point {
+        at: start + chrono::Duration::seconds(seconds),
+        velocity: Some(1.0),
+        velocity_axes: [None; 3],
+        acceleration: None,
+        temperature: None,
+        iso_class: None,
+        models: [None; 3],
+    };
+    let day = start.date_naive();
+    let busy = Day {
+        key: "busy".into(),
+        position: position("busy"),
+        day,
+        points: (0..MAX_POINTS_PER_DAY as i64).map(point).collect(),
+    };
+    assert_eq!(
+        table.keep(std::slice::from_ref(&busy)).await.ok(),
+        Some(vec![Kept::Kept])
+    );
+    let more = Day {
+        points: vec![point(86_000)],
+        ..busy
+    };
+    let quiet = Day {
+        key: "quiet".into(),
+        position: position("quiet"),
+        day,
+        points: vec![point(60)],
+    };
+    let kept = table.keep(&[more, quiet]).await;
+    assert_eq!(kept.ok(), Some(vec![Kept::DayFull, Kept::Kept]));
+    let read = |key: &'static str| {
+        let table = table.clone();
+        async move {
+            let series = table
+                .read(key, start, start + chrono::Duration::days(1))
+                .await;
+            series
+                .map(|s| s.points().len())
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    assert_eq!(read("busy").await, MAX_POINTS_PER_DAY);
+    assert_eq!(read("quiet").await, 1);
+}

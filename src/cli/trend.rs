@@ -155,8 +155,9 @@ fn write(chart: &Chart<'_>, out: &str) -> Result<(), ExitCode> {
         None => "no alert marked".into(),
     };
     eprintln!(
-        "e2b trend: {}: {shown} measurements from {} to {} UTC, {marked}; written to {out}",
+        "e2b trend: {}: {} from {} to {} UTC, {marked}; written to {out}",
         chart.series.position.title(),
+        counted(shown, "measurement"),
         from.format("%Y-%m-%d %H:%M"),
         to.format("%Y-%m-%d %H:%M"),
     );
@@ -291,13 +292,18 @@ fn choose(positions: &mut BTreeMap<String, Found>, asked: Option<&str>) -> Optio
         for (key, found) in positions.iter() {
             let position = &found.series.position;
             eprintln!(
-                "  {key}  {} (assetPositionId {}), {} measurements, {} alerts",
+                "  {key}  {} (assetPositionId {}), {}, {}",
                 position.title(),
                 position.asset_position_id.as_deref().unwrap_or("none"),
-                found.series.points().len(),
-                found.alerts.len()
+                counted(found.series.points().len(), "measurement"),
+                counted(found.alerts.len(), "alert")
             );
         }
     }
     None
+}
+
+/// `1 measurement`, `2 measurements`.
+fn counted(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }

@@ -3,8 +3,8 @@
 //!
 //! Rules:
 //! - an object's (or a Kinesis batch's) points are gathered per position and UTC day; each day
-//!   is written once, up to [`DAYS_PER_WRITE`] days a request, when the object ends or when
-//!   [`MAX_GATHERED`] points are held (memory stays bounded whatever the object);
+//!   is written once, in one `UpdateItem`, when the object ends or when [`MAX_GATHERED`] points
+//!   are held (memory stays bounded whatever the object);
 //! - the writes run beside the publishing, at most [`WRITES_IN_FLIGHT`] at a time, and end by
 //!   the invocation's deadline: keeping the series never holds an event back;
 //! - a write that fails, or a day that is full, is logged with the position and day and
@@ -22,14 +22,14 @@ use chrono::NaiveDate;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::trend::store::{DAYS_PER_WRITE, Day, Kept, MAX_POINTS_PER_DAY, TrendTable};
+use crate::trend::store::{Day, Kept, MAX_POINTS_PER_DAY, TrendTable};
 use crate::trend::{Point, Position};
 
 /// Points held before the gathered days are written.
 pub const MAX_GATHERED: usize = 2000;
 
-/// Writes (of up to [`DAYS_PER_WRITE`] days each) in flight at once.
-pub const WRITES_IN_FLIGHT: usize = 4;
+/// Day items written at once.
+pub const WRITES_IN_FLIGHT: usize = 16;
 
 /// The table and what came of its writes, shared by every object of the warm Lambda.
 #[derive(Debug, Clone)]
@@ -83,7 +83,7 @@ impl SeriesKeeper {
     }
 
     /// Starts writing what was gathered from `object` (its label, for the log) into `writes`,
-    /// [`DAYS_PER_WRITE`] days a request; each write gives up at `deadline`.
+    /// one request a day; each write gives up at `deadline`.
     pub fn keep(
         &self,
         gathered: Gathered,
@@ -91,38 +91,26 @@ impl SeriesKeeper {
         deadline: Instant,
         writes: &mut JoinSet<()>,
     ) {
-        let mut days: Vec<Day> = gathered
-            .days
-            .into_iter()
-            .map(|((key, day), (position, points))| Day {
+        for ((key, day), (position, points)) in gathered.days {
+            let day = Day {
                 key,
                 position,
                 day,
                 points,
-            })
-            .collect();
-        days.sort_by(|a, b| (&a.key, a.day).cmp(&(&b.key, b.day)));
-        for chunk in days.chunks(DAYS_PER_WRITE) {
+            };
             let this = self.clone();
             let object = object.to_string();
-            let chunk = chunk.to_vec();
             writes.spawn(async move {
                 let write = async {
                     let _permit = this.limit.acquire().await;
-                    this.table.keep(&chunk).await
+                    this.table.keep(&day).await
                 };
-                let outcome: Vec<Result<Kept, String>> =
-                    match tokio::time::timeout_at(deadline.into(), write).await {
-                        Ok(Ok(kept)) => kept.into_iter().map(Ok).collect(),
-                        Ok(Err(e)) => vec![Err(e.to_string()); chunk.len()],
-                        Err(_) => {
-                            let late = "not written by the invocation's deadline".to_string();
-                            vec![Err(late); chunk.len()]
-                        }
-                    };
-                for (day, outcome) in chunk.iter().zip(outcome) {
-                    this.settle(&object, day, outcome);
-                }
+                let outcome = match tokio::time::timeout_at(deadline.into(), write).await {
+                    Ok(Ok(kept)) => Ok(kept),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("not written by the invocation's deadline".to_string()),
+                };
+                this.settle(&object, &day, outcome);
             });
         }
     }

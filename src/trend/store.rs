@@ -7,19 +7,17 @@
 //!   `expiration`), the forwarder's progress table or the processor's idempotency table;
 //! - its points are a string set `points`, one [`encode`]d point each: the same record kept
 //!   twice is the same string, so a retried object or a Firehose duplicate adds nothing;
-//! - a day's new points are added with one update (`ADD`), with the position's names (`pos_*`)
-//!   for the chart's title; up to [`DAYS_PER_WRITE`] days go in one `TransactWriteItems` (an
-//!   object holds about one point per position: one request per position would make the series
-//!   cost more than the forwarding); the item expires [`KEEP_DAYS`] after its day ends;
+//! - a day's new points are added with one `UpdateItem` (`ADD`), with the position's names
+//!   (`pos_*`) for the chart's title; the item expires [`KEEP_DAYS`] after its day ends. (Not
+//!   `TransactWriteItems` of many days: it costs twice the write units, one conflict cancels
+//!   every day in it, and it saves no time over parallel updates);
 //! - a day holds at most [`MAX_POINTS_PER_DAY`] points (Monitron sends 24): an item stays far
-//!   below DynamoDB's 400 KB whatever a sensor sends; points past that are refused and counted
-//!   (the transaction, all or nothing, is sent again without the full days);
+//!   below DynamoDB's 400 KB whatever a sensor sends; points past that are refused and counted;
 //! - reading a window is one `BatchGetItem` per 100 days; a day without an item has no points.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Days, NaiveDate, SecondsFormat, Utc};
 
 use super::{Health, IsoClass, Point, Position, Series};
@@ -106,20 +104,22 @@ pub enum Kept {
     DayFull,
 }
 
-/// Days written in one `TransactWriteItems` (DynamoDB's limit is 100 actions).
-pub const DAYS_PER_WRITE: usize = 100;
-
 impl TrendTable {
-    /// The update that adds a day's points to its item.
-    fn update(&self, day: &Day) -> Result<Update, TableError> {
+    /// Adds a day's points to its item (one `UpdateItem`).
+    pub async fn keep(&self, day: &Day) -> Result<Kept, TableError> {
         let lines: Vec<String> = day.points.iter().map(encode).collect();
+        if lines.is_empty() {
+            return Ok(Kept::Kept);
+        }
         let expiration = day
             .day
             .checked_add_days(Days::new(KEEP_DAYS + 1))
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map_or(0, |t| t.and_utc().timestamp());
         let mut sets = vec!["expiration = :exp".to_string()];
-        let mut update = Update::builder()
+        let mut update = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(day_id(&day.key, day.day)))
             .condition_expression("attribute_not_exists(points) OR size(points) < :cap")
@@ -144,70 +144,17 @@ impl TrendTable {
                 );
             }
         }
-        update
-            .update_expression(format!("ADD points :new SET {}", sets.join(", ")))
-            .build()
-            .map_err(|e| TableError::retry(format!("the trend write cannot be built: {e}")))
-    }
-
-    /// Adds each day's points to its item, up to [`DAYS_PER_WRITE`] days in one transaction;
-    /// what came of each day, in order. A day that is full is left out and the others written
-    /// again (a transaction is all or nothing).
-    pub async fn keep(&self, days: &[Day]) -> Result<Vec<Kept>, TableError> {
-        let mut kept = vec![Kept::Kept; days.len()];
-        let mut pending: Vec<usize> = (0..days.len())
-            .filter(|i| !days[*i].points.is_empty())
-            .collect();
-        let mut conflicts = 0;
-        // Each round leaves out at least one full day, or counts a conflict: this ends.
-        while !pending.is_empty() {
-            let actions = pending
-                .iter()
-                .map(|i| {
-                    self.update(&days[*i])
-                        .map(|u| TransactWriteItem::builder().update(u).build())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let written = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send()
-                .await;
-            let error = match written {
-                Ok(_) => return Ok(kept),
-                Err(e) => e,
-            };
-            let reasons = match error.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
-                    canceled.cancellation_reasons().to_vec()
-                }
-                _ => return Err(failed(error).context("keeping the trend points")),
-            };
-            let full: Vec<usize> = reasons
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                .filter_map(|(at, _)| pending.get(at).copied())
-                .collect();
-            let conflict = reasons
-                .iter()
-                .any(|r| r.code() == Some("TransactionConflict"));
-            if full.is_empty() && conflict && conflicts < 3 {
-                // Another writer on one of these days (two objects of one position at once).
-                conflicts += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(50 * conflicts)).await;
-                continue;
+        let update = update.update_expression(format!("ADD points :new SET {}", sets.join(", ")));
+        match update.send().await {
+            Ok(_) => Ok(Kept::Kept),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Kept::DayFull)
             }
-            if full.is_empty() {
-                return Err(failed(error).context("keeping the trend points"));
-            }
-            for i in &full {
-                kept[*i] = Kept::DayFull;
-            }
-            pending.retain(|i| !full.contains(i));
+            Err(e) => Err(failed(e).context("keeping the trend points")),
         }
-        Ok(kept)
     }
 
     /// The series of position `key` over the UTC days from `from` to `to`.

@@ -150,8 +150,7 @@ async fn the_kinesis_path_keeps_its_measurements_too() {
     assert_eq!(series.points()[0].temperature, Some(45.15));
 }
 
-/// A day at its limit refuses more points; the other days of the same write are still kept
-/// (a transaction is all or nothing: it is sent again without the full day).
+/// A day at its limit refuses more points; another day is still kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_day_is_refused_and_the_others_still_kept() {
     use e2b::trend::store::{Day, Kept, MAX_POINTS_PER_DAY};
@@ -179,10 +178,7 @@ async fn a_full_day_is_refused_and_the_others_still_kept() {
         day,
         points: (0..MAX_POINTS_PER_DAY as i64).map(point).collect(),
     };
-    assert_eq!(
-        table.keep(std::slice::from_ref(&busy)).await.ok(),
-        Some(vec![Kept::Kept])
-    );
+    assert_eq!(table.keep(&busy).await.ok(), Some(Kept::Kept));
     let more = Day {
         points: vec![point(86_000)],
         ..busy
@@ -193,8 +189,8 @@ async fn a_full_day_is_refused_and_the_others_still_kept() {
         day,
         points: vec![point(60)],
     };
-    let kept = table.keep(&[more, quiet]).await;
-    assert_eq!(kept.ok(), Some(vec![Kept::DayFull, Kept::Kept]));
+    assert_eq!(table.keep(&more).await.ok(), Some(Kept::DayFull));
+    assert_eq!(table.keep(&quiet).await.ok(), Some(Kept::Kept));
     let read = |key: &'static str| {
         let table = table.clone();
         async move {

@@ -66,21 +66,22 @@ impl Canvas for Recorder {
     }
 }
 
-fn drawn(chart: &Chart<'_>) -> Recorder {
+/// What the chart of `series` over 30 days, with `alert`, draws.
+fn drawn(series: &Series, alert: Option<Alert>) -> Recorder {
     let mut recorder = Recorder::default();
-    chart.draw(&mut recorder);
+    Chart {
+        series,
+        days: 30,
+        alert,
+    }
+    .draw(&mut recorder);
     recorder
 }
 
 #[test]
 fn the_chart_names_the_position_window_zones_and_alert() {
     let series = series();
-    let chart = Chart {
-        series: &series,
-        days: 30,
-        alert: alarm(),
-    };
-    let r = drawn(&chart);
+    let r = drawn(&series, alarm());
     assert!(
         r.texts
             .contains(&"Pump 7 / Motor DE — Plant <North> & Co, plant".to_string()),
@@ -120,12 +121,7 @@ fn the_chart_names_the_position_window_zones_and_alert() {
 #[test]
 fn a_gap_breaks_the_lines_and_is_shaded() {
     let series = series();
-    let chart = Chart {
-        series: &series,
-        days: 30,
-        alert: alarm(),
-    };
-    let r = drawn(&chart);
+    let r = drawn(&series, alarm());
     // The missing day splits each series in two runs.
     assert_eq!(
         r.lines
@@ -155,20 +151,10 @@ fn a_gap_breaks_the_lines_and_is_shaded() {
 fn low_data_still_shows_the_reference_and_no_data_shows_an_empty_window() {
     let mut quiet = series();
     quiet.keep_between(end() - Duration::days(30), end() - Duration::days(20));
-    let chart = Chart {
-        series: &quiet,
-        days: 30,
-        alert: None,
-    };
-    let r = drawn(&chart);
+    let r = drawn(&quiet, None);
     assert!(r.texts.contains(&"B/C 2.8".to_string()));
     let empty = Series::new(Position::default());
-    let chart = Chart {
-        series: &empty,
-        days: 30,
-        alert: alarm(),
-    };
-    let r = drawn(&chart);
+    let r = drawn(&empty, alarm());
     assert!(r.texts.iter().any(|t| t.contains("0 measurements")));
     assert!(r.texts.iter().any(|t| t.starts_with("No ISO class")));
 }

@@ -272,6 +272,25 @@ async fn an_operator_sees_episodes_and_failures_and_fixes_them_in_the_browser() 
     );
     b.screenshot("search").await;
 
+    // A position without kept measurements says why it has no chart.
+    let quiet =
+        e2b::trend::position_key("monitron/111122223333/Plant%20A", Some("pos-c-900"), None)
+            .unwrap_or_default();
+    if let Err(e) = b
+        .client
+        .goto(&format!("{}/position?key={quiet}", console.origin))
+        .await
+    {
+        panic!("goto: {e}")
+    }
+    let text = b.text_with("No trend chart").await;
+    assert!(
+        text.contains(
+            "No trend chart: no measurements of this position were kept in the 30 days before"
+        ),
+        "{text}"
+    );
+
     // Failures: reprocess the one the processor recorded.
     b.click(Locator::LinkText("Failures")).await;
     let text = b.text_with("Processor failures").await;

@@ -237,10 +237,6 @@ async fn publish_series(positions: u64, latency_ms: u64, concurrency: usize) {
     }
     let (client, table) = support::moto::table("bench-trend").await;
     let keeper = SeriesKeeper::new(TrendTable { client, table });
-    let measuring = ScanConfig {
-        measurements: true,
-        ..ScanConfig::default()
-    };
     let off = aem_forwarder(&dir, &broker, concurrency);
     let on = aem_forwarder(&dir, &broker, concurrency).with_series(Some(keeper.clone()));
     let (mut best_off, mut best_on) = (Duration::MAX, Duration::MAX);
@@ -252,12 +248,9 @@ async fn publish_series(positions: u64, latency_ms: u64, concurrency: usize) {
                 etag: None,
                 size: None,
             };
-            let (forwarder, config) = if series {
-                (&on, measuring.clone())
-            } else {
-                (&off, ScanConfig::default())
-            };
-            let mut scanner = Some(Scanner::new(config));
+            let forwarder = if series { &on } else { &off };
+            // Each pass a new invocation: the forwarder makes its scanner from its settings.
+            let mut scanner = None;
             let start = Instant::now();
             let deadline = start + Duration::from_secs(600);
             let outcome = forwarder

@@ -7,6 +7,8 @@
 pub mod console;
 mod doctor;
 mod episodes;
+#[doc(hidden)]
+pub mod fuzzing;
 mod progress;
 mod replay;
 pub mod reprocess;

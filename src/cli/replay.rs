@@ -143,7 +143,8 @@ async fn replay(
             eprintln!("e2b replay: cannot build the HTTP client: {e}");
             ExitCode::FAILURE
         })?;
-        let mut scanner = Some(Scanner::new(config.scan));
+        // Made by the forwarder at the first object, from its settings, then kept across them.
+        let mut scanner = None;
         let deadline = Instant::now() + Duration::from_secs(24 * 3600);
         for object in &listed {
             let outcome = forwarder

@@ -208,9 +208,10 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         }
     }
 
-    /// Keeps every measurement's trend point in `keeper`'s table (the scan must hand them out:
-    /// `ScanConfig::measurements`).
+    /// Keeps every measurement's trend point in `keeper`'s table; the forwarder's scans hand
+    /// the points out from then on (`ScanConfig::measurements` follows the keeper).
     pub fn with_series(mut self, keeper: Option<SeriesKeeper>) -> Self {
+        self.settings.scan.measurements = keeper.is_some();
         self.series = keeper;
         self
     }

@@ -98,29 +98,6 @@ impl Fixture {
         layout: SecretLayout,
         filter: KeyFilter,
     ) -> S3Forwarder {
-        let scan = ScanConfig::default();
-        self.forwarder_scanning(mesh, concurrency, secret, layout, filter, scan)
-    }
-
-    /// A forwarder whose scan hands out measurements' trend points (as with `TREND_TABLE`).
-    pub fn forwarder_measuring(&self) -> S3Forwarder {
-        let scan = ScanConfig {
-            measurements: true,
-            ..ScanConfig::default()
-        };
-        let (layout, filter) = (SecretLayout::BrokerLogon, KeyFilter::default());
-        self.forwarder_scanning(self.mesh(), 16, &self.secret, layout, filter, scan)
-    }
-
-    fn forwarder_scanning(
-        &self,
-        mesh: BrokerConfig,
-        concurrency: usize,
-        secret: &str,
-        layout: SecretLayout,
-        filter: KeyFilter,
-        scan: ScanConfig,
-    ) -> S3Forwarder {
         let credentials = Arc::new(
             CachedCredentials::new(self.secrets.clone(), secret, Duration::from_secs(300))
                 .with_layout(layout),
@@ -130,7 +107,7 @@ impl Fixture {
             self.s3.clone(),
             Arc::new(publisher),
             ForwarderSettings {
-                scan,
+                scan: ScanConfig::default(),
                 filter,
                 concurrency,
             },

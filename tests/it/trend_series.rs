@@ -37,7 +37,7 @@ async fn every_measurement_is_kept_once_and_the_alerts_are_published() {
     let f = Fixture::new().await;
     let table = table().await;
     let keeper = SeriesKeeper::new(table.clone());
-    let forwarder = f.forwarder_measuring().with_series(Some(keeper.clone()));
+    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
     f.put("trend/30d.json.gz", SAMPLE).await;
     let event = f.s3_event(&["trend/30d.json.gz"]);
     if let Err(e) = forwarder.handle(&event, soon()).await {
@@ -102,7 +102,7 @@ async fn a_table_that_cannot_be_written_never_stops_the_alerts() {
         table: moto::unique("no-such-table"),
     };
     let keeper = SeriesKeeper::new(missing);
-    let forwarder = f.forwarder_measuring().with_series(Some(keeper.clone()));
+    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
     f.put("trend/30d.json.gz", SAMPLE).await;
     let answer = forwarder
         .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
@@ -117,7 +117,7 @@ async fn the_kinesis_path_keeps_its_measurements_too() {
     let f = Fixture::new().await;
     let table = table().await;
     let keeper = SeriesKeeper::new(table.clone());
-    let forwarder = f.forwarder_measuring().with_series(Some(keeper.clone()));
+    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
     let now = SystemTime::now();
     let records = (0..3)
         .map(|n| {

@@ -64,7 +64,7 @@ impl ForwarderConfig {
 
         let broker = broker(&mut env);
         let (secret_id, secret_layout) = broker_secret(&mut env);
-        let mut scan = read_scan(&mut env);
+        let scan = read_scan(&mut env);
         let concurrency =
             env.number("PUBLISH_CONCURRENCY", DEFAULT_CONCURRENCY as u64, 1, 1024) as usize;
         let timeout_ms = env.number("PUBLISH_TIMEOUT_MS", 5_000, 100, 900_000);
@@ -92,7 +92,6 @@ impl ForwarderConfig {
         let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE");
         let progress_table = env.text("PROGRESS_TABLE");
         let trend_table = env.text("TREND_TABLE");
-        scan.measurements = trend_table.is_some();
         let keep_days = env.number("PROGRESS_KEEP_DAYS", 7, 1, 365);
         let failure_records = env.text("FAILURE_RECORDS").and_then(|text| {
             FailureTarget::parse(&text)

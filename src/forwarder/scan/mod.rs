@@ -47,8 +47,6 @@ pub struct Summary {
     pub malformed: u64,
     /// Warnings about records that were still handled (e.g. an unreadable timestamp).
     pub warnings: u64,
-    /// Measurement points handed out (only when asked for).
-    pub measurements: u64,
 }
 
 impl fmt::Display for Summary {
@@ -221,7 +219,6 @@ impl Scanner {
             // The framer has checked the bytes are UTF-8.
             let raw = String::from_utf8_lossy(bytes);
             if let Some(measured) = crate::trend::point::of_record(record, &raw) {
-                self.summary.measurements += 1;
                 out(Report::Measurement(Box::new(measured)))?;
             }
         }

@@ -123,7 +123,7 @@ impl Chart<'_> {
             .as_ref()
             .map(|a| a.at)
             .or_else(|| self.series.points().last().map(|p| p.at))
-            .unwrap_or_else(|| Utc.timestamp_opt(0, 0).single().unwrap_or_default());
+            .unwrap_or(DateTime::UNIX_EPOCH);
         (to - Duration::days(i64::from(self.days.max(1))), to)
     }
 
@@ -161,7 +161,8 @@ impl Chart<'_> {
             high: t_high,
         };
 
-        let gaps = gaps(&points.iter().map(|p| p.at).collect::<Vec<_>>(), from, to);
+        let times: Vec<_> = points.iter().map(|p| p.at).collect();
+        let gaps = gaps(&times, from, to);
         for panel in [&velocity, &temperature] {
             for (start, end) in &gaps {
                 let (x0, x1) = (frame.x(*start), frame.x(*end));
@@ -174,7 +175,6 @@ impl Chart<'_> {
         if let Some(class) = class {
             zones(canvas, &frame, &velocity, class);
         }
-        let times: Vec<_> = points.iter().map(|p| p.at).collect();
         let breaks = |i: usize| i > 0 && is_gap(&gaps, times[i - 1], times[i]);
         plot(
             canvas,
@@ -271,6 +271,9 @@ fn gaps(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    if times.is_empty() {
+        return vec![(from, to)];
+    }
     let mut spacings: Vec<i64> = times
         .windows(2)
         .map(|w| (w[1] - w[0]).num_seconds())
@@ -281,9 +284,6 @@ fn gaps(
     let mut edges = vec![from];
     edges.extend_from_slice(times);
     edges.push(to);
-    if times.is_empty() {
-        return vec![(from, to)];
-    }
     edges
         .windows(2)
         .filter(|w| w[1] - w[0] > longest)

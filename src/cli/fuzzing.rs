@@ -1,4 +1,5 @@
-//! The fuzz targets' bodies (`fuzz/`, `cargo fuzz run <target>`), kept in the library so that
+//! The fuzz targets' bodies (`fuzz/`, `cargo fuzz run <target>`; `e2b::fuzzing`), beside the
+//! CLI because, like it, they drive both paths from outside. Kept in the library so that
 //! `tests/it/fuzz_regressions.rs` runs every corpus input and crash reproducer through the very
 //! same code on the stable toolchain, in CI. Each one feeds untrusted bytes to a parser and
 //! checks what must hold whatever the input: no panic, and the invariants named below.

@@ -93,6 +93,7 @@ fn record(i: usize) -> String {
         completed: !open,
         unsure: false,
         forgotten_lines: 0,
+        chart: Default::default(),
     });
     state.to_json()
 }

@@ -2,6 +2,8 @@
 //! runs (`scripts/e2e-local.sh`): `s4_test_server PORT USER PASSWORD`. It listens on 127.0.0.1
 //! until it is stopped; `GET .../MaintenanceNotification?$format=json` lists what it holds.
 //! `S4_CHAOS=FAIL_PER_MILLE,EXPIRE_EVERY` adds random 503s and CSRF token expiry (campaigns).
+//! `S4_ATTACHMENTS_DIR=DIR` writes every original its attachment service takes into DIR (the
+//! local end-to-end run checks the trend chart there).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -27,6 +29,24 @@ fn main() {
             server.set_chaos(fail, every, 42);
         }
         println!("S/4 test server: {}", server.service_url());
-        let _ = tokio::signal::ctrl_c().await;
+        let Some(dir) = std::env::var_os("S4_ATTACHMENTS_DIR") else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        let mut written = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+            for original in server.originals().iter().skip(written) {
+                let path =
+                    std::path::Path::new(&dir).join(format!("{written:03}-{}", original.file_name));
+                if let Err(e) = std::fs::write(&path, &original.bytes) {
+                    eprintln!("{}: {e}", path.display());
+                }
+                written += 1;
+            }
+        }
     });
 }

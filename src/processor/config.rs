@@ -49,7 +49,24 @@ pub struct ProcessorConfig {
     /// `S4_MAX_REQUESTS_PER_SECOND`: S/4's request rate, shared by every container (no limit
     /// when unset; needs `IDEMPOTENCY_TABLE`).
     pub s4_max_per_second: Option<u32>,
+    /// Trend charts attached to created notifications; `None` with `S4_ATTACHMENTS=off` or
+    /// without `IDEMPOTENCY_TABLE`.
+    pub charts: Option<ChartConfig>,
     pub warnings: Vec<String>,
+}
+
+/// Where trend charts come from and go (`episode::chart`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartConfig {
+    /// `TREND_TABLE`: the forwarder's trend points; `IDEMPOTENCY_TABLE` when unset.
+    pub trend_table: String,
+    /// `TREND_DAYS` (default 30, at most 35: the points are kept 35 days).
+    pub days: u32,
+    /// `S4_ATTACHMENT_OBJECT_TYPE`: `PMQMEL` (default) or `BUS2038`.
+    pub object_type: String,
+    /// `S4_ATTACHMENT_URL`: `API_CV_ATTACHMENT_SRV`'s root; beside the notification service
+    /// when unset.
+    pub service_url: Url,
 }
 
 impl ProcessorConfig {
@@ -149,6 +166,12 @@ impl ProcessorConfig {
             env.problem("S4_MAX_REQUESTS_PER_SECOND needs IDEMPOTENCY_TABLE: the containers share the rate through it");
         }
         let allowed_rate = optional(&mut env, "PROCESSOR_ALLOWED_RATE", 1_000_000);
+        let charts = charts(
+            &mut env,
+            idempotency_table.as_deref(),
+            service_url.as_ref(),
+            &mut warnings,
+        );
         let Some(service_url) = service_url.filter(|_| !env.has_problems()) else {
             return Err(env.error());
         };
@@ -189,9 +212,52 @@ impl ProcessorConfig {
             }),
             allowed_rate,
             s4_max_per_second,
+            charts,
             warnings,
         })
     }
+}
+
+/// The trend charts' settings (`S4_ATTACHMENTS`, default on).
+fn charts(
+    env: &mut Env,
+    idempotency_table: Option<&str>,
+    notifications: Option<&Url>,
+    warnings: &mut Vec<String>,
+) -> Option<ChartConfig> {
+    let on = env.text("S4_ATTACHMENTS").is_none() || env.flag("S4_ATTACHMENTS");
+    let days = u32::try_from(env.number("TREND_DAYS", 30, 1, 35)).unwrap_or(30);
+    let object_type = env
+        .text("S4_ATTACHMENT_OBJECT_TYPE")
+        .unwrap_or_else(|| "PMQMEL".into());
+    if object_type.chars().count() > 40 {
+        env.problem(
+            "S4_ATTACHMENT_OBJECT_TYPE is longer than 40 characters (BusinessObjectTypeName)",
+        );
+    }
+    let service_url = match env.text("S4_ATTACHMENT_URL").map(|v| Url::parse(&v)) {
+        None => notifications.map(crate::processor::s4::attachment::service_beside),
+        Some(Ok(url)) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {
+            Some(url)
+        }
+        Some(_) => {
+            env.problem("S4_ATTACHMENT_URL is not an http(s) URL");
+            None
+        }
+    };
+    if !on {
+        return None;
+    }
+    let Some(table) = idempotency_table else {
+        warnings.push("IDEMPOTENCY_TABLE is not set: no trend charts are attached (they are attached once per notification, under its position's record)".into());
+        return None;
+    };
+    Some(ChartConfig {
+        trend_table: env.text("TREND_TABLE").unwrap_or_else(|| table.to_string()),
+        days,
+        object_type,
+        service_url: service_url?,
+    })
 }
 
 #[cfg(test)]
@@ -265,6 +331,64 @@ mod tests {
         let zero: std::collections::HashMap<&str, &str> = zero.into_iter().collect();
         let zero: Vec<(&str, &str)> = zero.into_iter().collect();
         assert!(read(&zero).is_err(), "0 is no rate");
+    }
+
+    #[test]
+    fn charts_are_on_with_the_table_and_beside_the_notifications() {
+        let base = [
+            ("S4_BASE_URL", "https://s4.example.com"),
+            ("S4_CREDENTIALS_SECRET", "s4"),
+            ("PROCESSOR_CREDENTIALS_SECRET", "rdp"),
+            ("IDEMPOTENCY_TABLE", "e2b-idempotency"),
+        ];
+        let Ok(config) = read(&base) else {
+            panic!("refused")
+        };
+        let Some(charts) = config.charts else {
+            panic!("charts are on by default")
+        };
+        assert_eq!(charts.trend_table, "e2b-idempotency");
+        assert_eq!((charts.days, charts.object_type.as_str()), (30, "PMQMEL"));
+        assert_eq!(
+            charts.service_url.as_str(),
+            "https://s4.example.com/sap/opu/odata/sap/API_CV_ATTACHMENT_SRV"
+        );
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            read(&all)
+        };
+        assert!(with(&[("S4_ATTACHMENTS", "off")]).is_ok_and(|c| c.charts.is_none()));
+        let Ok(set) = with(&[
+            ("TREND_TABLE", "e2b-ledger"),
+            ("TREND_DAYS", "14"),
+            ("S4_ATTACHMENT_OBJECT_TYPE", "BUS2038"),
+            ("S4_ATTACHMENT_URL", "https://gw.example.com/attachments"),
+        ]) else {
+            panic!("refused")
+        };
+        let charts = set.charts.unwrap_or_else(|| panic!("charts"));
+        assert_eq!(charts.trend_table, "e2b-ledger");
+        assert_eq!((charts.days, charts.object_type.as_str()), (14, "BUS2038"));
+        assert_eq!(
+            charts.service_url.as_str(),
+            "https://gw.example.com/attachments"
+        );
+        let Err(e) = with(&[("TREND_DAYS", "36"), ("S4_ATTACHMENTS", "maybe")]) else {
+            panic!("accepted")
+        };
+        assert!(e.to_string().contains("TREND_DAYS") && e.to_string().contains("S4_ATTACHMENTS"));
+        // Without the table there is no record to attach under: off, and said.
+        let Ok(untabled) = read(&base[..3]) else {
+            panic!("refused")
+        };
+        assert!(untabled.charts.is_none());
+        assert!(
+            untabled
+                .warnings
+                .iter()
+                .any(|w| w.contains("no trend charts"))
+        );
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct ProcessorSettings {
     /// How recently S/4 must have shown a notification open for a new episode of its position
     /// to join it without reading it first ([`episode::plan::OPEN_FOR_SURE`]).
     pub open_for_sure: Duration,
+    /// Trend charts attached to created notifications (`episode::chart`); none when `None`
+    /// (`S4_ATTACHMENTS=off`, or no table).
+    pub charts: Option<Arc<episode::chart::Charts>>,
 }
 
 impl ProcessorSettings {
@@ -107,6 +110,7 @@ impl ProcessorSettings {
             allowed_origins: None,
             allowed_rate: None,
             open_for_sure: episode::plan::OPEN_FOR_SURE,
+            charts: None,
         }
     }
 }

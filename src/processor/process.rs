@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use crate::processor::delivery::{self, AlertEvent, Carried, Delivery};
+use crate::processor::episode::chart::CHART_ACTION;
 use crate::processor::episode::reconcile::by_episodes;
 use crate::processor::episode::store::EpisodeStore;
 use crate::processor::failures::FailureRecord;
@@ -27,8 +28,16 @@ use super::report::log_outcome;
 impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
     /// Runs a recorded failure again under the rules now in force: steps that had succeeded
     /// are not repeated, and every create is idempotent through its external reference. A
-    /// new permanent failure is recorded anew.
+    /// new permanent failure is recorded anew. A trend chart's record tries the chart again
+    /// ([`Processor::reattach`]).
     pub async fn reprocess(&self, record: &FailureRecord) -> Result<Vec<RuleOutcome>, String> {
+        if record.action.as_deref() == Some(CHART_ACTION) {
+            return Ok(vec![RuleOutcome {
+                rule: record.rule.clone(),
+                action: record.action.clone(),
+                outcome: self.reattach(record).await,
+            }]);
+        }
         match delivery::parse(record.delivery.as_bytes()) {
             Ok(Delivery::Event(mut event)) => {
                 event.continue_recorded(record.traceparent.as_deref());

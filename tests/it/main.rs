@@ -28,4 +28,5 @@ mod processor_actions;
 mod processor_lambda;
 mod security;
 mod traces;
+mod trend_chart;
 mod trend_series;

@@ -19,6 +19,7 @@ pub mod moto;
 pub mod otlp;
 pub mod proxy;
 pub mod s4;
+pub mod s4_attachments;
 pub mod tls;
 
 /// With `E2B_TEST_LOGS` set (`scripts/test.sh` sets it), the library's logs go, through the

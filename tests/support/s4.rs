@@ -14,6 +14,8 @@
 //! their lengths; their notification (and item) must exist; S/4 numbers them `0001`, `0002`, ...
 //! Reading items takes `$filter=MaintenanceNotification eq '…'` and
 //! `$expand=to_ItemCause,to_ItemActivity`.
+//! The attachment service `API_CV_ATTACHMENT_SRV` is served beside it (`s4_attachments.rs`),
+//! with the same logon and faults; a CSRF token is good on the service it was fetched on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -44,8 +46,12 @@ const FIELDS: [(&str, usize); 12] = [
 struct State {
     username: String,
     password: String,
-    /// session cookie → token
+    /// session cookie → token, and the service it was fetched on (a token is good for its
+    /// own service only: stricter than a Gateway may be, so the client fetches per service)
     sessions: HashMap<String, String>,
+    session_service: HashMap<String, &'static str>,
+    /// `API_CV_ATTACHMENT_SRV` (`s4_attachments.rs`).
+    attachments: super::s4_attachments::Attachments,
     next_session: u64,
     notifications: Vec<Value>,
     csrf_fetches: u64,
@@ -339,6 +345,21 @@ impl TestS4 {
         lock(&self.state).unknown_objects.remove(technical_object);
     }
 
+    /// The originals the attachment service holds, in upload order.
+    pub fn originals(&self) -> Vec<super::s4_attachments::Original> {
+        lock(&self.state).attachments.originals.clone()
+    }
+
+    /// Uploads the attachment service accepted.
+    pub fn uploads(&self) -> u64 {
+        lock(&self.state).attachments.uploads
+    }
+
+    /// Every upload refused (403, no authorisation), or accepted again.
+    pub fn refuse_uploads(&self, refuse: bool) {
+        lock(&self.state).attachments.refuse = refuse;
+    }
+
     pub fn sap_clients(&self) -> HashSet<String> {
         lock(&self.state).sap_clients.clone()
     }
@@ -459,12 +480,17 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
             s.sap_clients.insert(client.to_string());
         }
     }
-    let Some(resource) = path.strip_prefix(SERVICE) else {
-        return (
-            "404 Not Found",
-            vec![],
-            sap_error("/IWFND/MED/170", "No service found"),
-        );
+    let attachments = super::s4_attachments::SERVICE;
+    let (service, resource) = match (path.strip_prefix(SERVICE), path.strip_prefix(attachments)) {
+        (Some(resource), _) => (SERVICE, resource),
+        (_, Some(resource)) => (attachments, resource),
+        _ => {
+            return (
+                "404 Not Found",
+                vec![],
+                sap_error("/IWFND/MED/170", "No service found"),
+            );
+        }
     };
     let session = request
         .headers
@@ -483,6 +509,7 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
         let sid = format!("session{}", s.next_session);
         let token = format!("token-{}", s.next_session);
         s.sessions.insert(sid.clone(), token.clone());
+        s.session_service.insert(sid.clone(), service);
         return (
             "200 OK",
             vec![
@@ -498,8 +525,29 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
     // Writes need the token issued with the session cookie they carry.
     let token_ok = session
         .as_ref()
+        .filter(|sid| s.session_service.get(*sid) == Some(&service))
         .and_then(|sid| s.sessions.get(sid))
         .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
+    if service == attachments {
+        let state = &mut *s;
+        let notifications = &state.notifications;
+        let exists = |number: &str| {
+            notifications.iter().any(|n| {
+                n["MaintenanceNotification"]
+                    .as_str()
+                    .map(|m| m.trim_start_matches('0'))
+                    == Some(number)
+            })
+        };
+        return super::s4_attachments::answer(
+            &mut state.attachments,
+            request,
+            resource,
+            query,
+            token_ok,
+            exists,
+        );
+    }
     match (request.method.as_str(), resource) {
         ("GET", "/MaintenanceNotification") => {
             s.reads += 1;

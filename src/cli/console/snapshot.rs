@@ -418,6 +418,7 @@ mod tests {
             completed: true,
             unsure: false,
             forgotten_lines: 0,
+            chart: crate::processor::episode::state::ChartAsk::None,
         });
         let p = position("k".into(), &state);
         assert_eq!(

@@ -167,6 +167,7 @@ mod tests {
             sealed_after: None,
             unsure: false,
             forgotten_lines: 0,
+            chart: Default::default(),
         }
     }
 

@@ -10,8 +10,10 @@
 //! - [`reconcile`]: acting on an event: lease, remember, bring S/4 to the plans;
 //! - [`hold`]: alarm management: a new episode's notification held (on-delay, storms), released
 //!   by the schedule;
-//! - [`sites`]: the site records holds and storms are kept in.
+//! - [`sites`]: the site records holds and storms are kept in;
+//! - [`chart`]: a created notification's trend chart, attached in S/4.
 
+pub mod chart;
 pub mod group;
 pub mod hold;
 pub mod model;

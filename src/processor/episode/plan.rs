@@ -360,6 +360,7 @@ pub fn assume_done(state: &mut PositionState, plan: &Plan, number: &str) {
                 sealed_after: None,
                 unsure: false,
                 forgotten_lines: 0,
+                chart: Default::default(),
             });
             state.filed.len() - 1
         }
@@ -420,6 +421,7 @@ mod tests {
             sealed_after: None,
             unsure: false,
             forgotten_lines: 0,
+            chart: Default::default(),
         }
     }
 

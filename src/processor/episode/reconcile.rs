@@ -265,6 +265,8 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         // Each round settles one thing and plans again; a plan has at most a few steps.
         for _ in 0..8 {
             let Some(plan) = plans(state, id).into_iter().find(|p| !p.is_settled()) else {
+                // The notifications are as planned: their charts now (never the outcome).
+                self.attach_due(state, held.position, deadline).await;
                 return finished(state, id, acted);
             };
             let step = match &plan.target {
@@ -354,7 +356,10 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .await?
         {
             Some(existing) => {
-                state.file(filed_from(&existing, &pending.creator));
+                state.file(Filed {
+                    chart: pending.chart,
+                    ..filed_from(&existing, &pending.creator)
+                });
                 state.pending = None;
                 Ok(())
             }
@@ -409,9 +414,13 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 "the episode's first alert {creator} has no notification to create (its rule does not create one)"
             ))));
         };
+        let mut draft = draft;
+        let at = state.seen(creator).map_or_else(now, |s| s.change.time);
+        let chart = self.chart_for_draft(held.position, at, &mut draft).await;
         state.pending = Some(Pending {
             creator: creator.to_string(),
             reference: draft.external_reference.clone(),
+            chart,
             until: now()
                 + chrono::Duration::from_std(self.settings.in_progress_for).unwrap_or_default(),
         });
@@ -435,7 +444,10 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                     .await
                 {
                     Ok(Some(existing)) => {
-                        state.file(filed_from(&existing, creator));
+                        state.file(Filed {
+                            chart,
+                            ..filed_from(&existing, creator)
+                        });
                         state.pending = None;
                         acted.created += 1;
                         Ok(())
@@ -466,6 +478,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             sealed_after: None,
             unsure: false,
             forgotten_lines: 0,
+            chart,
         });
         Ok(())
     }
@@ -669,6 +682,7 @@ fn filed_from(existing: &Existing, creator: &str) -> Filed {
         sealed_after: None,
         unsure: false,
         forgotten_lines: 0,
+        chart: Default::default(),
     }
 }
 

@@ -91,6 +91,37 @@ pub struct Filed {
     /// Lines it has of changes no longer remembered (their ids are not kept).
     #[serde(default)]
     pub forgotten_lines: u64,
+    /// Its trend chart (`episode::chart`); none asked in records written before charts.
+    #[serde(default, skip_serializing_if = "ChartAsk::is_none")]
+    pub chart: ChartAsk,
+}
+
+/// What a notification's trend chart has come to (`episode::chart`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChartAsk {
+    /// None asked: adopted from S/4, charts off, or written before charts.
+    #[default]
+    None,
+    /// To attach; `tries` made so far.
+    Due {
+        tries: u32,
+    },
+    Attached,
+    /// No measurements of the position were kept: the long text says so.
+    NoSeries,
+    /// Given up: recorded for `e2b reprocess`.
+    GaveUp,
+}
+
+impl ChartAsk {
+    pub fn is_none(&self) -> bool {
+        *self == ChartAsk::None
+    }
+
+    pub fn is_due(&self) -> bool {
+        matches!(self, ChartAsk::Due { .. })
+    }
 }
 
 impl Filed {
@@ -127,6 +158,9 @@ pub struct Pending {
     pub reference: String,
     /// Until then S/4 may still be working on it: without it found, deliveries wait.
     pub until: DateTime<Utc>,
+    /// What the create asked for its trend chart, kept for when it is found.
+    #[serde(default, skip_serializing_if = "ChartAsk::is_none")]
+    pub chart: ChartAsk,
 }
 
 /// Where the position is, for operators and for finding its notifications in S/4.
@@ -331,6 +365,7 @@ mod tests {
             sealed_after: None,
             unsure: false,
             forgotten_lines: 0,
+            chart: ChartAsk::None,
         });
         assert_eq!(state.filed[0].lines.len(), MAX_CHANGES);
         assert_eq!(state.filed[0].events(), all as u64);

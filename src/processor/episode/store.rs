@@ -74,7 +74,19 @@ pub trait EpisodeStore: super::sites::SiteStore + Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every position's record: (position key, JSON).
     fn all(&self) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+    /// Lists a position in the charts index while a chart of it is `due` (`episode::chart`),
+    /// or takes it off.
+    fn chart_due(
+        &self,
+        position: &str,
+        due: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The positions listed in the charts index.
+    fn charts_due(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
+
+/// The charts index: one item whose string set lists the positions with a chart due.
+pub const CHARTS_DUE: &str = "charts#due";
 
 fn failed<E>(e: SdkError<E>) -> StoreError
 where
@@ -200,6 +212,40 @@ impl EpisodeStore for DynamoStore {
         }
         Ok(found)
     }
+
+    async fn chart_due(&self, position: &str, due: bool) -> Result<(), StoreError> {
+        let expression = if due {
+            "ADD positions :p"
+        } else {
+            "DELETE positions :p"
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(CHARTS_DUE.into()))
+            .update_expression(expression)
+            .expression_attribute_values(":p", AttributeValue::Ss(vec![position.to_string()]))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(failed)
+    }
+
+    async fn charts_due(&self) -> Result<Vec<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(CHARTS_DUE.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        Ok(out
+            .item
+            .and_then(|item| item.get("positions").and_then(|p| p.as_ss().ok()).cloned())
+            .unwrap_or_default())
+    }
 }
 
 /// The store, or why there is none.
@@ -241,6 +287,17 @@ impl<T: EpisodeStore> EpisodeStore for Option<T> {
     async fn all(&self) -> Result<Vec<(String, String)>, StoreError> {
         match self {
             Some(store) => store.all().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn chart_due(&self, position: &str, due: bool) -> Result<(), StoreError> {
+        table(self)?.chart_due(position, due).await
+    }
+
+    async fn charts_due(&self) -> Result<Vec<String>, StoreError> {
+        match self {
+            Some(store) => store.charts_due().await,
             None => Ok(Vec::new()),
         }
     }

@@ -3,6 +3,7 @@
 //! - [`config`]: where S/4 is, timeouts and the retry schedule;
 //! - [`auth`]: Basic or OAuth2 client credentials, from a secret;
 //! - [`request`]: every request built without sending (what `e2b rules test` prints);
+//! - [`attachment`]: `API_CV_ATTACHMENT_SRV`'s originals and upload (a trend chart);
 //! - `send`: credentials, CSRF token, retries and recoveries (its module doc has the rules);
 //! - `session`: the HTTP client, its cookies and tokens, replaced when credentials rotate;
 //! - [`error`]: what went wrong, and what it leaves to do.
@@ -16,6 +17,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub mod attachment;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -28,7 +30,7 @@ pub use crate::http::sap::cut;
 pub use auth::{S4Auth, S4Credentials, S4Logon};
 pub use config::{S4Config, SERVICE_PATH};
 pub use error::S4Error;
-pub use request::{ItemCode, NewNotification, Requests, S4Request};
+pub use request::{ItemCode, NewNotification, Requests, S4Request, Upload};
 
 use send::Transport;
 

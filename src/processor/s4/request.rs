@@ -30,6 +30,17 @@ pub struct S4Request {
     pub method: Method,
     pub url: Url,
     pub body: Option<Value>,
+    /// A file sent as the raw body instead of JSON (the attachment service's upload).
+    pub upload: Option<Upload>,
+}
+
+/// A file uploaded as a request's raw body, with the headers that describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upload {
+    pub content_type: String,
+    /// Headers besides `Content-Type` (`Slug`, the linked object's).
+    pub headers: Vec<(String, String)>,
+    pub bytes: std::sync::Arc<Vec<u8>>,
 }
 
 impl S4Request {
@@ -41,7 +52,8 @@ impl S4Request {
     /// Changes of an existing entity carry `If-Match: *`; creates (a `POST` to an entity set)
     /// do not.
     pub fn needs_if_match(&self) -> bool {
-        const ENTITY_SETS: [&str; 4] = [
+        const ENTITY_SETS: [&str; 5] = [
+            "/AttachmentContentSet",
             "/MaintenanceNotification",
             "/MaintenanceNotificationItem",
             "/MaintNotificationItemCause",
@@ -69,6 +81,13 @@ impl S4Request {
                     let _ = write!(text, "(body not printable: {e})");
                 }
             }
+        }
+        if let Some(upload) = &self.upload {
+            let _ = write!(text, "\nContent-Type: {}", upload.content_type);
+            for (name, value) in &upload.headers {
+                let _ = write!(text, "\n{name}: {value}");
+            }
+            let _ = write!(text, "\n\n({} bytes)", upload.bytes.len());
         }
         text
     }
@@ -113,6 +132,7 @@ impl Requests {
             method: Method::GET,
             url: self.url(path_and_query)?,
             body: None,
+            upload: None,
         })
     }
 
@@ -151,6 +171,7 @@ impl Requests {
             method: Method::POST,
             url: self.url("/MaintenanceNotification")?,
             body: Some(notification.body()),
+            upload: None,
         })
     }
 
@@ -164,6 +185,7 @@ impl Requests {
             method,
             url: self.url(&format!("/MaintenanceNotification({})", literal(number)))?,
             body: Some(fields),
+            upload: None,
         })
     }
 
@@ -219,6 +241,7 @@ impl Requests {
             method: Method::POST,
             url: self.url(&query)?,
             body: None,
+            upload: None,
         })
     }
 
@@ -251,6 +274,7 @@ impl Requests {
             method: Method::POST,
             url: self.url("/MaintenanceNotificationItem")?,
             body: Some(body),
+            upload: None,
         })
     }
 
@@ -274,6 +298,7 @@ impl Requests {
             method: Method::POST,
             url: self.url(set)?,
             body: Some(Value::Object(body)),
+            upload: None,
         })
     }
 

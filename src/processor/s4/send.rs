@@ -250,6 +250,13 @@ impl Transport {
         if let Some(body) = &request.body {
             prepared = prepared.json(body);
         }
+        if let Some(upload) = &request.upload {
+            prepared = prepared.header("Content-Type", &upload.content_type);
+            for (name, value) in &upload.headers {
+                prepared = prepared.header(name, value);
+            }
+            prepared = prepared.body(upload.bytes.as_ref().clone());
+        }
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let sent = prepared.send().instrument(span.clone()).await;
         if let Ok(response) = &sent {

@@ -14,6 +14,8 @@
 //! - a release that fails (S/4 down, the request rate spent, the position busy) is left for the
 //!   next tick; nothing is released twice (the position's record says when it was), and a
 //!   container dying mid-tick loses nothing (leases end by themselves, holds stay recorded);
+//! - after the sites, the positions listed with a trend chart due (`episode::chart`) are
+//!   leased one at a time and their charts tried;
 //! - a tick stops starting releases 3 s before [`TICK_BUDGET`] (50 s, below the minute between
 //!   ticks and the Lambda's 60 s timeout); releases run a few at a time ([`AT_ONCE`]).
 
@@ -72,6 +74,10 @@ pub struct Tick {
     /// Storm notifications created, and positions' lines written to them.
     pub storm_notifications: usize,
     pub storm_lines: usize,
+    /// Positions whose due trend charts were tried (`episode::chart`), and those with none
+    /// left due.
+    pub charts_tried: usize,
+    pub charts_settled: usize,
     /// Failures of the site records or of S/4 for a storm (the next tick tries again).
     pub errors: Vec<String>,
 }
@@ -115,6 +121,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 }
             }
         }
+        self.attach_listed_charts(deadline, &mut tick).await;
         tracing::info!(
             sites = tick.sites,
             released = tick.released,
@@ -137,6 +144,32 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             ],
         );
         tick
+    }
+
+    /// Tries the trend charts of the positions in the charts index, after the sites (a
+    /// planner's notifications first), a position at a time, within the tick's budget.
+    async fn attach_listed_charts(&self, deadline: Instant, tick: &mut Tick) {
+        let positions = match self.idempotency.charts_due().await {
+            Ok(positions) => positions,
+            Err(e) => {
+                tick.errors
+                    .push(format!("the charts index cannot be read: {e}"));
+                return;
+            }
+        };
+        for position in positions {
+            if Instant::now() + Duration::from_secs(3) >= deadline {
+                tick.later
+                    .push(format!("{position}: its chart waits for the next tick"));
+                break;
+            }
+            tick.charts_tried += 1;
+            match self.attach_listed(&position, deadline).await {
+                Ok(true) => tick.charts_settled += 1,
+                Ok(false) => {}
+                Err(e) => tick.later.push(format!("a trend chart: {e}")),
+            }
+        }
     }
 
     async fn tick_site(

@@ -13,16 +13,19 @@
 //!   event: publish, record a refusal, note it done), `ledger` (what is done per object version,
 //!   so a retry sends only the rest), `refusals` (events the broker refused for good, recorded),
 //!   `config` and `setup` (settings and clients), `replay` (listing stored objects), `doctor`
-//!   (the broker checked step by step).
+//!   (the broker checked step by step), `series` (each measurement kept as its position's trend
+//!   point, directly or through the trend queue).
 //! - [`processor`]: PATH 2, a broker delivery → one typed event → the decision table → actions
 //!   in S/4HANA. `config`, `setup` and `auth` (settings, clients, delivery credentials),
 //!   `delivery` (what the broker pushes), `process` (the rules that match and their actions),
 //!   `rules` (decision and mapping tables, actions, templates), `create`/`close`/`steps` and
 //!   `notification` (the actions), `once` and `idempotency` (the idempotency protocol and its
-//!   table), `episode` (alarm episodes, and the holds of alarm management), `alarms` (site
+//!   table), `episode` (alarm episodes, the holds of alarm management, and each created
+//!   notification's trend chart attached), `alarms` (site
 //!   records and storms, as data), `schedule` (the every-minute tick that releases holds and
 //!   writes storm notifications), `invocation` (a Function URL request or the Scheduled Event),
-//!   `s4` (the OData client, and `limit`, its shared request rate), `destination`, `failures`,
+//!   `s4` (the OData client, `limit`, its shared request rate, and `attachment`, the
+//!   attachment service), `destination`, `failures`,
 //!   `outcome`, `report`, `handshake` (Event Mesh's webhook handshake), `doctor` (S/4 checked
 //!   step by step). The paths never import each other.
 //! - Shared: [`monitron`] (the Monitron record model, recognition, classification: what both

@@ -244,11 +244,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         let trigger = trigger::parse(event).map_err(HandlerError::Trigger)?;
         let mut scanner = Some(Scanner::new(self.settings.scan.clone()));
         let retries_before = self.publisher.retries();
-        let series_before = self
-            .series
-            .as_ref()
-            .map(SeriesKeeper::counts)
-            .unwrap_or_default();
+        let series_before = self.series_counts();
         match trigger {
             Trigger::TestEvent => {
                 tracing::info!("s3:TestEvent acknowledged");
@@ -294,6 +290,13 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                 let mut failed_ids = Vec::new();
                 let mut counts = Counts::default();
                 for message in &messages {
+                    if let Some(body) = &message.trend_points {
+                        if let Err(reason) = self.keep_queued(body, deadline).await {
+                            tracing::error!(message_id = %message.message_id, %reason, "trend points not written; the message returns to the queue");
+                            failed_ids.push(message.message_id.clone());
+                        }
+                        continue;
+                    }
                     let objects = match &message.objects {
                         Ok(objects) => objects,
                         Err(reason) => {
@@ -332,6 +335,24 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         }
     }
 
+    /// Trend points kept, not kept and queued so far.
+    fn series_counts(&self) -> (u64, u64, u64) {
+        self.series.as_ref().map_or((0, 0, 0), |keeper| {
+            let (kept, not_kept) = keeper.counts();
+            (kept, not_kept, keeper.queued())
+        })
+    }
+
+    /// Writes the points of a trend queue's message (`series::queue`).
+    async fn keep_queued(&self, body: &str, deadline: Instant) -> Result<(), String> {
+        match &self.series {
+            Some(keeper) => keeper.keep_message(body, deadline).await,
+            None => {
+                Err("TREND_TABLE is not set: the trend queue's points cannot be written".into())
+            }
+        }
+    }
+
     /// One EMF line per invocation (see [`crate::metrics`]).
     fn emit_metrics(
         &self,
@@ -339,13 +360,9 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
         summary: &Summary,
         counts: &Counts,
         retries_before: u64,
-        series_before: (u64, u64),
+        series_before: (u64, u64, u64),
     ) {
-        let (kept, not_kept) = self
-            .series
-            .as_ref()
-            .map(SeriesKeeper::counts)
-            .unwrap_or_default();
+        let (kept, not_kept, queued) = self.series_counts();
         let undelivered: usize = counts.failures.iter().map(|f| f.undelivered.len()).sum();
         crate::metrics::emit_with(
             "forwarder",
@@ -369,6 +386,7 @@ impl<O: ObjectStore, S: SecretStore + 'static> Forwarder<O, S> {
                     "TrendPointsNotKept",
                     not_kept.saturating_sub(series_before.1),
                 ),
+                ("TrendPointsQueued", queued.saturating_sub(series_before.2)),
             ],
         );
     }

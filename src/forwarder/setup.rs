@@ -11,6 +11,7 @@ use crate::broker::Publisher;
 use crate::forwarder::config::ForwarderConfig;
 use crate::forwarder::ledger::Ledger;
 use crate::forwarder::series::SeriesKeeper;
+use crate::forwarder::series::queue::TrendQueue;
 use crate::forwarder::{Forwarder, ForwarderSettings};
 use crate::trend::store::TrendTable;
 
@@ -49,6 +50,10 @@ pub fn forwarder(
             client: aws_sdk_dynamodb::Client::new(aws),
             table: table.clone(),
         })
+        .with_queue(config.trend_queue.as_ref().map(|url| TrendQueue {
+            client: aws_sdk_sqs::Client::new(aws),
+            url: url.clone(),
+        }))
     })))
 }
 

@@ -87,7 +87,7 @@ pub fn decode(line: &str) -> Option<Point> {
 }
 
 /// One position's new points of one UTC day.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Day {
     pub key: String,
     pub position: Position,

@@ -113,6 +113,17 @@ fn attachment_service(s4: &TestS4) -> String {
     format!("{}{}", s4.url, crate::support::s4_attachments::SERVICE)
 }
 
+/// An attachment service that is nowhere (a closed port): every try fails to connect.
+fn nowhere() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!(
+        "http://{}/sap/opu/odata/sap/API_CV_ATTACHMENT_SRV",
+        listener.local_addr().expect("its address")
+    );
+    drop(listener);
+    url
+}
+
 fn sink(f: &Forwarding) -> FailureSink {
     FailureSink::S3 {
         client: f.s3.clone(),
@@ -360,17 +371,7 @@ async fn an_unreachable_attachment_service_is_tried_by_the_schedule_then_recorde
     let store = moto::idempotency_store().await;
     let (f, alerts) = forwarded(&store).await;
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
-    // A container whose attachment service is nowhere (a closed port).
-    let nowhere = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let url = format!(
-            "http://{}/sap/opu/odata/sap/API_CV_ATTACHMENT_SRV",
-            listener.local_addr().expect("its address")
-        );
-        drop(listener);
-        url
-    };
-    let cut_off = processor(&s4, &store, &nowhere, sink(&f));
+    let cut_off = processor(&s4, &store, &nowhere(), sink(&f));
     for body in &alerts {
         let answer = deliver(&cut_off, body).await;
         assert_ne!(answer["results"][0]["status"], "RETRY", "{answer}");
@@ -399,16 +400,7 @@ async fn tries_are_bounded_then_the_chart_is_recorded() {
     let store = moto::idempotency_store().await;
     let (f, alerts) = forwarded(&store).await;
     let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
-    let nowhere = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        let url = format!(
-            "http://{}/sap/opu/odata/sap/API_CV_ATTACHMENT_SRV",
-            listener.local_addr().expect("its address")
-        );
-        drop(listener);
-        url
-    };
-    let cut_off = processor(&s4, &store, &nowhere, sink(&f));
+    let cut_off = processor(&s4, &store, &nowhere(), sink(&f));
     for body in &alerts {
         deliver(&cut_off, body).await;
     }

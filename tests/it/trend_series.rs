@@ -205,3 +205,121 @@ async fn a_full_day_is_refused_and_the_others_still_kept() {
     assert_eq!(read("busy").await, MAX_POINTS_PER_DAY);
     assert_eq!(read("quiet").await, 1);
 }
+
+/// An SQS batch event of the queue's messages, as Lambda's event source mapping sends it.
+fn sqs_event(queue_url: &str, messages: &[aws_sdk_sqs::types::Message]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id().unwrap_or_default(),
+                "receiptHandle": m.receipt_handle().unwrap_or_default(),
+                "body": m.body().unwrap_or_default(),
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{}", queue_url.rsplit('/').next().unwrap_or_default()),
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_trend_queue_the_object_sends_a_message_and_the_queue_writes_the_points() {
+    let f = Fixture::new().await;
+    let table = table().await;
+    let (sqs, queue_url) = moto::queue("trend-points").await;
+    let queue = e2b::forwarder::series::queue::TrendQueue {
+        client: sqs.clone(),
+        url: queue_url.clone(),
+    };
+    let keeper = SeriesKeeper::new(table.clone()).with_queue(Some(queue));
+    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
+    f.put("trend/30d.json.gz", SAMPLE).await;
+    if let Err(e) = forwarder
+        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
+        .await
+    {
+        panic!("forwarded: {e}");
+    }
+    assert_eq!(
+        f.broker.stored_ids().len(),
+        2,
+        "the alerts, published as before"
+    );
+    assert_eq!(keeper.queued(), 711);
+    assert_eq!(
+        keeper.counts(),
+        (0, 0),
+        "nothing written while the object was read"
+    );
+    assert!(sample_series(&table).await.points().is_empty());
+
+    // The queue gives the messages back to the same function, which writes the points; a
+    // message given back twice (at least once) keeps them once.
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("the queue's messages");
+    let messages = received.messages().to_vec();
+    assert_eq!(
+        messages.len(),
+        1,
+        "one message for the month of one position"
+    );
+    for _ in 0..2 {
+        let answer = forwarder
+            .handle(&sqs_event(&queue_url, &messages), soon())
+            .await;
+        let failures = answer.as_ref().map(|a| a["batchItemFailures"].clone());
+        assert_eq!(failures.ok(), Some(serde_json::json!([])), "{answer:?}");
+    }
+    assert_eq!(keeper.counts(), (1422, 0), "711 points written, twice");
+    let series = sample_series(&table).await;
+    assert_eq!(series.points().len(), 711);
+    assert_eq!(series.position.title(), "Pump 7 / Motor DE");
+
+    // A table that cannot be written sends the message back to the queue.
+    let (client, _) = moto::table("trend").await;
+    let missing = SeriesKeeper::new(TrendTable {
+        client,
+        table: moto::unique("no-such-table"),
+    });
+    let failing = f.forwarder().with_series(Some(missing));
+    let answer = failing
+        .handle(&sqs_event(&queue_url, &messages), soon())
+        .await;
+    assert!(
+        answer.is_err(),
+        "every message failed: the batch returns ({answer:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_refuses_the_points_has_them_written_directly() {
+    let f = Fixture::new().await;
+    let table = table().await;
+    let (sqs, _) = moto::queue("trend-points").await;
+    let queue = e2b::forwarder::series::queue::TrendQueue {
+        client: sqs,
+        url: format!(
+            "{}/123456789012/{}",
+            moto::endpoint(),
+            moto::unique("no-such-queue")
+        ),
+    };
+    let keeper = SeriesKeeper::new(table.clone()).with_queue(Some(queue));
+    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
+    f.put("trend/30d.json.gz", SAMPLE).await;
+    let answer = forwarder
+        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+    assert_eq!((keeper.queued(), keeper.counts()), (0, (711, 0)));
+    assert_eq!(sample_series(&table).await.points().len(), 711);
+}

@@ -44,6 +44,9 @@ pub struct ForwarderConfig {
     pub failure_records: Option<FailureTarget>,
     /// Where each measurement's trend point is kept (`TREND_TABLE`; the progress table serves).
     pub trend_table: Option<String>,
+    /// `TREND_QUEUE`: an SQS queue URL the points are handed to, written when the queue gives
+    /// them back to this function (`forwarder::series::queue`); needs `TREND_TABLE`.
+    pub trend_queue: Option<String>,
     /// Things worth saying at start-up that do not stop it.
     pub warnings: Vec<String>,
 }
@@ -92,6 +95,10 @@ impl ForwarderConfig {
         let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE");
         let progress_table = env.text("PROGRESS_TABLE");
         let trend_table = env.text("TREND_TABLE");
+        let trend_queue = env.text("TREND_QUEUE");
+        if trend_queue.is_some() && trend_table.is_none() {
+            env.problem("TREND_QUEUE needs TREND_TABLE: the queue's points are written there");
+        }
         let keep_days = env.number("PROGRESS_KEEP_DAYS", 7, 1, 365);
         let failure_records = env.text("FAILURE_RECORDS").and_then(|text| {
             FailureTarget::parse(&text)
@@ -155,6 +162,7 @@ impl ForwarderConfig {
             progress_keep: Duration::from_secs(keep_days * 86_400),
             failure_records,
             trend_table,
+            trend_queue,
             warnings,
         })
     }

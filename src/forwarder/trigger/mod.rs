@@ -6,7 +6,7 @@
 //! - an SNS notification carrying an S3 notification (`Records[].EventSource == "aws:sns"`);
 //! - an EventBridge "Object Created" event (`source == "aws.s3"`), key not encoded;
 //! - an SQS batch whose message bodies are S3 notifications (raw or inside an SNS envelope),
-//!   answered with a partial batch response;
+//!   or the trend queue's points (`series::queue`), answered with a partial batch response;
 //! - the `s3:TestEvent` S3 sends when a notification is configured: acknowledged, nothing read;
 //! - a Kinesis batch (`Records[].eventSource == "aws:kinesis"`, Monitron's live export stream):
 //!   its records, read one by one ([`kinesis`]).
@@ -77,6 +77,9 @@ pub enum Trigger {
 pub struct SqsMessage {
     pub message_id: String,
     pub objects: Result<Vec<ObjectRef>, String>,
+    /// The body of a trend queue's message (`series::queue`), whose points are to be written;
+    /// `objects` is then empty.
+    pub trend_points: Option<String>,
 }
 
 /// A notification that is none of the accepted shapes, and why.
@@ -117,10 +120,21 @@ pub fn parse(event: &Value) -> Result<Trigger, TriggerError> {
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 match message_id {
-                    Some(message_id) => Ok(SqsMessage {
-                        objects: sqs_body(record).map_err(|e| e.0),
-                        message_id,
-                    }),
+                    Some(message_id) => {
+                        let body = record.get("body").and_then(Value::as_str);
+                        let trend_points = body
+                            .filter(|b| crate::forwarder::series::queue::is_trend_message(b))
+                            .map(str::to_string);
+                        let objects = match trend_points {
+                            Some(_) => Ok(Vec::new()),
+                            None => sqs_body(record).map_err(|e| e.0),
+                        };
+                        Ok(SqsMessage {
+                            objects,
+                            message_id,
+                            trend_points,
+                        })
+                    }
                     None => Err(TriggerError(format!("SQS record {i} has no messageId"))),
                 }
             })

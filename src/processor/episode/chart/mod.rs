@@ -22,7 +22,7 @@
 //!   on the position's next delivery and by the schedule (the position is listed in the charts
 //!   index, `EpisodeStore::chart_due`), [`MAX_TRIES`] times in all; then, or at once when S/4
 //!   refuses the upload, it is recorded as a failure (`FailureRecord` with action
-//!   [`CHART_ACTION`]) for `e2b reprocess`, which tries it again ([`Processor::reattach`]).
+//!   [`CHART_ACTION`]) for `e2b reprocess`, which tries it again ([`again`]).
 //!   A record that cannot be written leaves the chart due;
 //! - a series found empty when attaching (the read before the create had failed) writes the
 //!   one line to the long text instead.
@@ -37,7 +37,6 @@ use crate::outcome::{Disposed, Disposition};
 use crate::processor::Processor;
 use crate::processor::failures::FailureRecord;
 use crate::processor::idempotency::IdempotencyStore;
-use crate::processor::outcome::Outcome;
 use crate::processor::s4::attachment::linked_key;
 use crate::processor::s4::{NewNotification, S4Client, S4Error};
 use crate::trend::Series;
@@ -46,7 +45,9 @@ use crate::trend::store::TrendTable;
 
 use super::model::PositionKey;
 use super::state::{ChartAsk, Filed, PositionState};
-use super::store::{EpisodeStore, Lease};
+use super::store::EpisodeStore;
+
+mod again;
 
 /// How long the series is read for before a create, at most.
 pub const READ_BEFORE_CREATE: Duration = Duration::from_secs(2);
@@ -212,14 +213,13 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
         position: &PositionKey,
         bound: Instant,
     ) -> Result<Tried, String> {
-        let at = tokio::time::Instant::from_std(bound);
-        let trying = self.try_chart_unbounded(charts, state, index, position, bound);
-        tokio::time::timeout_at(at, trying)
+        let trying = self.try_chart_within(charts, state, index, position, bound);
+        tokio::time::timeout_at(tokio::time::Instant::from_std(bound), trying)
             .await
             .map_err(|_| format!("not done within {ATTACH_WITHIN:?} or the reply budget"))
     }
 
-    async fn try_chart_unbounded(
+    async fn try_chart_within(
         &self,
         charts: &Charts,
         state: &PositionState,
@@ -308,124 +308,6 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
                 }
             }
         }
-    }
-
-    /// Tries a recorded chart again (`e2b reprocess`): the position leased, the chart due
-    /// again, attached. A refusal again keeps the record (answered `Retry`).
-    pub async fn reattach(&self, record: &FailureRecord) -> Outcome {
-        let field = |name: &str| {
-            record
-                .request
-                .as_ref()
-                .and_then(|r| r.get(name))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
-        let (Some(position), Some(number)) = (field("position"), field("notification")) else {
-            return Outcome::gave_up(
-                "the chart's failure record names no position or notification",
-            );
-        };
-        if self.settings.charts.is_none() {
-            return Outcome::Retry("S4_ATTACHMENTS is off: the chart is not attached".into());
-        }
-        let owner = format!("reattach#{:016x}", fastrand::u64(..));
-        let lease_for = self.settings.budget + Duration::from_secs(5);
-        let json = match self.idempotency.lease(&position, &owner, lease_for).await {
-            Ok(Lease::Taken {
-                record: Some(json), ..
-            }) => json,
-            Ok(Lease::Taken { record: None, .. }) => {
-                let _ = self.idempotency.give_back(&position, &owner).await;
-                return Outcome::Retry(format!(
-                    "sensor position {position} has no record: the chart cannot be drawn for it"
-                ));
-            }
-            Ok(Lease::Busy) => {
-                return Outcome::Retry("the sensor position is being processed; try again".into());
-            }
-            Err(e) => return Outcome::Retry(format!("the sensor position cannot be leased: {e}")),
-        };
-        let Ok(mut state) = PositionState::read(&json) else {
-            let _ = self.idempotency.give_back(&position, &owner).await;
-            return Outcome::Retry("the sensor position's record is not readable".into());
-        };
-        let Some(index) = state.filed.iter().position(|f| f.number == number) else {
-            let _ = self.idempotency.give_back(&position, &owner).await;
-            return Outcome::Retry(format!(
-                "notification {number} is not in the position's record"
-            ));
-        };
-        let key = PositionKey(position.clone());
-        let deadline = Instant::now() + self.settings.budget;
-        // One try, and no new record: the one being reprocessed stays until it succeeds.
-        let charts = self.settings.charts.clone();
-        let tried = match &charts {
-            Some(charts) => self.try_chart(charts, &state, index, &key, deadline).await,
-            None => Err("S4_ATTACHMENTS is off".into()),
-        };
-        let outcome = match tried {
-            Ok(Tried::Attached) => {
-                state.filed[index].chart = ChartAsk::Attached;
-                Outcome::Updated(number)
-            }
-            Ok(Tried::NoSeries) => {
-                state.filed[index].chart = ChartAsk::NoSeries;
-                Outcome::Skipped("no measurements kept: the long text says so".into())
-            }
-            Ok(Tried::Later(why) | Tried::Refused(why)) | Err(why) => {
-                state.filed[index].chart = ChartAsk::GaveUp;
-                Outcome::Retry(format!("the chart is still not attached: {why}"))
-            }
-        };
-        if let Err(e) = self
-            .idempotency
-            .save(&position, &owner, &state.to_json(), true)
-            .await
-        {
-            let _ = self.idempotency.give_back(&position, &owner).await;
-            tracing::warn!(%position, error = %e, "the position's record was not saved after reattaching");
-        }
-        outcome
-    }
-
-    /// Attaches the due charts of a position listed in the charts index (the schedule);
-    /// `true` when none is left due.
-    pub(crate) async fn attach_listed(
-        &self,
-        position: &str,
-        deadline: Instant,
-    ) -> Result<bool, String> {
-        let owner = format!("charts#{:016x}", fastrand::u64(..));
-        let lease_for = self.settings.budget + Duration::from_secs(5);
-        let json = match self.idempotency.lease(position, &owner, lease_for).await {
-            Ok(Lease::Taken {
-                record: Some(json), ..
-            }) => json,
-            Ok(Lease::Taken { record: None, .. }) => {
-                let _ = self.idempotency.give_back(position, &owner).await;
-                let _ = self.idempotency.chart_due(position, false).await;
-                return Ok(true);
-            }
-            Ok(Lease::Busy) => return Err(format!("{position}: busy")),
-            Err(e) => return Err(format!("{position}: {e}")),
-        };
-        let Ok(mut state) = PositionState::read(&json) else {
-            let _ = self.idempotency.give_back(position, &owner).await;
-            let _ = self.idempotency.chart_due(position, false).await;
-            return Ok(true);
-        };
-        let key = PositionKey(position.to_string());
-        self.attach_due(&mut state, &key, deadline).await;
-        if let Err(e) = self
-            .idempotency
-            .save(position, &owner, &state.to_json(), true)
-            .await
-        {
-            let _ = self.idempotency.give_back(position, &owner).await;
-            return Err(format!("{position}: the record was not saved ({e})"));
-        }
-        Ok(!state.filed.iter().any(|f| f.chart.is_due()))
     }
 }
 

@@ -274,6 +274,12 @@ impl FailureSink {
         }
     }
 
+    /// Whether a record written again for the same event replaces the one there (S3: records are
+    /// named by their content's identity), rather than adding one (SQS).
+    pub fn replaces_in_place(&self) -> bool {
+        matches!(self, FailureSink::S3 { .. })
+    }
+
     /// Removes a record once it has been dealt with.
     pub async fn remove(&self, handle: &str) -> Result<(), String> {
         match self {

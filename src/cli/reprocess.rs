@@ -198,6 +198,15 @@ where
             problem: None,
         };
     }
+    // Failed again in S3: the new record is named as this one (by the event and rule) and
+    // replaced it; removing this one would remove the new one.
+    if failed && sink.replaces_in_place() {
+        return Reprocessed {
+            resolved: false,
+            lines,
+            problem: None,
+        };
+    }
     let problem = sink.remove(&found.handle).await.err();
     Reprocessed {
         resolved: !failed,

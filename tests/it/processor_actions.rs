@@ -671,6 +671,19 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
         String::from_utf8_lossy(&listed.stderr)
     );
 
+    // Re-processed while the destination still refuses: failed again, the record is written
+    // again in its place and stays for the next run.
+    f.dest.fail_with(&[422]);
+    let again = crate::support::cli::e2b(
+        vec!["reprocess".into(), "--from".into(), from.clone()],
+        env.clone(),
+    )
+    .await;
+    let out = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(!again.status.success(), "{out}");
+    assert!(out.contains("event p-1  rule alarm  ERROR"), "{out}");
+    assert_eq!(recorded(&f).await.len(), 1, "the failure is still recorded");
+
     let run = crate::support::cli::e2b(
         vec!["reprocess".into(), "--from".into(), from.clone()],
         env.clone(),
@@ -692,8 +705,8 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
         .into_iter()
         .filter(|s| s.body.get("notification").is_some())
         .collect();
-    assert_eq!(told.len(), 2, "refused once, then delivered");
-    // Both calls, the one refused and the one reprocessed, are spans of the push's trace.
+    assert_eq!(told.len(), 3, "refused twice, then delivered");
+    // Every call, those refused and the one reprocessed, is a span of the push's trace.
     for call in &told {
         let sent = call.headers.get("traceparent").cloned().unwrap_or_default();
         assert!(
@@ -702,7 +715,7 @@ async fn a_recorded_failure_reprocessed_after_the_destination_recovers_makes_one
         );
     }
     assert_eq!(
-        told[1].body["notification"],
+        told[2].body["notification"],
         f.s4.notifications()[0]["MaintenanceNotification"]
     );
     assert!(

@@ -10,9 +10,10 @@ use lambda_http::http::HeaderMap;
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::forwarder::{Fixture as Forwarding, soon};
+use crate::forwarder::Fixture as Forwarding;
 use crate::support::moto;
 use crate::support::s4::TestS4;
+use crate::trend_series::forward_sample;
 use e2b::aws::records::FailureSink;
 use e2b::aws::s3::S3Location;
 use e2b::forwarder::series::SeriesKeeper;
@@ -27,7 +28,6 @@ use e2b::trend::store::TrendTable;
 
 const S4_USER: &str = "E2B_TECH_USER";
 const S4_PASSWORD: &str = "s4-s3cret-value";
-const SAMPLE: &[u8] = include_bytes!("../../events/objects/monitron-v2-trend-30d.json.gz");
 
 /// The sample month forwarded: its points kept in `store`'s table, its two alerts (warning,
 /// alarm) as the broker holds them.
@@ -37,12 +37,7 @@ async fn forwarded(store: &DynamoStore) -> (Forwarding, Vec<String>) {
         client: store.client.clone(),
         table: store.table.clone(),
     });
-    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
-    f.put("trend/30d.json.gz", SAMPLE).await;
-    if let Err(e) = forwarder
-        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
-        .await
-    {
+    if let (_, Err(e)) = forward_sample(&f, &keeper).await {
         panic!("forwarded: {e}");
     }
     assert_eq!(keeper.counts(), (711, 0), "every measurement kept");
@@ -122,6 +117,25 @@ fn nowhere() -> String {
     );
     drop(listener);
     url
+}
+
+/// The sample's alerts delivered to a container whose attachment service is [`nowhere`]: the
+/// notification is created and each delivery answered done all the same.
+async fn delivered_to_a_cut_off_container() -> (
+    DynamoStore,
+    Forwarding,
+    TestS4,
+    Processor<Option<DynamoStore>>,
+) {
+    let store = moto::idempotency_store().await;
+    let (f, alerts) = forwarded(&store).await;
+    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
+    let cut_off = processor(&s4, &store, &nowhere(), sink(&f));
+    for body in &alerts {
+        let answer = deliver(&cut_off, body).await;
+        assert_ne!(answer["results"][0]["status"], "RETRY", "{answer}");
+    }
+    (store, f, s4, cut_off)
 }
 
 fn sink(f: &Forwarding) -> FailureSink {
@@ -368,14 +382,7 @@ async fn a_refused_upload_leaves_the_notification_and_is_recorded_for_reprocess(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_attachment_service_is_tried_by_the_schedule_then_recorded() {
-    let store = moto::idempotency_store().await;
-    let (f, alerts) = forwarded(&store).await;
-    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
-    let cut_off = processor(&s4, &store, &nowhere(), sink(&f));
-    for body in &alerts {
-        let answer = deliver(&cut_off, body).await;
-        assert_ne!(answer["results"][0]["status"], "RETRY", "{answer}");
-    }
+    let (store, f, s4, _) = delivered_to_a_cut_off_container().await;
     only_notification(&s4);
     assert!(s4.originals().is_empty());
     let listed = store.charts_due().await.expect("the charts index");
@@ -397,13 +404,7 @@ async fn an_unreachable_attachment_service_is_tried_by_the_schedule_then_recorde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tries_are_bounded_then_the_chart_is_recorded() {
-    let store = moto::idempotency_store().await;
-    let (f, alerts) = forwarded(&store).await;
-    let s4 = TestS4::start(S4_USER, S4_PASSWORD).await;
-    let cut_off = processor(&s4, &store, &nowhere(), sink(&f));
-    for body in &alerts {
-        deliver(&cut_off, body).await;
-    }
+    let (store, f, s4, cut_off) = delivered_to_a_cut_off_container().await;
     for _ in 1..MAX_TRIES {
         cut_off.tick().await;
     }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use chrono::{TimeZone, Utc};
 
-use crate::forwarder::{Fixture, soon};
+use crate::forwarder::{Fixture, S3Forwarder, soon};
 use crate::support::{kinesis, moto};
 use e2b::forwarder::series::SeriesKeeper;
 use e2b::trend::store::TrendTable;
@@ -18,6 +18,23 @@ const MEASUREMENT: &str = include_str!("../../events/records/monitron-v2-measure
 async fn table() -> TrendTable {
     let (client, table) = moto::table("trend").await;
     TrendTable { client, table }
+}
+
+/// The sample month put in `f`'s bucket and forwarded by a forwarder that keeps its series
+/// with `keeper`: the forwarder (for what comes next) and its answer.
+pub(crate) async fn forward_sample(
+    f: &Fixture,
+    keeper: &SeriesKeeper,
+) -> (
+    S3Forwarder,
+    Result<serde_json::Value, e2b::forwarder::HandlerError>,
+) {
+    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
+    f.put("trend/30d.json.gz", SAMPLE).await;
+    let answer = forwarder
+        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
+        .await;
+    (forwarder, answer)
 }
 
 /// The bundled position's series over the sample's month.
@@ -37,12 +54,11 @@ async fn every_measurement_is_kept_once_and_the_alerts_are_published() {
     let f = Fixture::new().await;
     let table = table().await;
     let keeper = SeriesKeeper::new(table.clone());
-    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
-    f.put("trend/30d.json.gz", SAMPLE).await;
-    let event = f.s3_event(&["trend/30d.json.gz"]);
-    if let Err(e) = forwarder.handle(&event, soon()).await {
+    let (forwarder, answer) = forward_sample(&f, &keeper).await;
+    if let Err(e) = answer {
         panic!("forwarded: {e}");
     }
+    let event = f.s3_event(&["trend/30d.json.gz"]);
     assert_eq!(f.broker.stored_ids().len(), 2, "the warning and the alarm");
     assert_eq!(keeper.counts(), (711, 0));
 
@@ -102,11 +118,7 @@ async fn a_table_that_cannot_be_written_never_stops_the_alerts() {
         table: moto::unique("no-such-table"),
     };
     let keeper = SeriesKeeper::new(missing);
-    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
-    f.put("trend/30d.json.gz", SAMPLE).await;
-    let answer = forwarder
-        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
-        .await;
+    let (_, answer) = forward_sample(&f, &keeper).await;
     assert!(answer.is_ok(), "{answer:?}");
     assert_eq!(f.broker.stored_ids().len(), 2);
     assert_eq!(keeper.counts(), (0, 711), "counted as not kept");
@@ -236,12 +248,8 @@ async fn through_the_trend_queue_the_object_sends_a_message_and_the_queue_writes
         url: queue_url.clone(),
     };
     let keeper = SeriesKeeper::new(table.clone()).with_queue(Some(queue));
-    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
-    f.put("trend/30d.json.gz", SAMPLE).await;
-    if let Err(e) = forwarder
-        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
-        .await
-    {
+    let (forwarder, answer) = forward_sample(&f, &keeper).await;
+    if let Err(e) = answer {
         panic!("forwarded: {e}");
     }
     assert_eq!(
@@ -314,11 +322,7 @@ async fn a_queue_that_refuses_the_points_has_them_written_directly() {
         ),
     };
     let keeper = SeriesKeeper::new(table.clone()).with_queue(Some(queue));
-    let forwarder = f.forwarder().with_series(Some(keeper.clone()));
-    f.put("trend/30d.json.gz", SAMPLE).await;
-    let answer = forwarder
-        .handle(&f.s3_event(&["trend/30d.json.gz"]), soon())
-        .await;
+    let (_, answer) = forward_sample(&f, &keeper).await;
     assert!(answer.is_ok(), "{answer:?}");
     assert_eq!((keeper.queued(), keeper.counts()), (0, (711, 0)));
     assert_eq!(sample_series(&table).await.points().len(), 711);

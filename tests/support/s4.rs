@@ -46,10 +46,9 @@ const FIELDS: [(&str, usize); 12] = [
 struct State {
     username: String,
     password: String,
-    /// session cookie → token, and the service it was fetched on (a token is good for its
-    /// own service only: stricter than a Gateway may be, so the client fetches per service)
-    sessions: HashMap<String, String>,
-    session_service: HashMap<String, &'static str>,
+    /// session cookie → (token, the service it was fetched on): a token is good for its own
+    /// service only (stricter than a Gateway may be, so the client fetches per service)
+    sessions: HashMap<String, (String, &'static str)>,
     /// `API_CV_ATTACHMENT_SRV` (`s4_attachments.rs`).
     attachments: super::s4_attachments::Attachments,
     next_session: u64,
@@ -508,8 +507,7 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
         s.next_session += 1;
         let sid = format!("session{}", s.next_session);
         let token = format!("token-{}", s.next_session);
-        s.sessions.insert(sid.clone(), token.clone());
-        s.session_service.insert(sid.clone(), service);
+        s.sessions.insert(sid.clone(), (token.clone(), service));
         return (
             "200 OK",
             vec![
@@ -525,9 +523,10 @@ fn answer(state: &Arc<Mutex<State>>, request: &super::http::Request) -> Answer {
     // Writes need the token issued with the session cookie they carry.
     let token_ok = session
         .as_ref()
-        .filter(|sid| s.session_service.get(*sid) == Some(&service))
         .and_then(|sid| s.sessions.get(sid))
-        .is_some_and(|t| request.headers.get("x-csrf-token") == Some(t));
+        .is_some_and(|(t, fetched_on)| {
+            *fetched_on == service && request.headers.get("x-csrf-token") == Some(t)
+        });
     if service == attachments {
         let state = &mut *s;
         let notifications = &state.notifications;

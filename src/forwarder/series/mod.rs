@@ -21,6 +21,7 @@
 pub mod queue;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -154,15 +155,7 @@ impl SeriesKeeper {
         deadline: Instant,
     ) {
         let points: usize = carried.iter().map(|d| d.points.len()).sum();
-        let send = async {
-            let _permit = self.limit.acquire().await;
-            queue.send(body).await
-        };
-        let sent = match tokio::time::timeout_at(deadline.into(), send).await {
-            Ok(sent) => sent,
-            Err(_) => Err("not sent by the invocation's deadline".to_string()),
-        };
-        match sent {
+        match self.limited(deadline, "sent", queue.send(body)).await {
             Ok(()) => {
                 self.queued.fetch_add(points as u64, Ordering::Relaxed);
             }
@@ -175,17 +168,32 @@ impl SeriesKeeper {
         }
     }
 
+    /// Runs `work` holding one of the [`WRITES_IN_FLIGHT`] permits, given up at `deadline`
+    /// (then it was not `done`).
+    async fn limited<T>(
+        &self,
+        deadline: Instant,
+        done: &str,
+        work: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        let limited = async {
+            let _permit = self.limit.acquire().await;
+            work.await
+        };
+        tokio::time::timeout_at(deadline.into(), limited)
+            .await
+            .unwrap_or_else(|_| Err(format!("not {done} by the invocation's deadline")))
+    }
+
+    /// Writes one day's points by `deadline`.
+    async fn write_day(&self, day: &Day, deadline: Instant) -> Result<Kept, String> {
+        let write = async { self.table.keep(day).await.map_err(|e| e.to_string()) };
+        self.limited(deadline, "written", write).await
+    }
+
     /// Writes one day's points by `deadline`, counting and logging what came of it.
     async fn write(&self, object: &str, day: Day, deadline: Instant) {
-        let write = async {
-            let _permit = self.limit.acquire().await;
-            self.table.keep(&day).await
-        };
-        let outcome = match tokio::time::timeout_at(deadline.into(), write).await {
-            Ok(Ok(kept)) => Ok(kept),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("not written by the invocation's deadline".to_string()),
-        };
+        let outcome = self.write_day(&day, deadline).await;
         self.settle(object, &day, outcome);
     }
 
@@ -198,25 +206,17 @@ impl SeriesKeeper {
             let this = self.clone();
             let day = queued.into_day();
             writes.spawn(async move {
-                let write = async {
-                    let _permit = this.limit.acquire().await;
-                    this.table.keep(&day).await
-                };
-                match tokio::time::timeout_at(deadline.into(), write).await {
-                    Ok(Ok(Kept::Kept)) => {
+                match this.write_day(&day, deadline).await {
+                    Ok(Kept::Kept) => {
                         this.kept
                             .fetch_add(day.points.len() as u64, Ordering::Relaxed);
                         Ok(())
                     }
-                    Ok(Ok(Kept::DayFull)) => {
+                    Ok(Kept::DayFull) => {
                         this.settle("the trend queue", &day, Ok(Kept::DayFull));
                         Ok(())
                     }
-                    Ok(Err(e)) => Err(format!("{} {}: {e}", day.key, day.day)),
-                    Err(_) => Err(format!(
-                        "{} {}: not written by the deadline",
-                        day.key, day.day
-                    )),
+                    Err(e) => Err(format!("{} {}: {e}", day.key, day.day)),
                 }
             });
         }

@@ -48,27 +48,15 @@ pub fn linked_key(number: &str) -> String {
     }
 }
 
-/// One original linked to an object, as `GetAllOriginals` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
-    pub file_name: String,
-    pub mime_type: String,
-}
-
 impl Requests {
     /// The originals linked to an object (`GetAllOriginals`).
     pub fn originals(&self, object_type: &str, key: &str) -> Result<S4Request, S4Error> {
         let quoted = |v: &str| utf8_percent_encode(&literal(v), NON_ALPHANUMERIC).to_string();
-        Ok(S4Request {
-            method: Method::GET,
-            url: self.url(&format!(
-                "/GetAllOriginals?BusinessObjectTypeName={}&LinkedSAPObjectKey={}&$format=json",
-                quoted(object_type),
-                quoted(key)
-            ))?,
-            body: None,
-            upload: None,
-        })
+        self.get(&format!(
+            "/GetAllOriginals?BusinessObjectTypeName={}&LinkedSAPObjectKey={}&$format=json",
+            quoted(object_type),
+            quoted(key)
+        ))
     }
 
     /// Uploads a file linked to an object (`POST AttachmentContentSet`).
@@ -98,13 +86,13 @@ impl Requests {
 }
 
 impl S4Client {
-    /// The originals linked to an object.
+    /// The file names of the originals linked to an object.
     pub async fn originals(
         &self,
         object_type: &str,
         key: &str,
         deadline: Instant,
-    ) -> Result<Vec<Original>, S4Error> {
+    ) -> Result<Vec<String>, S4Error> {
         let request = self.requests().originals(object_type, key)?;
         let body = self.transport.send(&request, deadline).await?;
         let results = body
@@ -114,17 +102,13 @@ impl S4Client {
             .ok_or_else(|| {
                 S4Error::Transient("GetAllOriginals answered without a list of originals".into())
             })?;
-        let text = |v: &Value, field: &str| {
-            v.get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
         Ok(results
             .iter()
-            .map(|r| Original {
-                file_name: text(r, "FileName"),
-                mime_type: text(r, "MimeType"),
+            .map(|r| {
+                r.get("FileName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
             })
             .collect())
     }

@@ -127,7 +127,8 @@ impl Requests {
         Ok(url)
     }
 
-    fn get(&self, path_and_query: &str) -> Result<S4Request, S4Error> {
+    /// A read of the service's `path_and_query`.
+    pub(super) fn get(&self, path_and_query: &str) -> Result<S4Request, S4Error> {
         Ok(S4Request {
             method: Method::GET,
             url: self.url(path_and_query)?,

@@ -44,6 +44,7 @@ use crate::trend::chart::{Alert, Chart};
 use crate::trend::store::TrendTable;
 
 use super::model::PositionKey;
+use super::reconcile::now;
 use super::state::{ChartAsk, Filed, PositionState};
 use super::store::EpisodeStore;
 
@@ -236,11 +237,7 @@ impl<I: IdempotencyStore + EpisodeStore> Processor<I> {
             .originals(&charts.object_type, &key, bound)
             .await
         {
-            Ok(originals)
-                if originals
-                    .iter()
-                    .any(|o| o.file_name.eq_ignore_ascii_case(&name)) =>
-            {
+            Ok(originals) if originals.iter().any(|o| o.eq_ignore_ascii_case(&name)) => {
                 return Tried::Attached;
             }
             Ok(_) => {}
@@ -348,8 +345,4 @@ fn chart_failure(
         delivery: String::new(),
         traceparent: None,
     }
-}
-
-fn now() -> DateTime<Utc> {
-    DateTime::<Utc>::from(std::time::SystemTime::now())
 }

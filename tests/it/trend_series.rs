@@ -292,6 +292,19 @@ async fn through_the_trend_queue_the_object_sends_a_message_and_the_queue_writes
     assert_eq!(series.points().len(), 711);
     assert_eq!(series.position.title(), "Pump 7 / Motor DE");
 
+    // A point the message carries that cannot be read is counted as not kept, not written.
+    let unreadable = aws_sdk_sqs::types::Message::builder()
+        .message_id("m-unreadable")
+        .body(
+            r#"{"e2bTrendPoints":1,"object":"hand-made","days":[{"key":"k-1","day":"2024-03-01","position":{"source":"s"},"points":["not a point"]}]}"#,
+        )
+        .build();
+    let answer = forwarder
+        .handle(&sqs_event(&queue_url, &[unreadable]), soon())
+        .await;
+    assert!(answer.is_ok(), "{answer:?}");
+    assert_eq!(keeper.counts(), (1422, 1));
+
     // A table that cannot be written sends the message back to the queue.
     let (client, _) = moto::table("trend").await;
     let missing = SeriesKeeper::new(TrendTable {

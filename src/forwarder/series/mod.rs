@@ -204,7 +204,15 @@ impl SeriesKeeper {
         let mut writes = JoinSet::new();
         for queued in message.days {
             let this = self.clone();
+            let lines = queued.points.len();
             let day = queued.into_day();
+            let unreadable = lines - day.points.len();
+            if unreadable > 0 {
+                // Not ours to write: counted and said, never written wrong.
+                self.not_kept
+                    .fetch_add(unreadable as u64, Ordering::Relaxed);
+                tracing::warn!(object = %message.object, position_key = %day.key, day = %day.day, points = unreadable, "trend points in the queue's message cannot be read; they are not kept");
+            }
             writes.spawn(async move {
                 match this.write_day(&day, deadline).await {
                     Ok(Kept::Kept) => {

@@ -99,7 +99,8 @@ impl QueuedDay {
         }
     }
 
-    /// The day to write; points that do not decode are left out (and counted by the caller).
+    /// The day to write; points that do not decode are left out (the caller counts them:
+    /// `SeriesKeeper::keep_message`).
     pub fn into_day(self) -> Day {
         let q = self.position;
         Day {
